@@ -1,0 +1,56 @@
+import { index, integer, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { epochMs } from "./columns";
+
+/**
+ * The append-only audit log. `seq` is assigned by SQLite (AUTOINCREMENT never reuses a value),
+ * so entries are totally ordered; `hash` chains each entry to the previous one once sealed.
+ */
+export const auditLog = sqliteTable(
+  "audit_log",
+  {
+    seq: integer("seq").primaryKey({ autoIncrement: true }),
+    at: epochMs("at").notNull(),
+    actor: text("actor").notNull(),
+    action: text("action").notNull(),
+    target: text("target"),
+    requestId: text("request_id").notNull(),
+    outcome: text("outcome").notNull(),
+    /** JSON object: purpose, subject keys, reasons; never a raw identifier. */
+    details: text("details", { mode: "json" }).$type<Record<string, unknown>>(),
+    prevHash: text("prev_hash"),
+    hash: text("hash"),
+  },
+  (t) => [
+    index("audit_actor_seq").on(t.actor, t.seq),
+    index("audit_action_seq").on(t.action, t.seq),
+    index("audit_at").on(t.at),
+  ],
+);
+
+/**
+ * Who looked up which subject key, when and why: the inquiry log a buyer can be shown.
+ * Written in the same batch as the score query it records.
+ */
+export const inquiries = sqliteTable(
+  "inquiries",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    subjectKey: text("subject_key").notNull(),
+    platformId: text("platform_id").notNull(),
+    purpose: text("purpose").notNull(),
+    at: epochMs("at").notNull(),
+    requestId: text("request_id").notNull(),
+  },
+  (t) => [index("inquiries_subject_at").on(t.subjectKey, t.at), index("inquiries_at").on(t.at)],
+);
+
+/** Token ids already used on a state-changing request, kept until the token expires. */
+export const tokenUses = sqliteTable(
+  "token_uses",
+  {
+    /** `iss` + " " + `jti`: ids are unique per issuer only. */
+    key: text("key").primaryKey(),
+    expiresAt: epochMs("expires_at").notNull(),
+  },
+  (t) => [index("token_uses_expires").on(t.expiresAt)],
+);

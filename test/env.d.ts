@@ -1,0 +1,15 @@
+import type { D1Migration } from "cloudflare:test";
+import type { Bindings } from "../worker/env";
+
+declare global {
+  namespace Cloudflare {
+    interface GlobalProps {
+      mainModule: typeof import("../worker/index");
+    }
+    interface Env extends Bindings {
+      TEST_MIGRATIONS: D1Migration[];
+      /** The private half of the admin key bound as ADMIN_JWKS, for minting admin tokens. */
+      TEST_ADMIN_JWK: string;
+    }
+  }
+}

@@ -1,0 +1,134 @@
+import { env, exports } from "cloudflare:workers";
+import { exportJWK, generateKeyPair, type JWK } from "jose";
+import { consortiumKey, hashSubject, type IdentifierType } from "../client/identifiers";
+import { signToken, type TokenOptions } from "../client/token";
+
+/** The consortium key the test "platforms" share (never given to the ledger). */
+const CONSORTIUM_KEY = "dGVzdC1jb25zb3J0aXVtLWtleS0zMi1ieXRlcy1sb25nISE";
+const hmacKey = consortiumKey(CONSORTIUM_KEY);
+
+export const BASE = "http://pixiu.test";
+
+export interface CallOptions {
+  method?: string;
+  token?: string | null;
+  body?: unknown;
+  /** Sent as is instead of JSON.stringify(body). */
+  raw?: BodyInit;
+  headers?: Record<string, string>;
+}
+
+/** Calls the Worker's fetch exactly as a platform's HTTP client would. */
+export async function call(path: string, options: CallOptions = {}): Promise<Response> {
+  const headers: Record<string, string> = { ...options.headers };
+  if (options.token) {
+    headers.authorization = `Bearer ${options.token}`;
+  }
+  let body: BodyInit | undefined = options.raw;
+  if (options.body !== undefined) {
+    body = JSON.stringify(options.body);
+    headers["content-type"] ??= "application/json";
+  }
+  return exports.default.fetch(
+    new Request(BASE + path, { method: options.method ?? (body === undefined ? "GET" : "POST"), headers, body }),
+  );
+}
+
+/** `call` and parse the JSON body. */
+export async function callJson<T = Record<string, unknown>>(path: string, options: CallOptions = {}) {
+  const res = await call(path, options);
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, body: (text ? JSON.parse(text) : null) as T };
+}
+
+export function adminToken(options: Partial<TokenOptions> = {}): Promise<string> {
+  return signToken(JSON.parse(env.TEST_ADMIN_JWK) as JWK, { iss: "pixiu-admin", ...options });
+}
+
+let counter = 0;
+
+/** A unique id per call, so tests sharing a database never collide. */
+export function uniqueId(prefix: string): string {
+  counter += 1;
+  return `${prefix}-${Date.now().toString(36)}-${counter}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+export async function newKeyPair(alg: "EdDSA" | "ES256" = "EdDSA", kid = uniqueId("k")) {
+  const pair = await generateKeyPair(alg, { extractable: true });
+  return {
+    kid,
+    publicJwk: { ...(await exportJWK(pair.publicKey)), kid, alg, use: "sig" } as JWK,
+    privateJwk: { ...(await exportJWK(pair.privateKey)), kid, alg } as JWK,
+  };
+}
+
+export interface TestPlatform {
+  id: string;
+  privateJwk: JWK;
+  publicJwk: JWK;
+  token(options?: Partial<TokenOptions>): Promise<string>;
+}
+
+export const ALL_PLATFORM_SCOPES = ["reports:write", "scores:read", "disputes:write"];
+
+/** Registers a fresh platform through the admin API and returns a way to sign its tokens. */
+export async function newPlatform(
+  options: { scopes?: string[]; alg?: "EdDSA" | "ES256" } = {},
+): Promise<TestPlatform> {
+  const id = uniqueId("p");
+  const keys = await newKeyPair(options.alg ?? "EdDSA");
+  const res = await callJson("/v1/admin/platforms", {
+    token: await adminToken(),
+    body: { id, name: `Platform ${id}`, scopes: options.scopes ?? ALL_PLATFORM_SCOPES, jwks: { keys: [keys.publicJwk] } },
+  });
+  if (res.status !== 201) {
+    throw new Error(`platform create failed: ${res.status} ${JSON.stringify(res.body)}`);
+  }
+  return {
+    id,
+    privateJwk: keys.privateJwk,
+    publicJwk: keys.publicJwk,
+    token: (o = {}) => signToken(keys.privateJwk, { iss: id, ...o }),
+  };
+}
+
+export function hashOf(type: IdentifierType, value: string) {
+  return hmacKey.then((key) => hashSubject(key, type, value));
+}
+
+/** A buyer with a fresh phone and device, hashed as a platform would. */
+export async function newBuyer() {
+  const n = Math.floor(Math.random() * 1e8)
+    .toString()
+    .padStart(8, "0");
+  return [await hashOf("phone", `+86139${n}`), await hashOf("device", uniqueId("dev"))];
+}
+
+const DAY = 86_400_000;
+
+export function daysAgo(days: number, from = Date.now()): string {
+  return new Date(from - days * DAY).toISOString();
+}
+
+/** A valid report body; override any field. */
+export function reportBody(subjects: { type: string; hash: string }[], overrides: Record<string, unknown> = {}) {
+  return {
+    caseId: uniqueId("CASE"),
+    subjects,
+    category: "ai_generated_image",
+    incidentAt: daysAgo(10),
+    confirmedAt: daysAgo(7),
+    confirmation: "platform_forensics",
+    amount: { value: 129900, currency: "CNY" },
+    evidence: [{ kind: "image_sha256", value: "a".repeat(64) }],
+    ...overrides,
+  };
+}
+
+/** Rows in a table, for "changed nothing" assertions. */
+export async function countRows(table: string, where = "1=1", ...binds: unknown[]): Promise<number> {
+  const row = await env.DB.prepare(`SELECT count(*) AS n FROM ${table} WHERE ${where}`)
+    .bind(...binds)
+    .first<{ n: number }>();
+  return row?.n ?? 0;
+}

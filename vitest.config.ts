@@ -1,0 +1,36 @@
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
+import { exportJWK, generateKeyPair } from "jose";
+import { defineConfig } from "vitest/config";
+
+/**
+ * Tests run inside workerd with a real local D1 (miniflare). Migrations are read here and
+ * applied in test/setup.ts; a fresh admin key pair is made per run, its public half bound as
+ * ADMIN_JWKS exactly as production binds it, its private half handed to the tests.
+ */
+export default defineConfig(async () => {
+  const migrations = await readD1Migrations("schema/migrations");
+  const admin = await generateKeyPair("EdDSA", { extractable: true });
+  const kid = "test-admin";
+  const publicJwk = { ...(await exportJWK(admin.publicKey)), kid, alg: "EdDSA", use: "sig" };
+  const privateJwk = { ...(await exportJWK(admin.privateKey)), kid, alg: "EdDSA" };
+  const pepper = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
+  return {
+    plugins: [
+      cloudflareTest({
+        wrangler: { configPath: "./wrangler.toml" },
+        miniflare: {
+          bindings: {
+            TEST_MIGRATIONS: migrations,
+            TEST_ADMIN_JWK: JSON.stringify(privateJwk),
+            ADMIN_JWKS: JSON.stringify({ keys: [publicJwk] }),
+            LEDGER_PEPPER: pepper,
+          },
+        },
+      }),
+    ],
+    test: {
+      include: ["test/**/*.test.ts"],
+      setupFiles: ["./test/setup.ts"],
+    },
+  };
+});

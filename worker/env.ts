@@ -1,0 +1,52 @@
+import { z } from "zod";
+
+/** A Workers Rate Limiting binding (`[[ratelimits]]` in wrangler.toml). */
+export interface RateLimiter {
+  limit(options: { key: string }): Promise<{ success: boolean }>;
+}
+
+const intVar = (fallback: number, min: number, max: number) =>
+  z.coerce.number().int().min(min).max(max).default(fallback);
+
+const bindingOf = <T>(probe: (v: object) => boolean, what: string) =>
+  z.custom<T>((v) => typeof v === "object" && v !== null && probe(v), { message: `not a ${what} binding` });
+
+const d1 = bindingOf<D1Database>((v) => "prepare" in v && "batch" in v, "D1");
+const limiter = bindingOf<RateLimiter>((v) => "limit" in v, "rate limiting");
+
+/**
+ * The Worker's bindings, validated at the edge: a missing secret or a malformed variable fails
+ * closed with a 500 rather than running with a silently weaker configuration.
+ */
+export const envSchema = z.object({
+  DB: d1,
+  RL_SCORES: limiter,
+  RL_WRITES: limiter,
+  RL_ADMIN: limiter,
+  RL_AUTH_FAILURES: limiter,
+  /** 32+ random bytes, base64url: the server-side HMAC key applied to every subject hash. */
+  LEDGER_PEPPER: z.string().regex(/^[A-Za-z0-9_-]{43,}$/, "must be at least 32 bytes, base64url"),
+  /** JSON Web Key Set of the admins' public keys. */
+  ADMIN_JWKS: z.string().min(2),
+  JWT_AUDIENCE: z.string().min(1).default("pixiu"),
+  RETENTION_DAYS: intVar(1826, 1, 36500),
+  DISPUTE_DEADLINE_DAYS: intVar(20, 1, 365),
+  PLATFORM_CACHE_TTL_SECONDS: intVar(30, 0, 3600),
+});
+
+/** The raw bindings as the runtime hands them over. */
+export type Bindings = z.input<typeof envSchema>;
+/** The validated configuration every handler reads. */
+export type Config = z.output<typeof envSchema>;
+
+let cached: { raw: unknown; config: Config } | undefined;
+
+/** Parses the bindings once per isolate (they do not change while it lives). */
+export function loadConfig(raw: unknown): Config {
+  if (cached && cached.raw === raw) {
+    return cached.config;
+  }
+  const config = envSchema.parse(raw);
+  cached = { raw, config };
+  return config;
+}

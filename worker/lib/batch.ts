@@ -1,0 +1,33 @@
+import { SQL } from "drizzle-orm";
+import { SQLiteAsyncDialect } from "drizzle-orm/sqlite-core";
+
+/**
+ * A statement for a D1 batch: a drizzle `sql` template or a drizzle query builder.
+ *
+ * drizzle's own `db.batch()` cannot carry a raw `sql` query with bound parameters (its
+ * SQLiteRaw has no prepared statement to bind), and the set-based writes here are raw SQL
+ * over `json_each`, so statements are compiled by drizzle and batched through D1 directly.
+ */
+export type Statement = SQL | { toSQL(): { sql: string; params: unknown[] } };
+
+const dialect = new SQLiteAsyncDialect();
+
+export function prepare(d1: D1Database, statement: Statement): D1PreparedStatement {
+  const query = statement instanceof SQL ? dialect.sqlToQuery(statement) : statement.toSQL();
+  return d1.prepare(query.sql).bind(...query.params);
+}
+
+/** Runs statements as one D1 batch: one round trip, one transaction, all or nothing. */
+export function batch(d1: D1Database, statements: readonly Statement[]): Promise<D1Result[]> {
+  return d1.batch(statements.map((s) => prepare(d1, s)));
+}
+
+/** The rows of one statement's result. */
+export function rowsOf<T>(result: D1Result | undefined): T[] {
+  return (result?.results ?? []) as T[];
+}
+
+/** Runs one read and returns its rows. */
+export async function all<T>(d1: D1Database, statement: Statement): Promise<T[]> {
+  return (await prepare(d1, statement).all<T>()).results;
+}

@@ -1,0 +1,30 @@
+import { drizzle } from "drizzle-orm/d1";
+import type { MiddlewareHandler } from "hono";
+import type { AppEnv } from "../app";
+import { auditInsert, outcomeForStatus } from "../services/audit";
+
+/**
+ * Makes sure every API request leaves an audit entry. Handlers that change state write their
+ * entry in their own batch (and mark the request audited); for the rest — reads, and requests
+ * refused before a handler ran (403, 413, 422, 429…) — this writes one after the response,
+ * off the latency path, with the status the caller actually received.
+ */
+export function auditTrail(): MiddlewareHandler<AppEnv> {
+  return async function auditTrail(c, next) {
+    await next();
+    if (c.var.audited) {
+      return;
+    }
+    const { config, requestId, now } = c.var;
+    const principal = c.get("principal") as AppEnv["Variables"]["principal"] | undefined;
+    const status = c.res.status;
+    const write = auditInsert(drizzle(config.DB), { requestId, now }, {
+      actor: principal?.actor ?? "anonymous",
+      action: c.get("action") ?? "request",
+      target: c.var.auditTarget,
+      outcome: outcomeForStatus(status),
+      details: { method: c.req.method, path: c.req.path, status },
+    }).run();
+    c.executionCtx.waitUntil(write.catch((err) => console.error("audit write failed", requestId, String(err))));
+  };
+}

@@ -1,0 +1,104 @@
+import { drizzle } from "drizzle-orm/d1";
+import type { Context, MiddlewareHandler } from "hono";
+import type { AppEnv } from "../app";
+import { TokenError, unverifiedIssuer } from "../auth/jwt";
+import { authenticate, type Scope } from "../auth/principal";
+import { ProblemError } from "../lib/problem";
+import { auditInsert } from "../services/audit";
+
+const BEARER = /^Bearer ([A-Za-z0-9_.-]{1,8192})$/;
+
+/** The caller's source address, for per-source limits on rejected tokens. */
+export function sourceAddress(c: Context<AppEnv>): string {
+  return c.req.header("cf-connecting-ip") ?? "local";
+}
+
+/**
+ * Verifies the bearer token and puts the principal in the context. A rejected token is
+ * audited, at most RL_AUTH_FAILURES entries per source address and period, so a flood of bad
+ * tokens floods neither the log nor the database.
+ */
+export function bearerAuth(): MiddlewareHandler<AppEnv> {
+  return async function bearerAuth(c, next) {
+    const config = c.var.config;
+    const match = BEARER.exec(c.req.header("authorization") ?? "");
+    let claimedIssuer: string | null = null;
+    try {
+      if (!match?.[1]) {
+        throw new TokenError("missing bearer token");
+      }
+      const token = match[1];
+      claimedIssuer = unverifiedIssuer(token);
+      const principal = await authenticate(
+        token,
+        {
+          db: drizzle(config.DB),
+          adminJwks: config.ADMIN_JWKS,
+          audience: config.JWT_AUDIENCE,
+          now: c.var.now,
+          cacheTtlMs: config.PLATFORM_CACHE_TTL_SECONDS * 1000,
+        },
+        claimedIssuer,
+      );
+      c.set("principal", principal);
+    } catch (err) {
+      if (!(err instanceof TokenError)) {
+        throw err;
+      }
+      await auditRejectedToken(c, err.message, claimedIssuer);
+      throw new ProblemError("unauthenticated", err.message, {
+        headers: { "www-authenticate": `Bearer realm="pixiu", error="invalid_token"` },
+      });
+    }
+    const principal = c.var.principal;
+    if (principal.kind === "platform" && principal.status === "suspended") {
+      throw new ProblemError("forbidden", `platform ${principal.platformId} is suspended`);
+    }
+    await next();
+  };
+}
+
+async function auditRejectedToken(c: Context<AppEnv>, reason: string, claimedIssuer: string | null) {
+  c.set("audited", true);
+  const source = sourceAddress(c);
+  const { success } = await c.var.config.RL_AUTH_FAILURES.limit({ key: `auth-fail:${source}` });
+  if (!success) {
+    return;
+  }
+  const write = auditInsert(
+    drizzle(c.var.config.DB),
+    { requestId: c.var.requestId, now: c.var.now },
+    {
+      actor: "anonymous",
+      action: "auth.reject",
+      target: `${c.req.method} ${c.req.path}`,
+      outcome: "unauthenticated",
+      details: { reason, claimedIssuer, source },
+    },
+  ).run();
+  c.executionCtx.waitUntil(write.catch((err) => console.error("audit write failed", String(err))));
+}
+
+/**
+ * Route guard: names the route's audit action and requires a scope.
+ *
+ * @example createRoute({ ..., middleware: [guard("report.create", "reports:write")] })
+ */
+export function guard(action: string, scope: Scope): MiddlewareHandler<AppEnv> {
+  return async function guardRoute(c, next) {
+    c.set("action", action);
+    if (!c.var.principal.scopes.has(scope)) {
+      throw new ProblemError("forbidden", `this request needs scope ${scope}`);
+    }
+    await next();
+  };
+}
+
+/** The calling platform's id; platform routes are for platforms only. */
+export function callerPlatform(c: Context<AppEnv>): string {
+  const principal = c.var.principal;
+  if (principal.kind !== "platform") {
+    throw new ProblemError("forbidden", "this route is for member platforms");
+  }
+  return principal.platformId;
+}

@@ -1,0 +1,27 @@
+import type { MiddlewareHandler } from "hono";
+import type { AppEnv } from "../app";
+import { loadConfig } from "../env";
+import { newId } from "../lib/ids";
+import { ProblemError, problemResponse } from "../lib/problem";
+
+/**
+ * First middleware: gives the request its id (echoed as `X-Request-Id` on every response,
+ * errors included), its fixed clock, and the validated configuration.
+ */
+export function requestContext(): MiddlewareHandler<AppEnv> {
+  return async function requestContext(c, next) {
+    const requestId = newId("req");
+    c.set("requestId", requestId);
+    c.set("now", Date.now());
+    c.set("audited", false);
+    c.set("auditTarget", null);
+    try {
+      c.set("config", loadConfig(c.env));
+    } catch (err) {
+      console.error(JSON.stringify({ level: "error", requestId, error: "invalid bindings", detail: String(err) }));
+      return problemResponse(new ProblemError("internal", "The ledger is misconfigured."), requestId);
+    }
+    await next();
+    c.res.headers.set("x-request-id", requestId);
+  };
+}

@@ -1,0 +1,62 @@
+import { createRoute } from "@hono/zod-openapi";
+import { drizzle } from "drizzle-orm/d1";
+import { platforms } from "../../schema";
+import type { App } from "../app";
+import { evictPlatform } from "../auth/principal";
+import { conflictResponse, ProblemError, problemResponses } from "../lib/problem";
+import { guard } from "../middleware/auth";
+import { PlatformCreateSchema, PlatformSchema } from "../schemas/platforms";
+import { auditInsert } from "../services/audit";
+import { commit } from "../services/commit";
+import { platformById, toPlatform } from "../services/platforms";
+
+const route = createRoute({
+  method: "post",
+  path: "/v1/admin/platforms",
+  tags: ["Admin: platforms"],
+  summary: "Register a member platform with its public keys",
+  security: [{ bearer: [] }],
+  middleware: [guard("platform.create", "admin")] as const,
+  request: { body: { required: true, content: { "application/json": { schema: PlatformCreateSchema } } } },
+  responses: {
+    201: { description: "Registered", content: { "application/json": { schema: PlatformSchema } } },
+    ...conflictResponse,
+    ...problemResponses,
+  },
+});
+
+export function registerAdminPlatformsCreate(app: App) {
+  app.openapi(route, async (c) => {
+    const body = c.req.valid("json");
+    const { config, now, requestId, principal } = c.var;
+    const db = drizzle(config.DB);
+    c.set("auditTarget", body.id);
+    const [existing] = await platformById(db, body.id);
+    if (existing) {
+      throw new ProblemError("conflict", `platform ${body.id} already exists`);
+    }
+    try {
+      await commit(c, [
+        db.insert(platforms).values({ ...body, status: "active", createdAt: now, updatedAt: now }),
+        auditInsert(db, { requestId, now }, {
+          actor: principal.actor,
+          action: c.var.action,
+          target: body.id,
+          outcome: "created",
+          details: { name: body.name, scopes: body.scopes, kids: body.jwks.keys.map((k) => k.kid) },
+        }),
+      ]);
+    } catch (err) {
+      if (String(err).includes("platforms.id")) {
+        throw new ProblemError("conflict", `platform ${body.id} already exists`);
+      }
+      throw err;
+    }
+    evictPlatform(body.id);
+    const [row] = await platformById(db, body.id);
+    if (!row) {
+      throw new Error(`platform ${body.id} vanished after it was created`);
+    }
+    return c.json(toPlatform(row), 201);
+  });
+}

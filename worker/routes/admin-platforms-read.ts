@@ -1,0 +1,67 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { asc, gt } from "drizzle-orm";
+import { drizzle } from "drizzle-orm/d1";
+import { platforms } from "../../schema";
+import type { App } from "../app";
+import { decodeCursor, pageOf } from "../lib/cursor";
+import { notFoundResponse, ProblemError, problemResponses } from "../lib/problem";
+import { guard } from "../middleware/auth";
+import { CursorQuery, LimitQuery, page } from "../schemas/common";
+import { PlatformParam, PlatformSchema } from "../schemas/platforms";
+import { platformById, toPlatform } from "../services/platforms";
+
+const list = createRoute({
+  method: "get",
+  path: "/v1/admin/platforms",
+  tags: ["Admin: platforms"],
+  summary: "All member platforms, by id",
+  security: [{ bearer: [] }],
+  middleware: [guard("platform.list", "admin")] as const,
+  request: { query: z.object({ cursor: CursorQuery, limit: LimitQuery }) },
+  responses: {
+    200: { description: "A page of platforms", content: { "application/json": { schema: page(PlatformSchema, "PlatformPage") } } },
+    ...problemResponses,
+  },
+});
+
+const get = createRoute({
+  method: "get",
+  path: "/v1/admin/platforms/{id}",
+  tags: ["Admin: platforms"],
+  summary: "One member platform",
+  security: [{ bearer: [] }],
+  middleware: [guard("platform.read", "admin")] as const,
+  request: { params: PlatformParam },
+  responses: {
+    200: { description: "The platform", content: { "application/json": { schema: PlatformSchema } } },
+    ...notFoundResponse,
+    ...problemResponses,
+  },
+});
+
+export function registerAdminPlatformsList(app: App) {
+  app.openapi(list, async (c) => {
+    const { cursor, limit } = c.req.valid("query");
+    const after = decodeCursor(cursor, /^[a-z0-9][a-z0-9-]{1,62}$/);
+    const rows = await drizzle(c.var.config.DB)
+      .select()
+      .from(platforms)
+      .where(after === null ? undefined : gt(platforms.id, after))
+      .orderBy(asc(platforms.id))
+      .limit(limit + 1);
+    const { page: items, nextCursor } = pageOf(rows, limit, (r) => r.id);
+    return c.json({ items: items.map(toPlatform), nextCursor }, 200);
+  });
+}
+
+export function registerAdminPlatformsGet(app: App) {
+  app.openapi(get, async (c) => {
+    const { id } = c.req.valid("param");
+    c.set("auditTarget", id);
+    const [row] = await platformById(drizzle(c.var.config.DB), id);
+    if (!row) {
+      throw new ProblemError("not_found", `no platform ${id}`);
+    }
+    return c.json(toPlatform(row), 200);
+  });
+}

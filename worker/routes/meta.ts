@@ -1,0 +1,37 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { Scalar } from "@scalar/hono-api-reference";
+import type { App } from "../app";
+import { MODEL_VERSION } from "../scoring/model";
+
+const health = createRoute({
+  method: "get",
+  path: "/healthz",
+  tags: ["Meta"],
+  summary: "Liveness: answers without touching the database",
+  responses: {
+    200: { description: "Alive", content: { "application/json": { schema: z.object({ ok: z.literal(true) }) } } },
+  },
+});
+
+export function registerHealth(app: App) {
+  app.openapi(health, (c) => c.json({ ok: true as const }, 200));
+}
+
+/** `/openapi.json` (generated from the same schemas that validate requests) and `/docs`. */
+export function registerDocs(app: App) {
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
+    type: "http",
+    scheme: "bearer",
+    bearerFormat: "JWT",
+    description: "ES256 or EdDSA, signed by the calling platform's own key (CONTRACT §2).",
+  });
+  app.doc31("/openapi.json", {
+    openapi: "3.1.0",
+    info: {
+      title: "Pixiu ledger API",
+      version: "1.0.0",
+      description: `Shared ledger of confirmed refund fraud. Scoring model: ${MODEL_VERSION}.`,
+    },
+  });
+  app.get("/docs", Scalar({ url: "/openapi.json", pageTitle: "Pixiu API reference" }));
+}

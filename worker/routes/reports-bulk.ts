@@ -1,0 +1,110 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import type { App } from "../app";
+import { callerPlatform, guard } from "../middleware/auth";
+import { fieldErrors, ProblemError, ProblemSchema, problemResponses, toProblem } from "../lib/problem";
+import { ReportBodySchema } from "../schemas/reports";
+import { type AuditEntry, auditInsertMany } from "../services/audit";
+import { commit } from "../services/commit";
+import {
+  checkReportTimes,
+  type PreparedReport,
+  prepareReport,
+  reportWriteStatements,
+  type WriteRow,
+} from "../services/reports";
+import { rowsOf } from "../lib/batch";
+
+export const MAX_BULK_REPORTS = 500;
+
+const ItemResultSchema = z.object({
+  index: z.number().int(),
+  status: z.number().int(),
+  id: z.string().optional(),
+  problem: ProblemSchema.optional(),
+});
+
+const route = createRoute({
+  method: "post",
+  path: "/v1/reports/bulk",
+  tags: ["Reports"],
+  summary: "Report up to 500 cases",
+  description:
+    "Each item is processed as if posted alone (201, 200 replay, 409, 422); one bad item fails only itself. The valid items are written in one D1 batch.",
+  security: [{ bearer: [] }],
+  middleware: [guard("report.create", "reports:write")] as const,
+  request: {
+    body: {
+      required: true,
+      content: {
+        "application/json": {
+          schema: z
+            .object({ reports: z.array(z.unknown()).min(1).max(MAX_BULK_REPORTS) })
+            .strict()
+            .openapi("ReportBulk"),
+        },
+      },
+    },
+  },
+  responses: {
+    200: {
+      description: "One result per item, in order",
+      content: { "application/json": { schema: z.object({ results: z.array(ItemResultSchema) }) } },
+    },
+    ...problemResponses,
+  },
+});
+
+type ItemResult = z.infer<typeof ItemResultSchema>;
+
+export function registerReportsBulk(app: App) {
+  app.openapi(route, async (c) => {
+    const { reports } = c.req.valid("json");
+    const { config, now, requestId, principal } = c.var;
+    const platformId = callerPlatform(c);
+    const results: ItemResult[] = new Array(reports.length);
+    const prepared: PreparedReport[] = [];
+    const positions: number[] = [];
+    const rejected: AuditEntry[] = [];
+    const reject = (index: number, err: ProblemError) => {
+      results[index] = { index, status: err.status, problem: toProblem(err, requestId) };
+      rejected.push({
+        actor: principal.actor,
+        action: c.var.action,
+        outcome: "invalid",
+        details: { item: index, errors: err.errors ?? [] },
+      });
+    };
+    for (const [index, item] of reports.entries()) {
+      const parsed = ReportBodySchema.safeParse(item);
+      if (!parsed.success) {
+        reject(index, new ProblemError("validation", "The report does not match the schema; see errors.", {
+          errors: fieldErrors(parsed.error.issues),
+        }));
+        continue;
+      }
+      const errors = checkReportTimes(parsed.data, now, config.RETENTION_DAYS);
+      if (errors.length > 0) {
+        reject(index, new ProblemError("validation", "The report's times are not acceptable; see errors.", { errors }));
+        continue;
+      }
+      prepared.push(await prepareReport(parsed.data, config.LEDGER_PEPPER));
+      positions.push(index);
+    }
+    const ctx = { platformId, actor: principal.actor, action: c.var.action, requestId, now };
+    const results_ = await commit(c, [
+      ...reportWriteStatements(ctx, prepared),
+      auditInsertMany({ requestId, now }, rejected),
+    ]);
+    const rows = rowsOf<WriteRow>(results_[3]);
+    for (const row of rows) {
+      const index = positions[row.item] as number;
+      if (row.outcome === "conflict") {
+        const err = new ProblemError("conflict", `case ${row.case_id} was already reported as ${row.id} with different content`);
+        results[index] = { index, status: 409, problem: toProblem(err, requestId) };
+      } else {
+        results[index] = { index, status: row.outcome === "created" ? 201 : 200, id: row.id };
+      }
+    }
+    return c.json({ results }, 200);
+  });
+}

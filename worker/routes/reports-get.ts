@@ -1,0 +1,35 @@
+import { createRoute } from "@hono/zod-openapi";
+import type { App } from "../app";
+import { callerPlatform, guard } from "../middleware/auth";
+import { IdParam } from "../schemas/common";
+import { notFoundResponse, ProblemError, problemResponses } from "../lib/problem";
+import { ReportSchema } from "../schemas/reports";
+import { reportById } from "../services/report-queries";
+import { toReport } from "../services/reports";
+
+const route = createRoute({
+  method: "get",
+  path: "/v1/reports/{id}",
+  tags: ["Reports"],
+  summary: "One of the caller's own reports",
+  security: [{ bearer: [] }],
+  middleware: [guard("report.read", "reports:write")] as const,
+  request: { params: IdParam("rpt") },
+  responses: {
+    200: { description: "The report", content: { "application/json": { schema: ReportSchema } } },
+    ...notFoundResponse,
+    ...problemResponses,
+  },
+});
+
+export function registerReportsGet(app: App) {
+  app.openapi(route, async (c) => {
+    const { id } = c.req.valid("param");
+    c.set("auditTarget", id);
+    const row = await reportById(c.var.config.DB, id, callerPlatform(c));
+    if (!row) {
+      throw new ProblemError("not_found", `no report ${id}`);
+    }
+    return c.json(toReport(row), 200);
+  });
+}

@@ -1,0 +1,34 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { reportStatuses } from "../../schema";
+import type { App } from "../app";
+import { decodeCursor } from "../lib/cursor";
+import { problemResponses } from "../lib/problem";
+import { callerPlatform, guard } from "../middleware/auth";
+import { CursorQuery, LimitQuery, page } from "../schemas/common";
+import { ReportSchema } from "../schemas/reports";
+import { listReports, REPORT_ID } from "../services/report-queries";
+
+const route = createRoute({
+  method: "get",
+  path: "/v1/reports",
+  tags: ["Reports"],
+  summary: "The caller's own reports, newest first",
+  security: [{ bearer: [] }],
+  middleware: [guard("report.list", "reports:write")] as const,
+  request: {
+    query: z.object({ status: z.enum(reportStatuses).optional(), cursor: CursorQuery, limit: LimitQuery }),
+  },
+  responses: {
+    200: { description: "A page of reports", content: { "application/json": { schema: page(ReportSchema, "ReportPage") } } },
+    ...problemResponses,
+  },
+});
+
+export function registerReportsList(app: App) {
+  app.openapi(route, async (c) => {
+    const { status, cursor, limit } = c.req.valid("query");
+    const after = decodeCursor(cursor, REPORT_ID);
+    const result = await listReports(c.var.config.DB, { platformId: callerPlatform(c), status, after, limit });
+    return c.json(result, 200);
+  });
+}

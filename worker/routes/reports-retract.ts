@@ -1,0 +1,36 @@
+import { createRoute } from "@hono/zod-openapi";
+import type { App } from "../app";
+import { conflictResponse, notFoundResponse, problemResponses } from "../lib/problem";
+import { callerPlatform, guard } from "../middleware/auth";
+import { IdParam } from "../schemas/common";
+import { ReasonBodySchema, ReportSchema } from "../schemas/reports";
+import { closeReport } from "../services/report-queries";
+
+const route = createRoute({
+  method: "post",
+  path: "/v1/reports/{id}/retract",
+  tags: ["Reports"],
+  summary: "Retract one of the caller's own reports",
+  description: "A retracted report never counts again. Retracting a closed report answers 409.",
+  security: [{ bearer: [] }],
+  middleware: [guard("report.retract", "reports:write")] as const,
+  request: {
+    params: IdParam("rpt"),
+    body: { required: true, content: { "application/json": { schema: ReasonBodySchema } } },
+  },
+  responses: {
+    200: { description: "The report, retracted", content: { "application/json": { schema: ReportSchema } } },
+    ...notFoundResponse,
+    ...conflictResponse,
+    ...problemResponses,
+  },
+});
+
+export function registerReportsRetract(app: App) {
+  app.openapi(route, async (c) => {
+    const { id } = c.req.valid("param");
+    const { reason } = c.req.valid("json");
+    const report = await closeReport(c, { id, platformId: callerPlatform(c), to: "retracted", reason });
+    return c.json(report, 200);
+  });
+}

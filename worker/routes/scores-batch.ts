@@ -1,0 +1,36 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import type { App } from "../app";
+import { guard } from "../middleware/auth";
+import { problemResponses } from "../lib/problem";
+import { ScoreAnswerSchema, ScoreBatchBodySchema } from "../schemas/scores";
+import { scoreBuyers } from "../services/scores";
+
+const route = createRoute({
+  method: "post",
+  path: "/v1/scores/batch",
+  tags: ["Scores"],
+  summary: "Score up to 100 buyers",
+  description: "One D1 round trip for the whole batch; results in the order of `queries`.",
+  security: [{ bearer: [] }],
+  middleware: [guard("score.query", "scores:read")] as const,
+  request: { body: { required: true, content: { "application/json": { schema: ScoreBatchBodySchema } } } },
+  responses: {
+    200: {
+      description: "One answer per query",
+      content: {
+        "application/json": {
+          schema: z.object({ results: z.array(ScoreAnswerSchema.extend({ ref: z.string() })) }),
+        },
+      },
+    },
+    ...problemResponses,
+  },
+});
+
+export function registerScoresBatch(app: App) {
+  app.openapi(route, async (c) => {
+    const { purpose, queries } = c.req.valid("json");
+    const answers = await scoreBuyers(c, purpose, queries);
+    return c.json({ results: answers.map((a, i) => ({ ref: queries[i]?.ref ?? "", ...a })) }, 200);
+  });
+}

@@ -1,0 +1,29 @@
+import { createRoute } from "@hono/zod-openapi";
+import type { App } from "../app";
+import { guard } from "../middleware/auth";
+import { problemResponses } from "../lib/problem";
+import { ScoreAnswerSchema, ScoreQueryBodySchema } from "../schemas/scores";
+import { scoreBuyers } from "../services/scores";
+
+const route = createRoute({
+  method: "post",
+  path: "/v1/scores/query",
+  tags: ["Scores"],
+  summary: "Score one buyer",
+  description: "All subjects are one buyer: a report matching any of them counts once. One D1 round trip.",
+  security: [{ bearer: [] }],
+  middleware: [guard("score.query", "scores:read")] as const,
+  request: { body: { required: true, content: { "application/json": { schema: ScoreQueryBodySchema } } } },
+  responses: {
+    200: { description: "The buyer's shared risk score", content: { "application/json": { schema: ScoreAnswerSchema } } },
+    ...problemResponses,
+  },
+});
+
+export function registerScoresQuery(app: App) {
+  app.openapi(route, async (c) => {
+    const { purpose, subjects } = c.req.valid("json");
+    const [answer] = await scoreBuyers(c, purpose, [{ subjects }]);
+    return c.json(answer as NonNullable<typeof answer>, 200);
+  });
+}

@@ -1,0 +1,405 @@
+import type { ReportStatus } from "../../schema";
+import { DAY_MS, toRfc3339 } from "../lib/time";
+import type { Category, Confirmation } from "../schemas/reports";
+
+/**
+ * pixiu-score/1: a pure function from records and a clock to a score. Every constant is
+ * documented in docs/scoring.md; changing one changes the model and bumps MODEL_VERSION.
+ */
+export const MODEL_VERSION = "pixiu-score/1";
+
+export type Band = "none" | "low" | "medium" | "high" | "critical";
+export type Action = "allow" | "review" | "require_return";
+export type AmountTier = "minor" | "relatively_large" | "huge" | "especially_huge" | "unknown_currency";
+
+export interface ScoreRecord {
+  ref: string;
+  platformId: string;
+  category: Category;
+  confirmation: Confirmation;
+  incidentAt: number;
+  createdAt: number;
+  amountValue: number;
+  amountCurrency: string;
+  status: ReportStatus;
+  /** The open dispute's deadline, when the record is under open dispute. */
+  disputeDeadlineAt?: number | null;
+  /** The buyer's own statement from a dispute, shown with the record. */
+  statement?: string | null;
+}
+
+export interface ScoreModel {
+  /** Records older than this (from the incident) never count. */
+  retentionDays: number;
+  /** A record's weight halves every this many days after the incident. */
+  halfLifeDays: number;
+  /** Records of one platform whose incidents fall in the same window count once. */
+  burstWindowDays: number;
+  /** Most evidence one platform can contribute… */
+  platformCap: number;
+  /** …unless one of its counted records is confirmed by police or a court. */
+  strongPlatformCap: number;
+  /** Each further distinct platform multiplies the evidence by 1 + this. */
+  consensusStep: number;
+  /** Evidence that maps to score 63 (1 − 1/e); sets how fast the score saturates. */
+  scale: number;
+  /** Weight of a record under open dispute (before its deadline). */
+  disputedFactor: number;
+  /** Lowest score of each band above `low`. */
+  bands: { medium: number; high: number; critical: number };
+  confirmationWeight: Record<Confirmation, number>;
+  categoryWeight: Record<Category, number>;
+  amountWeight: Record<AmountTier, number>;
+  /** Amount tier thresholds in CNY (major units): the legal tiers for fraud. */
+  tierThresholdsCny: { relativelyLarge: number; huge: number; especiallyHuge: number };
+  /** CNY per one major unit of each currency; and minor-unit digits where not 2. */
+  fxToCny: Record<string, number>;
+  minorDigits: Record<string, number>;
+  /** A record this recent earns the RECENT reason. */
+  recentDays: number;
+}
+
+export const DEFAULT_MODEL: ScoreModel = {
+  retentionDays: 1826,
+  halfLifeDays: 365,
+  burstWindowDays: 7,
+  platformCap: 1.5,
+  strongPlatformCap: 3,
+  consensusStep: 0.5,
+  scale: 3,
+  disputedFactor: 0.5,
+  bands: { medium: 20, high: 50, critical: 75 },
+  confirmationWeight: {
+    manual_review: 0.6,
+    merchant_evidence: 0.8,
+    platform_forensics: 1,
+    police_report: 1.4,
+    court_ruling: 1.8,
+  },
+  categoryWeight: {
+    ai_generated_image: 1,
+    edited_image: 1,
+    reused_image: 0.9,
+    staged_damage: 0.9,
+    other_forgery: 0.8,
+  },
+  amountWeight: { minor: 1, relatively_large: 1.25, huge: 1.5, especially_huge: 2, unknown_currency: 1 },
+  tierThresholdsCny: { relativelyLarge: 3_000, huge: 30_000, especiallyHuge: 500_000 },
+  fxToCny: {
+    CNY: 1,
+    HKD: 0.92,
+    MOP: 0.89,
+    TWD: 0.22,
+    USD: 7.2,
+    EUR: 7.8,
+    GBP: 9.1,
+    JPY: 0.047,
+    KRW: 0.0052,
+    SGD: 5.4,
+    MYR: 1.6,
+    THB: 0.21,
+    VND: 0.00028,
+    IDR: 0.00045,
+    PHP: 0.125,
+    AUD: 4.7,
+    CAD: 5.2,
+    RUB: 0.08,
+  },
+  minorDigits: { JPY: 0, KRW: 0, VND: 0, IDR: 0 },
+  recentDays: 90,
+};
+
+const STRONG: ReadonlySet<Confirmation> = new Set(["police_report", "court_ruling"]);
+const NEVER_COUNTED: ReadonlySet<ReportStatus> = new Set(["retracted", "voided", "expired"]);
+
+export interface Reason {
+  code: string;
+  detail: string;
+}
+
+export interface ScoredRecord {
+  ref: string;
+  category: Category;
+  confirmation: Confirmation;
+  incidentAt: string;
+  amountTier: AmountTier;
+  status: ReportStatus;
+  /** Whether the record counts towards the score now. */
+  counted: boolean;
+  /** Under an open dispute (counted at reduced weight, or not at all once overdue). */
+  disputed: boolean;
+  statement: string | null;
+}
+
+export interface Evaluation {
+  score: number;
+  band: Band;
+  action: Action;
+  reasons: Reason[];
+  summary: {
+    reports: number;
+    platforms: number;
+    disputed: number;
+    firstReportedAt: string | null;
+    lastReportedAt: string | null;
+    amounts: { currency: string; value: number }[];
+  };
+  records: ScoredRecord[];
+  /** Total evidence before it is mapped to 0–100 (for tests and the docs, not the API). */
+  evidence: number;
+}
+
+/** The amount in CNY major units, or null for a currency the rate table does not know. */
+export function amountInCny(value: number, currency: string, model: ScoreModel = DEFAULT_MODEL): number | null {
+  const rate = model.fxToCny[currency];
+  if (rate === undefined) {
+    return null;
+  }
+  return (value / 10 ** (model.minorDigits[currency] ?? 2)) * rate;
+}
+
+export function amountTier(value: number, currency: string, model: ScoreModel = DEFAULT_MODEL): AmountTier {
+  const cny = amountInCny(value, currency, model);
+  const t = model.tierThresholdsCny;
+  if (cny === null) {
+    return "unknown_currency";
+  }
+  if (cny >= t.especiallyHuge) {
+    return "especially_huge";
+  }
+  if (cny >= t.huge) {
+    return "huge";
+  }
+  return cny >= t.relativelyLarge ? "relatively_large" : "minor";
+}
+
+/** Recency factor: 1 at the incident, ½ after one half-life. Never above 1. */
+export function decay(ageMs: number, model: ScoreModel = DEFAULT_MODEL): number {
+  return 0.5 ** (Math.max(0, ageMs) / (model.halfLifeDays * DAY_MS));
+}
+
+/** One record's weight, before per-platform capping and consensus. */
+export function recordWeight(r: ScoreRecord, now: number, model: ScoreModel = DEFAULT_MODEL): number {
+  const disputed = r.disputeDeadlineAt !== null && r.disputeDeadlineAt !== undefined;
+  return (
+    model.confirmationWeight[r.confirmation] *
+    model.categoryWeight[r.category] *
+    model.amountWeight[amountTier(r.amountValue, r.amountCurrency, model)] *
+    decay(now - r.incidentAt, model) *
+    (disputed ? model.disputedFactor : 1)
+  );
+}
+
+export function bandOf(score: number, counted: boolean, model: ScoreModel = DEFAULT_MODEL): Band {
+  if (!counted) {
+    return "none";
+  }
+  if (score >= model.bands.critical) {
+    return "critical";
+  }
+  if (score >= model.bands.high) {
+    return "high";
+  }
+  return score >= model.bands.medium ? "medium" : "low";
+}
+
+export function actionOf(band: Band): Action {
+  switch (band) {
+    case "none":
+    case "low":
+      return "allow";
+    case "medium":
+      return "review";
+    case "high":
+    case "critical":
+      return "require_return";
+  }
+}
+
+/** Evidence E (≥ 0) to a score in 0–100; any counted record scores at least 1. */
+export function scoreOf(evidence: number, model: ScoreModel = DEFAULT_MODEL): number {
+  if (evidence <= 0) {
+    return 0;
+  }
+  return Math.min(100, Math.max(1, Math.round(100 * (1 - Math.exp(-evidence / model.scale)))));
+}
+
+/**
+ * Scores one buyer's records at time `now`. Deterministic: the same records and the same
+ * `now` give the same answer, whatever their order.
+ */
+export function evaluate(records: readonly ScoreRecord[], now: number, model: ScoreModel = DEFAULT_MODEL): Evaluation {
+  const oldest = now - model.retentionDays * DAY_MS;
+  const windowMs = model.burstWindowDays * DAY_MS;
+  const shown: ScoredRecord[] = [];
+  const counted: ScoreRecord[] = [];
+  let disputedCount = 0;
+  let overdue = 0;
+
+  const sorted = [...records].sort((a, b) => b.incidentAt - a.incidentAt || (a.ref < b.ref ? -1 : 1));
+  for (const r of sorted) {
+    if (NEVER_COUNTED.has(r.status) || r.incidentAt < oldest) {
+      continue;
+    }
+    const disputed = r.disputeDeadlineAt !== null && r.disputeDeadlineAt !== undefined;
+    const isOverdue = disputed && now >= (r.disputeDeadlineAt as number);
+    if (disputed) {
+      disputedCount++;
+    }
+    if (isOverdue) {
+      overdue++;
+    } else {
+      counted.push(r);
+    }
+    shown.push({
+      ref: r.ref,
+      category: r.category,
+      confirmation: r.confirmation,
+      incidentAt: toRfc3339(r.incidentAt),
+      amountTier: amountTier(r.amountValue, r.amountCurrency, model),
+      status: r.status,
+      counted: !isOverdue,
+      disputed,
+      statement: r.statement ?? null,
+    });
+  }
+
+  // Per platform: the heaviest record of each burst window, summed, then capped.
+  const byPlatform = new Map<string, { windows: Map<number, number>; strong: boolean; records: number }>();
+  for (const r of counted) {
+    const p = byPlatform.get(r.platformId) ?? { windows: new Map(), strong: false, records: 0 };
+    const w = recordWeight(r, now, model);
+    const bucket = Math.floor(r.incidentAt / windowMs);
+    p.windows.set(bucket, Math.max(p.windows.get(bucket) ?? 0, w));
+    p.strong ||= STRONG.has(r.confirmation);
+    p.records++;
+    byPlatform.set(r.platformId, p);
+  }
+  let sum = 0;
+  let capped = 0;
+  let merged = 0;
+  for (const p of byPlatform.values()) {
+    const cap = p.strong ? model.strongPlatformCap : model.platformCap;
+    const raw = [...p.windows.values()].reduce((a, b) => a + b, 0);
+    if (raw > cap) {
+      capped++;
+    }
+    merged += p.records - p.windows.size;
+    sum += Math.min(cap, raw);
+  }
+  const platforms = byPlatform.size;
+  const evidence = platforms === 0 ? 0 : sum * (1 + model.consensusStep * (platforms - 1));
+  const score = scoreOf(evidence, model);
+  const band = bandOf(score, counted.length > 0, model);
+
+  const amounts = new Map<string, number>();
+  for (const r of counted) {
+    amounts.set(r.amountCurrency, (amounts.get(r.amountCurrency) ?? 0) + r.amountValue);
+  }
+  const created = counted.map((r) => r.createdAt);
+
+  return {
+    score,
+    band,
+    action: actionOf(band),
+    reasons: reasonsFor({ counted, platforms, capped, merged, disputedCount, overdue, now, model }),
+    summary: {
+      reports: counted.length,
+      platforms,
+      disputed: disputedCount,
+      firstReportedAt: created.length ? toRfc3339(Math.min(...created)) : null,
+      lastReportedAt: created.length ? toRfc3339(Math.max(...created)) : null,
+      amounts:
+        amounts.size === 0
+          ? [{ currency: "CNY", value: 0 }]
+          : [...amounts].sort(([a], [b]) => (a < b ? -1 : 1)).map(([currency, value]) => ({ currency, value })),
+    },
+    records: shown,
+    evidence,
+  };
+}
+
+const TIER_ORDER: AmountTier[] = ["unknown_currency", "minor", "relatively_large", "huge", "especially_huge"];
+const TIER_TEXT: Record<AmountTier, string> = {
+  unknown_currency: "an unknown currency",
+  minor: "below CNY 3,000",
+  relatively_large: "CNY 3,000 or more (relatively large)",
+  huge: "CNY 30,000 or more (huge)",
+  especially_huge: "CNY 500,000 or more (especially huge)",
+};
+
+function reasonsFor(x: {
+  counted: ScoreRecord[];
+  platforms: number;
+  capped: number;
+  merged: number;
+  disputedCount: number;
+  overdue: number;
+  now: number;
+  model: ScoreModel;
+}): Reason[] {
+  const { counted, model } = x;
+  const reasons: Reason[] = [];
+  const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
+  if (counted.length === 0) {
+    reasons.push({ code: "NO_RECORDS", detail: "no confirmed case counts for these subjects" });
+  } else {
+    reasons.push({
+      code: "CONFIRMED_CASES",
+      detail: `${plural(counted.length, "confirmed case", "confirmed cases")} counted`,
+    });
+    reasons.push(
+      x.platforms > 1
+        ? { code: "MULTI_PLATFORM", detail: `confirmed on ${x.platforms} platforms` }
+        : { code: "SINGLE_PLATFORM", detail: "all counted cases come from one platform" },
+    );
+  }
+  if (x.capped > 0) {
+    reasons.push({
+      code: "PLATFORM_CAP",
+      detail: `evidence from ${plural(x.capped, "platform", "platforms")} reached the per-platform cap`,
+    });
+  }
+  if (x.merged > 0) {
+    reasons.push({
+      code: "BURST_MERGED",
+      detail: `${plural(x.merged, "report", "reports")} from the same platform within a ${model.burstWindowDays}-day window counted once`,
+    });
+  }
+  const strong = counted.filter((r) => STRONG.has(r.confirmation)).length;
+  if (strong > 0) {
+    reasons.push({
+      code: "STRONG_CONFIRMATION",
+      detail: `${plural(strong, "case", "cases")} confirmed by a police report or court ruling`,
+    });
+  }
+  let top: AmountTier = "unknown_currency";
+  for (const r of counted) {
+    const t = amountTier(r.amountValue, r.amountCurrency, model);
+    if (TIER_ORDER.indexOf(t) > TIER_ORDER.indexOf(top)) {
+      top = t;
+    }
+  }
+  if (TIER_ORDER.indexOf(top) >= TIER_ORDER.indexOf("relatively_large")) {
+    reasons.push({ code: "LARGE_AMOUNT", detail: `largest case amount is ${TIER_TEXT[top]}` });
+  }
+  if (counted.length > 0) {
+    const days = Math.floor((x.now - Math.max(...counted.map((r) => r.incidentAt))) / DAY_MS);
+    if (days <= model.recentDays) {
+      reasons.push({ code: "RECENT", detail: `most recent incident ${plural(Math.max(0, days), "day", "days")} ago` });
+    }
+  }
+  if (x.disputedCount - x.overdue > 0) {
+    reasons.push({
+      code: "DISPUTED",
+      detail: `${plural(x.disputedCount - x.overdue, "case is", "cases are")} under open dispute and count at reduced weight`,
+    });
+  }
+  if (x.overdue > 0) {
+    reasons.push({
+      code: "DISPUTE_OVERDUE",
+      detail: `${plural(x.overdue, "case has", "cases have")} a dispute open past its deadline and ${x.overdue === 1 ? "does" : "do"} not count`,
+    });
+  }
+  return reasons;
+}

@@ -1,0 +1,80 @@
+import { sql } from "drizzle-orm";
+import type { DrizzleD1Database } from "drizzle-orm/d1";
+import { auditLog } from "../../schema";
+
+export interface AuditEntry {
+  actor: string;
+  action: string;
+  target?: string | null;
+  outcome: AuditOutcome;
+  /** Purpose, peppered subject keys, reasons: never a raw identifier or a platform's hash. */
+  details?: Record<string, unknown> | null;
+}
+
+export type AuditOutcome =
+  | "ok"
+  | "created"
+  | "replayed"
+  | "conflict"
+  | "invalid"
+  | "unauthenticated"
+  | "forbidden"
+  | "not_found"
+  | "rate_limited"
+  | "error";
+
+/** What the audit log says of a request that answered with `status`. */
+export function outcomeForStatus(status: number): AuditOutcome {
+  if (status < 400) {
+    return "ok";
+  }
+  switch (status) {
+    case 401:
+      return "unauthenticated";
+    case 403:
+      return "forbidden";
+    case 404:
+      return "not_found";
+    case 409:
+      return "conflict";
+    case 429:
+      return "rate_limited";
+    default:
+      return status >= 500 ? "error" : "invalid";
+  }
+}
+
+export interface AuditContext {
+  requestId: string;
+  now: number;
+}
+
+/**
+ * The audit writer: builds the statement that records one entry, for the caller to put in the
+ * same `db.batch([...])` as the change it records, so the two commit or fail together. Every
+ * audit write in the Worker goes through here (or `auditRowsSql` for set-based writes), which
+ * keeps the log's storage behind one seam.
+ */
+export function auditInsert(db: DrizzleD1Database, ctx: AuditContext, entry: AuditEntry) {
+  return db.insert(auditLog).values({
+    at: ctx.now,
+    actor: entry.actor,
+    action: entry.action,
+    target: entry.target ?? null,
+    requestId: ctx.requestId,
+    outcome: entry.outcome,
+    details: entry.details ?? null,
+  });
+}
+
+/**
+ * Many entries in one statement (the entries travel as one JSON parameter), for bulk items and
+ * score batches: one statement whatever the count, within D1's bound-parameter limit.
+ */
+export function auditInsertMany(ctx: AuditContext, entries: readonly AuditEntry[]) {
+  const json = JSON.stringify(entries.map((e) => ({ ...e, target: e.target ?? null, details: e.details ?? {} })));
+  return sql`INSERT INTO audit_log (at, actor, action, target, request_id, outcome, details)
+    SELECT ${ctx.now}, e.value ->> 'actor', e.value ->> 'action', e.value ->> 'target', ${ctx.requestId},
+      e.value ->> 'outcome', e.value -> 'details'
+    FROM json_each(${json}) e ORDER BY e.key`;
+}

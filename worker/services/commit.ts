@@ -1,0 +1,35 @@
+import { drizzle } from "drizzle-orm/d1";
+import type { Context } from "hono";
+import { tokenUses } from "../../schema";
+import type { AppEnv } from "../app";
+import { batch, type Statement } from "../lib/batch";
+import { ProblemError } from "../lib/problem";
+
+/**
+ * Runs a state-changing request's statements as one D1 batch (one round trip, one
+ * transaction), with the token's `jti` claimed as the batch's first statement: a replayed
+ * token hits the primary key, the whole batch rolls back, and the request answers 401. The
+ * caller's statements must include the request's audit entry; the request is then marked
+ * audited. Returns the results of the caller's statements, in order.
+ *
+ * @example const [update, , read] = await commit(c, [update, auditInsert(...), select]);
+ */
+export async function commit(c: Context<AppEnv>, statements: readonly Statement[]): Promise<D1Result[]> {
+  const { token } = c.var.principal;
+  const claim = drizzle(c.var.config.DB)
+    .insert(tokenUses)
+    .values({ key: `${token.iss} ${token.jti}`, expiresAt: token.exp * 1000 });
+  let results: D1Result[];
+  try {
+    results = await batch(c.var.config.DB, [claim, ...statements]);
+  } catch (err) {
+    if (String((err as Error)?.message ?? err).includes("token_uses.key")) {
+      throw new ProblemError("unauthenticated", "token already used (jti replay); sign a new token", {
+        headers: { "www-authenticate": `Bearer realm="pixiu", error="invalid_token"` },
+      });
+    }
+    throw err;
+  }
+  c.set("audited", true);
+  return results.slice(1);
+}

@@ -1,0 +1,94 @@
+import { and, eq, inArray, type SQL, sql } from "drizzle-orm";
+import { drizzle } from "drizzle-orm/d1";
+import type { Context } from "hono";
+import { type ReportStatus, reports } from "../../schema";
+import type { AppEnv } from "../app";
+import { all, rowsOf } from "../lib/batch";
+import { pageOf } from "../lib/cursor";
+import { ProblemError } from "../lib/problem";
+import type { Report } from "../schemas/reports";
+import { auditInsert } from "./audit";
+import { commit } from "./commit";
+import { REPORT_COLUMNS, type ReportRow, toReport } from "./reports";
+
+export const REPORT_ID = /^rpt_[0-9A-HJKMNP-TV-Z]{26}$/;
+
+/**
+ * One report by id, scoped to its platform when `platformId` is given (tenancy is in the
+ * query: another platform's report is simply not found).
+ */
+export function reportByIdSql(id: string, platformId: string | null) {
+  const tenant = platformId === null ? sql`` : sql` AND r.platform_id = ${platformId}`;
+  return sql`SELECT ${REPORT_COLUMNS} FROM reports r WHERE r.id = ${id}${tenant}`;
+}
+
+export async function reportById(d1: D1Database, id: string, platformId: string | null): Promise<ReportRow | undefined> {
+  const [row] = await all<ReportRow>(d1, reportByIdSql(id, platformId));
+  return row;
+}
+
+/** A page of reports, newest first, through the (platform_id, status, id) / (status, id) indexes. */
+export async function listReports(
+  d1: D1Database,
+  filter: { platformId?: string | undefined; status?: ReportStatus | undefined; after: string | null; limit: number },
+): Promise<{ items: Report[]; nextCursor: string | null }> {
+  const where: SQL[] = [];
+  if (filter.platformId !== undefined) {
+    where.push(sql`r.platform_id = ${filter.platformId}`);
+  }
+  if (filter.status !== undefined) {
+    where.push(sql`r.status = ${filter.status}`);
+  }
+  if (filter.after !== null) {
+    where.push(sql`r.id < ${filter.after}`);
+  }
+  const clause = where.length > 0 ? sql`WHERE ${sql.join(where, sql` AND `)}` : sql``;
+  const rows = await all<ReportRow>(
+    d1,
+    sql`SELECT ${REPORT_COLUMNS} FROM reports r ${clause} ORDER BY r.id DESC LIMIT ${filter.limit + 1}`,
+  );
+  const { page, nextCursor } = pageOf(rows, filter.limit, (r) => r.id);
+  return { items: page.map(toReport), nextCursor };
+}
+
+/** Statuses a report can leave for `retracted` or `voided`. */
+const OPEN_STATUSES: readonly ReportStatus[] = ["active", "disputed"];
+
+/**
+ * Retracts (reporter) or voids (admin) a report: read it (404 when absent or another
+ * tenant's), refuse if already closed (409), then update it and audit the change in one batch.
+ */
+export async function closeReport(
+  c: Context<AppEnv>,
+  args: { id: string; platformId: string | null; to: "retracted" | "voided"; reason: string },
+): Promise<Report> {
+  const { config, now, requestId, principal } = c.var;
+  const db = drizzle(config.DB);
+  c.set("auditTarget", args.id);
+  const row = await reportById(config.DB, args.id, args.platformId);
+  if (!row) {
+    throw new ProblemError("not_found", `no report ${args.id}`);
+  }
+  if (!OPEN_STATUSES.includes(row.status)) {
+    throw new ProblemError("conflict", `report ${args.id} is already ${row.status}`);
+  }
+  const [update, , after] = await commit(c, [
+    db
+      .update(reports)
+      .set({ status: args.to, statusReason: args.reason, updatedAt: now })
+      .where(and(eq(reports.id, args.id), inArray(reports.status, [...OPEN_STATUSES]))),
+    auditInsert(db, { requestId, now }, {
+      actor: principal.actor,
+      action: c.var.action,
+      target: args.id,
+      outcome: "ok",
+      details: { from: row.status, to: args.to, reason: args.reason },
+    }),
+    reportByIdSql(args.id, null),
+  ]);
+  const [updated] = rowsOf<ReportRow>(after);
+  if (update?.meta.changes !== 1 || !updated) {
+    throw new ProblemError("conflict", `report ${args.id} changed while it was being ${args.to}`);
+  }
+  return toReport(updated);
+}

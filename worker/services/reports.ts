@@ -1,0 +1,169 @@
+import { type SQL, sql } from "drizzle-orm";
+import type { ReportStatus } from "../../schema";
+import { canonicalJson, sha256Hex } from "../lib/crypto";
+import { newId } from "../lib/ids";
+import type { FieldError } from "../lib/problem";
+import { DAY_MS, toRfc3339, toRfc3339OrNull } from "../lib/time";
+import type { Category, Confirmation, Report, ReportBody } from "../schemas/reports";
+import { type KeyedSubject, pepperSubjects } from "./subjects";
+
+/** How far ahead of the ledger's clock a platform's timestamps may run. */
+export const CLOCK_SKEW_MS = 60_000;
+
+/** A validated report body, peppered and hashed, ready to be written. */
+export interface PreparedReport {
+  id: string;
+  caseId: string;
+  category: Category;
+  confirmation: Confirmation;
+  incidentAt: number;
+  confirmedAt: number;
+  amountValue: number;
+  amountCurrency: string;
+  evidence: { kind: string; value: string }[];
+  note: string | null;
+  subjectNotifiedAt: number | null;
+  subjects: KeyedSubject[];
+  contentHash: string;
+}
+
+/** The time rules of CONTRACT §4 that depend on the clock and the retention period. */
+export function checkReportTimes(body: ReportBody, now: number, retentionDays: number): FieldError[] {
+  const errors: FieldError[] = [];
+  const incidentAt = Date.parse(body.incidentAt);
+  const confirmedAt = Date.parse(body.confirmedAt);
+  const oldest = now - retentionDays * DAY_MS;
+  if (incidentAt > confirmedAt) {
+    errors.push({ path: "incidentAt", message: "must not be after confirmedAt" });
+  }
+  if (confirmedAt > now + CLOCK_SKEW_MS) {
+    errors.push({ path: "confirmedAt", message: "must not be in the future" });
+  }
+  if (incidentAt < oldest) {
+    errors.push({ path: "incidentAt", message: `must be within the retention period (${retentionDays} days)` });
+  }
+  if (confirmedAt < oldest) {
+    errors.push({ path: "confirmedAt", message: `must be within the retention period (${retentionDays} days)` });
+  }
+  if (body.subjectNotifiedAt && Date.parse(body.subjectNotifiedAt) > now + CLOCK_SKEW_MS) {
+    errors.push({ path: "subjectNotifiedAt", message: "must not be in the future" });
+  }
+  return errors;
+}
+
+/** Peppers the subjects and computes the canonical content hash that decides replay vs conflict. */
+export async function prepareReport(body: ReportBody, pepper: string): Promise<PreparedReport> {
+  const subjects = (await pepperSubjects(pepper, body.subjects)).sort((a, b) => (a.key < b.key ? -1 : 1));
+  const content = {
+    caseId: body.caseId,
+    category: body.category,
+    confirmation: body.confirmation,
+    incidentAt: Date.parse(body.incidentAt),
+    confirmedAt: Date.parse(body.confirmedAt),
+    amountValue: body.amount.value,
+    amountCurrency: body.amount.currency,
+    evidence: body.evidence,
+    note: body.note ?? null,
+    subjectNotifiedAt: body.subjectNotifiedAt ? Date.parse(body.subjectNotifiedAt) : null,
+    subjects,
+  };
+  return { id: newId("rpt"), ...content, contentHash: await sha256Hex(canonicalJson(content)) };
+}
+
+/** Columns of a report as the API returns it, subjects folded in as JSON. */
+export const REPORT_COLUMNS = sql.raw(`r.id, r.case_id, r.platform_id, r.status, r.category, r.confirmation,
+  r.incident_at, r.confirmed_at, r.amount_value, r.amount_currency, r.evidence, r.note,
+  r.subject_notified_at, r.status_reason, r.created_at, r.updated_at,
+  (SELECT json_group_array(json_object('type', s.subject_type, 'key', s.subject_key))
+     FROM report_subjects s WHERE s.report_id = r.id) AS subjects`);
+
+export interface ReportRow {
+  id: string;
+  case_id: string;
+  platform_id: string;
+  status: ReportStatus;
+  category: Category;
+  confirmation: Confirmation;
+  incident_at: number;
+  confirmed_at: number;
+  amount_value: number;
+  amount_currency: string;
+  evidence: string;
+  note: string | null;
+  subject_notified_at: number | null;
+  status_reason: string | null;
+  created_at: number;
+  updated_at: number;
+  subjects: string;
+}
+
+export function toReport(row: ReportRow): Report {
+  return {
+    id: row.id,
+    caseId: row.case_id,
+    platformId: row.platform_id,
+    status: row.status,
+    subjects: (JSON.parse(row.subjects) as Report["subjects"]).sort((a, b) => (a.key < b.key ? -1 : 1)),
+    category: row.category,
+    incidentAt: toRfc3339(row.incident_at),
+    confirmedAt: toRfc3339(row.confirmed_at),
+    confirmation: row.confirmation,
+    amount: { value: row.amount_value, currency: row.amount_currency },
+    evidence: JSON.parse(row.evidence) as Report["evidence"],
+    note: row.note,
+    subjectNotifiedAt: toRfc3339OrNull(row.subject_notified_at),
+    statusReason: row.status_reason,
+    createdAt: toRfc3339(row.created_at),
+    updatedAt: toRfc3339(row.updated_at),
+  };
+}
+
+export type WriteOutcome = "created" | "replayed" | "conflict";
+
+/**
+ * The statements that write reports set-based, for any number of items (one for a single
+ * POST, up to 500 for bulk), to run in one `db.batch`: insert the new reports (a case id
+ * already held by this platform is left alone), link their subjects, write one audit entry per
+ * item, and read back what each item now maps to. Four statements whatever the count, each
+ * with a handful of bound parameters (the items travel as one JSON parameter), so D1's
+ * 100-parameter limit never bites and the whole write is one round trip and one transaction.
+ */
+export function reportWriteStatements(
+  ctx: { platformId: string; actor: string; action: string; requestId: string; now: number },
+  items: readonly PreparedReport[],
+) {
+  const json = JSON.stringify(
+    items.map((r) => ({ ...r, keys: r.subjects.map((s) => s.key) })),
+  );
+  const matched: SQL = sql`FROM json_each(${json}) j
+    JOIN reports r ON r.platform_id = ${ctx.platformId} AND r.case_id = j.value ->> 'caseId'`;
+  return [
+    sql`INSERT INTO reports (id, platform_id, case_id, status, category, confirmation, incident_at,
+        confirmed_at, amount_value, amount_currency, evidence, note, subject_notified_at, content_hash,
+        status_reason, created_at, updated_at)
+      SELECT j.value ->> 'id', ${ctx.platformId}, j.value ->> 'caseId', 'active', j.value ->> 'category',
+        j.value ->> 'confirmation', j.value ->> 'incidentAt', j.value ->> 'confirmedAt',
+        j.value ->> 'amountValue', j.value ->> 'amountCurrency', j.value -> 'evidence', j.value ->> 'note',
+        j.value ->> 'subjectNotifiedAt', j.value ->> 'contentHash', NULL, ${ctx.now}, ${ctx.now}
+      FROM json_each(${json}) j WHERE true
+      ON CONFLICT (platform_id, case_id) DO NOTHING`,
+    sql`INSERT INTO report_subjects (subject_key, report_id, subject_type)
+      SELECT s.value ->> 'key', r.id, s.value ->> 'type'
+      FROM json_each(${json}) j
+      JOIN reports r ON r.id = j.value ->> 'id'
+      JOIN json_each(j.value -> 'subjects') s`,
+    sql`INSERT INTO audit_log (at, actor, action, target, request_id, outcome, details)
+      SELECT ${ctx.now}, ${ctx.actor}, ${ctx.action}, r.id, ${ctx.requestId},
+        CASE WHEN r.id = j.value ->> 'id' THEN 'created'
+             WHEN r.content_hash = j.value ->> 'contentHash' THEN 'replayed' ELSE 'conflict' END,
+        json_object('caseId', r.case_id, 'item', j.key, 'subjectKeys', j.value -> 'keys')
+      ${matched} ORDER BY j.key`,
+    sql`SELECT j.key AS item,
+        CASE WHEN r.id = j.value ->> 'id' THEN 'created'
+             WHEN r.content_hash = j.value ->> 'contentHash' THEN 'replayed' ELSE 'conflict' END AS outcome,
+        ${REPORT_COLUMNS}
+      ${matched} ORDER BY j.key`,
+  ];
+}
+
+export type WriteRow = ReportRow & { item: number; outcome: WriteOutcome };

@@ -1,0 +1,114 @@
+import { sql } from "drizzle-orm";
+import { batch, rowsOf } from "../lib/batch";
+import type { Context } from "hono";
+import type { AppEnv } from "../app";
+import type { Config } from "../env";
+import { toRfc3339 } from "../lib/time";
+import type { Subject } from "../schemas/common";
+import type { Category, Confirmation } from "../schemas/reports";
+import type { ReportStatus } from "../../schema";
+import { DEFAULT_MODEL, type Evaluation, evaluate, MODEL_VERSION, type ScoreModel, type ScoreRecord } from "../scoring/model";
+import { auditInsertMany } from "./audit";
+import { pepperSubjects } from "./subjects";
+
+export const PURPOSES = ["refund_review", "account_review", "dispute_handling"] as const;
+export type Purpose = (typeof PURPOSES)[number];
+
+export interface ScoreQuery {
+  ref?: string;
+  subjects: Subject[];
+}
+
+export type ScoreAnswer = Omit<Evaluation, "evidence"> & { model: string; evaluatedAt: string };
+
+interface MatchRow {
+  subject_key: string;
+  id: string;
+  platform_id: string;
+  category: Category;
+  confirmation: Confirmation;
+  incident_at: number;
+  created_at: number;
+  amount_value: number;
+  amount_currency: string;
+  status: ReportStatus;
+}
+
+let modelFor: { retentionDays: number; model: ScoreModel } | undefined;
+
+function modelOf(config: Config): ScoreModel {
+  if (modelFor?.retentionDays !== config.RETENTION_DAYS) {
+    modelFor = { retentionDays: config.RETENTION_DAYS, model: { ...DEFAULT_MODEL, retentionDays: config.RETENTION_DAYS } };
+  }
+  return modelFor.model;
+}
+
+/**
+ * Scores one or many buyers in one D1 round trip: a single batch that reads every matching
+ * record (walking the subject-key index, so rows read follow the buyers' own records, never
+ * the table size), logs the inquiry per subject key, and writes one audit entry per query.
+ * Subject keys travel as one JSON parameter, so a batch of 100 buyers × 8 subjects stays
+ * within D1's 100-bound-parameter limit.
+ */
+export async function scoreBuyers(
+  c: Context<AppEnv>,
+  purpose: Purpose,
+  queries: readonly ScoreQuery[],
+): Promise<ScoreAnswer[]> {
+  const { config, principal, now, requestId } = c.var;
+  if (principal.kind !== "platform") {
+    throw new Error("score queries are made by platforms");
+  }
+  const keyed = await Promise.all(queries.map((q) => pepperSubjects(config.LEDGER_PEPPER, q.subjects)));
+  const keys = [...new Set(keyed.flatMap((subjects) => subjects.map((s) => s.key)))];
+  const keysJson = JSON.stringify(keys);
+  const [found] = await batch(config.DB, [
+    sql`SELECT rs.subject_key, r.id, r.platform_id, r.category, r.confirmation, r.incident_at,
+        r.created_at, r.amount_value, r.amount_currency, r.status
+      FROM report_subjects rs JOIN reports r ON r.id = rs.report_id
+      WHERE rs.subject_key IN (SELECT value FROM json_each(${keysJson}))
+        AND r.status IN ('active', 'disputed')`,
+    sql`INSERT INTO inquiries (subject_key, platform_id, purpose, at, request_id)
+      SELECT value, ${principal.platformId}, ${purpose}, ${now}, ${requestId} FROM json_each(${keysJson})`,
+    auditInsertMany(
+      { requestId, now },
+      keyed.map((subjects, i) => ({
+        actor: principal.actor,
+        action: c.var.action,
+        target: queries[i]?.ref ?? null,
+        outcome: "ok",
+        details: { purpose, subjectKeys: subjects.map((s) => s.key) },
+      })),
+    ),
+  ]);
+  c.set("audited", true);
+  const matches = rowsOf<MatchRow>(found);
+
+  const byKey = new Map<string, MatchRow[]>();
+  for (const row of matches) {
+    const list = byKey.get(row.subject_key) ?? [];
+    list.push(row);
+    byKey.set(row.subject_key, list);
+  }
+  const model = modelOf(config);
+  return keyed.map((subjects) => {
+    const records = new Map<string, ScoreRecord>();
+    for (const s of subjects) {
+      for (const row of byKey.get(s.key) ?? []) {
+        records.set(row.id, {
+          ref: row.id,
+          platformId: row.platform_id,
+          category: row.category,
+          confirmation: row.confirmation,
+          incidentAt: row.incident_at,
+          createdAt: row.created_at,
+          amountValue: row.amount_value,
+          amountCurrency: row.amount_currency,
+          status: row.status,
+        });
+      }
+    }
+    const { evidence: _evidence, ...answer } = evaluate([...records.values()], now, model);
+    return { ...answer, model: MODEL_VERSION, evaluatedAt: toRfc3339(now) };
+  });
+}
