@@ -30,7 +30,11 @@ export async function call(path: string, options: CallOptions = {}): Promise<Res
     headers["content-type"] ??= "application/json";
   }
   return exports.default.fetch(
-    new Request(BASE + path, { method: options.method ?? (body === undefined ? "GET" : "POST"), headers, body }),
+    new Request(BASE + path, {
+      method: options.method ?? (body === undefined ? "GET" : "POST"),
+      headers,
+      body,
+    }),
   );
 }
 
@@ -79,7 +83,12 @@ export async function newPlatform(
   const keys = await newKeyPair(options.alg ?? "EdDSA");
   const res = await callJson("/v1/admin/platforms", {
     token: await adminToken(),
-    body: { id, name: `Platform ${id}`, scopes: options.scopes ?? ALL_PLATFORM_SCOPES, jwks: { keys: [keys.publicJwk] } },
+    body: {
+      id,
+      name: `Platform ${id}`,
+      scopes: options.scopes ?? ALL_PLATFORM_SCOPES,
+      jwks: { keys: [keys.publicJwk] },
+    },
   });
   if (res.status !== 201) {
     throw new Error(`platform create failed: ${res.status} ${JSON.stringify(res.body)}`);
@@ -111,7 +120,10 @@ export function daysAgo(days: number, from = Date.now()): string {
 }
 
 /** A valid report body; override any field. */
-export function reportBody(subjects: { type: string; hash: string }[], overrides: Record<string, unknown> = {}) {
+export function reportBody(
+  subjects: { type: string; hash: string }[],
+  overrides: Record<string, unknown> = {},
+) {
   return {
     caseId: uniqueId("CASE"),
     subjects,

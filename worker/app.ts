@@ -1,7 +1,7 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
-import type { Bindings, Config } from "./env";
 import type { Principal } from "./auth/principal";
+import type { Bindings, Config } from "./env";
 import { fieldErrors, ProblemError, problemResponse } from "./lib/problem";
 
 export interface Variables {
@@ -45,14 +45,20 @@ export function newApp(): App {
       return problemResponse(err, requestId);
     }
     if (err instanceof HTTPException) {
-      const kind = err.status === 400 ? "malformed_json" : err.status === 413 ? "payload_too_large" : "bad_request";
+      const kind =
+        err.status === 400 ? "malformed_json" : err.status === 413 ? "payload_too_large" : "bad_request";
       return problemResponse(new ProblemError(kind, err.message || "Bad request"), requestId);
     }
-    console.error(JSON.stringify({ level: "error", requestId, error: String(err), stack: (err as Error).stack }));
+    console.error(
+      JSON.stringify({ level: "error", requestId, error: String(err), stack: (err as Error).stack }),
+    );
     return problemResponse(new ProblemError("internal", "An internal error occurred."), requestId);
   });
   app.notFound((c) =>
-    problemResponse(new ProblemError("not_found", `No route for ${c.req.method} ${c.req.path}`), c.get("requestId")),
+    problemResponse(
+      new ProblemError("not_found", `No route for ${c.req.method} ${c.req.path}`),
+      c.get("requestId"),
+    ),
   );
   return app;
 }

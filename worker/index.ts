@@ -8,7 +8,11 @@ import { jsonBody, rateLimit } from "./middleware/limits";
 import { registerAdminPlatformsCreate } from "./routes/admin-platforms-create";
 import { registerAdminPlatformsGet, registerAdminPlatformsList } from "./routes/admin-platforms-read";
 import { registerAdminPlatformsKeys, registerAdminPlatformsPatch } from "./routes/admin-platforms-update";
-import { registerAdminReportsGet, registerAdminReportsList, registerAdminReportsVoid } from "./routes/admin-reports";
+import {
+  registerAdminReportsGet,
+  registerAdminReportsList,
+  registerAdminReportsVoid,
+} from "./routes/admin-reports";
 import { registerDocs, registerHealth } from "./routes/meta";
 import { registerReportsBulk } from "./routes/reports-bulk";
 import { registerReportsCreate } from "./routes/reports-create";

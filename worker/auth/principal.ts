@@ -2,7 +2,14 @@ import { eq } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
 import type { JSONWebKeySet } from "jose";
 import { platforms } from "../../schema";
-import { ADMIN_ISSUER, type KeyResolver, keyResolver, TokenError, type VerifiedToken, verifyToken } from "./jwt";
+import {
+  ADMIN_ISSUER,
+  type KeyResolver,
+  keyResolver,
+  TokenError,
+  type VerifiedToken,
+  verifyToken,
+} from "./jwt";
 
 export const PLATFORM_SCOPES = ["reports:write", "scores:read", "disputes:write"] as const;
 export const ALL_SCOPES = [...PLATFORM_SCOPES, "admin"] as const;
@@ -107,7 +114,12 @@ export async function authenticate(
   if (!platform) {
     throw new TokenError("unknown issuer");
   }
-  const verified = await verifyToken(token, { audience: deps.audience, issuer, keys: platform.keys, now: deps.now });
+  const verified = await verifyToken(token, {
+    audience: deps.audience,
+    issuer,
+    keys: platform.keys,
+    now: deps.now,
+  });
   return {
     kind: "platform",
     platformId: issuer,

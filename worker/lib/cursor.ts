@@ -28,7 +28,11 @@ export function decodeCursor(cursor: string | undefined, pattern: RegExp): strin
 }
 
 /** Splits a `limit + 1` fetch into the page and the cursor of the next one. */
-export function pageOf<T>(rows: T[], limit: number, idOf: (row: T) => string): { page: T[]; nextCursor: string | null } {
+export function pageOf<T>(
+  rows: T[],
+  limit: number,
+  idOf: (row: T) => string,
+): { page: T[]; nextCursor: string | null } {
   const page = rows.slice(0, limit);
   const last = page[page.length - 1];
   return { page, nextCursor: rows.length > limit && last ? encodeCursor(idOf(last)) : null };

@@ -126,7 +126,9 @@ export function problemResponse(err: ProblemError, requestId: string): Response 
 }
 
 /** Zod issue paths as the contract writes them: `subjects.0.hash`. */
-export function fieldErrors(issues: readonly { path: readonly PropertyKey[]; message: string }[]): FieldError[] {
+export function fieldErrors(
+  issues: readonly { path: readonly PropertyKey[]; message: string }[],
+): FieldError[] {
   return issues.map((issue) => ({
     path: issue.path.map(String).join("."),
     message: issue.message,
@@ -161,5 +163,7 @@ export const problemResponses = {
   500: problem("Internal error"),
 } as const;
 
-export const notFoundResponse = { 404: problem("Not found (also for another platform's resources)") } as const;
+export const notFoundResponse = {
+  404: problem("Not found (also for another platform's resources)"),
+} as const;
 export const conflictResponse = { 409: problem("Conflict") } as const;

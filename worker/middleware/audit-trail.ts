@@ -18,13 +18,19 @@ export function auditTrail(): MiddlewareHandler<AppEnv> {
     const { config, requestId, now } = c.var;
     const principal = c.get("principal") as AppEnv["Variables"]["principal"] | undefined;
     const status = c.res.status;
-    const write = auditInsert(drizzle(config.DB), { requestId, now }, {
-      actor: principal?.actor ?? "anonymous",
-      action: c.get("action") ?? "request",
-      target: c.var.auditTarget,
-      outcome: outcomeForStatus(status),
-      details: { method: c.req.method, path: c.req.path, status },
-    }).run();
-    c.executionCtx.waitUntil(write.catch((err) => console.error("audit write failed", requestId, String(err))));
+    const write = auditInsert(
+      drizzle(config.DB),
+      { requestId, now },
+      {
+        actor: principal?.actor ?? "anonymous",
+        action: c.get("action") ?? "request",
+        target: c.var.auditTarget,
+        outcome: outcomeForStatus(status),
+        details: { method: c.req.method, path: c.req.path, status },
+      },
+    ).run();
+    c.executionCtx.waitUntil(
+      write.catch((err) => console.error("audit write failed", requestId, String(err))),
+    );
   };
 }

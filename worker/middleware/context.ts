@@ -18,7 +18,9 @@ export function requestContext(): MiddlewareHandler<AppEnv> {
     try {
       c.set("config", loadConfig(c.env));
     } catch (err) {
-      console.error(JSON.stringify({ level: "error", requestId, error: "invalid bindings", detail: String(err) }));
+      console.error(
+        JSON.stringify({ level: "error", requestId, error: "invalid bindings", detail: String(err) }),
+      );
       return problemResponse(new ProblemError("internal", "The ledger is misconfigured."), requestId);
     }
     await next();

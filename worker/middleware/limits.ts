@@ -29,7 +29,8 @@ export function jsonBody(): MiddlewareHandler<AppEnv> {
       throw new ProblemError("unsupported_media_type", "The body must be application/json (UTF-8).");
     }
     const limit = bodyLimitFor(c.req.path);
-    const tooLarge = () => new ProblemError("payload_too_large", `The body exceeds ${limit} bytes for this route.`);
+    const tooLarge = () =>
+      new ProblemError("payload_too_large", `The body exceeds ${limit} bytes for this route.`);
     const declared = Number(c.req.header("content-length") ?? "0");
     if (declared > limit) {
       throw tooLarge();

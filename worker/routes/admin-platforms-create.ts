@@ -38,13 +38,17 @@ export function registerAdminPlatformsCreate(app: App) {
     try {
       await commit(c, [
         db.insert(platforms).values({ ...body, status: "active", createdAt: now, updatedAt: now }),
-        auditInsert(db, { requestId, now }, {
-          actor: principal.actor,
-          action: c.var.action,
-          target: body.id,
-          outcome: "created",
-          details: { name: body.name, scopes: body.scopes, kids: body.jwks.keys.map((k) => k.kid) },
-        }),
+        auditInsert(
+          db,
+          { requestId, now },
+          {
+            actor: principal.actor,
+            action: c.var.action,
+            target: body.id,
+            outcome: "created",
+            details: { name: body.name, scopes: body.scopes, kids: body.jwks.keys.map((k) => k.kid) },
+          },
+        ),
       ]);
     } catch (err) {
       if (String(err).includes("platforms.id")) {

@@ -19,7 +19,10 @@ const list = createRoute({
   middleware: [guard("platform.list", "admin")] as const,
   request: { query: z.object({ cursor: CursorQuery, limit: LimitQuery }) },
   responses: {
-    200: { description: "A page of platforms", content: { "application/json": { schema: page(PlatformSchema, "PlatformPage") } } },
+    200: {
+      description: "A page of platforms",
+      content: { "application/json": { schema: page(PlatformSchema, "PlatformPage") } },
+    },
     ...problemResponses,
   },
 });

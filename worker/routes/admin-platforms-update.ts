@@ -1,8 +1,8 @@
 import { createRoute } from "@hono/zod-openapi";
 import { eq } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
-import { platforms } from "../../schema";
 import type { Context } from "hono";
+import { platforms } from "../../schema";
 import type { App, AppEnv } from "../app";
 import { evictPlatform } from "../auth/principal";
 import { notFoundResponse, ProblemError, problemResponses } from "../lib/problem";
@@ -36,7 +36,8 @@ const keys = createRoute({
   path: "/v1/admin/platforms/{id}/keys",
   tags: ["Admin: platforms"],
   summary: "Replace a platform's key set (rotation)",
-  description: "Publish the new key alongside the old one first, then remove the old one once no token uses it.",
+  description:
+    "Publish the new key alongside the old one first, then remove the old one once no token uses it.",
   security: [{ bearer: [] }],
   middleware: [guard("platform.keys", "admin")] as const,
   request: {
@@ -69,7 +70,11 @@ async function updatePlatform(
       .update(platforms)
       .set({ ...changes, updatedAt: now })
       .where(eq(platforms.id, id)),
-    auditInsert(db, { requestId, now }, { actor: principal.actor, action: c.var.action, target: id, outcome: "ok", details }),
+    auditInsert(
+      db,
+      { requestId, now },
+      { actor: principal.actor, action: c.var.action, target: id, outcome: "ok", details },
+    ),
   ]);
   evictPlatform(id);
   const [row] = await platformById(db, id);

@@ -25,7 +25,10 @@ const list = createRoute({
     }),
   },
   responses: {
-    200: { description: "A page of reports", content: { "application/json": { schema: page(ReportSchema, "AdminReportPage") } } },
+    200: {
+      description: "A page of reports",
+      content: { "application/json": { schema: page(ReportSchema, "AdminReportPage") } },
+    },
     ...problemResponses,
   },
 });

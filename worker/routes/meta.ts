@@ -9,7 +9,10 @@ const health = createRoute({
   tags: ["Meta"],
   summary: "Liveness: answers without touching the database",
   responses: {
-    200: { description: "Alive", content: { "application/json": { schema: z.object({ ok: z.literal(true) }) } } },
+    200: {
+      description: "Alive",
+      content: { "application/json": { schema: z.object({ ok: z.literal(true) }) } },
+    },
   },
 });
 

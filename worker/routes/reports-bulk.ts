@@ -1,7 +1,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { App } from "../app";
-import { callerPlatform, guard } from "../middleware/auth";
+import { rowsOf } from "../lib/batch";
 import { fieldErrors, ProblemError, ProblemSchema, problemResponses, toProblem } from "../lib/problem";
+import { callerPlatform, guard } from "../middleware/auth";
 import { ReportBodySchema } from "../schemas/reports";
 import { type AuditEntry, auditInsertMany } from "../services/audit";
 import { commit } from "../services/commit";
@@ -12,7 +13,6 @@ import {
   reportWriteStatements,
   type WriteRow,
 } from "../services/reports";
-import { rowsOf } from "../lib/batch";
 
 export const MAX_BULK_REPORTS = 500;
 
@@ -77,14 +77,20 @@ export function registerReportsBulk(app: App) {
     for (const [index, item] of reports.entries()) {
       const parsed = ReportBodySchema.safeParse(item);
       if (!parsed.success) {
-        reject(index, new ProblemError("validation", "The report does not match the schema; see errors.", {
-          errors: fieldErrors(parsed.error.issues),
-        }));
+        reject(
+          index,
+          new ProblemError("validation", "The report does not match the schema; see errors.", {
+            errors: fieldErrors(parsed.error.issues),
+          }),
+        );
         continue;
       }
       const errors = checkReportTimes(parsed.data, now, config.RETENTION_DAYS);
       if (errors.length > 0) {
-        reject(index, new ProblemError("validation", "The report's times are not acceptable; see errors.", { errors }));
+        reject(
+          index,
+          new ProblemError("validation", "The report's times are not acceptable; see errors.", { errors }),
+        );
         continue;
       }
       prepared.push(await prepareReport(parsed.data, config.LEDGER_PEPPER));
@@ -99,7 +105,10 @@ export function registerReportsBulk(app: App) {
     for (const row of rows) {
       const index = positions[row.item] as number;
       if (row.outcome === "conflict") {
-        const err = new ProblemError("conflict", `case ${row.case_id} was already reported as ${row.id} with different content`);
+        const err = new ProblemError(
+          "conflict",
+          `case ${row.case_id} was already reported as ${row.id} with different content`,
+        );
         results[index] = { index, status: 409, problem: toProblem(err, requestId) };
       } else {
         results[index] = { index, status: row.outcome === "created" ? 201 : 200, id: row.id };

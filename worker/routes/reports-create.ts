@@ -1,11 +1,17 @@
 import { createRoute } from "@hono/zod-openapi";
 import type { App } from "../app";
-import { callerPlatform, guard } from "../middleware/auth";
+import { rowsOf } from "../lib/batch";
 import { conflictResponse, ProblemError, problemResponses } from "../lib/problem";
+import { callerPlatform, guard } from "../middleware/auth";
 import { ReportBodySchema, ReportSchema } from "../schemas/reports";
 import { commit } from "../services/commit";
-import { checkReportTimes, prepareReport, reportWriteStatements, toReport, type WriteRow } from "../services/reports";
-import { rowsOf } from "../lib/batch";
+import {
+  checkReportTimes,
+  prepareReport,
+  reportWriteStatements,
+  toReport,
+  type WriteRow,
+} from "../services/reports";
 
 const route = createRoute({
   method: "post",
@@ -19,7 +25,10 @@ const route = createRoute({
   request: { body: { required: true, content: { "application/json": { schema: ReportBodySchema } } } },
   responses: {
     201: { description: "Created", content: { "application/json": { schema: ReportSchema } } },
-    200: { description: "Idempotent replay: the report already held", content: { "application/json": { schema: ReportSchema } } },
+    200: {
+      description: "Idempotent replay: the report already held",
+      content: { "application/json": { schema: ReportSchema } },
+    },
     ...conflictResponse,
     ...problemResponses,
   },

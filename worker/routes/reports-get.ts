@@ -1,8 +1,8 @@
 import { createRoute } from "@hono/zod-openapi";
 import type { App } from "../app";
+import { notFoundResponse, ProblemError, problemResponses } from "../lib/problem";
 import { callerPlatform, guard } from "../middleware/auth";
 import { IdParam } from "../schemas/common";
-import { notFoundResponse, ProblemError, problemResponses } from "../lib/problem";
 import { ReportSchema } from "../schemas/reports";
 import { reportById } from "../services/report-queries";
 import { toReport } from "../services/reports";

@@ -19,7 +19,10 @@ const route = createRoute({
     query: z.object({ status: z.enum(reportStatuses).optional(), cursor: CursorQuery, limit: LimitQuery }),
   },
   responses: {
-    200: { description: "A page of reports", content: { "application/json": { schema: page(ReportSchema, "ReportPage") } } },
+    200: {
+      description: "A page of reports",
+      content: { "application/json": { schema: page(ReportSchema, "ReportPage") } },
+    },
     ...problemResponses,
   },
 });
@@ -28,7 +31,12 @@ export function registerReportsList(app: App) {
   app.openapi(route, async (c) => {
     const { status, cursor, limit } = c.req.valid("query");
     const after = decodeCursor(cursor, REPORT_ID);
-    const result = await listReports(c.var.config.DB, { platformId: callerPlatform(c), status, after, limit });
+    const result = await listReports(c.var.config.DB, {
+      platformId: callerPlatform(c),
+      status,
+      after,
+      limit,
+    });
     return c.json(result, 200);
   });
 }

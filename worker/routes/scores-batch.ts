@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { App } from "../app";
-import { guard } from "../middleware/auth";
 import { problemResponses } from "../lib/problem";
+import { guard } from "../middleware/auth";
 import { ScoreAnswerSchema, ScoreBatchBodySchema } from "../schemas/scores";
 import { scoreBuyers } from "../services/scores";
 

@@ -1,7 +1,7 @@
 import { createRoute } from "@hono/zod-openapi";
 import type { App } from "../app";
-import { guard } from "../middleware/auth";
 import { problemResponses } from "../lib/problem";
+import { guard } from "../middleware/auth";
 import { ScoreAnswerSchema, ScoreQueryBodySchema } from "../schemas/scores";
 import { scoreBuyers } from "../services/scores";
 
@@ -15,7 +15,10 @@ const route = createRoute({
   middleware: [guard("score.query", "scores:read")] as const,
   request: { body: { required: true, content: { "application/json": { schema: ScoreQueryBodySchema } } } },
   responses: {
-    200: { description: "The buyer's shared risk score", content: { "application/json": { schema: ScoreAnswerSchema } } },
+    200: {
+      description: "The buyer's shared risk score",
+      content: { "application/json": { schema: ScoreAnswerSchema } },
+    },
     ...problemResponses,
   },
 });

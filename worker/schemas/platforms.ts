@@ -13,10 +13,23 @@ const common = {
 export const PublicJwkSchema = z
   .discriminatedUnion("kty", [
     z
-      .object({ kty: z.literal("EC"), crv: z.literal("P-256"), x: b64url.length(43), y: b64url.length(43), alg: z.literal("ES256").optional(), ...common })
+      .object({
+        kty: z.literal("EC"),
+        crv: z.literal("P-256"),
+        x: b64url.length(43),
+        y: b64url.length(43),
+        alg: z.literal("ES256").optional(),
+        ...common,
+      })
       .strict(),
     z
-      .object({ kty: z.literal("OKP"), crv: z.literal("Ed25519"), x: b64url.length(43), alg: z.literal("EdDSA").optional(), ...common })
+      .object({
+        kty: z.literal("OKP"),
+        crv: z.literal("Ed25519"),
+        x: b64url.length(43),
+        alg: z.literal("EdDSA").optional(),
+        ...common,
+      })
       .strict(),
   ])
   .openapi("PublicJwk");
@@ -52,7 +65,12 @@ export const PlatformIdSchema = z
   .openapi({ example: "shop-a" });
 
 export const PlatformCreateSchema = z
-  .object({ id: PlatformIdSchema, name: z.string().trim().min(1).max(200), scopes: ScopesSchema, jwks: JwksSchema })
+  .object({
+    id: PlatformIdSchema,
+    name: z.string().trim().min(1).max(200),
+    scopes: ScopesSchema,
+    jwks: JwksSchema,
+  })
   .strict()
   .openapi("PlatformCreate");
 
@@ -79,5 +97,8 @@ export const PlatformSchema = z
   .openapi("Platform");
 
 export const PlatformParam = z.object({
-  id: z.string().max(63).openapi({ param: { name: "id", in: "path" }, example: "shop-a" }),
+  id: z
+    .string()
+    .max(63)
+    .openapi({ param: { name: "id", in: "path" }, example: "shop-a" }),
 });

@@ -34,7 +34,11 @@ export const EVIDENCE_KINDS = [
  * Patterns that mark a note as carrying personal data (an e-mail address, a mainland mobile
  * number, a resident ID number). Notes travel to other platforms, so they are refused.
  */
-const PERSONAL_DATA = [/[^\s@]+@[^\s@]+\.[^\s@]+/, /(?<!\d)1[3-9]\d{9}(?!\d)/, /(?<!\d)\d{17}[\dXx](?![\dXx])/];
+const PERSONAL_DATA = [
+  /[^\s@]+@[^\s@]+\.[^\s@]+/,
+  /(?<!\d)1[3-9]\d{9}(?!\d)/,
+  /(?<!\d)\d{17}[\dXx](?![\dXx])/,
+];
 
 export const EvidenceSchema = z
   .object({ kind: z.enum(EVIDENCE_KINDS), value: z.string().min(1).max(256) })
@@ -75,7 +79,9 @@ export const ReportSchema = z
     subjects: z.array(
       z.object({
         type: z.enum(SUBJECT_TYPES),
-        key: z.string().openapi({ description: "The ledger's peppered key for the subject (never the hash sent)" }),
+        key: z
+          .string()
+          .openapi({ description: "The ledger's peppered key for the subject (never the hash sent)" }),
       }),
     ),
     category: z.enum(CATEGORIES),

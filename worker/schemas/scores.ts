@@ -15,11 +15,7 @@ export const ScoreBatchBodySchema = z
   .object({
     purpose: z.enum(PURPOSES),
     queries: z
-      .array(
-        z
-          .object({ ref: z.string().min(1).max(128), subjects: subjectList(8) })
-          .strict(),
-      )
+      .array(z.object({ ref: z.string().min(1).max(128), subjects: subjectList(8) }).strict())
       .min(1)
       .max(MAX_BATCH_QUERIES),
   })

@@ -150,7 +150,11 @@ export interface Evaluation {
 }
 
 /** The amount in CNY major units, or null for a currency the rate table does not know. */
-export function amountInCny(value: number, currency: string, model: ScoreModel = DEFAULT_MODEL): number | null {
+export function amountInCny(
+  value: number,
+  currency: string,
+  model: ScoreModel = DEFAULT_MODEL,
+): number | null {
   const rate = model.fxToCny[currency];
   if (rate === undefined) {
     return null;
@@ -228,7 +232,11 @@ export function scoreOf(evidence: number, model: ScoreModel = DEFAULT_MODEL): nu
  * Scores one buyer's records at time `now`. Deterministic: the same records and the same
  * `now` give the same answer, whatever their order.
  */
-export function evaluate(records: readonly ScoreRecord[], now: number, model: ScoreModel = DEFAULT_MODEL): Evaluation {
+export function evaluate(
+  records: readonly ScoreRecord[],
+  now: number,
+  model: ScoreModel = DEFAULT_MODEL,
+): Evaluation {
   const oldest = now - model.retentionDays * DAY_MS;
   const windowMs = model.burstWindowDays * DAY_MS;
   const shown: ScoredRecord[] = [];
@@ -312,7 +320,9 @@ export function evaluate(records: readonly ScoreRecord[], now: number, model: Sc
       amounts:
         amounts.size === 0
           ? [{ currency: "CNY", value: 0 }]
-          : [...amounts].sort(([a], [b]) => (a < b ? -1 : 1)).map(([currency, value]) => ({ currency, value })),
+          : [...amounts]
+              .sort(([a], [b]) => (a < b ? -1 : 1))
+              .map(([currency, value]) => ({ currency, value })),
     },
     records: shown,
     evidence,
@@ -386,7 +396,10 @@ function reasonsFor(x: {
   if (counted.length > 0) {
     const days = Math.floor((x.now - Math.max(...counted.map((r) => r.incidentAt))) / DAY_MS);
     if (days <= model.recentDays) {
-      reasons.push({ code: "RECENT", detail: `most recent incident ${plural(Math.max(0, days), "day", "days")} ago` });
+      reasons.push({
+        code: "RECENT",
+        detail: `most recent incident ${plural(Math.max(0, days), "day", "days")} ago`,
+      });
     }
   }
   if (x.disputedCount - x.overdue > 0) {

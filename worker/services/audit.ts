@@ -72,7 +72,9 @@ export function auditInsert(db: DrizzleD1Database, ctx: AuditContext, entry: Aud
  * score batches: one statement whatever the count, within D1's bound-parameter limit.
  */
 export function auditInsertMany(ctx: AuditContext, entries: readonly AuditEntry[]) {
-  const json = JSON.stringify(entries.map((e) => ({ ...e, target: e.target ?? null, details: e.details ?? {} })));
+  const json = JSON.stringify(
+    entries.map((e) => ({ ...e, target: e.target ?? null, details: e.details ?? {} })),
+  );
   return sql`INSERT INTO audit_log (at, actor, action, target, request_id, outcome, details)
     SELECT ${ctx.now}, e.value ->> 'actor', e.value ->> 'action', e.value ->> 'target', ${ctx.requestId},
       e.value ->> 'outcome', e.value -> 'details'

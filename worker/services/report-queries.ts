@@ -22,7 +22,11 @@ export function reportByIdSql(id: string, platformId: string | null) {
   return sql`SELECT ${REPORT_COLUMNS} FROM reports r WHERE r.id = ${id}${tenant}`;
 }
 
-export async function reportById(d1: D1Database, id: string, platformId: string | null): Promise<ReportRow | undefined> {
+export async function reportById(
+  d1: D1Database,
+  id: string,
+  platformId: string | null,
+): Promise<ReportRow | undefined> {
   const [row] = await all<ReportRow>(d1, reportByIdSql(id, platformId));
   return row;
 }
@@ -30,7 +34,12 @@ export async function reportById(d1: D1Database, id: string, platformId: string 
 /** A page of reports, newest first, through the (platform_id, status, id) / (status, id) indexes. */
 export async function listReports(
   d1: D1Database,
-  filter: { platformId?: string | undefined; status?: ReportStatus | undefined; after: string | null; limit: number },
+  filter: {
+    platformId?: string | undefined;
+    status?: ReportStatus | undefined;
+    after: string | null;
+    limit: number;
+  },
 ): Promise<{ items: Report[]; nextCursor: string | null }> {
   const where: SQL[] = [];
   if (filter.platformId !== undefined) {
@@ -77,13 +86,17 @@ export async function closeReport(
       .update(reports)
       .set({ status: args.to, statusReason: args.reason, updatedAt: now })
       .where(and(eq(reports.id, args.id), inArray(reports.status, [...OPEN_STATUSES]))),
-    auditInsert(db, { requestId, now }, {
-      actor: principal.actor,
-      action: c.var.action,
-      target: args.id,
-      outcome: "ok",
-      details: { from: row.status, to: args.to, reason: args.reason },
-    }),
+    auditInsert(
+      db,
+      { requestId, now },
+      {
+        actor: principal.actor,
+        action: c.var.action,
+        target: args.id,
+        outcome: "ok",
+        details: { from: row.status, to: args.to, reason: args.reason },
+      },
+    ),
     reportByIdSql(args.id, null),
   ]);
   const [updated] = rowsOf<ReportRow>(after);

@@ -40,10 +40,16 @@ export function checkReportTimes(body: ReportBody, now: number, retentionDays: n
     errors.push({ path: "confirmedAt", message: "must not be in the future" });
   }
   if (incidentAt < oldest) {
-    errors.push({ path: "incidentAt", message: `must be within the retention period (${retentionDays} days)` });
+    errors.push({
+      path: "incidentAt",
+      message: `must be within the retention period (${retentionDays} days)`,
+    });
   }
   if (confirmedAt < oldest) {
-    errors.push({ path: "confirmedAt", message: `must be within the retention period (${retentionDays} days)` });
+    errors.push({
+      path: "confirmedAt",
+      message: `must be within the retention period (${retentionDays} days)`,
+    });
   }
   if (body.subjectNotifiedAt && Date.parse(body.subjectNotifiedAt) > now + CLOCK_SKEW_MS) {
     errors.push({ path: "subjectNotifiedAt", message: "must not be in the future" });
@@ -132,9 +138,7 @@ export function reportWriteStatements(
   ctx: { platformId: string; actor: string; action: string; requestId: string; now: number },
   items: readonly PreparedReport[],
 ) {
-  const json = JSON.stringify(
-    items.map((r) => ({ ...r, keys: r.subjects.map((s) => s.key) })),
-  );
+  const json = JSON.stringify(items.map((r) => ({ ...r, keys: r.subjects.map((s) => s.key) })));
   const matched: SQL = sql`FROM json_each(${json}) j
     JOIN reports r ON r.platform_id = ${ctx.platformId} AND r.case_id = j.value ->> 'caseId'`;
   return [

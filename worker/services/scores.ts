@@ -1,13 +1,20 @@
 import { sql } from "drizzle-orm";
-import { batch, rowsOf } from "../lib/batch";
 import type { Context } from "hono";
+import type { ReportStatus } from "../../schema";
 import type { AppEnv } from "../app";
 import type { Config } from "../env";
+import { batch, rowsOf } from "../lib/batch";
 import { toRfc3339 } from "../lib/time";
 import type { Subject } from "../schemas/common";
 import type { Category, Confirmation } from "../schemas/reports";
-import type { ReportStatus } from "../../schema";
-import { DEFAULT_MODEL, type Evaluation, evaluate, MODEL_VERSION, type ScoreModel, type ScoreRecord } from "../scoring/model";
+import {
+  DEFAULT_MODEL,
+  type Evaluation,
+  evaluate,
+  MODEL_VERSION,
+  type ScoreModel,
+  type ScoreRecord,
+} from "../scoring/model";
 import { auditInsertMany } from "./audit";
 import { pepperSubjects } from "./subjects";
 
@@ -38,7 +45,10 @@ let modelFor: { retentionDays: number; model: ScoreModel } | undefined;
 
 function modelOf(config: Config): ScoreModel {
   if (modelFor?.retentionDays !== config.RETENTION_DAYS) {
-    modelFor = { retentionDays: config.RETENTION_DAYS, model: { ...DEFAULT_MODEL, retentionDays: config.RETENTION_DAYS } };
+    modelFor = {
+      retentionDays: config.RETENTION_DAYS,
+      model: { ...DEFAULT_MODEL, retentionDays: config.RETENTION_DAYS },
+    };
   }
   return modelFor.model;
 }
