@@ -32,6 +32,26 @@ export const envSchema = z.object({
   RETENTION_DAYS: intVar(1826, 1, 36500),
   DISPUTE_DEADLINE_DAYS: intVar(20, 1, 365),
   PLATFORM_CACHE_TTL_SECONDS: intVar(30, 0, 3600),
+  /** Lowest scores of the medium, high and critical bands, e.g. "20,50,75" (docs/scoring.md). */
+  SCORE_BANDS: z
+    .string()
+    .regex(/^\d{1,3},\d{1,3},\d{1,3}$/, "three scores: medium,high,critical")
+    .transform((s) => s.split(",").map(Number) as [number, number, number])
+    .refine(([m, h, c]) => m >= 1 && m < h && h < c && c <= 100, "must rise strictly within 1–100")
+    .optional(),
+  /** JSON object of CNY per major unit, merged over the default rate table, e.g. {"USD": 7.1}. */
+  SCORE_FX_RATES: z
+    .string()
+    .transform((s, ctx) => {
+      try {
+        return JSON.parse(s) as unknown;
+      } catch {
+        ctx.addIssue({ code: "custom", message: "not JSON" });
+        return z.NEVER;
+      }
+    })
+    .pipe(z.record(z.string().regex(/^[A-Z]{3}$/), z.number().positive().finite()))
+    .optional(),
 });
 
 /** The raw bindings as the runtime hands them over. */

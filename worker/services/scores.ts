@@ -4,6 +4,7 @@ import type { ReportStatus } from "../../schema";
 import type { AppEnv } from "../app";
 import type { Config } from "../env";
 import { batch, rowsOf } from "../lib/batch";
+import { canonicalJson } from "../lib/crypto";
 import { toRfc3339 } from "../lib/time";
 import type { Subject } from "../schemas/common";
 import type { Category, Confirmation } from "../schemas/reports";
@@ -41,16 +42,47 @@ interface MatchRow {
   status: ReportStatus;
 }
 
-let modelFor: { retentionDays: number; model: ScoreModel } | undefined;
+let configured: { config: Config; model: ScoreModel; version: string } | undefined;
 
-function modelOf(config: Config): ScoreModel {
-  if (modelFor?.retentionDays !== config.RETENTION_DAYS) {
-    modelFor = {
-      retentionDays: config.RETENTION_DAYS,
-      model: { ...DEFAULT_MODEL, retentionDays: config.RETENTION_DAYS },
-    };
+/** The model with this deployment's configuration applied, built once per isolate. */
+function modelOf(config: Config): { model: ScoreModel; version: string } {
+  if (configured?.config !== config) {
+    configured = { config, ...configureModel(config) };
   }
-  return modelFor.model;
+  return configured;
+}
+
+/**
+ * Applies RETENTION_DAYS, SCORE_BANDS and SCORE_FX_RATES. Any value that differs from the
+ * documented defaults is fingerprinted into the version (`pixiu-score/1+c3f9a1b2`), so an
+ * answer always says exactly which model produced it.
+ */
+export function configureModel(config: Pick<Config, "RETENTION_DAYS" | "SCORE_BANDS" | "SCORE_FX_RATES">) {
+  const overrides: Partial<ScoreModel> = {};
+  if (config.RETENTION_DAYS !== DEFAULT_MODEL.retentionDays) {
+    overrides.retentionDays = config.RETENTION_DAYS;
+  }
+  if (config.SCORE_BANDS) {
+    const [medium, high, critical] = config.SCORE_BANDS;
+    overrides.bands = { medium, high, critical };
+  }
+  if (config.SCORE_FX_RATES) {
+    overrides.fxToCny = { ...DEFAULT_MODEL.fxToCny, ...config.SCORE_FX_RATES };
+  }
+  const model = { ...DEFAULT_MODEL, ...overrides };
+  const fingerprint = canonicalJson(overrides);
+  const version = fingerprint === "{}" ? MODEL_VERSION : `${MODEL_VERSION}+${fnv1a(fingerprint)}`;
+  return { model, version };
+}
+
+/** FNV-1a, 32 bits, hex: a short stable fingerprint (not a security hash). */
+function fnv1a(text: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0).toString(16).padStart(8, "0");
 }
 
 /**
@@ -100,7 +132,7 @@ export async function scoreBuyers(
     list.push(row);
     byKey.set(row.subject_key, list);
   }
-  const model = modelOf(config);
+  const { model, version } = modelOf(config);
   return keyed.map((subjects) => {
     const records = new Map<string, ScoreRecord>();
     for (const s of subjects) {
@@ -119,6 +151,6 @@ export async function scoreBuyers(
       }
     }
     const { evidence: _evidence, ...answer } = evaluate([...records.values()], now, model);
-    return { ...answer, model: MODEL_VERSION, evaluatedAt: toRfc3339(now) };
+    return { ...answer, model: version, evaluatedAt: toRfc3339(now) };
   });
 }
