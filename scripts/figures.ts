@@ -1,0 +1,193 @@
+/**
+ * `npm run figures`: draws docs/figures/*.svg from the real scoring code and the simulation,
+ * so the pictures in docs/scoring.md can never drift from the model.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Confirmation } from "../worker/schemas/reports";
+import { DEFAULT_MODEL, evaluate, type ScoreRecord } from "../worker/scoring/model";
+import { DAY, DEFAULT_MARKET, NOW, simulate } from "./lib/market";
+import { ROOT } from "./lib/local";
+
+const OUT = join(ROOT, "docs", "figures");
+
+interface Series {
+  name: string;
+  color: string;
+  points: [number, number][];
+  dashed?: boolean;
+}
+
+const W = 700;
+const H = 360;
+const M = { left: 56, right: 210, top: 36, bottom: 48 };
+
+const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;");
+
+function chart(opts: {
+  title: string;
+  x: { label: string; min: number; max: number; ticks: number[]; format?: (v: number) => string };
+  y: { label: string; min: number; max: number; ticks: number[] };
+  series: Series[];
+  bars?: boolean;
+  hlines?: { y: number; label: string }[];
+  vlines?: { x: number; label: string }[];
+}): string {
+  const pw = W - M.left - M.right;
+  const ph = H - M.top - M.bottom;
+  const sx = (v: number) => M.left + ((v - opts.x.min) / (opts.x.max - opts.x.min)) * pw;
+  const sy = (v: number) => M.top + ph - ((v - opts.y.min) / (opts.y.max - opts.y.min)) * ph;
+  const fx = opts.x.format ?? ((v: number) => String(v));
+  const parts: string[] = [];
+  parts.push(`<rect width="${W}" height="${H}" fill="#fff"/>`);
+  parts.push(`<text x="${M.left}" y="22" font-size="15" font-weight="600">${esc(opts.title)}</text>`);
+  for (const t of opts.y.ticks) {
+    parts.push(`<line x1="${M.left}" x2="${M.left + pw}" y1="${sy(t)}" y2="${sy(t)}" stroke="#eee"/>`);
+    parts.push(`<text x="${M.left - 8}" y="${sy(t) + 4}" font-size="11" text-anchor="end" fill="#555">${t}</text>`);
+  }
+  for (const t of opts.x.ticks) {
+    parts.push(`<text x="${sx(t)}" y="${M.top + ph + 18}" font-size="11" text-anchor="middle" fill="#555">${esc(fx(t))}</text>`);
+  }
+  parts.push(`<line x1="${M.left}" x2="${M.left + pw}" y1="${M.top + ph}" y2="${M.top + ph}" stroke="#333"/>`);
+  parts.push(`<line x1="${M.left}" x2="${M.left}" y1="${M.top}" y2="${M.top + ph}" stroke="#333"/>`);
+  parts.push(`<text x="${M.left + pw / 2}" y="${H - 10}" font-size="12" text-anchor="middle">${esc(opts.x.label)}</text>`);
+  parts.push(
+    `<text transform="translate(16 ${M.top + ph / 2}) rotate(-90)" font-size="12" text-anchor="middle">${esc(opts.y.label)}</text>`,
+  );
+  for (const h of opts.hlines ?? []) {
+    parts.push(`<line x1="${M.left}" x2="${M.left + pw}" y1="${sy(h.y)}" y2="${sy(h.y)}" stroke="#999" stroke-dasharray="4 3"/>`);
+    parts.push(`<text x="${M.left + pw - 4}" y="${sy(h.y) - 4}" font-size="10" text-anchor="end" fill="#777">${esc(h.label)}</text>`);
+  }
+  for (const v of opts.vlines ?? []) {
+    parts.push(`<line x1="${sx(v.x)}" x2="${sx(v.x)}" y1="${M.top}" y2="${M.top + ph}" stroke="#999" stroke-dasharray="4 3"/>`);
+    parts.push(`<text x="${sx(v.x) - 4}" y="${M.top + 12}" font-size="10" text-anchor="end" fill="#777">${esc(v.label)}</text>`);
+  }
+  const n = opts.series.length;
+  opts.series.forEach((s, i) => {
+    if (opts.bars) {
+      const step = s.points.length > 1 ? sx((s.points[1] as [number, number])[0]) - sx((s.points[0] as [number, number])[0]) : 10;
+      const bw = (step * 0.8) / n;
+      for (const [x, y] of s.points) {
+        const left = sx(x) + step * 0.1 + i * bw;
+        parts.push(`<rect x="${left.toFixed(1)}" y="${sy(y).toFixed(1)}" width="${bw.toFixed(1)}" height="${(sy(opts.y.min) - sy(y)).toFixed(1)}" fill="${s.color}"/>`);
+      }
+    } else {
+      const d = s.points.map(([x, y], k) => `${k === 0 ? "M" : "L"}${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(" ");
+      parts.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ""}/>`);
+      if (s.points.length <= 12) {
+        for (const [x, y] of s.points) {
+          parts.push(`<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="3" fill="${s.color}"/>`);
+        }
+      }
+    }
+    const ly = M.top + 8 + i * 18;
+    parts.push(`<rect x="${W - M.right + 14}" y="${ly - 8}" width="12" height="10" fill="${s.color}"/>`);
+    parts.push(`<text x="${W - M.right + 32}" y="${ly + 1}" font-size="11">${esc(s.name)}</text>`);
+  });
+  return `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" font-family="system-ui, sans-serif">\n${parts.join("\n")}\n</svg>\n`;
+}
+
+const bandLines = [
+  { y: DEFAULT_MODEL.bands.medium, label: "medium (review)" },
+  { y: DEFAULT_MODEL.bands.high, label: "high (require return)" },
+  { y: DEFAULT_MODEL.bands.critical, label: "critical" },
+];
+
+let ref = 0;
+function rec(platformId: string, confirmation: Confirmation, ageDays: number): ScoreRecord {
+  ref += 1;
+  const incidentAt = NOW - ageDays * DAY;
+  return {
+    ref: `f${ref}`,
+    platformId,
+    category: "ai_generated_image",
+    confirmation,
+    incidentAt,
+    createdAt: incidentAt,
+    amountValue: 29900,
+    amountCurrency: "CNY",
+    status: "active",
+  };
+}
+
+function scoreVsPlatforms(): string {
+  const line = (name: string, color: string, make: (p: number) => ScoreRecord[]): Series => ({
+    name,
+    color,
+    points: [1, 2, 3, 4, 5, 6, 7, 8].map((k) => {
+      const records = Array.from({ length: k }, (_, p) => make(p)).flat();
+      return [k, evaluate(records, NOW).score];
+    }),
+  });
+  return chart({
+    title: "Score against the number of platforms that confirmed the buyer",
+    x: { label: "distinct platforms reporting (one fresh case each unless noted)", min: 0.5, max: 8.5, ticks: [1, 2, 3, 4, 5, 6, 7, 8] },
+    y: { label: "score", min: 0, max: 100, ticks: [0, 20, 40, 60, 80, 100] },
+    hlines: bandLines,
+    series: [
+      line("3 forensics cases each", "#b91c1c", (p) => [rec(`p${p}`, "platform_forensics", 10), rec(`p${p}`, "platform_forensics", 40), rec(`p${p}`, "platform_forensics", 80)]),
+      line("platform forensics", "#2563eb", (p) => [rec(`p${p}`, "platform_forensics", 10)]),
+      line("manual review", "#16a34a", (p) => [rec(`p${p}`, "manual_review", 10)]),
+      line("police report", "#9333ea", (p) => [rec(`p${p}`, "police_report", 10)]),
+    ],
+  });
+}
+
+function decayFigure(): string {
+  const points = (confirmation: Confirmation): [number, number][] =>
+    Array.from({ length: 67 }, (_, m) => {
+      const days = m * 30.4;
+      return [days / 365, evaluate([rec("p1", confirmation, days)], NOW).score];
+    });
+  const twoPlatforms: [number, number][] = Array.from({ length: 67 }, (_, m) => {
+    const days = m * 30.4;
+    return [days / 365, evaluate([rec("p1", "platform_forensics", days), rec("p2", "platform_forensics", days)], NOW).score];
+  });
+  return chart({
+    title: "How one record fades: score against the record's age",
+    x: { label: "years since the incident", min: 0, max: 5.5, ticks: [0, 1, 2, 3, 4, 5], format: (v) => `${v}` },
+    y: { label: "score", min: 0, max: 100, ticks: [0, 20, 40, 60, 80, 100] },
+    hlines: bandLines,
+    vlines: [{ x: DEFAULT_MODEL.retentionDays / 365, label: "retention: stops counting" }],
+    series: [
+      { name: "two platforms, forensics", color: "#b91c1c", points: twoPlatforms },
+      { name: "court ruling", color: "#9333ea", points: points("court_ruling") },
+      { name: "platform forensics", color: "#2563eb", points: points("platform_forensics") },
+      { name: "manual review", color: "#16a34a", points: points("manual_review") },
+    ],
+  });
+}
+
+function distributionFigure(): string {
+  const buyers = simulate(DEFAULT_MARKET);
+  const groups = [
+    { name: "forgers", color: "#b91c1c", filter: (k: string) => k === "forger" },
+    { name: "wrongly confirmed", color: "#2563eb", filter: (k: string) => k === "wrongly_confirmed" },
+    { name: "malicious victims", color: "#f59e0b", filter: (k: string) => k === "malicious_victim" },
+  ];
+  const bins = Array.from({ length: 10 }, (_, i) => i * 10);
+  const series = groups.map((g) => {
+    const members = buyers.filter((b) => g.filter(b.kind) && b.records.length > 0);
+    return {
+      name: `${g.name} (${members.length})`,
+      color: g.color,
+      points: bins.map((lo) => {
+        const n = members.filter((b) => b.evaluation.score >= lo && (b.evaluation.score < lo + 10 || (lo === 90 && b.evaluation.score === 100))).length;
+        return [lo, (100 * n) / Math.max(1, members.length)] as [number, number];
+      }),
+    };
+  });
+  return chart({
+    title: "Simulated score distribution of buyers with at least one record",
+    x: { label: "score (bins of 10)", min: 0, max: 100, ticks: [0, 20, 40, 60, 80, 100] },
+    y: { label: "% of the group", min: 0, max: 70, ticks: [0, 10, 20, 30, 40, 50, 60, 70] },
+    series,
+    bars: true,
+  });
+}
+
+mkdirSync(OUT, { recursive: true });
+writeFileSync(join(OUT, "score-vs-platforms.svg"), scoreVsPlatforms());
+writeFileSync(join(OUT, "decay.svg"), decayFigure());
+writeFileSync(join(OUT, "simulated-distribution.svg"), distributionFigure());
+console.log(`wrote ${OUT}/{score-vs-platforms,decay,simulated-distribution}.svg`);
