@@ -1,3 +1,4 @@
 export * from "./audit";
+export * from "./disputes";
 export * from "./platforms";
 export * from "./reports";

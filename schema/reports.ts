@@ -26,6 +26,13 @@ export const reports = sqliteTable(
     contentHash: text("content_hash").notNull(),
     /** Why the report left `active` (retraction or void reason). */
     statusReason: text("status_reason"),
+    /**
+     * The open dispute's deadline, copied here while a dispute is open so the score query
+     * needs no join; null when no dispute is open.
+     */
+    disputeDeadlineAt: epochMs("dispute_deadline_at"),
+    /** The buyer's latest statement from a dispute; it stays whatever the outcome. */
+    statement: text("statement"),
     ...timestamps,
   },
   (t) => [

@@ -6,8 +6,8 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Confirmation } from "../worker/schemas/reports";
 import { DEFAULT_MODEL, evaluate, type ScoreRecord } from "../worker/scoring/model";
-import { DAY, DEFAULT_MARKET, NOW, simulate } from "./lib/market";
 import { ROOT } from "./lib/local";
+import { DAY, DEFAULT_MARKET, NOW, simulate } from "./lib/market";
 
 const OUT = join(ROOT, "docs", "figures");
 
@@ -43,37 +43,62 @@ function chart(opts: {
   parts.push(`<text x="${M.left}" y="22" font-size="15" font-weight="600">${esc(opts.title)}</text>`);
   for (const t of opts.y.ticks) {
     parts.push(`<line x1="${M.left}" x2="${M.left + pw}" y1="${sy(t)}" y2="${sy(t)}" stroke="#eee"/>`);
-    parts.push(`<text x="${M.left - 8}" y="${sy(t) + 4}" font-size="11" text-anchor="end" fill="#555">${t}</text>`);
+    parts.push(
+      `<text x="${M.left - 8}" y="${sy(t) + 4}" font-size="11" text-anchor="end" fill="#555">${t}</text>`,
+    );
   }
   for (const t of opts.x.ticks) {
-    parts.push(`<text x="${sx(t)}" y="${M.top + ph + 18}" font-size="11" text-anchor="middle" fill="#555">${esc(fx(t))}</text>`);
+    parts.push(
+      `<text x="${sx(t)}" y="${M.top + ph + 18}" font-size="11" text-anchor="middle" fill="#555">${esc(fx(t))}</text>`,
+    );
   }
-  parts.push(`<line x1="${M.left}" x2="${M.left + pw}" y1="${M.top + ph}" y2="${M.top + ph}" stroke="#333"/>`);
+  parts.push(
+    `<line x1="${M.left}" x2="${M.left + pw}" y1="${M.top + ph}" y2="${M.top + ph}" stroke="#333"/>`,
+  );
   parts.push(`<line x1="${M.left}" x2="${M.left}" y1="${M.top}" y2="${M.top + ph}" stroke="#333"/>`);
-  parts.push(`<text x="${M.left + pw / 2}" y="${H - 10}" font-size="12" text-anchor="middle">${esc(opts.x.label)}</text>`);
+  parts.push(
+    `<text x="${M.left + pw / 2}" y="${H - 10}" font-size="12" text-anchor="middle">${esc(opts.x.label)}</text>`,
+  );
   parts.push(
     `<text transform="translate(16 ${M.top + ph / 2}) rotate(-90)" font-size="12" text-anchor="middle">${esc(opts.y.label)}</text>`,
   );
   for (const h of opts.hlines ?? []) {
-    parts.push(`<line x1="${M.left}" x2="${M.left + pw}" y1="${sy(h.y)}" y2="${sy(h.y)}" stroke="#999" stroke-dasharray="4 3"/>`);
-    parts.push(`<text x="${M.left + pw - 4}" y="${sy(h.y) - 4}" font-size="10" text-anchor="end" fill="#777">${esc(h.label)}</text>`);
+    parts.push(
+      `<line x1="${M.left}" x2="${M.left + pw}" y1="${sy(h.y)}" y2="${sy(h.y)}" stroke="#999" stroke-dasharray="4 3"/>`,
+    );
+    parts.push(
+      `<text x="${M.left + pw - 4}" y="${sy(h.y) - 4}" font-size="10" text-anchor="end" fill="#777">${esc(h.label)}</text>`,
+    );
   }
   for (const v of opts.vlines ?? []) {
-    parts.push(`<line x1="${sx(v.x)}" x2="${sx(v.x)}" y1="${M.top}" y2="${M.top + ph}" stroke="#999" stroke-dasharray="4 3"/>`);
-    parts.push(`<text x="${sx(v.x) - 4}" y="${M.top + 12}" font-size="10" text-anchor="end" fill="#777">${esc(v.label)}</text>`);
+    parts.push(
+      `<line x1="${sx(v.x)}" x2="${sx(v.x)}" y1="${M.top}" y2="${M.top + ph}" stroke="#999" stroke-dasharray="4 3"/>`,
+    );
+    parts.push(
+      `<text x="${sx(v.x) - 4}" y="${M.top + 12}" font-size="10" text-anchor="end" fill="#777">${esc(v.label)}</text>`,
+    );
   }
   const n = opts.series.length;
   opts.series.forEach((s, i) => {
     if (opts.bars) {
-      const step = s.points.length > 1 ? sx((s.points[1] as [number, number])[0]) - sx((s.points[0] as [number, number])[0]) : 10;
+      const step =
+        s.points.length > 1
+          ? sx((s.points[1] as [number, number])[0]) - sx((s.points[0] as [number, number])[0])
+          : 10;
       const bw = (step * 0.8) / n;
       for (const [x, y] of s.points) {
         const left = sx(x) + step * 0.1 + i * bw;
-        parts.push(`<rect x="${left.toFixed(1)}" y="${sy(y).toFixed(1)}" width="${bw.toFixed(1)}" height="${(sy(opts.y.min) - sy(y)).toFixed(1)}" fill="${s.color}"/>`);
+        parts.push(
+          `<rect x="${left.toFixed(1)}" y="${sy(y).toFixed(1)}" width="${bw.toFixed(1)}" height="${(sy(opts.y.min) - sy(y)).toFixed(1)}" fill="${s.color}"/>`,
+        );
       }
     } else {
-      const d = s.points.map(([x, y], k) => `${k === 0 ? "M" : "L"}${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(" ");
-      parts.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ""}/>`);
+      const d = s.points
+        .map(([x, y], k) => `${k === 0 ? "M" : "L"}${sx(x).toFixed(1)},${sy(y).toFixed(1)}`)
+        .join(" ");
+      parts.push(
+        `<path d="${d}" fill="none" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ""}/>`,
+      );
       if (s.points.length <= 12) {
         for (const [x, y] of s.points) {
           parts.push(`<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="3" fill="${s.color}"/>`);
@@ -121,11 +146,20 @@ function scoreVsPlatforms(): string {
   });
   return chart({
     title: "Score against the number of platforms that confirmed the buyer",
-    x: { label: "distinct platforms reporting (one fresh case each unless noted)", min: 0.5, max: 8.5, ticks: [1, 2, 3, 4, 5, 6, 7, 8] },
+    x: {
+      label: "distinct platforms reporting (one fresh case each unless noted)",
+      min: 0.5,
+      max: 8.5,
+      ticks: [1, 2, 3, 4, 5, 6, 7, 8],
+    },
     y: { label: "score", min: 0, max: 100, ticks: [0, 20, 40, 60, 80, 100] },
     hlines: bandLines,
     series: [
-      line("3 forensics cases each", "#b91c1c", (p) => [rec(`p${p}`, "platform_forensics", 10), rec(`p${p}`, "platform_forensics", 40), rec(`p${p}`, "platform_forensics", 80)]),
+      line("3 forensics cases each", "#b91c1c", (p) => [
+        rec(`p${p}`, "platform_forensics", 10),
+        rec(`p${p}`, "platform_forensics", 40),
+        rec(`p${p}`, "platform_forensics", 80),
+      ]),
       line("platform forensics", "#2563eb", (p) => [rec(`p${p}`, "platform_forensics", 10)]),
       line("manual review", "#16a34a", (p) => [rec(`p${p}`, "manual_review", 10)]),
       line("police report", "#9333ea", (p) => [rec(`p${p}`, "police_report", 10)]),
@@ -141,11 +175,20 @@ function decayFigure(): string {
     });
   const twoPlatforms: [number, number][] = Array.from({ length: 67 }, (_, m) => {
     const days = m * 30.4;
-    return [days / 365, evaluate([rec("p1", "platform_forensics", days), rec("p2", "platform_forensics", days)], NOW).score];
+    return [
+      days / 365,
+      evaluate([rec("p1", "platform_forensics", days), rec("p2", "platform_forensics", days)], NOW).score,
+    ];
   });
   return chart({
     title: "How one record fades: score against the record's age",
-    x: { label: "years since the incident", min: 0, max: 5.5, ticks: [0, 1, 2, 3, 4, 5], format: (v) => `${v}` },
+    x: {
+      label: "years since the incident",
+      min: 0,
+      max: 5.5,
+      ticks: [0, 1, 2, 3, 4, 5],
+      format: (v) => `${v}`,
+    },
     y: { label: "score", min: 0, max: 100, ticks: [0, 20, 40, 60, 80, 100] },
     hlines: bandLines,
     vlines: [{ x: DEFAULT_MODEL.retentionDays / 365, label: "retention: stops counting" }],
@@ -172,7 +215,11 @@ function distributionFigure(): string {
       name: `${g.name} (${members.length})`,
       color: g.color,
       points: bins.map((lo) => {
-        const n = members.filter((b) => b.evaluation.score >= lo && (b.evaluation.score < lo + 10 || (lo === 90 && b.evaluation.score === 100))).length;
+        const n = members.filter(
+          (b) =>
+            b.evaluation.score >= lo &&
+            (b.evaluation.score < lo + 10 || (lo === 90 && b.evaluation.score === 100)),
+        ).length;
         return [lo, (100 * n) / Math.max(1, members.length)] as [number, number];
       }),
     };

@@ -9,7 +9,10 @@ const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
 
 const scenarios = [
   { name: "baseline (malicious platform mimics ordinary reviews)", params: DEFAULT_MARKET },
-  { name: "malicious platform forges police reports", params: { ...DEFAULT_MARKET, maliciousConfirmation: "forged_police" as const } },
+  {
+    name: "malicious platform forges police reports",
+    params: { ...DEFAULT_MARKET, maliciousConfirmation: "forged_police" as const },
+  },
   { name: "one platform breaks the no-feedback rule", params: { ...DEFAULT_MARKET, feedbackPlatform: true } },
 ];
 
@@ -25,9 +28,17 @@ for (const { name, params } of scenarios) {
   const ms = performance.now() - started;
   console.log(`## ${name}`);
   console.log(`  forgers: ${m.forgers} (${m.forgersWithRecords} with at least one confirmed case)`);
-  console.log(`  band ≥ high: ${m.flaggedHigh} buyers; precision ${pct(m.precision)}, recall ${pct(m.recall)} of all forgers, ${pct(m.recallDetected)} of detected forgers`);
-  console.log(`  innocent buyers at review or worse: ${m.honestReviewOrWorse} of ${m.honest} (${pct(m.honestReviewShare)})`);
-  console.log(`  wrongly confirmed once: ${m.wronglyConfirmed}, of whom at band ≥ high: ${m.wronglyConfirmedHigh}`);
-  console.log(`  malicious platform's victims: ${m.maliciousVictims}; at band ≥ high: ${m.maliciousVictimsHigh}; at review or worse: ${m.maliciousVictimsReview}`);
+  console.log(
+    `  band ≥ high: ${m.flaggedHigh} buyers; precision ${pct(m.precision)}, recall ${pct(m.recall)} of all forgers, ${pct(m.recallDetected)} of detected forgers`,
+  );
+  console.log(
+    `  innocent buyers at review or worse: ${m.honestReviewOrWorse} of ${m.honest} (${pct(m.honestReviewShare)})`,
+  );
+  console.log(
+    `  wrongly confirmed once: ${m.wronglyConfirmed}, of whom at band ≥ high: ${m.wronglyConfirmedHigh}`,
+  );
+  console.log(
+    `  malicious platform's victims: ${m.maliciousVictims}; at band ≥ high: ${m.maliciousVictimsHigh}; at review or worse: ${m.maliciousVictimsReview}`,
+  );
   console.log(`  (${Math.round(ms)} ms)\n`);
 }

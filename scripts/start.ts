@@ -21,9 +21,9 @@ import {
   ensureKey,
   localAudience,
   publicOf,
+  ROOT,
   randomBase64Url,
   readDevVars,
-  ROOT,
 } from "./lib/local";
 
 const HOST = "127.0.0.1";
@@ -54,7 +54,9 @@ async function prepare() {
   if (!vars.has("ADMIN_JWKS")) {
     missing.ADMIN_JWKS = JSON.stringify({ keys: [publicOf(adminKey)] });
   } else if (!(vars.get("ADMIN_JWKS") ?? "").includes(`"${ADMIN_KID}"`)) {
-    console.warn(`note: ADMIN_JWKS in .dev.vars is kept; it has no key "${ADMIN_KID}", so \`npm run token -- --admin\` tokens will be refused`);
+    console.warn(
+      `note: ADMIN_JWKS in .dev.vars is kept; it has no key "${ADMIN_KID}", so \`npm run token -- --admin\` tokens will be refused`,
+    );
   }
   if (!vars.has("PIXIU_CONSORTIUM_KEY")) {
     missing.PIXIU_CONSORTIUM_KEY = DEMO_CONSORTIUM_KEY;
@@ -106,7 +108,10 @@ const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z")
 /** A demo buyer reported by two platforms, so the guide's score query has something to show. */
 async function reportDemoCases(platformKeys: Awaited<ReturnType<typeof prepare>>) {
   const key = await consortiumKey(readDevVars().get("PIXIU_CONSORTIUM_KEY") ?? DEMO_CONSORTIUM_KEY);
-  const buyer = [await hashSubject(key, "phone", "13800138000"), await hashSubject(key, "email", "Demo.Buyer+refunds@gmail.com")];
+  const buyer = [
+    await hashSubject(key, "phone", "13800138000"),
+    await hashSubject(key, "email", "Demo.Buyer+refunds@gmail.com"),
+  ];
   const aud = localAudience();
   const day = Math.floor(Date.now() / DAY) * DAY;
   const cases = [
@@ -121,7 +126,10 @@ async function reportDemoCases(platformKeys: Awaited<ReturnType<typeof prepare>>
     }
     const res = await fetch(`${BASE}/v1/reports`, {
       method: "POST",
-      headers: { authorization: `Bearer ${await signToken(jwk, { iss: p.id, aud })}`, "content-type": "application/json" },
+      headers: {
+        authorization: `Bearer ${await signToken(jwk, { iss: p.id, aud })}`,
+        "content-type": "application/json",
+      },
       body: JSON.stringify({
         caseId: c.caseId,
         subjects: buyer,

@@ -1,10 +1,12 @@
-import { drizzle } from "drizzle-orm/d1";
 import { newApp } from "./app";
 import { type Bindings, loadConfig } from "./env";
+import { newId } from "./lib/ids";
 import { auditTrail } from "./middleware/audit-trail";
 import { bearerAuth } from "./middleware/auth";
 import { requestContext } from "./middleware/context";
 import { jsonBody, rateLimit } from "./middleware/limits";
+import { registerAdminDisputesList, registerAdminDisputesResolve } from "./routes/admin-disputes";
+import { registerAdminMaintenance } from "./routes/admin-maintenance";
 import { registerAdminPlatformsCreate } from "./routes/admin-platforms-create";
 import { registerAdminPlatformsGet, registerAdminPlatformsList } from "./routes/admin-platforms-read";
 import { registerAdminPlatformsKeys, registerAdminPlatformsPatch } from "./routes/admin-platforms-update";
@@ -13,6 +15,8 @@ import {
   registerAdminReportsList,
   registerAdminReportsVoid,
 } from "./routes/admin-reports";
+import { registerDisputesOpen } from "./routes/disputes-open";
+import { registerDisputesGet, registerDisputesRespond } from "./routes/disputes-read-respond";
 import { registerDocs, registerHealth } from "./routes/meta";
 import { registerReportsBulk } from "./routes/reports-bulk";
 import { registerReportsCreate } from "./routes/reports-create";
@@ -21,7 +25,8 @@ import { registerReportsList } from "./routes/reports-list";
 import { registerReportsRetract } from "./routes/reports-retract";
 import { registerScoresBatch } from "./routes/scores-batch";
 import { registerScoresQuery } from "./routes/scores-query";
-import { purgeExpiredTokenUses } from "./services/maintenance";
+import { registerSubjectAccess } from "./routes/subject-access";
+import { runMaintenance } from "./services/maintenance";
 
 const app = newApp();
 
@@ -43,6 +48,12 @@ registerReportsRetract(app);
 registerScoresQuery(app);
 registerScoresBatch(app);
 
+// Disputes and subject access (disputes:write)
+registerDisputesOpen(app);
+registerDisputesGet(app);
+registerDisputesRespond(app);
+registerSubjectAccess(app);
+
 // Admin: platforms
 registerAdminPlatformsCreate(app);
 registerAdminPlatformsList(app);
@@ -55,17 +66,23 @@ registerAdminReportsList(app);
 registerAdminReportsGet(app);
 registerAdminReportsVoid(app);
 
+// Admin: disputes and maintenance
+registerAdminDisputesList(app);
+registerAdminDisputesResolve(app);
+registerAdminMaintenance(app);
+
 export { app };
 
 export default {
   fetch: app.fetch,
   async scheduled(controller, env, ctx) {
     const config = loadConfig(env);
-    const db = drizzle(config.DB);
-    ctx.waitUntil(
-      purgeExpiredTokenUses(db, controller.scheduledTime).then((n) =>
-        console.log(JSON.stringify({ level: "info", job: "purge-token-uses", deleted: n })),
-      ),
-    );
+    const run = runMaintenance(config.DB, {
+      actor: "system:scheduler",
+      requestId: newId("req"),
+      now: controller.scheduledTime,
+      retentionDays: config.RETENTION_DAYS,
+    }).then((result) => console.log(JSON.stringify({ level: "info", job: "maintenance", ...result })));
+    ctx.waitUntil(run);
   },
 } satisfies ExportedHandler<Bindings>;

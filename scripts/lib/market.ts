@@ -5,7 +5,13 @@
  * scoring code (`worker/scoring/model.ts`) scores every buyer. Seeded, so runs reproduce.
  */
 import type { Category, Confirmation } from "../../worker/schemas/reports";
-import { type Band, DEFAULT_MODEL, type Evaluation, evaluate, type ScoreRecord } from "../../worker/scoring/model";
+import {
+  type Band,
+  DEFAULT_MODEL,
+  type Evaluation,
+  evaluate,
+  type ScoreRecord,
+} from "../../worker/scoring/model";
 
 export const DAY = 86_400_000;
 /** The evaluation instant of every simulated query. */
@@ -140,7 +146,10 @@ export function simulate(params: MarketParams = DEFAULT_MARKET): SimBuyer[] {
       buyers.push({ kind: "forger", records });
     } else if (random() < params.wrongConfirmation) {
       const p = honestPlatforms[Math.floor(random() * honestPlatforms.length)] as string;
-      buyers.push({ kind: "wrongly_confirmed", records: [record(p, pick(random, WRONG_CONFIRMATIONS), within(2 * 365))] });
+      buyers.push({
+        kind: "wrongly_confirmed",
+        records: [record(p, pick(random, WRONG_CONFIRMATIONS), within(2 * 365))],
+      });
     } else {
       buyers.push({ kind: "honest", records: [] });
     }
@@ -154,7 +163,9 @@ export function simulate(params: MarketParams = DEFAULT_MARKET): SimBuyer[] {
     const n = 1 + Math.floor(random() * 3);
     for (let k = 0; k < n; k++) {
       const confirmation: Confirmation =
-        params.maliciousConfirmation === "forged_police" ? "police_report" : pick(random, WRONG_CONFIRMATIONS);
+        params.maliciousConfirmation === "forged_police"
+          ? "police_report"
+          : pick(random, WRONG_CONFIRMATIONS);
       victim.records.push(record("mal", confirmation, within(365)));
     }
   }
@@ -163,7 +174,11 @@ export function simulate(params: MarketParams = DEFAULT_MARKET): SimBuyer[] {
   if (params.feedbackPlatform) {
     const violator = honestPlatforms[honestPlatforms.length - 1] as string;
     for (const b of buyers) {
-      if (b.records.length > 0 && random() < params.feedbackReach && !b.records.some((r) => r.platformId === violator)) {
+      if (
+        b.records.length > 0 &&
+        random() < params.feedbackReach &&
+        !b.records.some((r) => r.platformId === violator)
+      ) {
         const seen = evaluate(b.records, NOW - 5 * DAY, DEFAULT_MODEL);
         if (seen.action !== "allow") {
           b.records.push(record(violator, "manual_review", NOW - 5 * DAY));

@@ -84,11 +84,11 @@ async function auditRejectedToken(c: Context<AppEnv>, reason: string, claimedIss
  *
  * @example createRoute({ ..., middleware: [guard("report.create", "reports:write")] })
  */
-export function guard(action: string, scope: Scope): MiddlewareHandler<AppEnv> {
+export function guard(action: string, ...anyOf: [Scope, ...Scope[]]): MiddlewareHandler<AppEnv> {
   return async function guardRoute(c, next) {
     c.set("action", action);
-    if (!c.var.principal.scopes.has(scope)) {
-      throw new ProblemError("forbidden", `this request needs scope ${scope}`);
+    if (!anyOf.some((scope) => c.var.principal.scopes.has(scope))) {
+      throw new ProblemError("forbidden", `this request needs scope ${anyOf.join(" or ")}`);
     }
     await next();
   };

@@ -34,7 +34,7 @@ export const EVIDENCE_KINDS = [
  * Patterns that mark a note as carrying personal data (an e-mail address, a mainland mobile
  * number, a resident ID number). Notes travel to other platforms, so they are refused.
  */
-const PERSONAL_DATA = [
+export const PERSONAL_DATA = [
   /[^\s@]+@[^\s@]+\.[^\s@]+/,
   /(?<!\d)1[3-9]\d{9}(?!\d)/,
   /(?<!\d)\d{17}[\dXx](?![\dXx])/,
@@ -93,6 +93,7 @@ export const ReportSchema = z
     note: z.string().nullable(),
     subjectNotifiedAt: z.string().nullable(),
     statusReason: z.string().nullable(),
+    statement: z.string().nullable().openapi({ description: "The buyer's latest statement from a dispute" }),
     createdAt: z.string(),
     updatedAt: z.string(),
   })

@@ -1,12 +1,82 @@
-import { lt } from "drizzle-orm";
-import type { DrizzleD1Database } from "drizzle-orm/d1";
-import { tokenUses } from "../../schema";
+import { sql } from "drizzle-orm";
+import { drizzle } from "drizzle-orm/d1";
+import { all, batch } from "../lib/batch";
+import { DAY_MS } from "../lib/time";
+import { auditInsert } from "./audit";
+import { markOverdueDisputes } from "./disputes";
+
+/** Reports deleted per batch: small enough for D1's statement limits, large enough to be quick. */
+export const PURGE_CHUNK = 200;
+/** Chunks per run; a backlog larger than this is finished by the next runs. */
+export const MAX_PURGE_CHUNKS = 50;
+
+export interface MaintenanceRun {
+  actor: string;
+  requestId: string;
+  now: number;
+  retentionDays: number;
+}
+
+export interface MaintenanceResult {
+  reportsPurged: number;
+  inquiriesPurged: number;
+  tokenUsesPurged: number;
+  disputesMarkedOverdue: number;
+  /** False when the retention backlog was larger than one run handles. */
+  complete: boolean;
+}
 
 /**
- * Short-lived rows past their use: token ids whose tokens have expired can never be replayed
- * (an expired token is refused anyway), so they are deleted. Idempotent.
+ * The scheduled job, also run by hand (`npm run purge`, or `POST /v1/admin/maintenance/run`).
+ * Idempotent, in bounded chunks, each chunk one batch with its own audit entry:
+ * - reports whose incident is older than the retention period are deleted with their subject
+ *   links and disputes; the audit keeps that a purge happened and how many;
+ * - inquiry-log rows older than the retention period are deleted;
+ * - replay-protection rows of expired tokens are deleted;
+ * - disputes open past their deadline are marked `overdue` for the admins' list.
  */
-export async function purgeExpiredTokenUses(db: DrizzleD1Database, now: number): Promise<number> {
-  const result = await db.delete(tokenUses).where(lt(tokenUses.expiresAt, now)).run();
-  return result.meta.changes ?? 0;
+export async function runMaintenance(d1: D1Database, run: MaintenanceRun): Promise<MaintenanceResult> {
+  const db = drizzle(d1);
+  const cutoff = run.now - run.retentionDays * DAY_MS;
+  const ctx = { requestId: run.requestId, now: run.now };
+  let reportsPurged = 0;
+  let complete = false;
+  for (let chunk = 0; chunk < MAX_PURGE_CHUNKS; chunk++) {
+    const rows = await all<{ id: string }>(
+      d1,
+      sql`SELECT id FROM reports WHERE incident_at < ${cutoff} ORDER BY incident_at LIMIT ${PURGE_CHUNK}`,
+    );
+    if (rows.length === 0) {
+      complete = true;
+      break;
+    }
+    const ids = JSON.stringify(rows.map((r) => r.id));
+    const inIds = sql`(SELECT value FROM json_each(${ids}))`;
+    await batch(d1, [
+      sql`INSERT INTO audit_log (at, actor, action, target, request_id, outcome, details)
+          SELECT ${run.now}, ${run.actor}, 'retention.purge', NULL, ${run.requestId}, 'ok',
+            json_object('cutoff', ${cutoff}, 'reports', (SELECT count(*) FROM reports WHERE id IN ${inIds}),
+              'subjectLinks', (SELECT count(*) FROM report_subjects WHERE report_id IN ${inIds}),
+              'disputes', (SELECT count(*) FROM disputes WHERE report_id IN ${inIds}))`,
+      sql`DELETE FROM report_subjects WHERE report_id IN ${inIds}`,
+      sql`DELETE FROM disputes WHERE report_id IN ${inIds}`,
+      sql`DELETE FROM reports WHERE id IN ${inIds}`,
+    ]);
+    reportsPurged += rows.length;
+  }
+  const [inquiries, tokens] = await batch(d1, [
+    sql`DELETE FROM inquiries WHERE at < ${cutoff}`,
+    sql`DELETE FROM token_uses WHERE expires_at < ${run.now}`,
+  ]);
+  const inquiriesPurged = inquiries?.meta.changes ?? 0;
+  const tokenUsesPurged = tokens?.meta.changes ?? 0;
+  const disputesMarkedOverdue = await markOverdueDisputes(d1, run.now);
+  const result = { reportsPurged, inquiriesPurged, tokenUsesPurged, disputesMarkedOverdue, complete };
+  await auditInsert(db, ctx, {
+    actor: run.actor,
+    action: "maintenance.run",
+    outcome: "ok",
+    details: { ...result },
+  }).run();
+  return result;
 }

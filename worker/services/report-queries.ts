@@ -1,7 +1,7 @@
 import { and, eq, inArray, type SQL, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import type { Context } from "hono";
-import { type ReportStatus, reports } from "../../schema";
+import { disputes, type ReportStatus, reports, UNDECIDED } from "../../schema";
 import type { AppEnv } from "../app";
 import { all, rowsOf } from "../lib/batch";
 import { pageOf } from "../lib/cursor";
@@ -81,11 +81,22 @@ export async function closeReport(
   if (!OPEN_STATUSES.includes(row.status)) {
     throw new ProblemError("conflict", `report ${args.id} is already ${row.status}`);
   }
-  const [update, , after] = await commit(c, [
+  const [update, , , after] = await commit(c, [
     db
       .update(reports)
-      .set({ status: args.to, statusReason: args.reason, updatedAt: now })
+      .set({ status: args.to, statusReason: args.reason, disputeDeadlineAt: null, updatedAt: now })
       .where(and(eq(reports.id, args.id), inArray(reports.status, [...OPEN_STATUSES]))),
+    // A retraction withdraws, a void decides, any dispute still undecided on the report.
+    db
+      .update(disputes)
+      .set({
+        status: args.to === "retracted" ? "withdrawn" : "report_voided",
+        responseNote: args.reason,
+        decidedBy: principal.actor,
+        decidedAt: now,
+        updatedAt: now,
+      })
+      .where(and(eq(disputes.reportId, args.id), inArray(disputes.status, [...UNDECIDED]))),
     auditInsert(
       db,
       { requestId, now },

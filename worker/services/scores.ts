@@ -40,6 +40,8 @@ interface MatchRow {
   amount_value: number;
   amount_currency: string;
   status: ReportStatus;
+  dispute_deadline_at: number | null;
+  statement: string | null;
 }
 
 let configured: { config: Config; model: ScoreModel; version: string } | undefined;
@@ -106,7 +108,7 @@ export async function scoreBuyers(
   const keysJson = JSON.stringify(keys);
   const [found] = await batch(config.DB, [
     sql`SELECT rs.subject_key, r.id, r.platform_id, r.category, r.confirmation, r.incident_at,
-        r.created_at, r.amount_value, r.amount_currency, r.status
+        r.created_at, r.amount_value, r.amount_currency, r.status, r.dispute_deadline_at, r.statement
       FROM report_subjects rs JOIN reports r ON r.id = rs.report_id
       WHERE rs.subject_key IN (SELECT value FROM json_each(${keysJson}))
         AND r.status IN ('active', 'disputed')`,
@@ -147,6 +149,8 @@ export async function scoreBuyers(
           amountValue: row.amount_value,
           amountCurrency: row.amount_currency,
           status: row.status,
+          disputeDeadlineAt: row.dispute_deadline_at,
+          statement: row.statement,
         });
       }
     }

@@ -1,0 +1,46 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import type { App } from "../app";
+import { problemResponses } from "../lib/problem";
+import { guard } from "../middleware/auth";
+import { runMaintenance } from "../services/maintenance";
+
+const route = createRoute({
+  method: "post",
+  path: "/v1/admin/maintenance/run",
+  tags: ["Admin: maintenance"],
+  summary: "Run the scheduled job now: retention purge, overdue disputes, expired rows",
+  description: "Idempotent; the same job the Cron Trigger runs every 5 minutes. Send `{}`.",
+  security: [{ bearer: [] }],
+  middleware: [guard("maintenance.trigger", "admin")] as const,
+  request: { body: { required: true, content: { "application/json": { schema: z.object({}).strict() } } } },
+  responses: {
+    200: {
+      description: "What the run did",
+      content: {
+        "application/json": {
+          schema: z.object({
+            reportsPurged: z.number().int(),
+            inquiriesPurged: z.number().int(),
+            tokenUsesPurged: z.number().int(),
+            disputesMarkedOverdue: z.number().int(),
+            complete: z.boolean(),
+          }),
+        },
+      },
+    },
+    ...problemResponses,
+  },
+});
+
+export function registerAdminMaintenance(app: App) {
+  app.openapi(route, async (c) => {
+    const { config, now, requestId, principal } = c.var;
+    const result = await runMaintenance(config.DB, {
+      actor: principal.actor,
+      requestId,
+      now,
+      retentionDays: config.RETENTION_DAYS,
+    });
+    return c.json(result, 200);
+  });
+}

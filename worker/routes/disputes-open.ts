@@ -1,0 +1,99 @@
+import { createRoute } from "@hono/zod-openapi";
+import { sql } from "drizzle-orm";
+import { drizzle } from "drizzle-orm/d1";
+import { disputes } from "../../schema";
+import type { App } from "../app";
+import { all } from "../lib/batch";
+import { newId } from "../lib/ids";
+import { conflictResponse, notFoundResponse, ProblemError, problemResponses } from "../lib/problem";
+import { DAY_MS } from "../lib/time";
+import { callerPlatform, guard } from "../middleware/auth";
+import { DisputeOpenSchema, DisputeSchema } from "../schemas/disputes";
+import { auditInsert } from "../services/audit";
+import { commit } from "../services/commit";
+import { disputeById, toDispute } from "../services/disputes";
+import { pepperSubjects } from "../services/subjects";
+
+const route = createRoute({
+  method: "post",
+  path: "/v1/disputes",
+  tags: ["Disputes"],
+  summary: "Open a buyer's dispute of a record",
+  description:
+    "The subjects must match the record (else 404). The record becomes `disputed`: it counts at reduced weight, and not at all once the dispute is open past `deadlineAt` without a decision. One undecided dispute per record (409).",
+  security: [{ bearer: [] }],
+  middleware: [guard("dispute.open", "disputes:write")] as const,
+  request: { body: { required: true, content: { "application/json": { schema: DisputeOpenSchema } } } },
+  responses: {
+    201: { description: "Opened", content: { "application/json": { schema: DisputeSchema } } },
+    ...notFoundResponse,
+    ...conflictResponse,
+    ...problemResponses,
+  },
+});
+
+export function registerDisputesOpen(app: App) {
+  app.openapi(route, async (c) => {
+    const { reportRef, subjects, reason } = c.req.valid("json");
+    const { config, now, requestId, principal } = c.var;
+    const platformId = callerPlatform(c);
+    c.set("auditTarget", reportRef);
+    const keys = (await pepperSubjects(config.LEDGER_PEPPER, subjects)).map((s) => s.key);
+    const [report] = await all<{ status: string; matches: number }>(
+      config.DB,
+      sql`SELECT r.status, EXISTS (SELECT 1 FROM report_subjects s WHERE s.report_id = r.id
+            AND s.subject_key IN (SELECT value FROM json_each(${JSON.stringify(keys)}))) AS matches
+          FROM reports r WHERE r.id = ${reportRef}`,
+    );
+    if (!report || !report.matches) {
+      throw new ProblemError("not_found", `no record ${reportRef} about these subjects`);
+    }
+    if (report.status === "disputed") {
+      throw new ProblemError("conflict", `record ${reportRef} already has an undecided dispute`);
+    }
+    if (report.status !== "active") {
+      throw new ProblemError("conflict", `record ${reportRef} is ${report.status} and no longer counts`);
+    }
+    const id = newId("dsp");
+    const deadlineAt = now + config.DISPUTE_DEADLINE_DAYS * DAY_MS;
+    const db = drizzle(config.DB);
+    try {
+      await commit(c, [
+        db.insert(disputes).values({
+          id,
+          reportId: reportRef,
+          openedBy: platformId,
+          status: "open",
+          reason,
+          openedAt: now,
+          deadlineAt,
+          createdAt: now,
+          updatedAt: now,
+        }),
+        sql`UPDATE reports SET status = 'disputed', dispute_deadline_at = ${deadlineAt}, statement = ${reason},
+              updated_at = ${now} WHERE id = ${reportRef} AND status = 'active'`,
+        auditInsert(
+          db,
+          { requestId, now },
+          {
+            actor: principal.actor,
+            action: c.var.action,
+            target: id,
+            outcome: "created",
+            details: { report: reportRef, subjectKeys: keys, deadlineAt },
+          },
+        ),
+      ]);
+    } catch (err) {
+      if (String(err).includes("disputes.report_id")) {
+        throw new ProblemError("conflict", `record ${reportRef} already has an undecided dispute`);
+      }
+      throw err;
+    }
+    const row = await disputeById(config.DB, id);
+    if (!row) {
+      throw new Error(`dispute ${id} vanished after it was opened`);
+    }
+    return c.json(toDispute(row, false), 201);
+  });
+}

@@ -1,0 +1,50 @@
+import { z } from "@hono/zod-openapi";
+import { disputeStatuses } from "../../schema";
+import { subjectList } from "./common";
+import { PERSONAL_DATA } from "./reports";
+
+/** Free text shown to other platforms: bounded, and never carrying identifiers. */
+export const statementText = (max: number) =>
+  z
+    .string()
+    .trim()
+    .min(1)
+    .max(max)
+    .refine((s) => !PERSONAL_DATA.some((re) => re.test(s)), "must not contain personal data");
+
+export const DisputeOpenSchema = z
+  .object({
+    reportRef: z
+      .string()
+      .regex(/^rpt_[0-9A-HJKMNP-TV-Z]{26}$/, "must be a record ref (rpt_…) from a score answer"),
+    subjects: subjectList(8),
+    reason: statementText(1000).openapi({ description: "The buyer's own statement; stays with the record" }),
+  })
+  .strict()
+  .openapi("DisputeOpen");
+
+export const DisputeRespondSchema = z
+  .object({ decision: z.enum(["uphold", "withdraw"]), note: statementText(1000) })
+  .strict()
+  .openapi("DisputeRespond");
+
+export const DisputeResolveSchema = z
+  .object({ outcome: z.enum(["report_upheld", "report_voided"]), note: statementText(1000) })
+  .strict()
+  .openapi("DisputeResolve");
+
+export const DisputeSchema = z
+  .object({
+    id: z.string().openapi({ example: "dsp_01JD3X5Z8YQ4W2E6R7T9V0B1N2" }),
+    status: z.enum(disputeStatuses),
+    reportRef: z.string(),
+    openedAt: z.string(),
+    deadlineAt: z.string(),
+    reason: z.string(),
+    responseNote: z.string().nullable(),
+    decidedAt: z.string().nullable(),
+    /** Admins only: who opened it and whose report it is. */
+    openedBy: z.string().optional(),
+    reportPlatformId: z.string().optional(),
+  })
+  .openapi("Dispute");
