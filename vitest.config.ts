@@ -13,6 +13,8 @@ export default defineConfig(async () => {
   const kid = "test-admin";
   const publicJwk = { ...(await exportJWK(admin.publicKey)), kid, alg: "EdDSA", use: "sig" };
   const privateJwk = { ...(await exportJWK(admin.privateKey)), kid, alg: "EdDSA" };
+  const audit = await generateKeyPair("EdDSA", { extractable: true });
+  const auditJwk = { ...(await exportJWK(audit.privateKey)), kid: "test-audit" };
   const pepper = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
   return {
     plugins: [
@@ -24,6 +26,7 @@ export default defineConfig(async () => {
             TEST_ADMIN_JWK: JSON.stringify(privateJwk),
             ADMIN_JWKS: JSON.stringify({ keys: [publicJwk] }),
             LEDGER_PEPPER: pepper,
+            AUDIT_SIGNING_JWK: JSON.stringify(auditJwk),
           },
         },
       }),

@@ -1,4 +1,4 @@
-import { index, integer, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { index, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
 import { epochMs } from "./columns";
 
 /**
@@ -24,7 +24,38 @@ export const auditLog = sqliteTable(
     index("audit_actor_seq").on(t.actor, t.seq),
     index("audit_action_seq").on(t.action, t.seq),
     index("audit_at").on(t.at),
+    index("audit_target_seq").on(t.target, t.seq),
   ],
+);
+
+/**
+ * Signed checkpoints of the chain head: (seq, hash, at) signed with the ledger's audit key,
+ * whose public half is published at /.well-known/pixiu-audit-keys.json.
+ */
+export const auditCheckpoints = sqliteTable("audit_checkpoints", {
+  seq: integer("seq").primaryKey(),
+  hash: text("hash").notNull(),
+  at: epochMs("at").notNull(),
+  kid: text("kid").notNull(),
+  /** base64url Ed25519 signature over `pixiu-audit-checkpoint/1\n<seq>\n<hash>\n<at>`. */
+  signature: text("signature").notNull(),
+});
+
+/**
+ * Per platform and UTC day: score queries, subject keys looked up, and reports filed. Kept by
+ * an upsert inside the same batch as each query or write (no extra round trip); feeds the
+ * admin stats and the enumeration signal (many look-ups, few reports).
+ */
+export const usageDaily = sqliteTable(
+  "usage_daily",
+  {
+    day: text("day").notNull(),
+    platformId: text("platform_id").notNull(),
+    queries: integer("queries").notNull().default(0),
+    subjects: integer("subjects").notNull().default(0),
+    reports: integer("reports").notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.day, t.platformId] })],
 );
 
 /**

@@ -58,6 +58,10 @@ async function prepare() {
       `note: ADMIN_JWKS in .dev.vars is kept; it has no key "${ADMIN_KID}", so \`npm run token -- --admin\` tokens will be refused`,
     );
   }
+  if (!vars.has("AUDIT_SIGNING_JWK")) {
+    const auditKey = await ensureKey("audit", "EdDSA", "local-audit-1");
+    missing.AUDIT_SIGNING_JWK = JSON.stringify(auditKey);
+  }
   if (!vars.has("PIXIU_CONSORTIUM_KEY")) {
     missing.PIXIU_CONSORTIUM_KEY = DEMO_CONSORTIUM_KEY;
   }

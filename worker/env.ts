@@ -28,6 +28,26 @@ export const envSchema = z.object({
   LEDGER_PEPPER: z.string().regex(/^[A-Za-z0-9_-]{43,}$/, "must be at least 32 bytes, base64url"),
   /** JSON Web Key Set of the admins' public keys. */
   ADMIN_JWKS: z.string().min(2),
+  /** The ledger's Ed25519 private JWK (with kid) that signs audit checkpoints. */
+  AUDIT_SIGNING_JWK: z
+    .string()
+    .transform((s, ctx) => {
+      try {
+        return JSON.parse(s) as unknown;
+      } catch {
+        ctx.addIssue({ code: "custom", message: "not JSON" });
+        return z.NEVER;
+      }
+    })
+    .pipe(
+      z.looseObject({
+        kty: z.literal("OKP"),
+        crv: z.literal("Ed25519"),
+        x: z.string().min(43),
+        d: z.string().min(43),
+        kid: z.string().min(1).max(128),
+      }),
+    ),
   JWT_AUDIENCE: z.string().min(1).default("pixiu"),
   RETENTION_DAYS: intVar(1826, 1, 36500),
   DISPUTE_DEADLINE_DAYS: intVar(20, 1, 365),

@@ -5,6 +5,11 @@ import { auditTrail } from "./middleware/audit-trail";
 import { bearerAuth } from "./middleware/auth";
 import { requestContext } from "./middleware/context";
 import { jsonBody, rateLimit } from "./middleware/limits";
+import {
+  registerAdminAuditExport,
+  registerAdminAuditList,
+  registerAdminAuditVerify,
+} from "./routes/admin-audit";
 import { registerAdminDisputesList, registerAdminDisputesResolve } from "./routes/admin-disputes";
 import { registerAdminMaintenance } from "./routes/admin-maintenance";
 import { registerAdminPlatformsCreate } from "./routes/admin-platforms-create";
@@ -15,9 +20,10 @@ import {
   registerAdminReportsList,
   registerAdminReportsVoid,
 } from "./routes/admin-reports";
+import { registerAdminStats } from "./routes/admin-stats";
 import { registerDisputesOpen } from "./routes/disputes-open";
 import { registerDisputesGet, registerDisputesRespond } from "./routes/disputes-read-respond";
-import { registerDocs, registerHealth } from "./routes/meta";
+import { registerAuditKeys, registerDocs, registerHealth } from "./routes/meta";
 import { registerReportsBulk } from "./routes/reports-bulk";
 import { registerReportsCreate } from "./routes/reports-create";
 import { registerReportsGet } from "./routes/reports-get";
@@ -26,7 +32,7 @@ import { registerReportsRetract } from "./routes/reports-retract";
 import { registerScoresBatch } from "./routes/scores-batch";
 import { registerScoresQuery } from "./routes/scores-query";
 import { registerSubjectAccess } from "./routes/subject-access";
-import { runMaintenance } from "./services/maintenance";
+import { scheduledJob } from "./services/maintenance";
 
 const app = newApp();
 
@@ -36,6 +42,7 @@ app.use("/v1/*", auditTrail(), bearerAuth(), rateLimit(), jsonBody());
 // Open
 registerHealth(app);
 registerDocs(app);
+registerAuditKeys(app);
 
 // Reports (reports:write)
 registerReportsBulk(app);
@@ -71,18 +78,25 @@ registerAdminDisputesList(app);
 registerAdminDisputesResolve(app);
 registerAdminMaintenance(app);
 
+// Admin: audit and statistics
+registerAdminAuditList(app);
+registerAdminAuditVerify(app);
+registerAdminAuditExport(app);
+registerAdminStats(app);
+
 export { app };
 
 export default {
   fetch: app.fetch,
   async scheduled(controller, env, ctx) {
     const config = loadConfig(env);
-    const run = runMaintenance(config.DB, {
+    const job = scheduledJob(config, {
       actor: "system:scheduler",
       requestId: newId("req"),
       now: controller.scheduledTime,
-      retentionDays: config.RETENTION_DAYS,
-    }).then((result) => console.log(JSON.stringify({ level: "info", job: "maintenance", ...result })));
-    ctx.waitUntil(run);
+    });
+    ctx.waitUntil(
+      job.then((result) => console.log(JSON.stringify({ level: "info", job: "scheduled", ...result }))),
+    );
   },
 } satisfies ExportedHandler<Bindings>;

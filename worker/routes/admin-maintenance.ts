@@ -2,13 +2,13 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { App } from "../app";
 import { problemResponses } from "../lib/problem";
 import { guard } from "../middleware/auth";
-import { runMaintenance } from "../services/maintenance";
+import { scheduledJob } from "../services/maintenance";
 
 const route = createRoute({
   method: "post",
   path: "/v1/admin/maintenance/run",
   tags: ["Admin: maintenance"],
-  summary: "Run the scheduled job now: retention purge, overdue disputes, expired rows",
+  summary: "Run the scheduled job now: retention purge, overdue disputes, expired rows, audit checkpoint",
   description: "Idempotent; the same job the Cron Trigger runs every 5 minutes. Send `{}`.",
   security: [{ bearer: [] }],
   middleware: [guard("maintenance.trigger", "admin")] as const,
@@ -24,6 +24,7 @@ const route = createRoute({
             tokenUsesPurged: z.number().int(),
             disputesMarkedOverdue: z.number().int(),
             complete: z.boolean(),
+            checkpoint: z.object({ seq: z.number().int(), hash: z.string() }).nullable(),
           }),
         },
       },
@@ -35,12 +36,7 @@ const route = createRoute({
 export function registerAdminMaintenance(app: App) {
   app.openapi(route, async (c) => {
     const { config, now, requestId, principal } = c.var;
-    const result = await runMaintenance(config.DB, {
-      actor: principal.actor,
-      requestId,
-      now,
-      retentionDays: config.RETENTION_DAYS,
-    });
+    const result = await scheduledJob(config, { actor: principal.actor, requestId, now });
     return c.json(result, 200);
   });
 }

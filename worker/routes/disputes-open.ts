@@ -45,7 +45,7 @@ export function registerDisputesOpen(app: App) {
             AND s.subject_key IN (SELECT value FROM json_each(${JSON.stringify(keys)}))) AS matches
           FROM reports r WHERE r.id = ${reportRef}`,
     );
-    if (!report || !report.matches) {
+    if (!report?.matches) {
       throw new ProblemError("not_found", `no record ${reportRef} about these subjects`);
     }
     if (report.status === "disputed") {

@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { Scalar } from "@scalar/hono-api-reference";
 import type { App } from "../app";
+import { publicAuditKeys } from "../audit/ledger";
 import { MODEL_VERSION } from "../scoring/model";
 
 const health = createRoute({
@@ -18,6 +19,28 @@ const health = createRoute({
 
 export function registerHealth(app: App) {
   app.openapi(health, (c) => c.json({ ok: true as const }, 200));
+}
+
+const auditKeys = createRoute({
+  method: "get",
+  path: "/.well-known/pixiu-audit-keys.json",
+  tags: ["Meta"],
+  summary: "The public keys that verify the audit log's signed checkpoints",
+  responses: {
+    200: {
+      description: "A JSON Web Key Set",
+      content: {
+        "application/json": { schema: z.object({ keys: z.array(z.record(z.string(), z.unknown())) }) },
+      },
+    },
+  },
+});
+
+export function registerAuditKeys(app: App) {
+  app.openapi(auditKeys, (c) => {
+    c.header("cache-control", "public, max-age=300");
+    return c.json(publicAuditKeys(c.var.config.AUDIT_SIGNING_JWK), 200);
+  });
 }
 
 /** `/openapi.json` (generated from the same schemas that validate requests) and `/docs`. */

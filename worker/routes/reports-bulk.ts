@@ -97,11 +97,11 @@ export function registerReportsBulk(app: App) {
       positions.push(index);
     }
     const ctx = { platformId, actor: principal.actor, action: c.var.action, requestId, now };
-    const results_ = await commit(c, [
+    const written = await commit(c, [
       ...reportWriteStatements(ctx, prepared),
       auditInsertMany({ requestId, now }, rejected),
     ]);
-    const rows = rowsOf<WriteRow>(results_[3]);
+    const rows = rowsOf<WriteRow>(written[3]);
     for (const row of rows) {
       const index = positions[row.item] as number;
       if (row.outcome === "conflict") {

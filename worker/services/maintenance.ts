@@ -1,5 +1,7 @@
 import { sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
+import { checkpoint } from "../audit/ledger";
+import type { Config } from "../env";
 import { all, batch } from "../lib/batch";
 import { DAY_MS } from "../lib/time";
 import { auditInsert } from "./audit";
@@ -79,4 +81,14 @@ export async function runMaintenance(d1: D1Database, run: MaintenanceRun): Promi
     details: { ...result },
   }).run();
   return result;
+}
+
+/**
+ * The scheduled job (Cron Trigger every minute, or the admin trigger): maintenance, then seal
+ * the audit chain and sign a checkpoint of its head.
+ */
+export async function scheduledJob(config: Config, run: Omit<MaintenanceRun, "retentionDays">) {
+  const result = await runMaintenance(config.DB, { ...run, retentionDays: config.RETENTION_DAYS });
+  const signed = await checkpoint(config.DB, config.AUDIT_SIGNING_JWK, run.now);
+  return { ...result, checkpoint: signed ? { seq: signed.seq, hash: signed.hash } : null };
 }

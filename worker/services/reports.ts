@@ -6,6 +6,7 @@ import type { FieldError } from "../lib/problem";
 import { DAY_MS, toRfc3339, toRfc3339OrNull } from "../lib/time";
 import type { Category, Confirmation, Report, ReportBody } from "../schemas/reports";
 import { type KeyedSubject, pepperSubjects } from "./subjects";
+import { utcDay } from "./usage";
 
 /** How far ahead of the ledger's clock a platform's timestamps may run. */
 export const CLOCK_SKEW_MS = 60_000;
@@ -169,6 +170,11 @@ export function reportWriteStatements(
              WHEN r.content_hash = j.value ->> 'contentHash' THEN 'replayed' ELSE 'conflict' END AS outcome,
         ${REPORT_COLUMNS}
       ${matched} ORDER BY j.key`,
+    sql`INSERT INTO usage_daily (day, platform_id, queries, subjects, reports)
+      SELECT ${utcDay(ctx.now)}, ${ctx.platformId}, 0, 0, count(*)
+      FROM json_each(${json}) j JOIN reports r ON r.id = j.value ->> 'id'
+      WHERE true
+      ON CONFLICT (day, platform_id) DO UPDATE SET reports = reports + excluded.reports`,
   ];
 }
 

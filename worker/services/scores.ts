@@ -18,6 +18,7 @@ import {
 } from "../scoring/model";
 import { auditInsertMany } from "./audit";
 import { pepperSubjects } from "./subjects";
+import { usageUpsert, utcDay } from "./usage";
 
 export const PURPOSES = ["refund_review", "account_review", "dispute_handling"] as const;
 export type Purpose = (typeof PURPOSES)[number];
@@ -114,6 +115,12 @@ export async function scoreBuyers(
         AND r.status IN ('active', 'disputed')`,
     sql`INSERT INTO inquiries (subject_key, platform_id, purpose, at, request_id)
       SELECT value, ${principal.platformId}, ${purpose}, ${now}, ${requestId} FROM json_each(${keysJson})`,
+    usageUpsert({
+      day: utcDay(now),
+      platformId: principal.platformId,
+      queries: queries.length,
+      subjects: keys.length,
+    }),
     auditInsertMany(
       { requestId, now },
       keyed.map((subjects, i) => ({

@@ -1,0 +1,110 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { sql } from "drizzle-orm";
+import type { App } from "../app";
+import { batch, rowsOf } from "../lib/batch";
+import { problemResponses } from "../lib/problem";
+import { DAY_MS } from "../lib/time";
+import { guard } from "../middleware/auth";
+import { utcDay } from "../services/usage";
+
+/** Days of usage the stats cover. */
+export const STATS_DAYS = 30;
+
+const counts = z.record(z.string(), z.number().int());
+
+const route = createRoute({
+  method: "get",
+  path: "/v1/admin/stats",
+  tags: ["Admin: audit"],
+  summary: "Counts by status, queries per day, and each platform's look-ups against its reports",
+  description:
+    "`usage` lists, per platform over the last 30 days, score queries, subject keys looked up and reports filed. A platform that looks up far more buyers than it reports (`lookupsPerReport`) may be enumerating the ledger.",
+  security: [{ bearer: [] }],
+  middleware: [guard("admin.stats", "admin")] as const,
+  responses: {
+    200: {
+      description: "Statistics",
+      content: {
+        "application/json": {
+          schema: z
+            .object({
+              platforms: counts,
+              reports: counts,
+              disputes: counts,
+              queriesPerDay: z.array(
+                z.object({ day: z.string(), queries: z.number().int(), subjects: z.number().int() }),
+              ),
+              usage: z.array(
+                z.object({
+                  platformId: z.string(),
+                  queries: z.number().int(),
+                  subjects: z.number().int(),
+                  reports: z.number().int(),
+                  lookupsPerReport: z.number().nullable(),
+                }),
+              ),
+              audit: z.object({
+                entries: z.number().int(),
+                unsealed: z.number().int(),
+                lastCheckpoint: z.object({ seq: z.number().int(), at: z.string() }).nullable(),
+              }),
+            })
+            .openapi("Stats"),
+        },
+      },
+    },
+    ...problemResponses,
+  },
+});
+
+const grouped = (rows: { k: string; n: number }[]) => Object.fromEntries(rows.map((r) => [r.k, r.n]));
+
+export function registerAdminStats(app: App) {
+  app.openapi(route, async (c) => {
+    const since = utcDay(c.var.now - (STATS_DAYS - 1) * DAY_MS);
+    const [platforms, reports, disputes, days, usage, audit, cp] = await batch(c.var.config.DB, [
+      sql`SELECT status AS k, count(*) AS n FROM platforms GROUP BY status`,
+      sql`SELECT status AS k, count(*) AS n FROM reports GROUP BY status`,
+      sql`SELECT status AS k, count(*) AS n FROM disputes GROUP BY status`,
+      sql`SELECT day, sum(queries) AS queries, sum(subjects) AS subjects FROM usage_daily
+          WHERE day >= ${since} GROUP BY day ORDER BY day`,
+      sql`SELECT platform_id, sum(queries) AS queries, sum(subjects) AS subjects, sum(reports) AS reports
+          FROM usage_daily WHERE day >= ${since} GROUP BY platform_id`,
+      sql`SELECT (SELECT max(seq) FROM audit_log) AS entries,
+            (SELECT count(*) FROM audit_log WHERE seq > coalesce((SELECT max(seq) FROM audit_log WHERE hash IS NOT NULL), 0)) AS unsealed`,
+      sql`SELECT seq, at FROM audit_checkpoints ORDER BY seq DESC LIMIT 1`,
+    ]);
+    const a = rowsOf<{ entries: number | null; unsealed: number }>(audit)[0];
+    const last = rowsOf<{ seq: number; at: number }>(cp)[0];
+    const usageRows = rowsOf<{ platform_id: string; queries: number; subjects: number; reports: number }>(
+      usage,
+    )
+      .map((u) => ({
+        platformId: u.platform_id,
+        queries: u.queries,
+        subjects: u.subjects,
+        reports: u.reports,
+        lookupsPerReport: u.reports === 0 ? null : Math.round((u.subjects / u.reports) * 10) / 10,
+      }))
+      .sort(
+        (x, y) =>
+          (y.lookupsPerReport ?? Number.POSITIVE_INFINITY) -
+            (x.lookupsPerReport ?? Number.POSITIVE_INFINITY) || y.subjects - x.subjects,
+      );
+    return c.json(
+      {
+        platforms: grouped(rowsOf(platforms)),
+        reports: grouped(rowsOf(reports)),
+        disputes: grouped(rowsOf(disputes)),
+        queriesPerDay: rowsOf<{ day: string; queries: number; subjects: number }>(days),
+        usage: usageRows,
+        audit: {
+          entries: a?.entries ?? 0,
+          unsealed: a?.unsealed ?? 0,
+          lastCheckpoint: last ? { seq: last.seq, at: new Date(last.at).toISOString() } : null,
+        },
+      },
+      200,
+    );
+  });
+}
