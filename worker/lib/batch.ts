@@ -1,4 +1,4 @@
-import { SQL } from "drizzle-orm";
+import { SQL, sql } from "drizzle-orm";
 import { SQLiteAsyncDialect } from "drizzle-orm/sqlite-core";
 
 /**
@@ -30,4 +30,22 @@ export function rowsOf<T>(result: D1Result | undefined): T[] {
 /** Runs one read and returns its rows. */
 export async function all<T>(d1: D1Database, statement: Statement): Promise<T[]> {
   return (await prepare(d1, statement).all<T>()).results;
+}
+
+const PRECONDITION_MARK = "pixiu-precondition";
+
+/**
+ * A batch statement that aborts the whole batch unless the statement just before it changed at
+ * least one row. D1 has no interactive transactions, so a guarded UPDATE followed by this is how
+ * a batch says "only if the row was still in the state I read": the losing side of a race rolls
+ * back entirely (no stray audit entry, no half-applied change). SQLite's `changes()` sees the
+ * previous statement of the batch; `json()` of a non-JSON string raises the error.
+ */
+export function abortUnlessChanged(): SQL {
+  return sql`SELECT CASE WHEN changes() > 0 THEN 1 ELSE json(${PRECONDITION_MARK}) END`;
+}
+
+/** Whether a batch failed on `abortUnlessChanged()`. */
+export function isPreconditionFailure(err: unknown): boolean {
+  return String((err as Error)?.message ?? err).includes("malformed JSON");
 }

@@ -3,7 +3,7 @@ import { sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
 import { disputes } from "../../schema";
 import type { App } from "../app";
-import { all } from "../lib/batch";
+import { abortUnlessChanged, all } from "../lib/batch";
 import { newId } from "../lib/ids";
 import { conflictResponse, notFoundResponse, ProblemError, problemResponses } from "../lib/problem";
 import { DAY_MS } from "../lib/time";
@@ -39,10 +39,12 @@ export function registerDisputesOpen(app: App) {
     const platformId = callerPlatform(c);
     c.set("auditTarget", reportRef);
     const keys = (await pepperSubjects(config.LEDGER_PEPPER, subjects)).map((s) => s.key);
-    const [report] = await all<{ status: string; matches: number }>(
+    const [report] = await all<{ status: string; matches: number; decided: number }>(
       config.DB,
       sql`SELECT r.status, EXISTS (SELECT 1 FROM report_subjects s WHERE s.report_id = r.id
-            AND s.subject_key IN (SELECT value FROM json_each(${JSON.stringify(keys)}))) AS matches
+            AND s.subject_key IN (SELECT value FROM json_each(${JSON.stringify(keys)}))) AS matches,
+            EXISTS (SELECT 1 FROM disputes d WHERE d.report_id = r.id
+              AND d.status IN ('upheld', 'report_upheld')) AS decided
           FROM reports r WHERE r.id = ${reportRef}`,
     );
     if (!report?.matches) {
@@ -50,6 +52,12 @@ export function registerDisputesOpen(app: App) {
     }
     if (report.status === "disputed") {
       throw new ProblemError("conflict", `record ${reportRef} already has an undecided dispute`);
+    }
+    if (report.decided) {
+      throw new ProblemError(
+        "conflict",
+        `a dispute of record ${reportRef} was already decided in the record's favour`,
+      );
     }
     if (report.status !== "active") {
       throw new ProblemError("conflict", `record ${reportRef} is ${report.status} and no longer counts`);
@@ -59,6 +67,10 @@ export function registerDisputesOpen(app: App) {
     const db = drizzle(config.DB);
     try {
       await commit(c, [
+        // The record must still be active when the dispute lands: a racing retraction wins whole.
+        sql`UPDATE reports SET status = 'disputed', dispute_deadline_at = ${deadlineAt}, statement = ${reason},
+              updated_at = ${now} WHERE id = ${reportRef} AND status = 'active'`,
+        abortUnlessChanged(),
         db.insert(disputes).values({
           id,
           reportId: reportRef,
@@ -70,8 +82,6 @@ export function registerDisputesOpen(app: App) {
           createdAt: now,
           updatedAt: now,
         }),
-        sql`UPDATE reports SET status = 'disputed', dispute_deadline_at = ${deadlineAt}, statement = ${reason},
-              updated_at = ${now} WHERE id = ${reportRef} AND status = 'active'`,
         auditInsert(
           db,
           { requestId, now },

@@ -59,3 +59,22 @@ export const CursorQuery = z.string().max(200).optional();
 export function page<T extends z.ZodTypeAny>(item: T, name: string) {
   return z.object({ items: z.array(item), nextCursor: z.string().nullable() }).openapi(name);
 }
+
+/**
+ * Patterns that mark a note as carrying personal data (an e-mail address, a mainland mobile
+ * number, a resident ID number). Notes travel to other platforms, so they are refused.
+ */
+export const PERSONAL_DATA = [
+  /[^\s@]+@[^\s@]+\.[^\s@]+/,
+  /(?<!\d)1[3-9]\d{9}(?!\d)/,
+  /(?<!\d)\d{17}[\dXx](?![\dXx])/,
+];
+
+/** Free text that other platforms or the buyer will read: trimmed, bounded, no identifiers. */
+export const freeText = (max: number) =>
+  z
+    .string()
+    .trim()
+    .min(1)
+    .max(max)
+    .refine((s) => !PERSONAL_DATA.some((re) => re.test(s)), "must not contain personal data");

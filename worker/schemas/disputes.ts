@@ -1,16 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { disputeStatuses } from "../../schema";
-import { subjectList } from "./common";
-import { PERSONAL_DATA } from "./reports";
-
-/** Free text shown to other platforms: bounded, and never carrying identifiers. */
-export const statementText = (max: number) =>
-  z
-    .string()
-    .trim()
-    .min(1)
-    .max(max)
-    .refine((s) => !PERSONAL_DATA.some((re) => re.test(s)), "must not contain personal data");
+import { freeText, subjectList } from "./common";
 
 export const DisputeOpenSchema = z
   .object({
@@ -18,18 +8,18 @@ export const DisputeOpenSchema = z
       .string()
       .regex(/^rpt_[0-9A-HJKMNP-TV-Z]{26}$/, "must be a record ref (rpt_…) from a score answer"),
     subjects: subjectList(8),
-    reason: statementText(1000).openapi({ description: "The buyer's own statement; stays with the record" }),
+    reason: freeText(1000).openapi({ description: "The buyer's own statement; stays with the record" }),
   })
   .strict()
   .openapi("DisputeOpen");
 
 export const DisputeRespondSchema = z
-  .object({ decision: z.enum(["uphold", "withdraw"]), note: statementText(1000) })
+  .object({ decision: z.enum(["uphold", "withdraw"]), note: freeText(1000) })
   .strict()
   .openapi("DisputeRespond");
 
 export const DisputeResolveSchema = z
-  .object({ outcome: z.enum(["report_upheld", "report_voided"]), note: statementText(1000) })
+  .object({ outcome: z.enum(["report_upheld", "report_voided"]), note: freeText(1000) })
   .strict()
   .openapi("DisputeResolve");
 

@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { reportStatuses } from "../../schema";
-import { AmountSchema, Rfc3339, SUBJECT_TYPES, subjectList } from "./common";
+import { AmountSchema, freeText, PERSONAL_DATA, Rfc3339, SUBJECT_TYPES, subjectList } from "./common";
 
 export const CATEGORIES = [
   "ai_generated_image",
@@ -29,16 +29,6 @@ export const EVIDENCE_KINDS = [
   "forensic_report",
   "other",
 ] as const;
-
-/**
- * Patterns that mark a note as carrying personal data (an e-mail address, a mainland mobile
- * number, a resident ID number). Notes travel to other platforms, so they are refused.
- */
-export const PERSONAL_DATA = [
-  /[^\s@]+@[^\s@]+\.[^\s@]+/,
-  /(?<!\d)1[3-9]\d{9}(?!\d)/,
-  /(?<!\d)\d{17}[\dXx](?![\dXx])/,
-];
 
 export const EvidenceSchema = z
   .object({ kind: z.enum(EVIDENCE_KINDS), value: z.string().min(1).max(256) })
@@ -101,4 +91,4 @@ export const ReportSchema = z
 
 export type Report = z.infer<typeof ReportSchema>;
 
-export const ReasonBodySchema = z.object({ reason: z.string().trim().min(1).max(500) }).strict();
+export const ReasonBodySchema = z.object({ reason: freeText(500) }).strict();

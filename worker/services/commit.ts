@@ -2,7 +2,7 @@ import { drizzle } from "drizzle-orm/d1";
 import type { Context } from "hono";
 import { tokenUses } from "../../schema";
 import type { AppEnv } from "../app";
-import { batch, type Statement } from "../lib/batch";
+import { batch, isPreconditionFailure, type Statement } from "../lib/batch";
 import { ProblemError } from "../lib/problem";
 
 /**
@@ -10,7 +10,8 @@ import { ProblemError } from "../lib/problem";
  * transaction), with the token's `jti` claimed as the batch's first statement: a replayed
  * token hits the primary key, the whole batch rolls back, and the request answers 401. The
  * caller's statements must include the request's audit entry; the request is then marked
- * audited. Returns the results of the caller's statements, in order.
+ * audited. A failed `abortUnlessChanged()` precondition answers 409. Returns the results of the
+ * caller's statements, in order.
  *
  * @example const [update, , read] = await commit(c, [update, auditInsert(...), select]);
  */
@@ -23,6 +24,12 @@ export async function commit(c: Context<AppEnv>, statements: readonly Statement[
   try {
     results = await batch(c.var.config.DB, [claim, ...statements]);
   } catch (err) {
+    if (isPreconditionFailure(err)) {
+      throw new ProblemError(
+        "conflict",
+        "the resource changed while this request was processed; read it again",
+      );
+    }
     if (String((err as Error)?.message ?? err).includes("token_uses.key")) {
       throw new ProblemError("unauthenticated", "token already used (jti replay); sign a new token", {
         headers: { "www-authenticate": `Bearer realm="pixiu", error="invalid_token"` },

@@ -3,7 +3,7 @@ import { drizzle } from "drizzle-orm/d1";
 import type { Context } from "hono";
 import { type DisputeStatus, disputes, reports, UNDECIDED } from "../../schema";
 import type { AppEnv } from "../app";
-import { all, type Statement } from "../lib/batch";
+import { abortUnlessChanged, all } from "../lib/batch";
 import { ProblemError } from "../lib/problem";
 import { toRfc3339, toRfc3339OrNull } from "../lib/time";
 import { auditInsert } from "./audit";
@@ -77,7 +77,7 @@ export async function decideDispute(
 ): Promise<DisputeRow> {
   const { config, now, requestId, principal } = c.var;
   const db = drizzle(config.DB);
-  const statements: Statement[] = [
+  await commit(c, [
     db
       .update(disputes)
       .set({
@@ -88,6 +88,8 @@ export async function decideDispute(
         updatedAt: now,
       })
       .where(and(eq(disputes.id, dispute.id), inArray(disputes.status, [...UNDECIDED]))),
+    // Only the request that decided the dispute goes on: a racing one rolls back whole (409).
+    abortUnlessChanged(),
     db
       .update(reports)
       .set({
@@ -108,11 +110,7 @@ export async function decideDispute(
         details: { report: dispute.report_id, decision: decision.status, reportStatus: decision.reportTo },
       },
     ),
-  ];
-  const [closed] = await commit(c, statements);
-  if (closed?.meta.changes !== 1) {
-    throw new ProblemError("conflict", `dispute ${dispute.id} was decided meanwhile`);
-  }
+  ]);
   return (await disputeById(config.DB, dispute.id)) ?? dispute;
 }
 

@@ -3,7 +3,7 @@ import { drizzle } from "drizzle-orm/d1";
 import type { Context } from "hono";
 import { disputes, type ReportStatus, reports, UNDECIDED } from "../../schema";
 import type { AppEnv } from "../app";
-import { all, rowsOf } from "../lib/batch";
+import { abortUnlessChanged, all, rowsOf } from "../lib/batch";
 import { pageOf } from "../lib/cursor";
 import { ProblemError } from "../lib/problem";
 import type { Report } from "../schemas/reports";
@@ -81,11 +81,12 @@ export async function closeReport(
   if (!OPEN_STATUSES.includes(row.status)) {
     throw new ProblemError("conflict", `report ${args.id} is already ${row.status}`);
   }
-  const [update, , , after] = await commit(c, [
+  const [, , , , after] = await commit(c, [
     db
       .update(reports)
       .set({ status: args.to, statusReason: args.reason, disputeDeadlineAt: null, updatedAt: now })
       .where(and(eq(reports.id, args.id), inArray(reports.status, [...OPEN_STATUSES]))),
+    abortUnlessChanged(),
     // A retraction withdraws, a void decides, any dispute still undecided on the report.
     db
       .update(disputes)
@@ -111,8 +112,8 @@ export async function closeReport(
     reportByIdSql(args.id, null),
   ]);
   const [updated] = rowsOf<ReportRow>(after);
-  if (update?.meta.changes !== 1 || !updated) {
-    throw new ProblemError("conflict", `report ${args.id} changed while it was being ${args.to}`);
+  if (!updated) {
+    throw new Error(`report ${args.id} vanished while it was being ${args.to}`);
   }
   return toReport(updated);
 }
