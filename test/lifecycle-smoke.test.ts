@@ -6,17 +6,27 @@ describe("dispute lifecycle smoke", () => {
     const reporter = await newPlatform();
     const buyerPlatform = await newPlatform();
     const buyer = await newBuyer();
-    const rpt = await callJson<{ id: string }>("/v1/reports", { token: await reporter.token(), body: reportBody(buyer) });
+    const rpt = await callJson<{ id: string }>("/v1/reports", {
+      token: await reporter.token(),
+      body: reportBody(buyer),
+    });
     expect(rpt.status).toBe(201);
     const opened = await callJson<{ id: string; status: string }>("/v1/disputes", {
       token: await buyerPlatform.token(),
-      body: { reportRef: rpt.body.id, subjects: [buyer[0]], reason: "The cup arrived broken; I have the courier's photo." },
+      body: {
+        reportRef: rpt.body.id,
+        subjects: [buyer[0]],
+        reason: "The cup arrived broken; I have the courier's photo.",
+      },
     });
     expect(opened.status, JSON.stringify(opened.body)).toBe(201);
-    const score = await callJson<{ records: { disputed: boolean; statement: string }[] }>("/v1/scores/query", {
-      token: await buyerPlatform.token(),
-      body: { subjects: buyer, purpose: "dispute_handling" },
-    });
+    const score = await callJson<{ records: { disputed: boolean; statement: string }[] }>(
+      "/v1/scores/query",
+      {
+        token: await buyerPlatform.token(),
+        body: { subjects: buyer, purpose: "dispute_handling" },
+      },
+    );
     expect(score.body.records[0]?.disputed).toBe(true);
     const read = await callJson(`/v1/disputes/${opened.body.id}`, { token: await reporter.token() });
     expect(read.status).toBe(200);

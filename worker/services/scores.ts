@@ -89,6 +89,20 @@ function fnv1a(text: string): string {
 }
 
 /**
+ * The hot read: every counted record linked to any of the keys (a JSON array, one bound
+ * parameter). It walks the (subject_key, report_id) index per key and the reports primary key
+ * per match, so rows read follow the buyers' own records. The benchmark and the query-plan test
+ * run this very statement.
+ */
+export function scoreReadSql(keysJson: string) {
+  return sql`SELECT rs.subject_key, r.id, r.platform_id, r.category, r.confirmation, r.incident_at,
+      r.created_at, r.amount_value, r.amount_currency, r.status, r.dispute_deadline_at, r.statement
+    FROM report_subjects rs JOIN reports r ON r.id = rs.report_id
+    WHERE rs.subject_key IN (SELECT value FROM json_each(${keysJson}))
+      AND r.status IN ('active', 'disputed')`;
+}
+
+/**
  * Scores one or many buyers in one D1 round trip: a single batch that reads every matching
  * record (walking the subject-key index, so rows read follow the buyers' own records, never
  * the table size), logs the inquiry per subject key, and writes one audit entry per query.
@@ -108,11 +122,7 @@ export async function scoreBuyers(
   const keys = [...new Set(keyed.flatMap((subjects) => subjects.map((s) => s.key)))];
   const keysJson = JSON.stringify(keys);
   const [found] = await batch(config.DB, [
-    sql`SELECT rs.subject_key, r.id, r.platform_id, r.category, r.confirmation, r.incident_at,
-        r.created_at, r.amount_value, r.amount_currency, r.status, r.dispute_deadline_at, r.statement
-      FROM report_subjects rs JOIN reports r ON r.id = rs.report_id
-      WHERE rs.subject_key IN (SELECT value FROM json_each(${keysJson}))
-        AND r.status IN ('active', 'disputed')`,
+    scoreReadSql(keysJson),
     sql`INSERT INTO inquiries (subject_key, platform_id, purpose, at, request_id)
       SELECT value, ${principal.platformId}, ${purpose}, ${now}, ${requestId} FROM json_each(${keysJson})`,
     usageUpsert({

@@ -1,0 +1,504 @@
+/**
+ * `npm run bench`: the ledger's speed, measured the way production runs it.
+ *
+ * 1. Builds the production bundle (`wrangler deploy --dry-run`) and serves it straight from
+ *    workerd with miniflare, next to a "floor" Worker that only runs `SELECT 1` on the same D1:
+ *    the physical floor of one D1 round trip.
+ * 2. Seeds through the API (platforms, 1,000 reports), measures rows read per score query, then
+ *    stops the server and writes the rest of the 1,000,000 reports (about 300,000 buyers, 10
+ *    platforms) straight into the D1 SQLite file with node:sqlite, and measures again.
+ * 3. Loads each route with autocannon and prints requests/s, p50/p99 latency, and the ratio of
+ *    each route to the floor, against the targets in docs/benchmarks.md.
+ *
+ * Options (env): BENCH_REPORTS (1000000), BENCH_BUYERS (300000), BENCH_SECONDS (10 per route),
+ * BENCH_CONNECTIONS (32).
+ */
+import { spawnSync } from "node:child_process";
+import { createHmac, randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import autocannon from "autocannon";
+import { SQLiteAsyncDialect } from "drizzle-orm/sqlite-core";
+import { exportJWK, generateKeyPair, type JWK } from "jose";
+import { convertV4MiniflareOptions, Miniflare } from "miniflare";
+import { signToken } from "../client/token";
+import { scoreReadSql } from "../worker/services/scores";
+import { ROOT } from "./lib/local";
+
+const REPORTS = Number(process.env.BENCH_REPORTS ?? 1_000_000);
+const BUYERS = Number(process.env.BENCH_BUYERS ?? 300_000);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const PLATFORMS = 10;
+const SMALL = 1_000;
+const APP_PORT = 8801;
+const FLOOR_PORT = 8802;
+const APP = `http://127.0.0.1:${APP_PORT}`;
+const FLOOR = `http://127.0.0.1:${FLOOR_PORT}`;
+const STATE = join(ROOT, ".wrangler", "bench");
+const OUT = join(ROOT, "dist", "bench");
+const DAY = 86_400_000;
+
+const log = (msg: string) => console.error(`[bench] ${msg}`);
+const b64url = (b: Buffer) => b.toString("base64url");
+
+// ── the buyers: deterministic identifiers, the platforms' hashes, and the ledger's keys ──────
+const consortium = randomBytes(32);
+const pepper = randomBytes(32);
+const platformHash = (type: string, value: string) =>
+  createHmac("sha256", consortium).update(`${type}:${value}`).digest("hex");
+const ledgerKey = (type: string, hash: string) =>
+  createHmac("sha256", pepper).update(`${type}:${hash}`).digest("hex");
+const phoneOf = (i: number) => `+86139${String(i).padStart(8, "0")}`;
+const buyerSubjects = (i: number) => [
+  { type: "phone", hash: platformHash("phone", phoneOf(i)) },
+  { type: "device", hash: platformHash("device", `device-${i}`) },
+];
+const unknownSubjects = () => [{ type: "phone", hash: randomBytes(32).toString("hex") }];
+
+function build(): string {
+  log("building the production bundle (wrangler deploy --dry-run)…");
+  const r = spawnSync("wrangler", ["deploy", "--dry-run", "--outdir", OUT], {
+    cwd: ROOT,
+    encoding: "utf8",
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
+  });
+  if (r.status !== 0) {
+    throw new Error(`build failed:\n${r.stdout}\n${r.stderr}`);
+  }
+  return join(OUT, "index.js");
+}
+
+const FLOOR_SCRIPT = `export default {
+  async fetch(request, env) {
+    const url = new URL(request.url);
+    if (url.pathname === "/sql") {
+      const { sql, params } = await request.json();
+      const r = await env.DB.prepare(sql).bind(...params).all();
+      return Response.json({ rows: r.results.length, rowsRead: r.meta.rows_read });
+    }
+    const r = await env.DB.prepare("SELECT 1 AS one").all();
+    return Response.json(r.results[0]);
+  },
+};`;
+
+async function start(script: string, bindings: Record<string, string>) {
+  const unlimited = (id: string) => ({
+    namespace_id: id,
+    simple: { limit: 1_000_000_000, period: 60 as const },
+  });
+  const mf = new Miniflare(
+    convertV4MiniflareOptions({
+      resourcePersistencePath: STATE,
+      workers: [
+        {
+          name: "pixiu",
+          modules: true,
+          scriptPath: script,
+          compatibilityDate: "2026-11-01",
+          d1Databases: { DB: "pixiu-bench" },
+          bindings,
+          ratelimits: {
+            RL_SCORES: unlimited("1001"),
+            RL_WRITES: unlimited("1002"),
+            RL_ADMIN: unlimited("1003"),
+            RL_AUTH_FAILURES: unlimited("1004"),
+          },
+          unsafeDirectSockets: [{ host: "127.0.0.1", port: APP_PORT }],
+        },
+        {
+          name: "floor",
+          modules: true,
+          script: FLOOR_SCRIPT,
+          compatibilityDate: "2026-11-01",
+          d1Databases: { DB: "pixiu-bench" },
+          unsafeDirectSockets: [{ host: "127.0.0.1", port: FLOOR_PORT }],
+        },
+      ],
+    } as Parameters<typeof convertV4MiniflareOptions>[0]),
+  );
+  await mf.ready;
+  return mf;
+}
+
+async function api(path: string, token: string, body: unknown): Promise<{ status: number; json: unknown }> {
+  const res = await fetch(APP + path, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, json: await res.json() };
+}
+
+const dialect = new SQLiteAsyncDialect();
+
+/** Rows read by the real score SELECT for a sample of buyers, with their matching records. */
+async function rowsRead(sample: number[], countMatches: (i: number) => number) {
+  const out: { buyer: number; matches: number; rowsRead: number }[] = [];
+  for (const i of sample) {
+    const keys = buyerSubjects(i).map((s) => ledgerKey(s.type, s.hash));
+    const q = dialect.sqlToQuery(scoreReadSql(JSON.stringify(keys)));
+    const res = await fetch(`${FLOOR}/sql`, { method: "POST", body: JSON.stringify(q) });
+    const r = (await res.json()) as { rows: number; rowsRead: number };
+    out.push({ buyer: i, matches: countMatches(i), rowsRead: r.rowsRead });
+  }
+  return out;
+}
+
+function reportBody(buyer: number, caseId: string, daysAgo: number) {
+  const incident = Date.now() - daysAgo * DAY;
+  return {
+    caseId,
+    subjects: buyerSubjects(buyer),
+    category: "ai_generated_image",
+    incidentAt: new Date(incident).toISOString(),
+    confirmedAt: new Date(incident + DAY).toISOString(),
+    confirmation: "platform_forensics",
+    amount: { value: 29_900, currency: "CNY" },
+    evidence: [{ kind: "image_sha256", value: "a".repeat(64) }],
+  };
+}
+
+function findSqlite(): string {
+  const dir = join(STATE, "d1", "miniflare-D1DatabaseObject");
+  const file = readdirSync(dir).find((f) => f.endsWith(".sqlite") && f !== "metadata.sqlite");
+  if (!file) {
+    throw new Error(`no D1 database under ${dir}`);
+  }
+  return join(dir, file);
+}
+
+/** Writes reports SMALL..REPORTS straight into the SQLite file (server stopped). */
+function seedDirect(platformIds: string[]) {
+  const db = new DatabaseSync(findSqlite());
+  db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF;");
+  const insertReport =
+    db.prepare(`INSERT INTO reports (id, platform_id, case_id, status, category, confirmation,
+    incident_at, confirmed_at, amount_value, amount_currency, evidence, note, subject_notified_at, content_hash,
+    status_reason, dispute_deadline_at, statement, created_at, updated_at)
+    VALUES (?, ?, ?, 'active', 'ai_generated_image', 'platform_forensics', ?, ?, 29900, 'CNY', '[]', NULL, NULL, ?, NULL, NULL, NULL, ?, ?)`);
+  const insertLink = db.prepare(
+    "INSERT INTO report_subjects (subject_key, report_id, subject_type) VALUES (?, ?, ?)",
+  );
+  const keysOf = new Map<number, [string, string]>();
+  const keys = (buyer: number): [string, string] => {
+    let k = keysOf.get(buyer);
+    if (!k) {
+      const [phone, device] = buyerSubjects(buyer) as [
+        { type: string; hash: string },
+        { type: string; hash: string },
+      ];
+      k = [ledgerKey("phone", phone.hash), ledgerKey("device", device.hash)];
+      keysOf.set(buyer, k);
+    }
+    return k;
+  };
+  const now = Date.now();
+  const started = performance.now();
+  db.exec("BEGIN");
+  for (let n = SMALL; n < REPORTS; n++) {
+    const buyer = n % BUYERS;
+    const id = `rpt_${n.toString(36).toUpperCase().padStart(26, "0")}`;
+    const incident = now - ((n * 7919) % 1400) * DAY - DAY;
+    const platform = platformIds[n % PLATFORMS] as string;
+    insertReport.run(id, platform, `SEED-${n}`, incident, incident + DAY, `seed-${n}`, now, now);
+    const [phone, device] = keys(buyer);
+    insertLink.run(phone, id, "phone");
+    insertLink.run(device, id, "device");
+    if (n % 100_000 === 0) {
+      db.exec("COMMIT; BEGIN");
+      log(`  ${n.toLocaleString()} reports written`);
+    }
+  }
+  db.exec("COMMIT");
+  db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  db.close();
+  return (performance.now() - started) / 1000;
+}
+
+interface Measured {
+  name: string;
+  rps: number;
+  p50: number;
+  p99: number;
+  non2xx: number;
+  errors: number;
+}
+
+async function load(
+  name: string,
+  url: string,
+  request: () => { method: "GET" | "POST"; path: string; headers?: Record<string, string>; body?: string },
+  options: { connections?: number; seconds?: number; amount?: number } = {},
+): Promise<Measured> {
+  const r = await autocannon({
+    url,
+    connections: options.connections ?? CONNECTIONS,
+    ...(options.amount ? { amount: options.amount } : { duration: options.seconds ?? SECONDS }),
+    requests: [
+      {
+        setupRequest: (req) => {
+          const next = request();
+          return { ...req, ...next, headers: { ...next.headers } };
+        },
+      },
+    ],
+  });
+  const m = {
+    name,
+    rps: r.requests.average,
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    non2xx: r.non2xx,
+    errors: r.errors,
+  };
+  log(
+    `${name}: ${m.rps.toFixed(0)} req/s, p50 ${m.p50} ms, p99 ${m.p99} ms, non-2xx ${m.non2xx}, errors ${m.errors}`,
+  );
+  return m;
+}
+
+async function main() {
+  const startedAt = Date.now();
+  const script = build();
+  const bundleBytes = readFileSync(script).byteLength;
+  rmSync(STATE, { recursive: true, force: true });
+  mkdirSync(STATE, { recursive: true });
+
+  // Keys: admin, audit, and one per platform.
+  const admin = await generateKeyPair("EdDSA", { extractable: true });
+  const adminJwk = { ...(await exportJWK(admin.privateKey)), kid: "bench-admin", alg: "EdDSA" } as JWK;
+  const auditKey = await generateKeyPair("EdDSA", { extractable: true });
+  const bindings = {
+    LEDGER_PEPPER: b64url(pepper),
+    ADMIN_JWKS: JSON.stringify({
+      keys: [{ ...(await exportJWK(admin.publicKey)), kid: "bench-admin", alg: "EdDSA" }],
+    }),
+    AUDIT_SIGNING_JWK: JSON.stringify({ ...(await exportJWK(auditKey.privateKey)), kid: "bench-audit" }),
+    JWT_AUDIENCE: "pixiu",
+    RETENTION_DAYS: "1826",
+    DISPUTE_DEADLINE_DAYS: "20",
+    PLATFORM_CACHE_TTL_SECONDS: "30",
+  };
+  const platforms: { id: string; jwk: JWK }[] = [];
+  for (let p = 0; p < PLATFORMS; p++) {
+    const pair = await generateKeyPair("EdDSA", { extractable: true });
+    const kid = `bench-${p}`;
+    platforms.push({
+      id: `bench-shop-${p}`,
+      jwk: { ...(await exportJWK(pair.privateKey)), kid, alg: "EdDSA" } as JWK,
+    });
+  }
+  const adminToken = () => signToken(adminJwk, { iss: "pixiu-admin", lifetime: 300 });
+  const tokenOf = (p: number, lifetime = 300) =>
+    signToken(platforms[p]?.jwk as JWK, { iss: platforms[p]?.id as string, lifetime });
+
+  // Phase 1: migrate, register platforms and report SMALL cases through the API.
+  let mf = await start(script, bindings);
+  const d1 = await mf.getD1Database("DB", "pixiu");
+  const migrations = readdirSync(join(ROOT, "schema", "migrations"))
+    .filter((f) => f.endsWith(".sql"))
+    .sort();
+  for (const file of migrations) {
+    const statements = readFileSync(join(ROOT, "schema", "migrations", file), "utf8")
+      .split("--> statement-breakpoint")
+      .map((s) => s.trim())
+      .filter(Boolean);
+    await d1.batch(statements.map((s) => d1.prepare(s)));
+  }
+  for (const [p, platform] of platforms.entries()) {
+    const { d: _d, ...pub } = platform.jwk;
+    const res = await api("/v1/admin/platforms", await adminToken(), {
+      id: platform.id,
+      name: `Bench Shop ${p}`,
+      scopes: ["reports:write", "scores:read", "disputes:write"],
+      jwks: { keys: [pub] },
+    });
+    if (res.status !== 201) {
+      throw new Error(`platform ${platform.id}: ${res.status} ${JSON.stringify(res.json)}`);
+    }
+  }
+  for (let start = 0; start < SMALL; start += 500) {
+    const items = Array.from({ length: 500 }, (_, k) =>
+      reportBody((start + k) % BUYERS, `SMALL-${start + k}`, 30 + ((start + k) % 700)),
+    );
+    const res = await api("/v1/reports/bulk", await tokenOf(start / 500), { reports: items });
+    if (res.status !== 200) {
+      throw new Error(`bulk seed: ${res.status} ${JSON.stringify(res.json)}`);
+    }
+  }
+  const sample = Array.from({ length: 20 }, (_, k) => (k * 37) % SMALL);
+  const countAt = (total: number) => (i: number) => {
+    let n = 0;
+    for (let r = i; r < total; r += BUYERS) {
+      n++;
+    }
+    return n;
+  };
+  const small = await rowsRead(sample, countAt(SMALL));
+  await mf.dispose();
+
+  // Phase 2: the rest of the reports, straight into the SQLite file.
+  log(
+    `writing ${(REPORTS - SMALL).toLocaleString()} reports for ${BUYERS.toLocaleString()} buyers into the D1 file…`,
+  );
+  const seedSeconds = seedDirect(platforms.map((p) => p.id));
+  log(`seeded in ${seedSeconds.toFixed(1)} s`);
+  mf = await start(script, bindings);
+  const large = await rowsRead(sample, countAt(REPORTS));
+
+  // Phase 3: load.
+  const scoreToken = await tokenOf(0);
+  const pick = () => Math.floor(Math.random() * Math.min(BUYERS, REPORTS));
+  const json = (token: string, body: unknown) => ({
+    method: "POST" as const,
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  // Report submissions need a fresh jti each: sign them before the clock starts.
+  const submitTokens: string[] = [];
+  const expected = Math.ceil(SECONDS * 2500);
+  log(`signing ${expected.toLocaleString()} single-use tokens for the submission run…`);
+  for (let k = 0; k < expected; k++) {
+    submitTokens.push(await tokenOf(1 + (k % (PLATFORMS - 1))));
+  }
+  let submitted = 0;
+
+  const results: Measured[] = [];
+  await load("warm-up", APP, () => ({ method: "GET", path: "/healthz" }), { seconds: 2 });
+  results.push(await load("floor (SELECT 1)", FLOOR, () => ({ method: "GET", path: "/" })));
+  results.push(await load("GET /healthz", APP, () => ({ method: "GET", path: "/healthz" })));
+  results.push(
+    await load("score, known buyer", APP, () => ({
+      path: "/v1/scores/query",
+      ...json(scoreToken, { purpose: "refund_review", subjects: buyerSubjects(pick()) }),
+    })),
+  );
+  results.push(
+    await load("score, unknown buyer", APP, () => ({
+      path: "/v1/scores/query",
+      ...json(scoreToken, { purpose: "refund_review", subjects: unknownSubjects() }),
+    })),
+  );
+  results.push(
+    await load(
+      "score batch of 100",
+      APP,
+      () => ({
+        path: "/v1/scores/batch",
+        ...json(scoreToken, {
+          purpose: "refund_review",
+          queries: Array.from({ length: 100 }, (_, k) => ({ ref: `o${k}`, subjects: buyerSubjects(pick()) })),
+        }),
+      }),
+      { connections: 8 },
+    ),
+  );
+  results.push(
+    await load("report submission", APP, () => {
+      const token = submitTokens[submitted % submitTokens.length] as string;
+      submitted++;
+      return {
+        path: "/v1/reports",
+        ...json(token, reportBody(pick(), `LOAD-${submitted}-${Date.now()}`, 5)),
+      };
+    }),
+  );
+  // Bulk back-fill: 40 calls of 500 reports, 2 at a time.
+  const bulkTokens = await Promise.all(Array.from({ length: 40 }, (_, k) => tokenOf(k % PLATFORMS)));
+  let bulkCall = 0;
+  const bulkStarted = performance.now();
+  const bulk = await load(
+    "bulk back-fill (500/call)",
+    APP,
+    () => {
+      const k = bulkCall++;
+      return {
+        path: "/v1/reports/bulk",
+        ...json(bulkTokens[k % bulkTokens.length] as string, {
+          reports: Array.from({ length: 500 }, (_, j) =>
+            reportBody(pick(), `BULK-${k}-${j}-${startedAt}`, 10 + (j % 300)),
+          ),
+        }),
+      };
+    },
+    { connections: 2, amount: 40 },
+  );
+  const bulkReportsPerSecond = (40 * 500) / ((performance.now() - bulkStarted) / 1000);
+  results.push(bulk);
+  await mf.dispose();
+
+  // Report.
+  const floor = results[0]?.rps ?? 1;
+  const byName = (n: string) => results.find((r) => r.name === n) as Measured;
+  const single = byName("score, known buyer");
+  const batch = byName("score batch of 100");
+  const submit = byName("report submission");
+  const maxExcess = (rows: typeof small) => Math.max(...rows.map((r) => r.rowsRead - 2 * r.matches));
+  const targets = [
+    ["single score query ≥ 0.8 × floor", single.rps / floor, 0.8],
+    ["report submission ≥ 0.5 × floor", submit.rps / floor, 0.5],
+    ["batch buyers/s ≥ 20 × single queries/s", (batch.rps * 100) / single.rps, 20],
+    ["bulk back-fill ≥ 2,000 reports/s", bulkReportsPerSecond, 2000],
+  ] as const;
+  const rowsOk = maxExcess(small) <= 4 && maxExcess(large) <= 4;
+
+  const lines: string[] = [];
+  lines.push(
+    `Run ${new Date().toISOString()} on ${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
+  );
+  lines.push(
+    `Reports: ${REPORTS.toLocaleString()} over ${BUYERS.toLocaleString()} buyers on ${PLATFORMS} platforms; ${SECONDS} s per route, ${CONNECTIONS} connections; bundle ${(bundleBytes / 1024).toFixed(0)} KiB`,
+  );
+  lines.push("");
+  lines.push("| route | req/s | p50 ms | p99 ms | × floor | non-2xx |");
+  lines.push("| --- | ---: | ---: | ---: | ---: | ---: |");
+  for (const r of results) {
+    lines.push(
+      `| ${r.name} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${(r.rps / floor).toFixed(2)} | ${r.non2xx + r.errors} |`,
+    );
+  }
+  lines.push("");
+  lines.push(
+    `Batch of 100: ${(batch.rps * 100).toFixed(0)} buyers/s. Bulk back-fill: ${bulkReportsPerSecond.toFixed(0)} reports/s.`,
+  );
+  lines.push("");
+  lines.push(
+    "| rows read per score query | buyers sampled | matching records (max) | rows read (max) | max(rows read − 2 × matches) |",
+  );
+  lines.push("| --- | ---: | ---: | ---: | ---: |");
+  for (const [label, rows] of [
+    [`at ${SMALL.toLocaleString()} reports`, small],
+    [`at ${REPORTS.toLocaleString()} reports`, large],
+  ] as const) {
+    lines.push(
+      `| ${label} | ${rows.length} | ${Math.max(...rows.map((r) => r.matches))} | ${Math.max(...rows.map((r) => r.rowsRead))} | ${maxExcess(rows)} |`,
+    );
+  }
+  lines.push("");
+  lines.push("| target | measured | goal | met |");
+  lines.push("| --- | ---: | ---: | :---: |");
+  for (const [label, value, goal] of targets) {
+    lines.push(`| ${label} | ${value.toFixed(2)} | ${goal} | ${value >= goal ? "yes" : "**no**"} |`);
+  }
+  lines.push(
+    `| rows read ≤ 2 × matches + 4, at both sizes | ${Math.max(maxExcess(small), maxExcess(large))} over | ≤ 4 | ${rowsOk ? "yes" : "**no**"} |`,
+  );
+  lines.push("");
+  lines.push(
+    `Total time: ${((Date.now() - startedAt) / 1000).toFixed(0)} s (seeding ${seedSeconds.toFixed(0)} s).`,
+  );
+  const report = lines.join("\n");
+  console.log(report);
+  if (!existsSync(join(ROOT, "bench-results"))) {
+    mkdirSync(join(ROOT, "bench-results"));
+  }
+  writeFileSync(join(ROOT, "bench-results", "latest.md"), `${report}\n`);
+}
+
+main().catch((err: Error) => {
+  console.error(`bench: ${err.stack ?? err.message}`);
+  process.exit(1);
+});
