@@ -11,7 +11,7 @@
  *    each route to the floor, against the targets in docs/benchmarks.md.
  *
  * Options (env): BENCH_REPORTS (1000000), BENCH_BUYERS (300000), BENCH_SECONDS (10 per route),
- * BENCH_CONNECTIONS (32).
+ * BENCH_CONNECTIONS (32), BENCH_ONLY (a route-name substring: run only those, print no report).
  */
 import { spawnSync } from "node:child_process";
 import { createHmac, randomBytes } from "node:crypto";
@@ -227,12 +227,18 @@ interface Measured {
   errors: number;
 }
 
+/** BENCH_ONLY=score runs just the routes whose name contains "score" (a quick look, no report). */
+const ONLY = process.env.BENCH_ONLY;
+
 async function load(
   name: string,
   url: string,
   request: () => { method: "GET" | "POST"; path: string; headers?: Record<string, string>; body?: string },
   options: { connections?: number; seconds?: number; amount?: number } = {},
 ): Promise<Measured> {
+  if (ONLY && !name.includes(ONLY) && name !== "floor (SELECT 1)") {
+    return { name, rps: 0, p50: 0, p99: 0, non2xx: 0, errors: 0 };
+  }
   const r = await autocannon({
     url,
     connections: options.connections ?? CONNECTIONS,
@@ -429,6 +435,9 @@ async function main() {
   const bulkReportsPerSecond = (40 * 500) / ((performance.now() - bulkStarted) / 1000);
   results.push(bulk);
   await mf.dispose();
+  if (ONLY) {
+    return;
+  }
 
   // Report.
   const floor = results[0]?.rps ?? 1;

@@ -91,15 +91,20 @@ function fnv1a(text: string): string {
 /**
  * The hot read: every counted record linked to any of the keys (a JSON array, one bound
  * parameter). It walks the (subject_key, report_id) index per key and the reports primary key
- * per match, so rows read follow the buyers' own records. The benchmark and the query-plan test
- * run this very statement.
+ * per match, so rows read follow the buyers' own records. CROSS JOIN fixes that join order:
+ * without table statistics SQLite's planner otherwise prefers walking every active report
+ * through the status index (measured: rows read grew with the table). The unary `+` keeps the
+ * status test off the (status, id) index, so each match is one primary-key probe rather than
+ * two status-index probes (measured: rows read 2 × matches + 2 × keys instead of about 5 ×
+ * matches). The benchmark and the query-plan test run this very statement.
  */
 export function scoreReadSql(keysJson: string) {
   return sql`SELECT rs.subject_key, r.id, r.platform_id, r.category, r.confirmation, r.incident_at,
       r.created_at, r.amount_value, r.amount_currency, r.status, r.dispute_deadline_at, r.statement
-    FROM report_subjects rs JOIN reports r ON r.id = rs.report_id
-    WHERE rs.subject_key IN (SELECT value FROM json_each(${keysJson}))
-      AND r.status IN ('active', 'disputed')`;
+    FROM json_each(${keysJson}) k
+      CROSS JOIN report_subjects rs ON rs.subject_key = k.value
+      CROSS JOIN reports r ON r.id = rs.report_id
+    WHERE +r.status IN ('active', 'disputed')`;
 }
 
 /**
