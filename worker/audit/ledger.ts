@@ -209,6 +209,12 @@ export async function verifyChain(
   const start = previous.seq;
   let checked = 0;
   let cpChecked = 0;
+  // A stored checkpoint whose signature does not verify was edited or forged: that is a fault
+  // (else rewriting an entry, every later hash and the checkpoint's hash would pass).
+  const forged = checkpoints.find((cp) => !valid.has(cp.seq));
+  const forgedReason = forged
+    ? `the checkpoint at ${forged.seq} does not verify with the audit key (kid ${forged.kid})`
+    : "";
   const fail = (seq: number, reason: string): VerifyResult => ({
     ok: false,
     checked,
@@ -216,8 +222,9 @@ export async function verifyChain(
     head: null,
     unsealed: 0,
     checkpoints: { checked: cpChecked, invalid },
-    firstBadSeq: seq,
-    reason,
+    ...(forged && forged.seq < seq
+      ? { firstBadSeq: forged.seq, reason: forgedReason }
+      : { firstBadSeq: seq, reason }),
   });
   if (fromCheckpoint) {
     const [row] = await all<Row>(d1, sql`SELECT ${COLUMNS} FROM audit_log WHERE seq = ${start}`);
@@ -237,7 +244,8 @@ export async function verifyChain(
     const { fault, last: reached } = await verifyRun(run.map(toEntry), last);
     checked += reached.seq - last.seq;
     if (fault) {
-      return fail(fault.seq, describe(fault));
+      // A removed entry is named by its own seq, not by the next one still present.
+      return fail(fault.kind === "gap" ? fault.expected : fault.seq, describe(fault));
     }
     for (const r of run) {
       const cp = valid.get(r.seq);
@@ -265,6 +273,9 @@ export async function verifyChain(
       tail.firstUnsealed ?? last.seq + 1,
       `entry ${tail.firstUnsealed} lost its hash inside the chain`,
     );
+  }
+  if (forged) {
+    return fail(forged.seq, forgedReason);
   }
   // A signed checkpoint beyond the verified head means signed entries are gone.
   const beyond = [...valid.keys()].find((seq) => seq > last.seq);

@@ -81,7 +81,9 @@ export async function verifyExport(
   }
   const { fault, last } = await verifyRun(entries, { seq: first.seq - 1, hash: first.prevHash });
   if (fault) {
-    return verdict({ error: `chain broken at seq ${fault.seq} (${fault.kind})`, firstBadSeq: fault.seq });
+    // A removed entry is named by its own seq, not by the next one still present.
+    const bad = fault.kind === "gap" ? fault.expected : fault.seq;
+    return verdict({ error: `chain broken at seq ${bad} (${fault.kind})`, firstBadSeq: bad });
   }
   const bySeq = new Map(entries.map((e) => [e.seq, e]));
   let signedThrough = 0;

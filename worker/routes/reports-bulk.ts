@@ -98,7 +98,7 @@ export function registerReportsBulk(app: App) {
     }
     const ctx = { platformId, actor: principal.actor, action: c.var.action, requestId, now };
     const written = await commit(c, [
-      ...reportWriteStatements(ctx, prepared),
+      ...reportWriteStatements(ctx, prepared, positions),
       auditInsertMany({ requestId, now }, rejected),
     ]);
     const rows = rowsOf<WriteRow>(written[3]);

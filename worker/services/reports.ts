@@ -140,10 +140,16 @@ export type WriteOutcome = "created" | "replayed" | "conflict";
 export function reportWriteStatements(
   ctx: { platformId: string; actor: string; action: string; requestId: string; now: number },
   items: readonly PreparedReport[],
+  /** Each item's index in the request (bulk skips rejected items), for its audit entry. */
+  itemIndexes?: readonly number[],
 ) {
-  const json = JSON.stringify(items.map((r) => ({ ...r, keys: r.subjects.map((s) => s.key) })));
+  const json = JSON.stringify(
+    items.map((r, i) => ({ ...r, keys: r.subjects.map((s) => s.key), item: itemIndexes?.[i] ?? i })),
+  );
+  // CROSS JOIN keeps json_each outermost: one (platform_id, case_id) index probe per item,
+  // never a walk over the platform's reports.
   const matched: SQL = sql`FROM json_each(${json}) j
-    JOIN reports r ON r.platform_id = ${ctx.platformId} AND r.case_id = j.value ->> 'caseId'`;
+    CROSS JOIN reports r ON r.platform_id = ${ctx.platformId} AND r.case_id = j.value ->> 'caseId'`;
   return [
     sql`INSERT INTO reports (id, platform_id, case_id, status, category, confirmation, incident_at,
         confirmed_at, amount_value, amount_currency, evidence, note, subject_notified_at, content_hash,
@@ -157,13 +163,13 @@ export function reportWriteStatements(
     sql`INSERT INTO report_subjects (subject_key, report_id, subject_type)
       SELECT s.value ->> 'key', r.id, s.value ->> 'type'
       FROM json_each(${json}) j
-      JOIN reports r ON r.id = j.value ->> 'id'
-      JOIN json_each(j.value -> 'subjects') s`,
+      CROSS JOIN reports r ON r.id = j.value ->> 'id'
+      CROSS JOIN json_each(j.value -> 'subjects') s`,
     sql`INSERT INTO audit_log (at, actor, action, target, request_id, outcome, details)
       SELECT ${ctx.now}, ${ctx.actor}, ${ctx.action}, r.id, ${ctx.requestId},
         CASE WHEN r.id = j.value ->> 'id' THEN 'created'
              WHEN r.content_hash = j.value ->> 'contentHash' THEN 'replayed' ELSE 'conflict' END,
-        json_object('caseId', r.case_id, 'item', j.key, 'subjectKeys', j.value -> 'keys')
+        json_object('caseId', r.case_id, 'item', j.value ->> 'item', 'subjectKeys', j.value -> 'keys')
       ${matched} ORDER BY j.key`,
     sql`SELECT j.key AS item,
         CASE WHEN r.id = j.value ->> 'id' THEN 'created'
@@ -172,7 +178,7 @@ export function reportWriteStatements(
       ${matched} ORDER BY j.key`,
     sql`INSERT INTO usage_daily (day, platform_id, queries, subjects, reports)
       SELECT ${utcDay(ctx.now)}, ${ctx.platformId}, 0, 0, count(*)
-      FROM json_each(${json}) j JOIN reports r ON r.id = j.value ->> 'id'
+      FROM json_each(${json}) j CROSS JOIN reports r ON r.id = j.value ->> 'id'
       WHERE true
       ON CONFLICT (day, platform_id) DO UPDATE SET reports = reports + excluded.reports`,
   ];
