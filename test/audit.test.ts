@@ -12,9 +12,10 @@
  * Worker's code, from the format in docs/audit.md.
  */
 import { env } from "cloudflare:workers";
-import { base64url, importJWK, type JWK } from "jose";
+import { base64url, exportJWK, generateKeyPair, importJWK, type JWK } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
 import { signToken } from "../client/token";
+import { publicAuditKeys, verifyChain } from "../worker/audit/ledger";
 import { verifyExport } from "../worker/audit/verify-export";
 import {
   adminToken,
@@ -1192,6 +1193,30 @@ describe("signed checkpoints", () => {
     expect(
       await crypto.subtle.verify("Ed25519", key, signature, checkpointMessage({ ...cp, at: cp.at + 1 })),
     ).toBe(false);
+  });
+
+  it("after a key rotation, old checkpoints verify only while the retired key is kept", async () => {
+    await sealAndSign();
+    const old = JSON.parse(env.AUDIT_SIGNING_JWK) as JWK & { kid: string; x: string };
+    const next = await generateKeyPair("EdDSA", { extractable: true });
+    const rotated = { ...(await exportJWK(next.privateKey)), kid: "audit-rotated" } as Parameters<
+      typeof verifyChain
+    >[1];
+    const retired = { keys: [{ kty: "OKP" as const, crv: "Ed25519" as const, x: old.x, kid: old.kid }] };
+
+    const kept = await verifyChain(env.DB, rotated, "genesis", retired);
+    expect(kept.ok, JSON.stringify(kept)).toBe(true);
+    expect(kept.checkpoints.invalid).toBe(0);
+    expect(kept.checkpoints.checked).toBeGreaterThan(0);
+
+    const dropped = await verifyChain(env.DB, rotated, "genesis");
+    expect(dropped.ok).toBe(false);
+    expect(dropped.checkpoints.invalid).toBeGreaterThan(0);
+
+    // Both keys are published, current first; the private halves never.
+    const published = publicAuditKeys(rotated, retired).keys;
+    expect(published.map((k) => k.kid)).toEqual(["audit-rotated", old.kid]);
+    expect(published.every((k) => !("d" in k))).toBe(true);
   });
 
   it("a forged checkpoint (hash or signature edited in D1) is rejected", async () => {

@@ -48,6 +48,33 @@ export const envSchema = z.object({
         kid: z.string().min(1).max(128),
       }),
     ),
+  /**
+   * Public JWKs of earlier audit signing keys, as a JSON Web Key Set: after a rotation their
+   * checkpoints still verify, and they stay published at the well-known path.
+   */
+  AUDIT_RETIRED_KEYS: z
+    .string()
+    .transform((s, ctx) => {
+      try {
+        return JSON.parse(s) as unknown;
+      } catch {
+        ctx.addIssue({ code: "custom", message: "not JSON" });
+        return z.NEVER;
+      }
+    })
+    .pipe(
+      z.object({
+        keys: z.array(
+          z.object({
+            kty: z.literal("OKP"),
+            crv: z.literal("Ed25519"),
+            x: z.string().min(43),
+            kid: z.string().min(1).max(128),
+          }),
+        ),
+      }),
+    )
+    .optional(),
   JWT_AUDIENCE: z.string().min(1).default("pixiu"),
   RETENTION_DAYS: intVar(1826, 1, 36500),
   DISPUTE_DEADLINE_DAYS: intVar(20, 1, 365),

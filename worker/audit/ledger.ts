@@ -111,9 +111,19 @@ function signingKey(jwk: Config["AUDIT_SIGNING_JWK"]): Promise<CryptoKey> {
   return signing.key;
 }
 
-/** The public half of the audit signing key, as published at the well-known path. */
-export function publicAuditKeys(jwk: Config["AUDIT_SIGNING_JWK"]) {
-  return { keys: [{ kty: jwk.kty, crv: jwk.crv, x: jwk.x, kid: jwk.kid, alg: "EdDSA", use: "sig" }] };
+/**
+ * The public half of the audit signing key, then any retired keys (AUDIT_RETIRED_KEYS), as
+ * published at the well-known path: a checkpoint verifies against the key its `kid` names.
+ */
+export function publicAuditKeys(
+  jwk: Config["AUDIT_SIGNING_JWK"],
+  retired: Config["AUDIT_RETIRED_KEYS"] = undefined,
+) {
+  const current = { kty: jwk.kty, crv: jwk.crv, x: jwk.x, kid: jwk.kid, alg: "EdDSA", use: "sig" };
+  const older = (retired?.keys ?? [])
+    .filter((k) => k.kid !== jwk.kid)
+    .map((k) => ({ kty: k.kty, crv: k.crv, x: k.x, kid: k.kid, alg: "EdDSA", use: "sig" }));
+  return { keys: [current, ...older] };
 }
 
 function toBase64Url(bytes: ArrayBuffer): string {
@@ -181,9 +191,13 @@ export async function verifyChain(
   d1: D1Database,
   jwk: Config["AUDIT_SIGNING_JWK"],
   from: "genesis" | "checkpoint",
+  retired: Config["AUDIT_RETIRED_KEYS"] = undefined,
 ): Promise<VerifyResult> {
   await sealPending(d1);
-  const verifyKey = await importVerifyKey(publicAuditKeys(jwk).keys[0] as JsonWebKey);
+  const verifyKeys = new Map<string, CryptoKey>();
+  for (const key of publicAuditKeys(jwk, retired).keys) {
+    verifyKeys.set(key.kid, await importVerifyKey(key as JsonWebKey));
+  }
   const checkpoints = await all<Checkpoint>(
     d1,
     sql`SELECT seq, hash, at, kid, signature FROM audit_checkpoints ORDER BY seq`,
@@ -191,7 +205,8 @@ export async function verifyChain(
   const valid = new Map<number, Checkpoint>();
   let invalid = 0;
   for (const cp of checkpoints) {
-    if (cp.kid === jwk.kid && (await verifyCheckpoint(verifyKey, cp))) {
+    const verifyKey = verifyKeys.get(cp.kid);
+    if (verifyKey && (await verifyCheckpoint(verifyKey, cp))) {
       valid.set(cp.seq, cp);
     } else {
       invalid++;

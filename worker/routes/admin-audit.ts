@@ -153,7 +153,15 @@ export function registerAdminAuditList(app: App) {
 export function registerAdminAuditVerify(app: App) {
   app.openapi(verify, async (c) => {
     const { from } = c.req.valid("query");
-    return c.json(await verifyChain(c.var.config.DB, c.var.config.AUDIT_SIGNING_JWK, from), 200);
+    return c.json(
+      await verifyChain(
+        c.var.config.DB,
+        c.var.config.AUDIT_SIGNING_JWK,
+        from,
+        c.var.config.AUDIT_RETIRED_KEYS,
+      ),
+      200,
+    );
   });
 }
 
@@ -202,46 +210,54 @@ export function registerAdminAuditExport(app: App) {
     let stage: "header" | "entries" | "checkpoints" | "done" = "header";
     const stream = new ReadableStream<Uint8Array>({
       async pull(controller) {
-        const lines: unknown[] = [];
-        if (stage === "header") {
-          lines.push({
-            type: "header",
-            format: "pixiu-audit-export/1",
-            from,
-            to: head.seq,
-            exportedAt: toRfc3339(now),
-          });
-          lines.push({ type: "keys", ...publicAuditKeys(config.AUDIT_SIGNING_JWK) });
-          stage = "entries";
-        } else if (stage === "entries") {
-          const rows = await all<Row>(
-            d1,
-            sql`SELECT seq, at, actor, action, target, request_id, outcome, details, prev_hash, hash FROM audit_log
-                WHERE seq > ${cursor} AND seq <= ${head.seq} ORDER BY seq LIMIT 1000`,
-          );
-          for (const r of rows) {
-            const { at: _at, ...entry } = toAuditEntry(r);
-            lines.push({ type: "entry", ...entry, at: r.at });
-            cursor = r.seq;
+        // A pull that enqueues nothing is not called again and the response would hang: an empty
+        // stage (no entries since `since`, no checkpoints) moves straight on to the next one.
+        for (;;) {
+          const lines: unknown[] = [];
+          if (stage === "header") {
+            lines.push({
+              type: "header",
+              format: "pixiu-audit-export/1",
+              from,
+              to: head.seq,
+              exportedAt: toRfc3339(now),
+            });
+            lines.push({
+              type: "keys",
+              ...publicAuditKeys(config.AUDIT_SIGNING_JWK, config.AUDIT_RETIRED_KEYS),
+            });
+            stage = "entries";
+          } else if (stage === "entries") {
+            const rows = await all<Row>(
+              d1,
+              sql`SELECT seq, at, actor, action, target, request_id, outcome, details, prev_hash, hash FROM audit_log
+                  WHERE seq > ${cursor} AND seq <= ${head.seq} ORDER BY seq LIMIT 1000`,
+            );
+            for (const r of rows) {
+              const { at: _at, ...entry } = toAuditEntry(r);
+              lines.push({ type: "entry", ...entry, at: r.at });
+              cursor = r.seq;
+            }
+            if (rows.length < 1000) {
+              stage = "checkpoints";
+            }
+          } else if (stage === "checkpoints") {
+            const cps = await all<Record<string, unknown>>(
+              d1,
+              sql`SELECT seq, hash, at, kid, signature FROM audit_checkpoints WHERE seq >= ${from} ORDER BY seq`,
+            );
+            for (const cp of cps) {
+              lines.push({ type: "checkpoint", ...cp });
+            }
+            stage = "done";
+          } else {
+            controller.close();
+            return;
           }
-          if (rows.length < 1000) {
-            stage = "checkpoints";
+          if (lines.length > 0) {
+            controller.enqueue(encoder.encode(`${lines.map((l) => JSON.stringify(l)).join("\n")}\n`));
+            return;
           }
-        } else if (stage === "checkpoints") {
-          const cps = await all<Record<string, unknown>>(
-            d1,
-            sql`SELECT seq, hash, at, kid, signature FROM audit_checkpoints WHERE seq >= ${from} ORDER BY seq`,
-          );
-          for (const cp of cps) {
-            lines.push({ type: "checkpoint", ...cp });
-          }
-          stage = "done";
-        } else {
-          controller.close();
-          return;
-        }
-        if (lines.length > 0) {
-          controller.enqueue(encoder.encode(`${lines.map((l) => JSON.stringify(l)).join("\n")}\n`));
         }
       },
     });

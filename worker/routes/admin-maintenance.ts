@@ -9,7 +9,7 @@ const route = createRoute({
   path: "/v1/admin/maintenance/run",
   tags: ["Admin: maintenance"],
   summary: "Run the scheduled job now: retention purge, overdue disputes, expired rows, audit checkpoint",
-  description: "Idempotent; the same job the Cron Trigger runs every 5 minutes. Send `{}`.",
+  description: "Idempotent; the same job the Cron Trigger runs every minute. Send `{}`.",
   security: [{ bearer: [] }],
   middleware: [guard("maintenance.trigger", "admin")] as const,
   request: { body: { required: true, content: { "application/json": { schema: z.object({}).strict() } } } },

@@ -39,7 +39,7 @@ const auditKeys = createRoute({
 export function registerAuditKeys(app: App) {
   app.openapi(auditKeys, (c) => {
     c.header("cache-control", "public, max-age=300");
-    return c.json(publicAuditKeys(c.var.config.AUDIT_SIGNING_JWK), 200);
+    return c.json(publicAuditKeys(c.var.config.AUDIT_SIGNING_JWK, c.var.config.AUDIT_RETIRED_KEYS), 200);
   });
 }
 
