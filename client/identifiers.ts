@@ -33,17 +33,27 @@ const GMAIL_DOMAINS = new Set(["gmail.com", "googlemail.com"]);
 export function normaliseEmail(input: string): string {
   const value = input.trim().toLowerCase();
   const at = value.lastIndexOf("@");
-  if (at <= 0 || at === value.length - 1 || /\s/.test(value)) {
+  if (at <= 0 || at === value.length - 1 || value.indexOf("@") !== at || /\s/.test(value)) {
     throw new IdentifierError(`not an e-mail address: ${JSON.stringify(input)}`);
   }
   let local = value.slice(0, at);
   let domain: string;
+  // The URL parser would silently drop a port, path, query or fragment and decode %-escapes.
+  if (/[/\\?#:%[\]]/.test(value.slice(at + 1))) {
+    throw new IdentifierError(`not a valid e-mail domain: ${JSON.stringify(input)}`);
+  }
   try {
     domain = new URL(`http://${value.slice(at + 1)}`).hostname;
   } catch {
     throw new IdentifierError(`not a valid e-mail domain: ${JSON.stringify(input)}`);
   }
-  if (!domain.includes(".") || domain.startsWith(".") || domain.endsWith(".")) {
+  // Host names only (no IPv4 literal, which the URL parser would also rewrite: 1.257 → 1.0.1.1).
+  const labels = domain.split(".");
+  if (
+    labels.length < 2 ||
+    !labels.every((l) => /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/.test(l)) ||
+    /^\d+$/.test(labels[labels.length - 1] ?? "")
+  ) {
     throw new IdentifierError(`not a valid e-mail domain: ${JSON.stringify(input)}`);
   }
   local = local.split("+")[0] ?? "";

@@ -67,10 +67,16 @@ export function configureModel(config: Pick<Config, "RETENTION_DAYS" | "SCORE_BA
   }
   if (config.SCORE_BANDS) {
     const [medium, high, critical] = config.SCORE_BANDS;
-    overrides.bands = { medium, high, critical };
+    const bands = { medium, high, critical };
+    if (canonicalJson(bands) !== canonicalJson(DEFAULT_MODEL.bands)) {
+      overrides.bands = bands;
+    }
   }
   if (config.SCORE_FX_RATES) {
-    overrides.fxToCny = { ...DEFAULT_MODEL.fxToCny, ...config.SCORE_FX_RATES };
+    const fxToCny = { ...DEFAULT_MODEL.fxToCny, ...config.SCORE_FX_RATES };
+    if (canonicalJson(fxToCny) !== canonicalJson(DEFAULT_MODEL.fxToCny)) {
+      overrides.fxToCny = fxToCny;
+    }
   }
   const model = { ...DEFAULT_MODEL, ...overrides };
   const fingerprint = canonicalJson(overrides);

@@ -1,0 +1,743 @@
+/**
+ * Properties of the pure scoring model (worker/scoring/model.ts, docs/scoring.md) checked with
+ * fast-check over generated record sets, plus the worked examples of docs/scoring.md §6
+ * reproduced number for number. One API round trip at the end checks that the answer a
+ * platform receives carries the model version and agrees with the pure function.
+ */
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import type { ReportStatus } from "../schema";
+import { DAY_MS } from "../worker/lib/time";
+import type { Category, Confirmation } from "../worker/schemas/reports";
+import {
+  actionOf,
+  type Band,
+  bandOf,
+  DEFAULT_MODEL,
+  decay,
+  type Evaluation,
+  evaluate,
+  MODEL_VERSION,
+  recordWeight,
+  type ScoreRecord,
+  scoreOf,
+} from "../worker/scoring/model";
+import { configureModel } from "../worker/services/scores";
+import { callJson, daysAgo, newBuyer, newPlatform, reportBody } from "./harness";
+
+const M = DEFAULT_MODEL;
+const NOW = Date.parse("2026-11-25T00:00:00Z");
+const RETENTION_MS = 1826 * DAY_MS;
+
+const WEAK: Confirmation[] = ["manual_review", "merchant_evidence", "platform_forensics"];
+const STRONG: Confirmation[] = ["police_report", "court_ruling"];
+const CATEGORIES: Category[] = [
+  "ai_generated_image",
+  "edited_image",
+  "reused_image",
+  "staged_damage",
+  "other_forgery",
+];
+const BAND_RANK: Record<Band, number> = { none: 0, low: 1, medium: 2, high: 3, critical: 4 };
+const ACTION_RANK = { allow: 0, review: 1, require_return: 2 } as const;
+
+type Draft = Omit<ScoreRecord, "ref">;
+
+/** Whether a record counts, per docs/scoring.md §1, written independently of the model. */
+function counts(r: ScoreRecord | Draft, now = NOW): boolean {
+  const overdue =
+    r.disputeDeadlineAt !== null && r.disputeDeadlineAt !== undefined && now >= r.disputeDeadlineAt;
+  return (
+    !["retracted", "voided", "expired"].includes(r.status) && r.incidentAt >= now - RETENTION_MS && !overdue
+  );
+}
+
+function withRefs(drafts: readonly Draft[], prefix = "rpt_"): ScoreRecord[] {
+  return drafts.map((d, i) => ({ ref: `${prefix}${String(i).padStart(3, "0")}`, ...d }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generators
+// ---------------------------------------------------------------------------------------------
+
+const platformArb = fc.constantFrom("p0", "p1", "p2", "p3", "p4");
+const anyConfirmation = fc.constantFrom(...WEAK, ...STRONG);
+
+/** Minor units across every amount tier, including the tier boundaries and the maximum. */
+const amountArb = fc.oneof(
+  fc.integer({ min: 1, max: 1_000_000_000_000 }),
+  fc.integer({ min: 1, max: 10_000_000 }),
+  fc.constantFrom(1, 299_999, 300_000, 2_999_999, 3_000_000, 49_999_999, 50_000_000, 1_000_000_000_000),
+);
+const currencyArb = fc.constantFrom("CNY", "CNY", "USD", "JPY", "HKD", "KRW", "GBP", "XAU");
+
+/** Age of the incident within the retention period, biased to recent and to the limits. */
+const ageArb = fc.oneof(
+  fc.integer({ min: 0, max: RETENTION_MS }),
+  fc.integer({ min: 0, max: 30 * DAY_MS }),
+  fc.constantFrom(0, DAY_MS, RETENTION_MS),
+);
+
+/** Active, or under open dispute before its deadline: either way it counts. */
+const countedStatusArb = fc.oneof(
+  fc.constant({ status: "active" as ReportStatus, disputeDeadlineAt: null }),
+  fc
+    .integer({ min: 1, max: 20 * DAY_MS })
+    .map((ahead) => ({ status: "disputed" as ReportStatus, disputeDeadlineAt: NOW + ahead })),
+);
+
+function draftArb(options: {
+  platform?: fc.Arbitrary<string>;
+  confirmation?: fc.Arbitrary<Confirmation>;
+  age?: fc.Arbitrary<number>;
+  amount?: fc.Arbitrary<number>;
+  currency?: fc.Arbitrary<string>;
+  status?: fc.Arbitrary<{ status: ReportStatus; disputeDeadlineAt: number | null }>;
+}): fc.Arbitrary<Draft> {
+  return fc
+    .record({
+      platformId: options.platform ?? platformArb,
+      category: fc.constantFrom(...CATEGORIES),
+      confirmation: options.confirmation ?? anyConfirmation,
+      age: options.age ?? ageArb,
+      filedAfter: fc.integer({ min: 0, max: 10 * DAY_MS }),
+      amountValue: options.amount ?? amountArb,
+      amountCurrency: options.currency ?? currencyArb,
+      state: options.status ?? countedStatusArb,
+      statement: fc.option(fc.constant("I returned the item."), { nil: null }),
+    })
+    .map(({ age, filedAfter, state, ...rest }) => ({
+      ...rest,
+      ...state,
+      incidentAt: NOW - age,
+      createdAt: Math.min(NOW, NOW - age + filedAfter),
+    }));
+}
+
+const countedDraft = draftArb({});
+
+/** Records that must never count: retracted, voided, expired, or older than retention. */
+const neverCountedDraft = fc.oneof(
+  draftArb({
+    status: fc.record({
+      status: fc.constantFrom<ReportStatus>("retracted", "voided", "expired"),
+      disputeDeadlineAt: fc.option(fc.integer({ min: NOW - 30 * DAY_MS, max: NOW + 20 * DAY_MS }), {
+        nil: null,
+      }),
+    }),
+    age: fc.integer({ min: 0, max: RETENTION_MS + 400 * DAY_MS }),
+  }),
+  draftArb({ age: fc.integer({ min: RETENTION_MS + 1, max: RETENTION_MS + 3000 * DAY_MS }) }),
+);
+
+/** Under open dispute at or past its deadline. */
+const overdueDraft = draftArb({
+  status: fc
+    .integer({ min: 0, max: 30 * DAY_MS })
+    .map((past) => ({ status: "disputed" as ReportStatus, disputeDeadlineAt: NOW - past })),
+});
+
+const anyDraft = fc.oneof(
+  { arbitrary: countedDraft, weight: 4 },
+  { arbitrary: neverCountedDraft, weight: 1 },
+  { arbitrary: overdueDraft, weight: 1 },
+);
+
+const recordSet = (maxLength: number) => fc.array(anyDraft, { maxLength }).map((ds) => withRefs(ds));
+
+/** Mostly p0's records, heavy and recent, so its cap is often reached: the edge of §3's claim. */
+const concentratedSet = fc
+  .array(
+    draftArb({
+      platform: fc.constantFrom("p0", "p0", "p0", "p1"),
+      age: fc.oneof(fc.integer({ min: 0, max: 60 * DAY_MS }), ageArb),
+    }),
+    { maxLength: 10 },
+  )
+  .map((ds) => withRefs(ds, "rpt_c"));
+
+function rec(
+  ref: string,
+  platformId: string,
+  confirmation: Confirmation,
+  category: Category,
+  amountValue: number,
+  daysAgoN: number,
+  now = NOW,
+): ScoreRecord {
+  const incidentAt = now - daysAgoN * DAY_MS;
+  return {
+    ref,
+    platformId,
+    category,
+    confirmation,
+    incidentAt,
+    createdAt: incidentAt + DAY_MS / 2,
+    amountValue,
+    amountCurrency: "CNY",
+    status: "active",
+    disputeDeadlineAt: null,
+  };
+}
+
+const codes = (e: Evaluation) => e.reasons.map((r) => r.code);
+
+// ---------------------------------------------------------------------------------------------
+// Properties
+// ---------------------------------------------------------------------------------------------
+
+describe("pixiu-score/1 properties", () => {
+  it("adding a counted record never lowers the score", () => {
+    fc.assert(
+      fc.property(recordSet(14), countedDraft, (base, draft) => {
+        const before = evaluate(base, NOW);
+        const after = evaluate([...base, { ref: "rpt_added", ...draft }], NOW);
+        expect(after.score).toBeGreaterThanOrEqual(before.score);
+        expect(after.evidence).toBeGreaterThanOrEqual(before.evidence - 1e-12);
+        expect(BAND_RANK[after.band]).toBeGreaterThanOrEqual(BAND_RANK[before.band]);
+        expect(after.summary.reports).toBe(before.summary.reports + 1);
+        expect(after.score).toBeGreaterThanOrEqual(1);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  /**
+   * docs/scoring.md §3: "a record from a new platform adds its own weight and raises the
+   * multiplier on everything already counted". That holds, strictly in evidence, when adding
+   * the record to the platform already counted (p0) would not lift p0's cap above the cap a new
+   * platform gets for the same record: not a police/court record added to a platform without
+   * one (its cap would jump 1.5 → 3), and not a record heavier than 1.5 added to a platform
+   * already at the strong cap. Generated within exactly those conditions.
+   */
+  it("a record from a new platform raises the score more than the same record from a platform already counted", () => {
+    fc.assert(
+      fc.property(
+        draftArb({ platform: fc.constant("p0") }),
+        fc.oneof(recordSet(12), concentratedSet),
+        countedDraft,
+        (anchor, rest, draft) => {
+          const base = [{ ref: "rpt_anchor", ...anchor }, ...rest];
+          const added: ScoreRecord = { ref: "rpt_added", ...draft };
+          const strongP = base.some(
+            (r) => r.platformId === "p0" && counts(r) && STRONG.includes(r.confirmation),
+          );
+          const strongR = STRONG.includes(added.confirmation);
+          const w = recordWeight(added, NOW);
+          fc.pre((!strongR || strongP) && (strongR || !strongP || w <= M.platformCap));
+
+          const existing = evaluate([...base, { ...added, platformId: "p0" }], NOW);
+          const fresh = evaluate([...base, { ...added, platformId: "p-new" }], NOW);
+          expect(fresh.summary.platforms).toBe(existing.summary.platforms + 1);
+          expect(fresh.evidence).toBeGreaterThan(existing.evidence);
+          // Scores are rounded and saturate at 100, so only ≥ survives the mapping.
+          expect(fresh.score).toBeGreaterThanOrEqual(existing.score);
+        },
+      ),
+      { numRuns: 1000 },
+    );
+  });
+
+  it("one episode filed as many reports gains nothing: copies in the same 7-day window change no number", () => {
+    fc.assert(
+      fc.property(recordSet(12), countedDraft, fc.integer({ min: 1, max: 9 }), (base, draft, copies) => {
+        const one: ScoreRecord = { ref: "rpt_episode", ...draft };
+        const many = Array.from({ length: copies }, (_, i) => ({ ...one, ref: `rpt_episode_${i}` }));
+        const single = evaluate([...base, one], NOW);
+        const repeated = evaluate([...base, one, ...many], NOW);
+        expect(repeated.evidence).toBeCloseTo(single.evidence, 12);
+        expect(repeated.score).toBe(single.score);
+        expect(repeated.band).toBe(single.band);
+        expect(repeated.summary.reports).toBe(single.summary.reports + copies);
+        expect(codes(repeated)).toContain("BURST_MERGED");
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it("a burst window contributes its heaviest record only, windows are fixed from the epoch", () => {
+    // 2026-11-19T00:00Z starts a window (20776 days after the epoch, a multiple of 7).
+    const start = Date.parse("2026-11-19T00:00:00Z");
+    expect((start / DAY_MS) % 7).toBe(0);
+    const light = { ...rec("rpt_l", "A", "manual_review", "other_forgery", 30_000, 0), incidentAt: start };
+    const heavy = {
+      ...rec("rpt_h", "A", "platform_forensics", "other_forgery", 30_000, 0),
+      incidentAt: start + 6 * DAY_MS,
+    };
+    const nextWindow = { ...light, ref: "rpt_n", incidentAt: start - 1 };
+    const merged = evaluate([light, heavy], NOW);
+    expect(merged.evidence).toBe(recordWeight(heavy, NOW));
+    expect(codes(merged)).toContain("BURST_MERGED");
+    const split = evaluate([nextWindow, heavy], NOW);
+    expect(split.evidence).toBeCloseTo(recordWeight(heavy, NOW) + recordWeight(nextWindow, NOW), 12);
+    expect(codes(split)).not.toContain("BURST_MERGED");
+  });
+
+  it("an older record never weighs more than a newer identical one", () => {
+    fc.assert(
+      fc.property(
+        countedDraft,
+        fc.integer({ min: 0, max: 2500 * DAY_MS }),
+        recordSet(10),
+        (draft, olderBy, base) => {
+          const newer: ScoreRecord = { ref: "rpt_x", ...draft, platformId: "p-alone" };
+          const older: ScoreRecord = { ...newer, incidentAt: newer.incidentAt - olderBy };
+          expect(recordWeight(older, NOW)).toBeLessThanOrEqual(recordWeight(newer, NOW));
+          expect(evaluate([older], NOW).score).toBeLessThanOrEqual(evaluate([newer], NOW).score);
+          const withOlder = evaluate([...base, older], NOW);
+          const withNewer = evaluate([...base, newer], NOW);
+          expect(withOlder.evidence).toBeLessThanOrEqual(withNewer.evidence);
+          expect(withOlder.score).toBeLessThanOrEqual(withNewer.score);
+        },
+      ),
+      { numRuns: 1000 },
+    );
+  });
+
+  it("a retracted, voided, expired or past-retention record changes nothing at all", () => {
+    fc.assert(
+      fc.property(recordSet(14), neverCountedDraft, (base, draft) => {
+        const extra: ScoreRecord = { ref: "rpt_ignored", ...draft };
+        expect(counts(extra)).toBe(false);
+        expect(evaluate([...base, extra], NOW)).toStrictEqual(evaluate(base, NOW));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it("the retention limit is exact: 1826 days counts, one millisecond more does not", () => {
+    const atLimit = {
+      ...rec("rpt_a", "p0", "court_ruling", "ai_generated_image", 100, 0),
+      incidentAt: NOW - RETENTION_MS,
+    };
+    const past = { ...atLimit, incidentAt: NOW - RETENTION_MS - 1 };
+    expect(evaluate([atLimit], NOW).summary.reports).toBe(1);
+    expect(evaluate([atLimit], NOW).score).toBe(scoreOf(1.8 * 0.5 ** (1826 / 365)));
+    expect(evaluate([past], NOW).summary.reports).toBe(0);
+    expect(evaluate([past], NOW).records).toEqual([]);
+  });
+
+  it("a record open past its dispute deadline changes no number, only flags itself", () => {
+    fc.assert(
+      fc.property(recordSet(14), overdueDraft, (base, draft) => {
+        const overdue: ScoreRecord = { ref: "rpt_overdue", ...draft };
+        const before = evaluate(base, NOW);
+        const after = evaluate([...base, overdue], NOW);
+        expect(after.score).toBe(before.score);
+        expect(after.evidence).toBe(before.evidence);
+        expect(after.band).toBe(before.band);
+        expect(after.action).toBe(before.action);
+        expect({ ...after.summary, disputed: 0 }).toStrictEqual({ ...before.summary, disputed: 0 });
+        expect(after.summary.disputed).toBe(before.summary.disputed + 1);
+        expect(after.records.find((r) => r.ref === "rpt_overdue")).toMatchObject({
+          counted: false,
+          disputed: true,
+        });
+        expect(codes(after)).toContain("DISPUTE_OVERDUE");
+        const notOverdue = (e: Evaluation) => e.reasons.filter((r) => r.code !== "DISPUTE_OVERDUE");
+        expect(notOverdue(after)).toStrictEqual(notOverdue(before));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it("a record under open dispute within its deadline weighs half, never more than undisputed", () => {
+    fc.assert(
+      fc.property(
+        recordSet(14),
+        draftArb({ status: fc.constant({ status: "active" as ReportStatus, disputeDeadlineAt: null }) }),
+        fc.integer({ min: 1, max: 20 * DAY_MS }),
+        (base, draft, ahead) => {
+          const plain: ScoreRecord = { ref: "rpt_d", ...draft };
+          const disputed: ScoreRecord = { ...plain, status: "disputed", disputeDeadlineAt: NOW + ahead };
+          expect(recordWeight(disputed, NOW)).toBe(recordWeight(plain, NOW) * 0.5);
+          const d = evaluate([...base, disputed], NOW);
+          const u = evaluate([...base, plain], NOW);
+          expect(d.evidence).toBeLessThanOrEqual(u.evidence + 1e-12);
+          expect(d.score).toBeLessThanOrEqual(u.score);
+          expect(d.summary.reports).toBe(u.summary.reports);
+          expect(d.records.find((r) => r.ref === "rpt_d")).toMatchObject({ counted: true, disputed: true });
+          expect(codes(d)).toContain("DISPUTED");
+        },
+      ),
+      { numRuns: 1000 },
+    );
+  });
+
+  it("the score is an integer in 0–100, zero exactly when nothing counts, with band and action per the table", () => {
+    fc.assert(
+      fc.property(recordSet(40), (records) => {
+        const e = evaluate(records, NOW);
+        const countedN = records.filter((r) => counts(r)).length;
+        expect(Number.isInteger(e.score)).toBe(true);
+        expect(e.score).toBeGreaterThanOrEqual(0);
+        expect(e.score).toBeLessThanOrEqual(100);
+        expect(e.summary.reports).toBe(countedN);
+        expect(e.score === 0).toBe(countedN === 0);
+        const band =
+          countedN === 0
+            ? "none"
+            : e.score >= 75
+              ? "critical"
+              : e.score >= 50
+                ? "high"
+                : e.score >= 20
+                  ? "medium"
+                  : "low";
+        expect(e.band).toBe(band);
+        expect(e.action).toBe(
+          band === "high" || band === "critical" ? "require_return" : band === "medium" ? "review" : "allow",
+        );
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it("saturates at exactly 100 and never beyond", () => {
+    const records = ["a", "b", "c", "d", "e", "f", "g", "h"].map((p, i) =>
+      rec(`rpt_${p}`, p, "court_ruling", "ai_generated_image", 1_000_000_000_000, i),
+    );
+    const e = evaluate(records, NOW);
+    expect(e.score).toBe(100);
+    expect(e.band).toBe("critical");
+    expect(scoreOf(1e9)).toBe(100);
+    expect(scoreOf(0)).toBe(0);
+    expect(scoreOf(1e-9)).toBe(1);
+  });
+
+  it("band and action only ever rise with the score, for the default and any valid band thresholds", () => {
+    const check = (model = M) => {
+      for (let s = 1; s <= 100; s++) {
+        const lo = bandOf(s - 1, s - 1 > 0, model);
+        const hi = bandOf(s, true, model);
+        expect(BAND_RANK[hi]).toBeGreaterThanOrEqual(BAND_RANK[lo]);
+        expect(ACTION_RANK[actionOf(hi)]).toBeGreaterThanOrEqual(ACTION_RANK[actionOf(lo)]);
+      }
+    };
+    check();
+    expect([1, 19, 20, 49, 50, 74, 75, 100].map((s) => bandOf(s, true))).toEqual([
+      "low",
+      "low",
+      "medium",
+      "medium",
+      "high",
+      "high",
+      "critical",
+      "critical",
+    ]);
+    fc.assert(
+      fc.property(fc.uniqueArray(fc.integer({ min: 1, max: 100 }), { minLength: 3, maxLength: 3 }), (t) => {
+        const [medium, high, critical] = [...t].sort((a, b) => a - b) as [number, number, number];
+        check({ ...M, bands: { medium, high, critical } });
+      }),
+      { numRuns: 300 },
+    );
+    fc.assert(
+      fc.property(recordSet(20), recordSet(20), (a, b) => {
+        const [x, y] = [evaluate(a, NOW), evaluate(b, NOW)].sort((p, q) => p.score - q.score) as [
+          Evaluation,
+          Evaluation,
+        ];
+        expect(BAND_RANK[x.band]).toBeLessThanOrEqual(BAND_RANK[y.band]);
+        expect(ACTION_RANK[x.action]).toBeLessThanOrEqual(ACTION_RANK[y.action]);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  describe("one platform alone", () => {
+    /** Adversarial: up to 80 reports, the largest amounts, bursts, everything recent. */
+    const soloDraft = (confirmation: fc.Arbitrary<Confirmation>) =>
+      draftArb({
+        platform: fc.constant("solo"),
+        confirmation,
+        amount: fc.oneof(
+          fc.constant(1_000_000_000_000),
+          fc.integer({ min: 50_000_000, max: 1_000_000_000_000 }),
+          amountArb,
+        ),
+        currency: fc.constantFrom("CNY", "GBP", "EUR"),
+        age: fc.oneof(
+          fc.constant(0),
+          fc.integer({ min: 0, max: 7 * DAY_MS }),
+          fc.integer({ min: 0, max: 90 * DAY_MS }),
+          ageArb,
+        ),
+      });
+    /** Other platforms' records that must not count, however strong they claim to be. */
+    const noise = fc.array(fc.oneof(neverCountedDraft, overdueDraft), { maxLength: 20 });
+
+    it("never reaches high without a police report or court ruling", () => {
+      fc.assert(
+        fc.property(
+          fc.array(soloDraft(fc.constantFrom(...WEAK)), { minLength: 1, maxLength: 80 }),
+          noise,
+          (solo, other) => {
+            const e = evaluate(withRefs([...solo, ...other]), NOW);
+            expect(e.evidence).toBeLessThanOrEqual(M.platformCap);
+            expect(e.score).toBeGreaterThanOrEqual(1);
+            expect(e.score).toBeLessThanOrEqual(39);
+            expect(["low", "medium"]).toContain(e.band);
+            expect(e.action).not.toBe("require_return");
+            expect(e.summary.platforms).toBe(1);
+          },
+        ),
+        { numRuns: 500 },
+      );
+    });
+
+    it("with police or court confirmation reaches at most 63, never critical", () => {
+      fc.assert(
+        fc.property(
+          fc.array(soloDraft(anyConfirmation), { minLength: 1, maxLength: 80 }),
+          noise,
+          (solo, other) => {
+            const e = evaluate(withRefs([...solo, ...other]), NOW);
+            expect(e.evidence).toBeLessThanOrEqual(M.strongPlatformCap);
+            expect(e.score).toBeLessThanOrEqual(63);
+            expect(e.band).not.toBe("critical");
+          },
+        ),
+        { numRuns: 500 },
+      );
+    });
+
+    it("the two limits are reached: 39 at the normal cap, 63 at the strong cap", () => {
+      const weak = [0, 8, 16].map((d, i) =>
+        rec(`rpt_w${i}`, "solo", "platform_forensics", "ai_generated_image", 1_000_000_000_000, d),
+      );
+      expect(evaluate(weak, NOW)).toMatchObject({
+        score: 39,
+        band: "medium",
+        action: "review",
+        evidence: 1.5,
+      });
+      const strong = [0, 8].map((d, i) =>
+        rec(`rpt_s${i}`, "solo", "court_ruling", "ai_generated_image", 1_000_000_000_000, d),
+      );
+      expect(evaluate(strong, NOW)).toMatchObject({
+        score: 63,
+        band: "high",
+        action: "require_return",
+        evidence: 3,
+      });
+    });
+  });
+
+  it("is deterministic: same records and time give an identical answer, in any input order", () => {
+    fc.assert(
+      fc.property(
+        recordSet(25).chain((rs) =>
+          fc.tuple(fc.constant(rs), fc.shuffledSubarray(rs, { minLength: rs.length, maxLength: rs.length })),
+        ),
+        ([records, shuffled]) => {
+          const snapshot = structuredClone(records);
+          const first = evaluate(records, NOW);
+          expect(records).toStrictEqual(snapshot);
+          expect(evaluate(records, NOW)).toStrictEqual(first);
+          const again = evaluate(shuffled, NOW);
+          expect(again).toStrictEqual(first);
+          expect(JSON.stringify(again.reasons)).toBe(JSON.stringify(first.reasons));
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Where the docs' "new platform beats one more report" claim does not hold
+// ---------------------------------------------------------------------------------------------
+
+describe("outside the conditions of the new-platform claim (docs/scoring.md §3)", () => {
+  it("a police report lifts its own platform's cap, so it can be worth more there than on a new platform", () => {
+    const base = [0, 8, 16].map((d, i) =>
+      rec(`rpt_${i}`, "A", "platform_forensics", "ai_generated_image", 30_000, d),
+    );
+    const police = rec("rpt_police", "A", "police_report", "other_forgery", 30_000, 1460);
+    const onA = evaluate([...base, police], NOW);
+    const onB = evaluate([...base, { ...police, platformId: "B" }], NOW);
+    expect(onA.score).toBe(63);
+    expect(onA.band).toBe("high");
+    expect(onB.score).toBe(54);
+    expect(onB.score).toBeLessThan(onA.score);
+  });
+
+  it("a record heavier than 1.5 can be worth more on a platform at the strong cap than on a new one", () => {
+    const old = 1780;
+    const base = [
+      rec("rpt_p", "A", "police_report", "other_forgery", 30_000, old),
+      ...["B", "C", "D", "E"].map((p) => rec(`rpt_${p}`, p, "manual_review", "other_forgery", 30_000, old)),
+    ];
+    const heavy = rec("rpt_heavy", "A", "platform_forensics", "ai_generated_image", 50_000_000, 0);
+    expect(recordWeight(heavy, NOW)).toBe(2);
+    const onA = evaluate([...base, heavy], NOW);
+    const onF = evaluate([...base, { ...heavy, platformId: "F" }], NOW);
+    expect(onF.summary.platforms).toBe(6);
+    expect(onF.evidence).toBeLessThan(onA.evidence);
+    expect(onF.score).toBeLessThan(onA.score);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// docs/scoring.md §6, number for number
+// ---------------------------------------------------------------------------------------------
+
+describe("worked examples of docs/scoring.md §6 (evaluated on 2026-11-25)", () => {
+  // The examples give days, not times of day; each must hold at any time on that date.
+  const times = ["2026-11-25T00:00:00Z", "2026-11-25T12:00:00Z", "2026-11-25T23:59:59Z"].map(Date.parse);
+
+  it("three platforms: 81, critical, require_return", () => {
+    for (const now of times) {
+      const a = rec("rpt_a", "A", "platform_forensics", "ai_generated_image", 129_900, 40, now);
+      const b = rec("rpt_b", "B", "merchant_evidence", "ai_generated_image", 459_900, 12, now);
+      const c = rec("rpt_c", "C", "manual_review", "edited_image", 25_900, 5, now);
+      expect(decay(40 * DAY_MS)).toBeCloseTo(0.9269, 4);
+      expect(decay(12 * DAY_MS)).toBeCloseTo(0.9775, 4);
+      expect(decay(5 * DAY_MS)).toBeCloseTo(0.9905, 4);
+      expect(recordWeight(a, now)).toBeCloseTo(0.9269, 4);
+      expect(recordWeight(b, now)).toBeCloseTo(0.9775, 4);
+      expect(recordWeight(c, now)).toBeCloseTo(0.5943, 4);
+      const e = evaluate([a, b, c], now);
+      expect(e.evidence).toBeCloseTo(4.9973, 4);
+      expect(e.score).toBe(81);
+      expect(e.band).toBe("critical");
+      expect(e.action).toBe("require_return");
+      expect(e.reasons).toStrictEqual([
+        { code: "CONFIRMED_CASES", detail: "3 confirmed cases counted" },
+        { code: "MULTI_PLATFORM", detail: "confirmed on 3 platforms" },
+        { code: "LARGE_AMOUNT", detail: "largest case amount is CNY 3,000 or more (relatively large)" },
+        { code: "RECENT", detail: "most recent incident 5 days ago" },
+      ]);
+      expect(e.records.map((r) => r.amountTier)).toEqual(["minor", "relatively_large", "minor"]);
+      expect(e.summary).toMatchObject({
+        reports: 3,
+        platforms: 3,
+        amounts: [{ currency: "CNY", value: 615_700 }],
+      });
+    }
+  });
+
+  it("one platform, five reports: 39, medium, review", () => {
+    for (const now of times) {
+      const records = [1, 2, 3, 10, 30].map((d) =>
+        rec(`rpt_${d}`, "A", "platform_forensics", "ai_generated_image", 30_000, d, now),
+      );
+      expect(decay(1 * DAY_MS) + decay(10 * DAY_MS) + decay(30 * DAY_MS)).toBeCloseTo(2.924, 3);
+      const e = evaluate(records, now);
+      expect(e.evidence).toBe(1.5);
+      expect(e.score).toBe(39);
+      expect(e.band).toBe("medium");
+      expect(e.action).toBe("review");
+      expect(codes(e)).toStrictEqual([
+        "CONFIRMED_CASES",
+        "SINGLE_PLATFORM",
+        "PLATFORM_CAP",
+        "BURST_MERGED",
+        "RECENT",
+      ]);
+      expect(e.reasons[3]?.detail).toBe(
+        "2 reports from the same platform within a 7-day window counted once",
+      );
+    }
+  });
+
+  it("one platform with police reports: 59, high", () => {
+    for (const now of times) {
+      const records = [10, 30].map((d) =>
+        rec(`rpt_${d}`, "A", "police_report", "ai_generated_image", 30_000, d, now),
+      );
+      const e = evaluate(records, now);
+      expect(e.evidence).toBeCloseTo(2.696, 3);
+      expect(e.evidence / 3).toBeCloseTo(0.8987, 4);
+      expect(e.score).toBe(59);
+      expect(e.band).toBe("high");
+      expect(e.action).toBe("require_return");
+      expect(codes(e)).toStrictEqual(["CONFIRMED_CASES", "SINGLE_PLATFORM", "STRONG_CONFIRMATION", "RECENT"]);
+    }
+  });
+
+  it("§4: the normal cap maps to 39 (medium), the strong cap to 63 (high)", () => {
+    expect(scoreOf(M.platformCap)).toBe(39);
+    expect(bandOf(scoreOf(M.platformCap), true)).toBe("medium");
+    expect(scoreOf(M.strongPlatformCap)).toBe(63);
+    expect(bandOf(scoreOf(M.strongPlatformCap), true)).toBe("high");
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Model version
+// ---------------------------------------------------------------------------------------------
+
+describe("model version", () => {
+  const defaults = { RETENTION_DAYS: 1826, SCORE_BANDS: undefined, SCORE_FX_RATES: undefined };
+
+  it("is pixiu-score/1 with the documented defaults, fingerprinted when a default is overridden", () => {
+    expect(MODEL_VERSION).toBe("pixiu-score/1");
+    expect(configureModel(defaults).version).toBe("pixiu-score/1");
+    expect(configureModel(defaults).model).toStrictEqual(M);
+    const longer = configureModel({ ...defaults, RETENTION_DAYS: 3650 });
+    expect(longer.version).toMatch(/^pixiu-score\/1\+[0-9a-f]{8}$/);
+    expect(longer.model.retentionDays).toBe(3650);
+    expect(configureModel({ ...defaults, RETENTION_DAYS: 3650 }).version).toBe(longer.version);
+    const bands = configureModel({ ...defaults, SCORE_BANDS: [10, 40, 80] });
+    const fx = configureModel({ ...defaults, SCORE_FX_RATES: { USD: 7.1 } });
+    expect(bands.version).toMatch(/^pixiu-score\/1\+[0-9a-f]{8}$/);
+    expect(fx.version).toMatch(/^pixiu-score\/1\+[0-9a-f]{8}$/);
+    expect(new Set([longer.version, bands.version, fx.version]).size).toBe(3);
+    expect(fx.model.fxToCny.USD).toBe(7.1);
+    expect(fx.model.fxToCny.EUR).toBe(7.8);
+    // Setting a value to its default is not an override: same model, same version.
+    const b = M.bands;
+    expect(configureModel({ ...defaults, SCORE_BANDS: [b.medium, b.high, b.critical] }).version).toBe(
+      "pixiu-score/1",
+    );
+    expect(configureModel({ ...defaults, SCORE_FX_RATES: { USD: M.fxToCny.USD as number } }).version).toBe(
+      "pixiu-score/1",
+    );
+  });
+
+  it("is in the answer a platform receives, which agrees with the pure model", async () => {
+    const platform = await newPlatform();
+    const subjects = await newBuyer();
+    const created = await callJson<{ incidentAt: string; createdAt: string; id: string }>("/v1/reports", {
+      token: await platform.token(),
+      body: reportBody(subjects, {
+        incidentAt: daysAgo(40),
+        confirmedAt: daysAgo(39),
+        confirmation: "merchant_evidence",
+        category: "reused_image",
+        amount: { value: 459_900, currency: "CNY" },
+      }),
+    });
+    expect(created.status).toBe(201);
+    const answer = await callJson<Evaluation & { model: string; evaluatedAt: string }>("/v1/scores/query", {
+      token: await platform.token(),
+      body: { subjects, purpose: "refund_review" },
+    });
+    expect(answer.status).toBe(200);
+    expect(answer.body.model).toBe("pixiu-score/1");
+    const expected = evaluate(
+      [
+        {
+          ref: created.body.id,
+          platformId: platform.id,
+          category: "reused_image",
+          confirmation: "merchant_evidence",
+          incidentAt: Date.parse(created.body.incidentAt),
+          createdAt: Date.parse(created.body.createdAt),
+          amountValue: 459_900,
+          amountCurrency: "CNY",
+          status: "active",
+          disputeDeadlineAt: null,
+        },
+      ],
+      Date.parse(answer.body.evaluatedAt),
+    );
+    expect(answer.body.score).toBe(expected.score);
+    expect(answer.body.score).toBe(scoreOf(0.8 * 0.9 * 1.25 * 0.5 ** (40 / 365)));
+    expect(answer.body.band).toBe(expected.band);
+    expect(answer.body.action).toBe(expected.action);
+    expect(answer.body.reasons).toStrictEqual(expected.reasons);
+  });
+});
