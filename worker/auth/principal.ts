@@ -40,8 +40,20 @@ interface CachedPlatform {
  */
 const platformCache = new Map<string, { platform: CachedPlatform | null; loadedAt: number }>();
 
+/**
+ * Bound on cached entries. Unknown issuers are cached too (so a flood of one bogus `iss` costs
+ * one D1 read), and a flood of distinct bogus issuers must not grow memory without limit: past
+ * the bound the oldest entry goes (Map keeps insertion order; a refresh re-inserts).
+ */
+export const PLATFORM_CACHE_MAX = 1000;
+
 export function evictPlatform(id: string): void {
   platformCache.delete(id);
+}
+
+/** Entries held now (tests check the bound). */
+export function platformCacheSize(): number {
+  return platformCache.size;
 }
 
 async function loadPlatform(db: DrizzleD1Database, id: string, now: number, ttlMs: number) {
@@ -57,7 +69,14 @@ async function loadPlatform(db: DrizzleD1Database, id: string, now: number, ttlM
   const platform: CachedPlatform | null = row
     ? { status: row.status, scopes: row.scopes, keys: keyResolver(row.jwks as JSONWebKeySet) }
     : null;
+  platformCache.delete(id);
   platformCache.set(id, { platform, loadedAt: now });
+  if (platformCache.size > PLATFORM_CACHE_MAX) {
+    const oldest = platformCache.keys().next().value;
+    if (oldest !== undefined) {
+      platformCache.delete(oldest);
+    }
+  }
   return platform;
 }
 
