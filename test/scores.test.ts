@@ -610,29 +610,35 @@ function stepIndex(plan: string[], pattern: RegExp, label: string): number {
   return i;
 }
 
-/** A D1 that forwards everything to the real one and records each statement the Worker prepares. */
+/**
+ * A D1 that forwards everything to the real one and records each statement the Worker prepares,
+ * on the database itself or on any session it opens (the Worker reads through D1 sessions).
+ */
 function recordingDb(log: { sql: string; params: unknown[] }[]): D1Database {
-  const db = env.DB;
-  const record = (query: string): D1PreparedStatement => {
-    const entry = { sql: query, params: [] as unknown[] };
-    log.push(entry);
-    const stmt = db.prepare(query);
-    const bind = stmt.bind.bind(stmt);
-    stmt.bind = (...values: unknown[]) => {
-      entry.params = values;
-      return bind(...values);
-    };
-    return stmt;
-  };
-  return new Proxy(db, {
-    get(target, prop) {
-      if (prop === "prepare") {
-        return record;
-      }
-      const value = Reflect.get(target, prop, target);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
+  const recording = <T extends D1Database | D1DatabaseSession>(db: T): T =>
+    new Proxy(db, {
+      get(target, prop) {
+        if (prop === "prepare") {
+          return (query: string): D1PreparedStatement => {
+            const entry = { sql: query, params: [] as unknown[] };
+            log.push(entry);
+            const stmt = target.prepare(query);
+            const bind = stmt.bind.bind(stmt);
+            stmt.bind = (...values: unknown[]) => {
+              entry.params = values;
+              return bind(...values);
+            };
+            return stmt;
+          };
+        }
+        if (prop === "withSession") {
+          return (constraint?: string) => recording((target as D1Database).withSession(constraint));
+        }
+        const value = Reflect.get(target, prop, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+  return recording(env.DB);
 }
 
 /** Sends one request through the Worker with the recording D1; returns the response and the SQL. */

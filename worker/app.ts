@@ -7,6 +7,8 @@ import { fieldErrors, ProblemError, problemResponse } from "./lib/problem";
 export interface Variables {
   requestId: string;
   config: Config;
+  /** The request's D1 session: every query of the request goes through it. */
+  db: D1DatabaseSession;
   /** Request time, fixed once so every row a request writes carries the same instant. */
   now: number;
   principal: Principal;

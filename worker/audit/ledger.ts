@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import type { Config } from "../env";
 import { all, batch } from "../lib/batch";
+import type { Db } from "../lib/db";
 import {
   type ChainFault,
   type Checkpoint,
@@ -52,7 +53,7 @@ function toEntry(r: Row): SealedEntry {
 
 const COLUMNS = sql.raw("seq, at, actor, action, target, request_id, outcome, details, prev_hash, hash");
 
-async function sealedHead(d1: D1Database): Promise<{ seq: number; hash: string }> {
+async function sealedHead(d1: Db): Promise<{ seq: number; hash: string }> {
   const [head] = await all<{ seq: number; hash: string }>(
     d1,
     sql`SELECT seq, hash FROM audit_log WHERE hash IS NOT NULL ORDER BY seq DESC LIMIT 1`,
@@ -66,7 +67,7 @@ async function sealedHead(d1: D1Database): Promise<{ seq: number; hash: string }
  * first write stand.
  */
 export async function sealPending(
-  d1: D1Database,
+  d1: Db,
   maxChunks = 40,
 ): Promise<{ sealed: number; head: { seq: number; hash: string } }> {
   let sealed = 0;
@@ -136,7 +137,7 @@ function toBase64Url(bytes: ArrayBuffer): string {
 
 /** Seals, then signs and stores a checkpoint of the head if it moved since the last one. */
 export async function checkpoint(
-  d1: D1Database,
+  d1: Db,
   jwk: Config["AUDIT_SIGNING_JWK"],
   now: number,
 ): Promise<Checkpoint | null> {
@@ -188,7 +189,7 @@ function describe(fault: ChainFault): string {
  * names (which catches a chain rewritten wholesale after an edit).
  */
 export async function verifyChain(
-  d1: D1Database,
+  d1: Db,
   jwk: Config["AUDIT_SIGNING_JWK"],
   from: "genesis" | "checkpoint",
   retired: Config["AUDIT_RETIRED_KEYS"] = undefined,

@@ -91,6 +91,12 @@ export async function verifyToken(
   } catch (err) {
     throw new TokenError(describeJoseError(err));
   }
+  // jose accepts any `aud` list that includes the audience; the contract wants `aud` to equal
+  // it, so a token also addressed to another service cannot be replayed here (RFC 8725 §3.9).
+  const aud = Array.isArray(payload.aud) && payload.aud.length === 1 ? payload.aud[0] : payload.aud;
+  if (aud !== options.audience) {
+    throw new TokenError(`claim aud must be exactly ${options.audience}`);
+  }
   const { iat, exp, jti } = payload as { iat: number; exp: number; jti: unknown };
   if (typeof jti !== "string" || jti.length < 1 || jti.length > MAX_JTI_LENGTH) {
     throw new TokenError(`jti must be a string of 1–${MAX_JTI_LENGTH} characters`);

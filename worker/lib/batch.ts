@@ -1,5 +1,6 @@
 import { SQL, sql } from "drizzle-orm";
 import { SQLiteAsyncDialect } from "drizzle-orm/sqlite-core";
+import type { Db } from "./db";
 
 /**
  * A statement for a D1 batch: a drizzle `sql` template or a drizzle query builder.
@@ -12,13 +13,13 @@ export type Statement = SQL | { toSQL(): { sql: string; params: unknown[] } };
 
 const dialect = new SQLiteAsyncDialect();
 
-export function prepare(d1: D1Database, statement: Statement): D1PreparedStatement {
+export function prepare(d1: Db, statement: Statement): D1PreparedStatement {
   const query = statement instanceof SQL ? dialect.sqlToQuery(statement) : statement.toSQL();
   return d1.prepare(query.sql).bind(...query.params);
 }
 
 /** Runs statements as one D1 batch: one round trip, one transaction, all or nothing. */
-export function batch(d1: D1Database, statements: readonly Statement[]): Promise<D1Result[]> {
+export function batch(d1: Db, statements: readonly Statement[]): Promise<D1Result[]> {
   return d1.batch(statements.map((s) => prepare(d1, s)));
 }
 
@@ -28,7 +29,7 @@ export function rowsOf<T>(result: D1Result | undefined): T[] {
 }
 
 /** Runs one read and returns its rows. */
-export async function all<T>(d1: D1Database, statement: Statement): Promise<T[]> {
+export async function all<T>(d1: Db, statement: Statement): Promise<T[]> {
   return (await prepare(d1, statement).all<T>()).results;
 }
 

@@ -1,6 +1,6 @@
-import { drizzle } from "drizzle-orm/d1";
 import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../app";
+import { orm } from "../lib/db";
 import { auditInsert, outcomeForStatus } from "../services/audit";
 
 /**
@@ -15,11 +15,11 @@ export function auditTrail(): MiddlewareHandler<AppEnv> {
     if (c.var.audited) {
       return;
     }
-    const { config, requestId, now } = c.var;
+    const { requestId, now } = c.var;
     const principal = c.get("principal") as AppEnv["Variables"]["principal"] | undefined;
     const status = c.res.status;
     const write = auditInsert(
-      drizzle(config.DB),
+      orm(c.var.db),
       { requestId, now },
       {
         actor: principal?.actor ?? "anonymous",

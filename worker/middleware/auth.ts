@@ -1,8 +1,8 @@
-import { drizzle } from "drizzle-orm/d1";
 import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "../app";
 import { TokenError, unverifiedIssuer } from "../auth/jwt";
 import { authenticate, type Scope } from "../auth/principal";
+import { orm } from "../lib/db";
 import { ProblemError } from "../lib/problem";
 import { auditInsert } from "../services/audit";
 
@@ -32,7 +32,7 @@ export function bearerAuth(): MiddlewareHandler<AppEnv> {
       const principal = await authenticate(
         token,
         {
-          db: drizzle(config.DB),
+          db: orm(c.var.db),
           adminJwks: config.ADMIN_JWKS,
           audience: config.JWT_AUDIENCE,
           now: c.var.now,
@@ -66,7 +66,7 @@ async function auditRejectedToken(c: Context<AppEnv>, reason: string, claimedIss
     return;
   }
   const write = auditInsert(
-    drizzle(c.var.config.DB),
+    orm(c.var.db),
     { requestId: c.var.requestId, now: c.var.now },
     {
       actor: "anonymous",

@@ -1,12 +1,14 @@
 import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../app";
 import { loadConfig } from "../env";
+import { BOOKMARK_HEADER, openSession } from "../lib/db";
 import { newId } from "../lib/ids";
 import { ProblemError, problemResponse } from "../lib/problem";
 
 /**
  * First middleware: gives the request its id (echoed as `X-Request-Id` on every response,
- * errors included), its fixed clock, and the validated configuration.
+ * errors included), its fixed clock, the validated configuration, and its D1 session (whose
+ * bookmark goes back in the `Pixiu-Bookmark` header).
  */
 export function requestContext(): MiddlewareHandler<AppEnv> {
   return async function requestContext(c, next) {
@@ -23,7 +25,18 @@ export function requestContext(): MiddlewareHandler<AppEnv> {
       );
       return problemResponse(new ProblemError("internal", "The ledger is misconfigured."), requestId);
     }
+    let db: D1DatabaseSession;
+    try {
+      db = openSession(c.var.config.DB, c.req.method, c.req.header(BOOKMARK_HEADER));
+    } catch (err) {
+      return problemResponse(err as ProblemError, requestId);
+    }
+    c.set("db", db);
     await next();
     c.res.headers.set("x-request-id", requestId);
+    const bookmark = db.getBookmark();
+    if (bookmark) {
+      c.res.headers.set(BOOKMARK_HEADER, bookmark);
+    }
   };
 }

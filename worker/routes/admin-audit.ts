@@ -137,7 +137,7 @@ export function registerAdminAuditList(app: App) {
     }
     const clause = where.length > 0 ? sql`WHERE ${sql.join(where, sql` AND `)}` : sql``;
     const rows = await all<Row>(
-      c.var.config.DB,
+      c.var.db,
       sql`SELECT seq, at, actor, action, target, request_id, outcome, details, prev_hash, hash
           FROM audit_log ${clause} ORDER BY seq DESC LIMIT ${q.limit + 1}`,
     );
@@ -154,12 +154,7 @@ export function registerAdminAuditVerify(app: App) {
   app.openapi(verify, async (c) => {
     const { from } = c.req.valid("query");
     return c.json(
-      await verifyChain(
-        c.var.config.DB,
-        c.var.config.AUDIT_SIGNING_JWK,
-        from,
-        c.var.config.AUDIT_RETIRED_KEYS,
-      ),
+      await verifyChain(c.var.db, c.var.config.AUDIT_SIGNING_JWK, from, c.var.config.AUDIT_RETIRED_KEYS),
       200,
     );
   });
@@ -195,7 +190,7 @@ export function registerAdminAuditExport(app: App) {
       });
     }
     const { config, now } = c.var;
-    const d1 = config.DB;
+    const d1 = c.var.db;
     const { head } = await sealPending(d1);
     let from = sinceSeq ?? 1;
     if (since) {

@@ -68,7 +68,7 @@ export function registerAdminDisputesList(app: App) {
     }
     const clause = where.length > 0 ? sql`WHERE ${sql.join(where, sql` AND `)}` : sql``;
     const rows = await all<DisputeRow>(
-      c.var.config.DB,
+      c.var.db,
       sql`SELECT ${DISPUTE_COLUMNS} FROM disputes d JOIN reports r ON r.id = d.report_id ${clause}
           ORDER BY d.id DESC LIMIT ${limit + 1}`,
     );

@@ -1,8 +1,8 @@
 import { createRoute } from "@hono/zod-openapi";
-import { drizzle } from "drizzle-orm/d1";
 import { platforms } from "../../schema";
 import type { App } from "../app";
 import { evictPlatform } from "../auth/principal";
+import { orm } from "../lib/db";
 import { conflictResponse, ProblemError, problemResponses } from "../lib/problem";
 import { guard } from "../middleware/auth";
 import { PlatformCreateSchema, PlatformSchema } from "../schemas/platforms";
@@ -28,8 +28,8 @@ const route = createRoute({
 export function registerAdminPlatformsCreate(app: App) {
   app.openapi(route, async (c) => {
     const body = c.req.valid("json");
-    const { config, now, requestId, principal } = c.var;
-    const db = drizzle(config.DB);
+    const { now, requestId, principal } = c.var;
+    const db = orm(c.var.db);
     c.set("auditTarget", body.id);
     const [existing] = await platformById(db, body.id);
     if (existing) {

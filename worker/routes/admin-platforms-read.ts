@@ -1,9 +1,9 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { asc, gt } from "drizzle-orm";
-import { drizzle } from "drizzle-orm/d1";
 import { platforms } from "../../schema";
 import type { App } from "../app";
 import { decodeCursor, pageOf } from "../lib/cursor";
+import { orm } from "../lib/db";
 import { notFoundResponse, ProblemError, problemResponses } from "../lib/problem";
 import { guard } from "../middleware/auth";
 import { CursorQuery, LimitQuery, page } from "../schemas/common";
@@ -46,7 +46,7 @@ export function registerAdminPlatformsList(app: App) {
   app.openapi(list, async (c) => {
     const { cursor, limit } = c.req.valid("query");
     const after = decodeCursor(cursor, /^[a-z0-9][a-z0-9-]{1,62}$/);
-    const rows = await drizzle(c.var.config.DB)
+    const rows = await orm(c.var.db)
       .select()
       .from(platforms)
       .where(after === null ? undefined : gt(platforms.id, after))
@@ -61,7 +61,7 @@ export function registerAdminPlatformsGet(app: App) {
   app.openapi(get, async (c) => {
     const { id } = c.req.valid("param");
     c.set("auditTarget", id);
-    const [row] = await platformById(drizzle(c.var.config.DB), id);
+    const [row] = await platformById(orm(c.var.db), id);
     if (!row) {
       throw new ProblemError("not_found", `no platform ${id}`);
     }

@@ -1,10 +1,10 @@
 import { createRoute } from "@hono/zod-openapi";
 import { eq } from "drizzle-orm";
-import { drizzle } from "drizzle-orm/d1";
 import type { Context } from "hono";
 import { platforms } from "../../schema";
 import type { App, AppEnv } from "../app";
 import { evictPlatform } from "../auth/principal";
+import { orm } from "../lib/db";
 import { notFoundResponse, ProblemError, problemResponses } from "../lib/problem";
 import { guard } from "../middleware/auth";
 import { JwksSchema, PlatformParam, PlatformPatchSchema, PlatformSchema } from "../schemas/platforms";
@@ -58,8 +58,8 @@ async function updatePlatform(
   changes: Partial<typeof platforms.$inferInsert>,
   details: Record<string, unknown>,
 ) {
-  const { config, now, requestId, principal } = c.var;
-  const db = drizzle(config.DB);
+  const { now, requestId, principal } = c.var;
+  const db = orm(c.var.db);
   c.set("auditTarget", id);
   const [existing] = await platformById(db, id);
   if (!existing) {

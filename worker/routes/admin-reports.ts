@@ -71,7 +71,7 @@ export function registerAdminReportsList(app: App) {
   app.openapi(list, async (c) => {
     const { platformId, status, cursor, limit } = c.req.valid("query");
     const after = decodeCursor(cursor, REPORT_ID);
-    return c.json(await listReports(c.var.config.DB, { platformId, status, after, limit }), 200);
+    return c.json(await listReports(c.var.db, { platformId, status, after, limit }), 200);
   });
 }
 
@@ -79,7 +79,7 @@ export function registerAdminReportsGet(app: App) {
   app.openapi(get, async (c) => {
     const { id } = c.req.valid("param");
     c.set("auditTarget", id);
-    const row = await reportById(c.var.config.DB, id, null);
+    const row = await reportById(c.var.db, id, null);
     if (!row) {
       throw new ProblemError("not_found", `no report ${id}`);
     }

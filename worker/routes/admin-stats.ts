@@ -62,7 +62,7 @@ const grouped = (rows: { k: string; n: number }[]) => Object.fromEntries(rows.ma
 export function registerAdminStats(app: App) {
   app.openapi(route, async (c) => {
     const since = utcDay(c.var.now - (STATS_DAYS - 1) * DAY_MS);
-    const [platforms, reports, disputes, days, usage, audit, cp] = await batch(c.var.config.DB, [
+    const [platforms, reports, disputes, days, usage, audit, cp] = await batch(c.var.db, [
       sql`SELECT status AS k, count(*) AS n FROM platforms GROUP BY status`,
       sql`SELECT status AS k, count(*) AS n FROM reports GROUP BY status`,
       sql`SELECT status AS k, count(*) AS n FROM disputes GROUP BY status`,

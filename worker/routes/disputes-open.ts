@@ -1,9 +1,9 @@
 import { createRoute } from "@hono/zod-openapi";
 import { sql } from "drizzle-orm";
-import { drizzle } from "drizzle-orm/d1";
 import { disputes } from "../../schema";
 import type { App } from "../app";
 import { abortUnlessChanged, all } from "../lib/batch";
+import { orm } from "../lib/db";
 import { newId } from "../lib/ids";
 import { conflictResponse, notFoundResponse, ProblemError, problemResponses } from "../lib/problem";
 import { DAY_MS } from "../lib/time";
@@ -40,7 +40,7 @@ export function registerDisputesOpen(app: App) {
     c.set("auditTarget", reportRef);
     const keys = (await pepperSubjects(config.LEDGER_PEPPER, subjects)).map((s) => s.key);
     const [report] = await all<{ status: string; matches: number; decided: number }>(
-      config.DB,
+      c.var.db,
       sql`SELECT r.status, EXISTS (SELECT 1 FROM report_subjects s WHERE s.report_id = r.id
             AND s.subject_key IN (SELECT value FROM json_each(${JSON.stringify(keys)}))) AS matches,
             EXISTS (SELECT 1 FROM disputes d WHERE d.report_id = r.id
@@ -64,7 +64,7 @@ export function registerDisputesOpen(app: App) {
     }
     const id = newId("dsp");
     const deadlineAt = now + config.DISPUTE_DEADLINE_DAYS * DAY_MS;
-    const db = drizzle(config.DB);
+    const db = orm(c.var.db);
     try {
       await commit(c, [
         // The record must still be active when the dispute lands: a racing retraction wins whole.
@@ -100,7 +100,7 @@ export function registerDisputesOpen(app: App) {
       }
       throw err;
     }
-    const row = await disputeById(config.DB, id);
+    const row = await disputeById(c.var.db, id);
     if (!row) {
       throw new Error(`dispute ${id} vanished after it was opened`);
     }

@@ -26,7 +26,7 @@ export function registerReportsGet(app: App) {
   app.openapi(route, async (c) => {
     const { id } = c.req.valid("param");
     c.set("auditTarget", id);
-    const row = await reportById(c.var.config.DB, id, callerPlatform(c));
+    const row = await reportById(c.var.db, id, callerPlatform(c));
     if (!row) {
       throw new ProblemError("not_found", `no report ${id}`);
     }

@@ -31,7 +31,7 @@ export function registerReportsList(app: App) {
   app.openapi(route, async (c) => {
     const { status, cursor, limit } = c.req.valid("query");
     const after = decodeCursor(cursor, REPORT_ID);
-    const result = await listReports(c.var.config.DB, {
+    const result = await listReports(c.var.db, {
       platformId: callerPlatform(c),
       status,
       after,

@@ -1,9 +1,9 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { sql } from "drizzle-orm";
-import { drizzle } from "drizzle-orm/d1";
 import { reportStatuses } from "../../schema";
 import type { App } from "../app";
 import { batch, rowsOf } from "../lib/batch";
+import { orm } from "../lib/db";
 import { problemResponses } from "../lib/problem";
 import { toRfc3339, toRfc3339OrNull } from "../lib/time";
 import { callerPlatform, guard } from "../middleware/auth";
@@ -89,7 +89,7 @@ export function registerSubjectAccess(app: App) {
     callerPlatform(c);
     const keys = (await pepperSubjects(config.LEDGER_PEPPER, subjects)).map((s) => s.key);
     const keysJson = JSON.stringify(keys);
-    const [records, inquiries] = await batch(config.DB, [
+    const [records, inquiries] = await batch(c.var.db, [
       sql`SELECT DISTINCT r.id, r.status, p.name AS platform_name, r.category, r.confirmation, r.incident_at,
             r.confirmed_at, r.created_at, r.amount_value, r.amount_currency, r.subject_notified_at,
             r.status_reason, r.statement
@@ -101,7 +101,7 @@ export function registerSubjectAccess(app: App) {
           WHERE i.subject_key IN (SELECT value FROM json_each(${keysJson}))
           GROUP BY i.request_id ORDER BY at DESC LIMIT ${MAX_INQUIRIES}`,
       auditInsert(
-        drizzle(config.DB),
+        orm(c.var.db),
         { requestId, now },
         {
           actor: principal.actor,

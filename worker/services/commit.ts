@@ -1,8 +1,8 @@
-import { drizzle } from "drizzle-orm/d1";
 import type { Context } from "hono";
 import { tokenUses } from "../../schema";
 import type { AppEnv } from "../app";
 import { batch, isPreconditionFailure, type Statement } from "../lib/batch";
+import { orm } from "../lib/db";
 import { ProblemError } from "../lib/problem";
 
 /**
@@ -17,12 +17,12 @@ import { ProblemError } from "../lib/problem";
  */
 export async function commit(c: Context<AppEnv>, statements: readonly Statement[]): Promise<D1Result[]> {
   const { token } = c.var.principal;
-  const claim = drizzle(c.var.config.DB)
+  const claim = orm(c.var.db)
     .insert(tokenUses)
     .values({ key: `${token.iss} ${token.jti}`, expiresAt: token.exp * 1000 });
   let results: D1Result[];
   try {
-    results = await batch(c.var.config.DB, [claim, ...statements]);
+    results = await batch(c.var.db, [claim, ...statements]);
   } catch (err) {
     if (isPreconditionFailure(err)) {
       throw new ProblemError(

@@ -1,9 +1,10 @@
 import { and, eq, inArray, sql } from "drizzle-orm";
-import { drizzle } from "drizzle-orm/d1";
 import type { Context } from "hono";
 import { type DisputeStatus, disputes, reports, UNDECIDED } from "../../schema";
 import type { AppEnv } from "../app";
 import { abortUnlessChanged, all } from "../lib/batch";
+import type { Db } from "../lib/db";
+import { orm } from "../lib/db";
 import { ProblemError } from "../lib/problem";
 import { toRfc3339, toRfc3339OrNull } from "../lib/time";
 import { auditInsert } from "./audit";
@@ -42,7 +43,7 @@ export function toDispute(row: DisputeRow, forAdmin: boolean) {
   };
 }
 
-export async function disputeById(d1: D1Database, id: string): Promise<DisputeRow | undefined> {
+export async function disputeById(d1: Db, id: string): Promise<DisputeRow | undefined> {
   const [row] = await all<DisputeRow>(
     d1,
     sql`SELECT ${DISPUTE_COLUMNS} FROM disputes d JOIN reports r ON r.id = d.report_id WHERE d.id = ${id}`,
@@ -56,7 +57,7 @@ export async function disputeById(d1: D1Database, id: string): Promise<DisputeRo
  */
 export async function visibleDispute(c: Context<AppEnv>, id: string): Promise<DisputeRow> {
   c.set("auditTarget", id);
-  const row = DISPUTE_ID.test(id) ? await disputeById(c.var.config.DB, id) : undefined;
+  const row = DISPUTE_ID.test(id) ? await disputeById(c.var.db, id) : undefined;
   const p = c.var.principal;
   const visible =
     row && (p.kind === "admin" || row.opened_by === p.platformId || row.report_platform_id === p.platformId);
@@ -75,8 +76,8 @@ export async function decideDispute(
   dispute: DisputeRow,
   decision: { status: DisputeStatus; reportTo: "active" | "retracted" | "voided"; note: string },
 ): Promise<DisputeRow> {
-  const { config, now, requestId, principal } = c.var;
-  const db = drizzle(config.DB);
+  const { now, requestId, principal } = c.var;
+  const db = orm(c.var.db);
   await commit(c, [
     db
       .update(disputes)
@@ -111,12 +112,12 @@ export async function decideDispute(
       },
     ),
   ]);
-  return (await disputeById(config.DB, dispute.id)) ?? dispute;
+  return (await disputeById(c.var.db, dispute.id)) ?? dispute;
 }
 
 /** Marks disputes past their deadline `overdue` for the admins' list. Idempotent. */
-export async function markOverdueDisputes(d1: D1Database, now: number): Promise<number> {
-  const result = await drizzle(d1)
+export async function markOverdueDisputes(d1: Db, now: number): Promise<number> {
+  const result = await orm(d1)
     .update(disputes)
     .set({ status: "overdue", updatedAt: now })
     .where(and(eq(disputes.status, "open"), sql`${disputes.deadlineAt} <= ${now}`))

@@ -1,8 +1,9 @@
 import { sql } from "drizzle-orm";
-import { drizzle } from "drizzle-orm/d1";
 import { checkpoint } from "../audit/ledger";
 import type { Config } from "../env";
 import { all, batch } from "../lib/batch";
+import type { Db } from "../lib/db";
+import { orm } from "../lib/db";
 import { DAY_MS } from "../lib/time";
 import { auditInsert } from "./audit";
 import { markOverdueDisputes } from "./disputes";
@@ -37,8 +38,8 @@ export interface MaintenanceResult {
  * - replay-protection rows of expired tokens are deleted;
  * - disputes open past their deadline are marked `overdue` for the admins' list.
  */
-export async function runMaintenance(d1: D1Database, run: MaintenanceRun): Promise<MaintenanceResult> {
-  const db = drizzle(d1);
+export async function runMaintenance(d1: Db, run: MaintenanceRun): Promise<MaintenanceResult> {
+  const db = orm(d1);
   const cutoff = run.now - run.retentionDays * DAY_MS;
   const ctx = { requestId: run.requestId, now: run.now };
   let reportsPurged = 0;

@@ -1,10 +1,11 @@
 import { and, eq, inArray, type SQL, sql } from "drizzle-orm";
-import { drizzle } from "drizzle-orm/d1";
 import type { Context } from "hono";
 import { disputes, type ReportStatus, reports, UNDECIDED } from "../../schema";
 import type { AppEnv } from "../app";
 import { abortUnlessChanged, all, rowsOf } from "../lib/batch";
 import { pageOf } from "../lib/cursor";
+import type { Db } from "../lib/db";
+import { orm } from "../lib/db";
 import { ProblemError } from "../lib/problem";
 import type { Report } from "../schemas/reports";
 import { auditInsert } from "./audit";
@@ -23,7 +24,7 @@ export function reportByIdSql(id: string, platformId: string | null) {
 }
 
 export async function reportById(
-  d1: D1Database,
+  d1: Db,
   id: string,
   platformId: string | null,
 ): Promise<ReportRow | undefined> {
@@ -33,7 +34,7 @@ export async function reportById(
 
 /** A page of reports, newest first, through the (platform_id, status, id) / (status, id) indexes. */
 export async function listReports(
-  d1: D1Database,
+  d1: Db,
   filter: {
     platformId?: string | undefined;
     status?: ReportStatus | undefined;
@@ -71,10 +72,10 @@ export async function closeReport(
   c: Context<AppEnv>,
   args: { id: string; platformId: string | null; to: "retracted" | "voided"; reason: string },
 ): Promise<Report> {
-  const { config, now, requestId, principal } = c.var;
-  const db = drizzle(config.DB);
+  const { now, requestId, principal } = c.var;
+  const db = orm(c.var.db);
   c.set("auditTarget", args.id);
-  const row = await reportById(config.DB, args.id, args.platformId);
+  const row = await reportById(c.var.db, args.id, args.platformId);
   if (!row) {
     throw new ProblemError("not_found", `no report ${args.id}`);
   }

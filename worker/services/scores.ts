@@ -132,7 +132,7 @@ export async function scoreBuyers(
   const keyed = await Promise.all(queries.map((q) => pepperSubjects(config.LEDGER_PEPPER, q.subjects)));
   const keys = [...new Set(keyed.flatMap((subjects) => subjects.map((s) => s.key)))];
   const keysJson = JSON.stringify(keys);
-  const [found] = await batch(config.DB, [
+  const [found] = await batch(c.var.db, [
     scoreReadSql(keysJson),
     sql`INSERT INTO inquiries (subject_key, platform_id, purpose, at, request_id)
       SELECT value, ${principal.platformId}, ${purpose}, ${now}, ${requestId} FROM json_each(${keysJson})`,

@@ -1,0 +1,68 @@
+/**
+ * D1 Sessions API (docs/architecture.md, "Reads and replicas"): every answer carries the
+ * session's bookmark in `Pixiu-Bookmark`; a client that sends it back reads at least what that
+ * answer saw (read-your-writes under read replication); a malformed bookmark is refused.
+ */
+import { describe, expect, it } from "vitest";
+import { call, callJson, countRows, newBuyer, newPlatform, reportBody } from "./harness";
+
+describe("D1 sessions and bookmarks", () => {
+  it("a write answers with a bookmark; a read sent with it sees the write", async () => {
+    const platform = await newPlatform();
+    const created = await call("/v1/reports", {
+      token: await platform.token(),
+      body: reportBody(await newBuyer()),
+    });
+    expect(created.status).toBe(201);
+    const bookmark = created.headers.get("pixiu-bookmark");
+    expect(bookmark).toMatch(/^[0-9A-Za-z-]{1,256}$/);
+    const { id } = (await created.json()) as { id: string };
+
+    const read = await call(`/v1/reports/${id}`, {
+      token: await platform.token(),
+      headers: { "pixiu-bookmark": bookmark as string },
+    });
+    expect(read.status).toBe(200);
+    expect(((await read.json()) as { id: string }).id).toBe(id);
+    // The read's own bookmark is at or after the write's: bookmarks order lexically.
+    const after = read.headers.get("pixiu-bookmark") as string;
+    expect(after >= (bookmark as string)).toBe(true);
+  });
+
+  it("reads without a bookmark answer with one too", async () => {
+    const platform = await newPlatform();
+    const res = await call("/v1/reports", { token: await platform.token() });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("pixiu-bookmark")).toMatch(/^[0-9A-Za-z-]+$/);
+  });
+
+  it("a malformed bookmark is a 422 problem naming the header, and changes nothing", async () => {
+    const platform = await newPlatform();
+    const before = await countRows("reports", "platform_id = ?", platform.id);
+    const res = await callJson<{ status: number; errors: { path: string }[] }>("/v1/reports", {
+      token: await platform.token(),
+      body: reportBody(await newBuyer()),
+      headers: { "pixiu-bookmark": "not a bookmark; DROP TABLE reports" },
+    });
+    expect(res.status).toBe(422);
+    expect(res.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+    expect(res.body.errors[0]?.path).toBe("header/pixiu-bookmark");
+    expect(res.headers.get("x-request-id")).toMatch(/^req_/);
+    expect(await countRows("reports", "platform_id = ?", platform.id)).toBe(before);
+  });
+
+  it("a well-formed bookmark the database never issued is not a 5xx", async () => {
+    const platform = await newPlatform();
+    for (const bookmark of [
+      "00000000-00000000-00000000-00000000",
+      "zzzz",
+      "ffffffff-ffffffff-ffffffff-ffffffff",
+    ]) {
+      const res = await call("/v1/reports", {
+        token: await platform.token(),
+        headers: { "pixiu-bookmark": bookmark },
+      });
+      expect(res.status, `${bookmark}: ${await res.text()}`).toBeLessThan(500);
+    }
+  });
+});
