@@ -11,7 +11,8 @@
  *    each route to the floor, against the targets in docs/benchmarks.md.
  *
  * Options (env): BENCH_REPORTS (1000000), BENCH_BUYERS (300000), BENCH_SECONDS (10 per route),
- * BENCH_CONNECTIONS (32), BENCH_ONLY (a route-name substring: run only those, print no report).
+ * BENCH_CONNECTIONS (32), BENCH_ONLY (a route-name substring: run only those, print no report),
+ * BENCH_PROFILE (a route-name substring: CPU-profile the Worker during those routes).
  */
 import { spawnSync } from "node:child_process";
 import { createHmac, randomBytes } from "node:crypto";
@@ -79,6 +80,19 @@ const FLOOR_SCRIPT = `export default {
       const r = await env.DB.prepare(sql).bind(...params).all();
       return Response.json({ rows: r.results.length, rowsRead: r.meta.rows_read, first: r.results[0] });
     }
+    if (url.pathname === "/write") {
+      // The score query's batch without the Worker around it: the read, the inquiry rows, the
+      // usage counter and the audit entry, for a buyer nobody reported.
+      const keys = JSON.stringify([crypto.randomUUID(), crypto.randomUUID()]);
+      const now = Date.now();
+      await env.DB.batch([
+        env.DB.prepare("SELECT rs.subject_key, r.* FROM json_each(?) k CROSS JOIN report_subjects rs ON rs.subject_key = k.value CROSS JOIN reports r ON r.id = rs.report_id WHERE +r.status IN ('active', 'disputed')").bind(keys),
+        env.DB.prepare("INSERT INTO inquiries (subject_key, platform_id, purpose, at, request_id) SELECT value, 'floor', 'refund_review', ?, 'floor' FROM json_each(?)").bind(now, keys),
+        env.DB.prepare("INSERT INTO usage_daily (day, platform_id, queries, subjects, reports) VALUES ('floor', 'floor', 1, 2, 0) ON CONFLICT (day, platform_id) DO UPDATE SET queries = queries + 1"),
+        env.DB.prepare("INSERT INTO audit_log (at, actor, action, target, request_id, outcome, details) VALUES (?, 'floor', 'score.query', NULL, 'floor', 'ok', json_object('subjectKeys', json(?)))").bind(now, keys),
+      ]);
+      return new Response("ok");
+    }
     const r = await env.DB.prepare("SELECT 1 AS one").all();
     return Response.json(r.results[0]);
   },
@@ -92,6 +106,7 @@ async function start(script: string, bindings: Record<string, string>) {
   const mf = new Miniflare(
     convertV4MiniflareOptions({
       resourcePersistencePath: STATE,
+      ...(PROFILE ? { inspectorPort: INSPECTOR_PORT } : {}),
       workers: [
         {
           name: "pixiu",
@@ -276,6 +291,79 @@ interface Measured {
   errors: number;
 }
 
+/**
+ * BENCH_PROFILE=score CPU-profiles the Worker (V8 inspector) while the routes whose name
+ * contains "score" run, prints the functions with the most self time, and writes the profile to
+ * bench-results/<route>.cpuprofile (open it in Chrome DevTools).
+ */
+const PROFILE = process.env.BENCH_PROFILE;
+const INSPECTOR_PORT = 9229;
+
+async function profiler(): Promise<{ stop(): Promise<CpuProfile> }> {
+  const targets = (await (await fetch(`http://127.0.0.1:${INSPECTOR_PORT}/json/list`)).json()) as {
+    webSocketDebuggerUrl: string;
+    title?: string;
+    id: string;
+  }[];
+  const target = targets.find((t) => `${t.title ?? ""}${t.id}`.includes("pixiu")) ?? targets[0];
+  if (!target) {
+    throw new Error("no inspector target");
+  }
+  const ws = new WebSocket(target.webSocketDebuggerUrl);
+  await new Promise((resolve, reject) => {
+    ws.addEventListener("open", resolve);
+    ws.addEventListener("error", reject);
+  });
+  let id = 0;
+  const pending = new Map<number, (result: unknown) => void>();
+  ws.addEventListener("message", (event: { data: unknown }) => {
+    const msg = JSON.parse(String(event.data)) as { id?: number; result?: unknown };
+    if (msg.id !== undefined) {
+      pending.get(msg.id)?.(msg.result);
+      pending.delete(msg.id);
+    }
+  });
+  const send = (method: string, params: object = {}) =>
+    new Promise<unknown>((resolve) => {
+      id++;
+      pending.set(id, resolve);
+      ws.send(JSON.stringify({ id, method, params }));
+    });
+  await send("Profiler.enable");
+  await send("Profiler.setSamplingInterval", { interval: 100 });
+  await send("Profiler.start");
+  return {
+    async stop() {
+      const { profile } = (await send("Profiler.stop")) as { profile: CpuProfile };
+      ws.close();
+      return profile;
+    },
+  };
+}
+
+interface CpuProfile {
+  nodes: {
+    id: number;
+    callFrame: { functionName: string; url: string; lineNumber: number };
+    hitCount?: number;
+  }[];
+  samples: number[];
+}
+
+function topSelfTime(profile: CpuProfile, n = 25): string[] {
+  const total = profile.samples.length;
+  const byFrame = new Map<string, number>();
+  for (const node of profile.nodes) {
+    const { functionName, url, lineNumber } = node.callFrame;
+    const key = `${functionName || "(anonymous)"} ${url.split("/").pop()}:${lineNumber + 1}`;
+    byFrame.set(key, (byFrame.get(key) ?? 0) + (node.hitCount ?? 0));
+  }
+  return [...byFrame.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, n)
+    .map(([frame, hits]) => `${((100 * hits) / total).toFixed(1).padStart(5)} %  ${frame}`);
+}
+
 /** BENCH_ONLY=score runs just the routes whose name contains "score" (a quick look, no report). */
 const ONLY = process.env.BENCH_ONLY;
 
@@ -285,9 +373,10 @@ async function load(
   request: () => { method: "GET" | "POST"; path: string; headers?: Record<string, string>; body?: string },
   options: { connections?: number; seconds?: number; amount?: number } = {},
 ): Promise<Measured> {
-  if (ONLY && !name.includes(ONLY) && name !== "floor (SELECT 1)") {
+  if (ONLY && !name.includes(ONLY) && !name.includes("floor")) {
     return { name, rps: 0, p50: 0, p99: 0, non2xx: 0, errors: 0 };
   }
+  const profiling = PROFILE && name.includes(PROFILE) ? await profiler() : undefined;
   const r = await autocannon({
     url,
     connections: options.connections ?? CONNECTIONS,
@@ -301,6 +390,13 @@ async function load(
       },
     ],
   });
+  if (profiling) {
+    const profile = await profiling.stop();
+    mkdirSync(join(ROOT, "bench-results"), { recursive: true });
+    const file = join(ROOT, "bench-results", `${name.replace(/[^a-z0-9]+/gi, "-")}.cpuprofile`);
+    writeFileSync(file, JSON.stringify(profile));
+    log(`CPU profile of ${name} (self time, top 25) → ${file}\n${topSelfTime(profile).join("\n")}`);
+  }
   const m = {
     name,
     rps: r.requests.average,
@@ -418,6 +514,9 @@ async function main() {
   const results: Measured[] = [];
   await load("warm-up", APP, () => ({ method: "GET", path: "/healthz" }), { seconds: 2 });
   results.push(await load("floor (SELECT 1)", FLOOR, () => ({ method: "GET", path: "/" })));
+  results.push(
+    await load("write floor (score batch, bare)", FLOOR, () => ({ method: "GET", path: "/write" })),
+  );
   results.push(await load("GET /healthz", APP, () => ({ method: "GET", path: "/healthz" })));
   results.push(
     await load("score, known buyer", APP, () => ({
@@ -506,11 +605,12 @@ async function main() {
     `Reports: ${REPORTS.toLocaleString()} over ${BUYERS.toLocaleString()} buyers on ${PLATFORMS} platforms; ${SECONDS} s per route, ${CONNECTIONS} connections; bundle ${(bundleBytes / 1024).toFixed(0)} KiB`,
   );
   lines.push("");
-  lines.push("| route | req/s | p50 ms | p99 ms | × floor | non-2xx |");
-  lines.push("| --- | ---: | ---: | ---: | ---: | ---: |");
+  const writeFloor = byName("write floor (score batch, bare)").rps;
+  lines.push("| route | req/s | p50 ms | p99 ms | × floor | × write floor | non-2xx |");
+  lines.push("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
   for (const r of results) {
     lines.push(
-      `| ${r.name} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${(r.rps / floor).toFixed(2)} | ${r.non2xx + r.errors} |`,
+      `| ${r.name} | ${r.rps.toFixed(0)} | ${r.p50} | ${r.p99} | ${(r.rps / floor).toFixed(2)} | ${(r.rps / writeFloor).toFixed(2)} | ${r.non2xx + r.errors} |`,
     );
   }
   lines.push("");

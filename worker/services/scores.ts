@@ -163,6 +163,7 @@ export async function scoreBuyers(
     byKey.set(row.subject_key, list);
   }
   const { model, version } = modelOf(config);
+  const evaluatedAt = toRfc3339(now);
   return keyed.map((subjects) => {
     const records = new Map<string, ScoreRecord>();
     for (const s of subjects) {
@@ -183,6 +184,6 @@ export async function scoreBuyers(
       }
     }
     const { evidence: _evidence, ...answer } = evaluate([...records.values()], now, model);
-    return { ...answer, model: version, evaluatedAt: toRfc3339(now) };
+    return { ...answer, model: version, evaluatedAt };
   });
 }
