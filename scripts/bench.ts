@@ -93,6 +93,23 @@ const FLOOR_SCRIPT = `export default {
       ]);
       return new Response("ok");
     }
+    if (url.pathname === "/write100") {
+      // The batch-of-100 score batch, bare: 200 keys read, 200 inquiry rows, 100 audit entries;
+      // ?inquiries=0 leaves the inquiry rows out, to show what the per-subject log costs.
+      const keys = JSON.stringify(Array.from({ length: 200 }, () => crypto.randomUUID()));
+      const entries = JSON.stringify(Array.from({ length: 100 }, (_, i) => ({ ref: "o" + i, keys: [crypto.randomUUID(), crypto.randomUUID()] })));
+      const now = Date.now();
+      const statements = [
+        env.DB.prepare("SELECT rs.subject_key, r.* FROM json_each(?) k CROSS JOIN report_subjects rs ON rs.subject_key = k.value CROSS JOIN reports r ON r.id = rs.report_id WHERE +r.status IN ('active', 'disputed')").bind(keys),
+        env.DB.prepare("INSERT INTO usage_daily (day, platform_id, queries, subjects, reports) VALUES ('floor', 'floor', 100, 200, 0) ON CONFLICT (day, platform_id) DO UPDATE SET queries = queries + 100"),
+        env.DB.prepare("INSERT INTO audit_log (at, actor, action, target, request_id, outcome, details) SELECT ?, 'floor', 'score.batch', e.value ->> 'ref', 'floor', 'ok', json_object('subjectKeys', e.value -> 'keys') FROM json_each(?) e").bind(now, entries),
+      ];
+      if (url.searchParams.get("inquiries") !== "0") {
+        statements.push(env.DB.prepare("INSERT INTO inquiries (subject_key, platform_id, purpose, at, request_id) SELECT value, 'floor', 'refund_review', ?, 'floor' FROM json_each(?)").bind(now, keys));
+      }
+      await env.DB.batch(statements);
+      return new Response("ok");
+    }
     const r = await env.DB.prepare("SELECT 1 AS one").all();
     return Response.json(r.results[0]);
   },
@@ -188,6 +205,9 @@ function reportBody(buyer: number, caseId: string, daysAgo: number) {
 /** Bytes on disk per row of the big tables, indexes included (SQLite's dbstat). */
 function storage() {
   const db = new DatabaseSync(findSqlite());
+  // The floor Worker's rows are not the ledger's: drop them and compact, so pages hold real rows.
+  db.exec(`DELETE FROM audit_log WHERE actor = 'floor'; DELETE FROM inquiries WHERE platform_id = 'floor';
+    DELETE FROM usage_daily WHERE platform_id = 'floor'; VACUUM;`);
   const bytes = new Map(
     (
       db
@@ -516,6 +536,19 @@ async function main() {
   results.push(await load("floor (SELECT 1)", FLOOR, () => ({ method: "GET", path: "/" })));
   results.push(
     await load("write floor (score batch, bare)", FLOOR, () => ({ method: "GET", path: "/write" })),
+  );
+  results.push(
+    await load("write floor, batch of 100 (bare)", FLOOR, () => ({ method: "GET", path: "/write100" }), {
+      connections: 8,
+    }),
+  );
+  results.push(
+    await load(
+      "write floor, batch of 100 without inquiry rows (bare)",
+      FLOOR,
+      () => ({ method: "GET", path: "/write100?inquiries=0" }),
+      { connections: 8 },
+    ),
   );
   results.push(await load("GET /healthz", APP, () => ({ method: "GET", path: "/healthz" })));
   results.push(
