@@ -396,7 +396,9 @@ async function load(
   if (ONLY && !name.includes(ONLY) && !name.includes("floor")) {
     return { name, rps: 0, p50: 0, p99: 0, non2xx: 0, errors: 0 };
   }
-  const profiling = PROFILE && name.includes(PROFILE) ? await profiler() : undefined;
+  // The floors run in the other Worker: profiling the ledger then would profile an idle isolate.
+  const profiling =
+    PROFILE && name.includes(PROFILE) && !name.includes("floor") ? await profiler() : undefined;
   const r = await autocannon({
     url,
     connections: options.connections ?? CONNECTIONS,

@@ -43,8 +43,8 @@ export const envSchema = z.object({
       z.looseObject({
         kty: z.literal("OKP"),
         crv: z.literal("Ed25519"),
-        x: z.string().min(43),
-        d: z.string().min(43),
+        x: z.string().regex(/^[A-Za-z0-9_-]{43}$/, "an Ed25519 public key: 43 base64url characters"),
+        d: z.string().regex(/^[A-Za-z0-9_-]{43}$/, "an Ed25519 private key: 43 base64url characters"),
         kid: z.string().min(1).max(128),
       }),
     ),
@@ -63,16 +63,18 @@ export const envSchema = z.object({
       }
     })
     .pipe(
-      z.object({
-        keys: z.array(
-          z.object({
-            kty: z.literal("OKP"),
-            crv: z.literal("Ed25519"),
-            x: z.string().min(43),
-            kid: z.string().min(1).max(128),
-          }),
-        ),
-      }),
+      z
+        .object({
+          keys: z.array(
+            z.object({
+              kty: z.literal("OKP"),
+              crv: z.literal("Ed25519"),
+              x: z.string().regex(/^[A-Za-z0-9_-]{43}$/, "an Ed25519 public key: 43 base64url characters"),
+              kid: z.string().min(1).max(128),
+            }),
+          ),
+        })
+        .refine((set) => new Set(set.keys.map((k) => k.kid)).size === set.keys.length, "kids must be unique"),
     )
     .optional(),
   JWT_AUDIENCE: z.string().min(1).default("pixiu"),

@@ -3,7 +3,7 @@ import { type Bindings, loadConfig } from "./env";
 import { newId } from "./lib/ids";
 import { auditTrail } from "./middleware/audit-trail";
 import { bearerAuth } from "./middleware/auth";
-import { requestContext } from "./middleware/context";
+import { rejectBadBookmark, requestContext } from "./middleware/context";
 import { jsonBody, rateLimit } from "./middleware/limits";
 import {
   registerAdminAuditExport,
@@ -37,7 +37,7 @@ import { scheduledJob } from "./services/maintenance";
 const app = newApp();
 
 app.use("*", requestContext());
-app.use("/v1/*", auditTrail(), bearerAuth(), rateLimit(), jsonBody());
+app.use("/v1/*", auditTrail(), rejectBadBookmark(), bearerAuth(), rateLimit(), jsonBody());
 
 // Open
 registerHealth(app);

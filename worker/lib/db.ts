@@ -19,33 +19,42 @@ export function orm(db: Db) {
  */
 export const BOOKMARK_HEADER = "pixiu-bookmark";
 
-/** D1 bookmarks are short printable tokens (hex groups joined by dashes). */
-const BOOKMARK = /^[0-9A-Za-z-]{1,256}$/;
+/** A D1 bookmark: three groups of 8 hex digits and one of 32 (as D1 and workerd issue them). */
+const BOOKMARK = /^[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{32}$/;
 
-/**
- * Opens the request's D1 session (the Sessions API). Reads (GET, HEAD) with no bookmark may be
- * served by the nearest replica ("first-unconstrained"); writes start at the primary
- * ("first-primary"), so a precondition never reads a lagging copy; a bookmark from an earlier
- * answer pins the session at or after that point. Without replication enabled the database is
- * its own only copy and every constraint behaves the same.
- */
-export function openSession(db: D1Database, method: string, bookmark: string | undefined): D1DatabaseSession {
-  if (bookmark !== undefined) {
-    if (!BOOKMARK.test(bookmark)) {
-      throw new ProblemError("validation", `${BOOKMARK_HEADER} is not a D1 bookmark`, {
-        errors: [{ path: `header/${BOOKMARK_HEADER}`, message: "not a D1 bookmark" }],
-      });
-    }
-    return db.withSession(bookmark);
-  }
-  const read = method === "GET" || method === "HEAD";
-  return db.withSession(read ? "first-unconstrained" : "first-primary");
+/** Why a request's bookmark header was refused (answered after the request is audited). */
+export function bookmarkProblem(): ProblemError {
+  return new ProblemError("validation", `${BOOKMARK_HEADER} is not a D1 bookmark`, {
+    errors: [{ path: `header/${BOOKMARK_HEADER}`, message: "not a D1 bookmark" }],
+  });
+}
+
+export function isBookmark(value: string): boolean {
+  return BOOKMARK.test(value);
 }
 
 /**
- * The sharding seam: the database that holds a subject key's records. One database today;
- * splitting the ledger by subject-key prefix over several D1 databases changes this function
- * and the few multi-key reads that call it (docs/architecture.md, "Capacity").
+ * Opens the request's D1 session (the Sessions API). Writes (anything but GET and HEAD) start at
+ * the primary ("first-primary"), which is at or after any bookmark, so a precondition never
+ * reads a lagging copy. Reads start at the caller's bookmark when it sent one (read-your-writes)
+ * and otherwise anywhere ("first-unconstrained": the nearest replica may answer). A malformed
+ * bookmark is ignored here and refused by `rejectBadBookmark` once the request is audited.
+ * Without read replication the database is its own only copy and every constraint behaves alike.
+ */
+export function openSession(db: D1Database, method: string, bookmark: string | undefined): D1DatabaseSession {
+  const read = method === "GET" || method === "HEAD";
+  if (!read) {
+    return db.withSession("first-primary");
+  }
+  return db.withSession(bookmark !== undefined && isBookmark(bookmark) ? bookmark : "first-unconstrained");
+}
+
+/**
+ * The sharding seam: the database that holds a subject key's records. One database today, and
+ * no caller yet; splitting the ledger by subject-key prefix over several D1 databases starts
+ * here, and its callers will be the score read, subject access, dispute opening and the report
+ * writes, the only statements that look records up by subject key (docs/architecture.md,
+ * "Capacity").
  */
 export function ledgerFor(db: Db, _subjectKeys: readonly string[]): Db {
   return db;

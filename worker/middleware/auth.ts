@@ -32,7 +32,9 @@ export function bearerAuth(): MiddlewareHandler<AppEnv> {
       const principal = await authenticate(
         token,
         {
-          db: orm(c.var.db),
+          // The primary, never a replica: a suspension or key revocation must not be undone by
+          // caching a lagging copy of the platform for another TTL.
+          db: orm(config.DB),
           adminJwks: config.ADMIN_JWKS,
           audience: config.JWT_AUDIENCE,
           now: c.var.now,

@@ -1,7 +1,7 @@
 import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../app";
 import { loadConfig } from "../env";
-import { BOOKMARK_HEADER, openSession } from "../lib/db";
+import { BOOKMARK_HEADER, bookmarkProblem, isBookmark, openSession } from "../lib/db";
 import { newId } from "../lib/ids";
 import { ProblemError, problemResponse } from "../lib/problem";
 
@@ -25,12 +25,7 @@ export function requestContext(): MiddlewareHandler<AppEnv> {
       );
       return problemResponse(new ProblemError("internal", "The ledger is misconfigured."), requestId);
     }
-    let db: D1DatabaseSession;
-    try {
-      db = openSession(c.var.config.DB, c.req.method, c.req.header(BOOKMARK_HEADER));
-    } catch (err) {
-      return problemResponse(err as ProblemError, requestId);
-    }
+    const db = openSession(c.var.config.DB, c.req.method, c.req.header(BOOKMARK_HEADER));
     c.set("db", db);
     await next();
     c.res.headers.set("x-request-id", requestId);
@@ -38,5 +33,19 @@ export function requestContext(): MiddlewareHandler<AppEnv> {
     if (bookmark) {
       c.res.headers.set(BOOKMARK_HEADER, bookmark);
     }
+  };
+}
+
+/**
+ * Refuses a malformed `Pixiu-Bookmark` header with a 422. It runs after the audit trail, so the
+ * refusal is audited like any other.
+ */
+export function rejectBadBookmark(): MiddlewareHandler<AppEnv> {
+  return async function rejectBadBookmark(c, next) {
+    const bookmark = c.req.header(BOOKMARK_HEADER);
+    if (bookmark !== undefined && !isBookmark(bookmark)) {
+      throw bookmarkProblem();
+    }
+    await next();
   };
 }

@@ -36,7 +36,7 @@ const route = createRoute({
 export function registerAdminMaintenance(app: App) {
   app.openapi(route, async (c) => {
     const { config, now, requestId, principal } = c.var;
-    const result = await scheduledJob(config, { actor: principal.actor, requestId, now });
+    const result = await scheduledJob(config, { actor: principal.actor, requestId, now }, c.var.db);
     // The job writes its own entries (maintenance.run, retention.purge) under this request id.
     c.set("audited", true);
     return c.json(result, 200);

@@ -56,7 +56,14 @@ export function registerDocs(app: App) {
     info: {
       title: "Pixiu ledger API",
       version: "1.0.0",
-      description: `Shared ledger of confirmed refund fraud. Scoring model: ${MODEL_VERSION}.`,
+      description: [
+        `Shared ledger of confirmed refund fraud. Scoring model: ${MODEL_VERSION}.`,
+        "",
+        "Every answer carries `X-Request-Id`. Answers that touched the database also carry",
+        "`Pixiu-Bookmark` (a D1 Sessions bookmark); send it back as a request header on a later read",
+        "to see at least what that answer saw (read-your-writes under read replication). A malformed",
+        "bookmark is a 422 naming `header/pixiu-bookmark`.",
+      ].join("\n"),
     },
   });
   app.get("/docs", Scalar({ url: "/openapi.json", pageTitle: "Pixiu API reference" }));

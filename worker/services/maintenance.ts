@@ -88,8 +88,12 @@ export async function runMaintenance(d1: Db, run: MaintenanceRun): Promise<Maint
  * The scheduled job (Cron Trigger every minute, or the admin trigger): maintenance, then seal
  * the audit chain and sign a checkpoint of its head.
  */
-export async function scheduledJob(config: Config, run: Omit<MaintenanceRun, "retentionDays">) {
-  const result = await runMaintenance(config.DB, { ...run, retentionDays: config.RETENTION_DAYS });
-  const signed = await checkpoint(config.DB, config.AUDIT_SIGNING_JWK, run.now);
+export async function scheduledJob(
+  config: Config,
+  run: Omit<MaintenanceRun, "retentionDays">,
+  db: Db = config.DB,
+) {
+  const result = await runMaintenance(db, { ...run, retentionDays: config.RETENTION_DAYS });
+  const signed = await checkpoint(db, config.AUDIT_SIGNING_JWK, run.now);
   return { ...result, checkpoint: signed ? { seq: signed.seq, hash: signed.hash } : null };
 }
