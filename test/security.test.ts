@@ -1634,9 +1634,20 @@ describe("API4: the per-isolate platform cache is bounded", () => {
   it("a flood of distinct unknown issuers never holds more than PLATFORM_CACHE_MAX entries", async () => {
     const db = drizzle(env.DB);
     const deps = { db, adminJwks: env.ADMIN_JWKS, audience: "pixiu", now: Date.now(), cacheTtlMs: 30_000 };
+    // An issuer that cannot be a platform id is refused without a D1 read or a cache entry.
+    const before = platformCacheSize();
+    expect(before).toBeLessThan(PLATFORM_CACHE_MAX);
+    for (const iss of ["Not_A_Platform", "x".repeat(64), "-leading-dash", "a"]) {
+      await expect(authenticate("x.y.z", deps, iss)).rejects.toThrow(/unknown issuer/);
+    }
+    expect(platformCacheSize()).toBe(before);
+    await expect(authenticate("x.y.z", deps, "well-formed-but-unknown")).rejects.toThrow(/unknown issuer/);
+    expect(platformCacheSize()).toBe(before + 1);
+
     for (let i = 0; i < PLATFORM_CACHE_MAX + 50; i++) {
       await expect(authenticate("x.y.z", deps, `bogus-issuer-${i}`)).rejects.toThrow(/unknown issuer/);
     }
+    expect(platformCacheSize()).toBe(PLATFORM_CACHE_MAX);
     expect(platformCacheSize()).toBe(PLATFORM_CACHE_MAX);
     // A real platform still authenticates after the flood evicted everything else.
     const platform = await newPlatform();

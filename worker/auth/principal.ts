@@ -11,6 +11,9 @@ import {
   verifyToken,
 } from "./jwt";
 
+/** A platform id; also what a platform token's `iss` must look like. */
+export const PLATFORM_ID_PATTERN = /^[a-z0-9][a-z0-9-]{1,62}$/;
+
 export const PLATFORM_SCOPES = ["reports:write", "scores:read", "disputes:write"] as const;
 export const ALL_SCOPES = [...PLATFORM_SCOPES, "admin"] as const;
 export type Scope = (typeof ALL_SCOPES)[number];
@@ -129,7 +132,10 @@ export async function authenticate(
       token: verified,
     };
   }
-  const platform = await loadPlatform(deps.db, issuer, deps.now, deps.cacheTtlMs);
+  // An issuer that cannot be a platform id costs no D1 read and no cache entry.
+  const platform = PLATFORM_ID_PATTERN.test(issuer)
+    ? await loadPlatform(deps.db, issuer, deps.now, deps.cacheTtlMs)
+    : null;
   if (!platform) {
     throw new TokenError("unknown issuer");
   }

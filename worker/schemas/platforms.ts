@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { PLATFORM_SCOPES } from "../auth/principal";
+import { PLATFORM_ID_PATTERN, PLATFORM_SCOPES } from "../auth/principal";
 
 const b64url = z.string().regex(/^[A-Za-z0-9_-]+$/, "must be base64url");
 
@@ -60,7 +60,7 @@ export const ScopesSchema = z
 
 export const PlatformIdSchema = z
   .string()
-  .regex(/^[a-z0-9][a-z0-9-]{1,62}$/, "must be 2–63 characters of a–z 0–9 -, starting with a letter or digit")
+  .regex(PLATFORM_ID_PATTERN, "must be 2–63 characters of a–z 0–9 -, starting with a letter or digit")
   .refine((id) => id !== "pixiu-admin", "is reserved")
   .openapi({ example: "shop-a" });
 
