@@ -50,11 +50,11 @@ export function openSession(db: D1Database, method: string, bookmark: string | u
 }
 
 /**
- * The sharding seam: the database that holds a subject key's records. One database today, and
- * no caller yet; splitting the ledger by subject-key prefix over several D1 databases starts
- * here, and its callers will be the score read, subject access, dispute opening and the report
- * writes, the only statements that look records up by subject key (docs/architecture.md,
- * "Capacity").
+ * The sharding seam: the database that holds these subject keys' records. One database today.
+ * Every lookup by subject key goes through it (the score query, subject access, opening a
+ * dispute); splitting the ledger by subject-key prefix over several D1 databases changes this
+ * function and makes those callers fan out over the shards the keys touch
+ * (docs/architecture.md, "Capacity").
  */
 export function ledgerFor(db: Db, _subjectKeys: readonly string[]): Db {
   return db;

@@ -3,7 +3,7 @@ import { sql } from "drizzle-orm";
 import { disputes } from "../../schema";
 import type { App } from "../app";
 import { abortUnlessChanged, all } from "../lib/batch";
-import { orm } from "../lib/db";
+import { ledgerFor, orm } from "../lib/db";
 import { newId } from "../lib/ids";
 import { conflictResponse, notFoundResponse, ProblemError, problemResponses } from "../lib/problem";
 import { DAY_MS } from "../lib/time";
@@ -40,7 +40,7 @@ export function registerDisputesOpen(app: App) {
     c.set("auditTarget", reportRef);
     const keys = (await pepperSubjects(config.LEDGER_PEPPER, subjects)).map((s) => s.key);
     const [report] = await all<{ status: string; matches: number; decided: number }>(
-      c.var.db,
+      ledgerFor(c.var.db, keys),
       sql`SELECT r.status, EXISTS (SELECT 1 FROM report_subjects s WHERE s.report_id = r.id
             AND s.subject_key IN (SELECT value FROM json_each(${JSON.stringify(keys)}))) AS matches,
             EXISTS (SELECT 1 FROM disputes d WHERE d.report_id = r.id

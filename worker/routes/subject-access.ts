@@ -3,7 +3,7 @@ import { sql } from "drizzle-orm";
 import { reportStatuses } from "../../schema";
 import type { App } from "../app";
 import { batch, rowsOf } from "../lib/batch";
-import { orm } from "../lib/db";
+import { ledgerFor, orm } from "../lib/db";
 import { problemResponses } from "../lib/problem";
 import { toRfc3339, toRfc3339OrNull } from "../lib/time";
 import { callerPlatform, guard } from "../middleware/auth";
@@ -89,7 +89,7 @@ export function registerSubjectAccess(app: App) {
     callerPlatform(c);
     const keys = (await pepperSubjects(config.LEDGER_PEPPER, subjects)).map((s) => s.key);
     const keysJson = JSON.stringify(keys);
-    const [records, inquiries] = await batch(c.var.db, [
+    const [records, inquiries] = await batch(ledgerFor(c.var.db, keys), [
       sql`SELECT DISTINCT r.id, r.status, p.name AS platform_name, r.category, r.confirmation, r.incident_at,
             r.confirmed_at, r.created_at, r.amount_value, r.amount_currency, r.subject_notified_at,
             r.status_reason, r.statement

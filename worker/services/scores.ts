@@ -5,6 +5,7 @@ import type { AppEnv } from "../app";
 import type { Config } from "../env";
 import { batch, rowsOf } from "../lib/batch";
 import { canonicalJson } from "../lib/crypto";
+import { ledgerFor } from "../lib/db";
 import { toRfc3339 } from "../lib/time";
 import type { Subject } from "../schemas/common";
 import type { Category, Confirmation } from "../schemas/reports";
@@ -132,7 +133,8 @@ export async function scoreBuyers(
   const keyed = await Promise.all(queries.map((q) => pepperSubjects(config.LEDGER_PEPPER, q.subjects)));
   const keys = [...new Set(keyed.flatMap((subjects) => subjects.map((s) => s.key)))];
   const keysJson = JSON.stringify(keys);
-  const [found] = await batch(c.var.db, [
+  // The log rows share the read's batch, so they live with the records (see ledgerFor).
+  const [found] = await batch(ledgerFor(c.var.db, keys), [
     scoreReadSql(keysJson),
     sql`INSERT INTO inquiries (subject_key, platform_id, purpose, at, request_id)
       SELECT value, ${principal.platformId}, ${purpose}, ${now}, ${requestId} FROM json_each(${keysJson})`,
