@@ -12,6 +12,7 @@ import {
   call,
   callJson,
   countRows,
+  createReport,
   daysAgo,
   newBuyer,
   newKeyPair,
@@ -106,15 +107,6 @@ async function admin<T = Record<string, unknown>>(
   options: { method?: string; body?: unknown } = {},
 ) {
   return callJson<T>(path, { token: await adminToken(), ...options });
-}
-
-async function createReport(p: TestPlatform, subjects: Subject[], overrides: Record<string, unknown> = {}) {
-  const res = await callJson<Report>("/v1/reports", {
-    token: await p.token(),
-    body: reportBody(subjects, overrides),
-  });
-  expect(res.status, JSON.stringify(res.body)).toBe(201);
-  return res.body;
 }
 
 async function scoreOf(p: TestPlatform, subjects: Subject[]) {

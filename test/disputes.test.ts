@@ -10,9 +10,9 @@ import {
   call,
   callJson,
   countRows,
+  createReport,
   newBuyer,
   newPlatform,
-  reportBody,
   type TestPlatform,
 } from "./harness";
 
@@ -81,15 +81,6 @@ interface MaintenanceResult {
   tokenUsesPurged: number;
   disputesMarkedOverdue: number;
   complete: boolean;
-}
-
-async function createReport(p: TestPlatform, subjects: Subject[], overrides: Record<string, unknown> = {}) {
-  const res = await callJson<{ id: string; caseId: string; subjects: { type: string; key: string }[] }>(
-    "/v1/reports",
-    { token: await p.token(), body: reportBody(subjects, overrides) },
-  );
-  expect(res.status, JSON.stringify(res.body)).toBe(201);
-  return res.body;
 }
 
 async function openDispute(p: TestPlatform, reportRef: string, subjects: Subject[], reason = REASON) {

@@ -1,5 +1,6 @@
 import { env, exports } from "cloudflare:workers";
 import { exportJWK, generateKeyPair, type JWK } from "jose";
+import { expect } from "vitest";
 import { consortiumKey, hashSubject, type IdentifierType } from "../client/identifiers";
 import { signToken, type TokenOptions } from "../client/token";
 
@@ -143,4 +144,37 @@ export async function countRows(table: string, where = "1=1", ...binds: unknown[
     .bind(...binds)
     .first<{ n: number }>();
   return row?.n ?? 0;
+}
+
+/** A report as the API returns it (CONTRACT §4). */
+export interface ReportView {
+  id: string;
+  caseId: string;
+  platformId: string;
+  status: string;
+  statusReason: string | null;
+  subjects: { type: string; key: string }[];
+  category: string;
+  confirmation: string;
+  incidentAt: string;
+  confirmedAt: string;
+  amount: { value: number; currency: string };
+  subjectNotifiedAt: string | null;
+  statement: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** Reports a case as the platform (a valid body, any field overridden); expects 201. */
+export async function createReport(
+  p: TestPlatform,
+  subjects: { type: string; hash: string }[],
+  overrides: Record<string, unknown> = {},
+): Promise<ReportView> {
+  const res = await callJson<ReportView>("/v1/reports", {
+    token: await p.token(),
+    body: reportBody(subjects, overrides),
+  });
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  return res.body;
 }

@@ -17,6 +17,7 @@ import {
   BASE,
   call,
   callJson,
+  createReport,
   daysAgo,
   newBuyer,
   newPlatform,
@@ -57,24 +58,8 @@ interface ScoreAnswer {
   evaluatedAt: string;
 }
 
-interface Created {
-  id: string;
-  caseId: string;
-  createdAt: string;
-  subjects: { type: string; key: string }[];
-}
-
 const dialect = new SQLiteAsyncDialect();
 const RFC3339_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?Z$/;
-
-async function createReport(p: TestPlatform, subjects: Subject[], overrides: Record<string, unknown> = {}) {
-  const res = await callJson<Created>("/v1/reports", {
-    token: await p.token(),
-    body: reportBody(subjects, overrides),
-  });
-  expect(res.status, JSON.stringify(res.body)).toBe(201);
-  return res.body;
-}
 
 async function query(p: TestPlatform, subjects: Subject[], purpose = "refund_review") {
   return callJson<ScoreAnswer>("/v1/scores/query", { token: await p.token(), body: { subjects, purpose } });

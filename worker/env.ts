@@ -11,6 +11,25 @@ const intVar = (fallback: number, min: number, max: number) =>
 const bindingOf = <T>(probe: (v: object) => boolean, what: string) =>
   z.custom<T>((v) => typeof v === "object" && v !== null && probe(v), { message: `not a ${what} binding` });
 
+/** A variable holding JSON, parsed and then validated by `schema`. */
+function jsonVar<T extends z.ZodType>(schema: T) {
+  return z
+    .string()
+    .transform((s, ctx) => {
+      try {
+        return JSON.parse(s) as unknown;
+      } catch {
+        ctx.addIssue({ code: "custom", message: "not JSON" });
+        return z.NEVER;
+      }
+    })
+    .pipe(schema);
+}
+
+/** An Ed25519 key half: 32 bytes, base64url. */
+const ed25519Part = (what: string) =>
+  z.string().regex(/^[A-Za-z0-9_-]{43}$/, `an Ed25519 ${what} key: 43 base64url characters`);
+
 const d1 = bindingOf<D1Database>((v) => "prepare" in v && "batch" in v, "D1");
 const limiter = bindingOf<RateLimiter>((v) => "limit" in v, "rate limiting");
 
@@ -29,54 +48,33 @@ export const envSchema = z.object({
   /** JSON Web Key Set of the admins' public keys. */
   ADMIN_JWKS: z.string().min(2),
   /** The ledger's Ed25519 private JWK (with kid) that signs audit checkpoints. */
-  AUDIT_SIGNING_JWK: z
-    .string()
-    .transform((s, ctx) => {
-      try {
-        return JSON.parse(s) as unknown;
-      } catch {
-        ctx.addIssue({ code: "custom", message: "not JSON" });
-        return z.NEVER;
-      }
-    })
-    .pipe(
-      z.looseObject({
-        kty: z.literal("OKP"),
-        crv: z.literal("Ed25519"),
-        x: z.string().regex(/^[A-Za-z0-9_-]{43}$/, "an Ed25519 public key: 43 base64url characters"),
-        d: z.string().regex(/^[A-Za-z0-9_-]{43}$/, "an Ed25519 private key: 43 base64url characters"),
-        kid: z.string().min(1).max(128),
-      }),
-    ),
+  AUDIT_SIGNING_JWK: jsonVar(
+    z.looseObject({
+      kty: z.literal("OKP"),
+      crv: z.literal("Ed25519"),
+      x: ed25519Part("public"),
+      d: ed25519Part("private"),
+      kid: z.string().min(1).max(128),
+    }),
+  ),
   /**
    * Public JWKs of earlier audit signing keys, as a JSON Web Key Set: after a rotation their
    * checkpoints still verify, and they stay published at the well-known path.
    */
-  AUDIT_RETIRED_KEYS: z
-    .string()
-    .transform((s, ctx) => {
-      try {
-        return JSON.parse(s) as unknown;
-      } catch {
-        ctx.addIssue({ code: "custom", message: "not JSON" });
-        return z.NEVER;
-      }
-    })
-    .pipe(
-      z
-        .object({
-          keys: z.array(
-            z.object({
-              kty: z.literal("OKP"),
-              crv: z.literal("Ed25519"),
-              x: z.string().regex(/^[A-Za-z0-9_-]{43}$/, "an Ed25519 public key: 43 base64url characters"),
-              kid: z.string().min(1).max(128),
-            }),
-          ),
-        })
-        .refine((set) => new Set(set.keys.map((k) => k.kid)).size === set.keys.length, "kids must be unique"),
-    )
-    .optional(),
+  AUDIT_RETIRED_KEYS: jsonVar(
+    z
+      .object({
+        keys: z.array(
+          z.object({
+            kty: z.literal("OKP"),
+            crv: z.literal("Ed25519"),
+            x: ed25519Part("public"),
+            kid: z.string().min(1).max(128),
+          }),
+        ),
+      })
+      .refine((set) => new Set(set.keys.map((k) => k.kid)).size === set.keys.length, "kids must be unique"),
+  ).optional(),
   JWT_AUDIENCE: z.string().min(1).default("pixiu"),
   RETENTION_DAYS: intVar(1826, 1, 36500),
   DISPUTE_DEADLINE_DAYS: intVar(20, 1, 365),
@@ -89,18 +87,9 @@ export const envSchema = z.object({
     .refine(([m, h, c]) => m >= 1 && m < h && h < c && c <= 100, "must rise strictly within 1–100")
     .optional(),
   /** JSON object of CNY per major unit, merged over the default rate table, e.g. {"USD": 7.1}. */
-  SCORE_FX_RATES: z
-    .string()
-    .transform((s, ctx) => {
-      try {
-        return JSON.parse(s) as unknown;
-      } catch {
-        ctx.addIssue({ code: "custom", message: "not JSON" });
-        return z.NEVER;
-      }
-    })
-    .pipe(z.record(z.string().regex(/^[A-Z]{3}$/), z.number().positive().finite()))
-    .optional(),
+  SCORE_FX_RATES: jsonVar(
+    z.record(z.string().regex(/^[A-Z]{3}$/), z.number().positive().finite()),
+  ).optional(),
 });
 
 /** The raw bindings as the runtime hands them over. */
