@@ -9,11 +9,14 @@ import { signToken } from "../client/token";
 import {
   ALL_PLATFORM_SCOPES,
   adminToken,
+  auditRows,
+  auditRowsEventually,
   call,
   callJson,
   countRows,
   createReport,
   daysAgo,
+  errorPaths,
   newBuyer,
   newKeyPair,
   newPlatform,
@@ -67,39 +70,6 @@ interface Stats {
   queriesPerDay: { day: string; queries: number; subjects: number }[];
   usage: UsageRow[];
   audit: { entries: number; unsealed: number; lastCheckpoint: { seq: number; at: string } | null };
-}
-
-interface AuditRow {
-  actor: string;
-  action: string;
-  target: string | null;
-  outcome: string;
-  details: string | null;
-}
-
-async function auditRows(requestId: string | null): Promise<AuditRow[]> {
-  const { results } = await env.DB.prepare(
-    "SELECT actor, action, target, outcome, details FROM audit_log WHERE request_id = ? ORDER BY seq",
-  )
-    .bind(requestId)
-    .all<AuditRow>();
-  return results;
-}
-
-/** Reads are audited after the response (waitUntil): give the entry a moment to land. */
-async function auditRowsEventually(requestId: string | null, atLeast = 1): Promise<AuditRow[]> {
-  for (let i = 0; i < 50; i++) {
-    const rows = await auditRows(requestId);
-    if (rows.length >= atLeast) {
-      return rows;
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return auditRows(requestId);
-}
-
-function errorPaths(body: unknown): string[] {
-  return ((body as { errors?: { path: string }[] }).errors ?? []).map((e) => e.path);
 }
 
 async function admin<T = Record<string, unknown>>(

@@ -7,6 +7,8 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import {
   adminToken,
+  auditRows,
+  auditRowsEventually,
   call,
   callJson,
   countRows,
@@ -64,15 +66,6 @@ interface AccessRecord {
 interface Access {
   records: AccessRecord[];
   inquiries: { at: string; purpose: string; platformName: string }[];
-}
-
-interface AuditRow {
-  seq: number;
-  actor: string;
-  action: string;
-  target: string | null;
-  outcome: string;
-  details: string | null;
 }
 
 interface MaintenanceResult {
@@ -150,27 +143,6 @@ async function pastDeadline(disputeId: string, reportId: string, msAgo = 60_000)
     env.DB.prepare("UPDATE disputes SET deadline_at = ? WHERE id = ?").bind(at, disputeId),
     env.DB.prepare("UPDATE reports SET dispute_deadline_at = ? WHERE id = ?").bind(at, reportId),
   ]);
-}
-
-async function auditRows(requestId: string | null): Promise<AuditRow[]> {
-  const { results } = await env.DB.prepare(
-    "SELECT seq, actor, action, target, outcome, details FROM audit_log WHERE request_id = ? ORDER BY seq",
-  )
-    .bind(requestId)
-    .all<AuditRow>();
-  return results;
-}
-
-/** Entries written after the response (waitUntil) need a moment to land. */
-async function auditRowsEventually(requestId: string | null, atLeast: number): Promise<AuditRow[]> {
-  for (let i = 0; i < 50; i++) {
-    const rows = await auditRows(requestId);
-    if (rows.length >= atLeast) {
-      return rows;
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return auditRows(requestId);
 }
 
 describe("POST /v1/disputes (open)", () => {

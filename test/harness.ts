@@ -178,3 +178,40 @@ export async function createReport(
   expect(res.status, JSON.stringify(res.body)).toBe(201);
   return res.body;
 }
+
+/** An audit entry as the tests read it back. */
+export interface AuditRowView {
+  seq: number;
+  actor: string;
+  action: string;
+  target: string | null;
+  outcome: string;
+  details: string | null;
+}
+
+/** The audit entries a request wrote, in order. */
+export async function auditRows(requestId: string | null): Promise<AuditRowView[]> {
+  const { results } = await env.DB.prepare(
+    "SELECT seq, actor, action, target, outcome, details FROM audit_log WHERE request_id = ? ORDER BY seq",
+  )
+    .bind(requestId)
+    .all<AuditRowView>();
+  return results;
+}
+
+/** `auditRows`, waiting up to a second for entries written after the response (waitUntil). */
+export async function auditRowsEventually(requestId: string | null, atLeast = 1): Promise<AuditRowView[]> {
+  for (let i = 0; i < 50; i++) {
+    const rows = await auditRows(requestId);
+    if (rows.length >= atLeast) {
+      return rows;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return auditRows(requestId);
+}
+
+/** The `errors[].path` of a validation problem. */
+export function errorPaths(body: unknown): string[] {
+  return ((body as { errors?: { path: string }[] }).errors ?? []).map((e) => e.path);
+}

@@ -7,10 +7,12 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import {
   adminToken,
+  auditRows,
   call,
   callJson,
   countRows,
   daysAgo,
+  errorPaths,
   newBuyer,
   newPlatform,
   reportBody,
@@ -80,19 +82,6 @@ async function score(p: TestPlatform, subjects: Subject[]) {
 
 async function retract(p: TestPlatform, id: string, reason: unknown = "Filed against the wrong account.") {
   return callJson<Report>(`/v1/reports/${id}/retract`, { token: await p.token(), body: { reason } });
-}
-
-function errorPaths(body: unknown): string[] {
-  return ((body as { errors?: { path: string }[] }).errors ?? []).map((e) => e.path);
-}
-
-async function auditRows(requestId: string | null) {
-  const { results } = await env.DB.prepare(
-    "SELECT actor, action, target, outcome, details FROM audit_log WHERE request_id = ? ORDER BY seq",
-  )
-    .bind(requestId)
-    .all<{ actor: string; action: string; target: string | null; outcome: string; details: string | null }>();
-  return results;
 }
 
 async function listAll(p: TestPlatform, query: string) {

@@ -14,11 +14,13 @@ import { prepareReport, reportWriteStatements } from "../worker/services/reports
 import { scoreReadSql } from "../worker/services/scores";
 import {
   adminToken,
+  auditRows,
   BASE,
   call,
   callJson,
   createReport,
   daysAgo,
+  errorPaths,
   newBuyer,
   newPlatform,
   reportBody,
@@ -80,19 +82,6 @@ const decay = (days: number) => 0.5 ** (days / 365);
 
 function codes(answer: ScoreAnswer) {
   return answer.reasons.map((r) => r.code);
-}
-
-function errorPaths(body: unknown): string[] {
-  return ((body as { errors?: { path: string }[] }).errors ?? []).map((e) => e.path);
-}
-
-async function auditRows(requestId: string | null) {
-  const { results } = await env.DB.prepare(
-    "SELECT actor, action, target, outcome, details FROM audit_log WHERE request_id = ? ORDER BY seq",
-  )
-    .bind(requestId)
-    .all<{ actor: string; action: string; target: string | null; outcome: string; details: string | null }>();
-  return results;
 }
 
 describe("POST /v1/scores/query", () => {

@@ -4,7 +4,7 @@
  * answer saw (read-your-writes under read replication); a malformed bookmark is refused.
  */
 import { describe, expect, it } from "vitest";
-import { call, callJson, countRows, newBuyer, newPlatform, reportBody } from "./harness";
+import { auditRowsEventually, call, callJson, countRows, newBuyer, newPlatform, reportBody } from "./harness";
 
 /** D1 bookmarks as workerd issues them (and as the ledger accepts them). */
 const BOOKMARK = /^[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{32}$/;
@@ -57,14 +57,9 @@ describe("D1 sessions and bookmarks", () => {
       expect(res.body.errors[0]?.path).toBe("header/pixiu-bookmark");
       const requestId = res.headers.get("x-request-id") as string;
       expect(requestId).toMatch(/^req_/);
-      // Audited after the response (waitUntil): wait for the entry.
-      let audited = 0;
-      for (let i = 0; i < 50 && audited === 0; i++) {
-        audited = await countRows("audit_log", "request_id = ? AND outcome = 'invalid'", requestId);
-        if (audited === 0) {
-          await new Promise((r) => setTimeout(r, 20));
-        }
-      }
+      // Audited after the response (waitUntil).
+      const rows = await auditRowsEventually(requestId);
+      const audited = rows.filter((r) => r.outcome === "invalid").length;
       expect(audited, `${method} ${path}`).toBe(1);
     }
     expect(await countRows("reports", "platform_id = ?", platform.id)).toBe(before);
