@@ -1,5 +1,4 @@
 import { drizzle } from "drizzle-orm/d1";
-import { ProblemError } from "./problem";
 
 /**
  * What the ledger's queries need of D1: the database binding or one of its sessions (both have
@@ -21,13 +20,6 @@ export const BOOKMARK_HEADER = "pixiu-bookmark";
 
 /** A D1 bookmark: three groups of 8 hex digits and one of 32 (as D1 and workerd issue them). */
 const BOOKMARK = /^[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{32}$/;
-
-/** Why a request's bookmark header was refused (answered after the request is audited). */
-export function bookmarkProblem(): ProblemError {
-  return new ProblemError("validation", `${BOOKMARK_HEADER} is not a D1 bookmark`, {
-    errors: [{ path: `header/${BOOKMARK_HEADER}`, message: "not a D1 bookmark" }],
-  });
-}
 
 export function isBookmark(value: string): boolean {
   return BOOKMARK.test(value);

@@ -1,7 +1,7 @@
 import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../app";
 import { loadConfig } from "../env";
-import { BOOKMARK_HEADER, bookmarkProblem, isBookmark, openSession } from "../lib/db";
+import { BOOKMARK_HEADER, isBookmark, openSession } from "../lib/db";
 import { newId } from "../lib/ids";
 import { ProblemError, problemResponse } from "../lib/problem";
 
@@ -44,7 +44,9 @@ export function rejectBadBookmark(): MiddlewareHandler<AppEnv> {
   return async function rejectBadBookmark(c, next) {
     const bookmark = c.req.header(BOOKMARK_HEADER);
     if (bookmark !== undefined && !isBookmark(bookmark)) {
-      throw bookmarkProblem();
+      throw new ProblemError("validation", `${BOOKMARK_HEADER} is not a D1 bookmark`, {
+        errors: [{ path: `header/${BOOKMARK_HEADER}`, message: "not a D1 bookmark" }],
+      });
     }
     await next();
   };
