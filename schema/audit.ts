@@ -54,6 +54,8 @@ export const usageDaily = sqliteTable(
     queries: integer("queries").notNull().default(0),
     subjects: integer("subjects").notNull().default(0),
     reports: integer("reports").notNull().default(0),
+    /** Subject-access requests answered (every page counts). */
+    subjectAccess: integer("subject_access").notNull().default(0),
   },
   (t) => [primaryKey({ columns: [t.day, t.platformId] })],
 );

@@ -2,3 +2,4 @@ export * from "./audit";
 export * from "./disputes";
 export * from "./platforms";
 export * from "./reports";
+export * from "./events";

@@ -1,3 +1,4 @@
+import { sql } from "drizzle-orm";
 import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import { epochMs, timestamps } from "./columns";
 
@@ -33,23 +34,32 @@ export const reports = sqliteTable(
     disputeDeadlineAt: epochMs("dispute_deadline_at"),
     /** The buyer's latest statement from a dispute; it stays whatever the outcome. */
     statement: text("statement"),
+    /** The open or latest dispute of the report, or null. */
+    disputeId: text("dispute_id"),
     ...timestamps,
   },
   (t) => [
     /** Idempotency: a case id is unique per reporting platform. */
     uniqueIndex("reports_platform_case").on(t.platformId, t.caseId),
-    /** A platform's own list, newest first (ids are ULIDs, so id order is creation order). */
-    index("reports_platform_id").on(t.platformId, t.id),
-    index("reports_platform_status_id").on(t.platformId, t.status, t.id),
+    /**
+     * A platform's own list, newest first. Report ids are random (a score answer's refs must not
+     * tell which records came from one upload), so lists order by (created_at, id).
+     */
+    index("reports_platform_created").on(t.platformId, t.createdAt, t.id),
+    index("reports_platform_status_created").on(t.platformId, t.status, t.createdAt, t.id),
     /** Admin list by status; retention sweeps by incident time. */
-    index("reports_status_id").on(t.status, t.id),
+    index("reports_status_created").on(t.status, t.createdAt, t.id),
+    index("reports_created").on(t.createdAt, t.id),
     index("reports_incident_at").on(t.incidentAt),
   ],
 );
 
 /**
- * Which subject keys a report names. The primary key (subject_key, report_id) is the index the
- * score query walks: it reads only the buyer's own rows, whatever the table size.
+ * Which subject keys a report names. The report's platform, incident time and whether it counts
+ * are copied onto each link, so the score query walks one partial index per (key, platform),
+ * newest first, and stops after the few records the model can use: rows read follow the
+ * buyer's own records, capped per platform, whatever the table size and however many records
+ * one member piles on one buyer.
  */
 export const reportSubjects = sqliteTable(
   "report_subjects",
@@ -58,9 +68,16 @@ export const reportSubjects = sqliteTable(
     subjectKey: text("subject_key").notNull(),
     reportId: text("report_id").notNull(),
     subjectType: text("subject_type").notNull(),
+    platformId: text("platform_id").notNull().default(""),
+    incidentAt: epochMs("incident_at").notNull().default(0),
+    /** 1 while the report is `active` or `disputed` (it may count), 0 once closed. */
+    counted: integer("counted").notNull().default(1),
   },
   (t) => [
     uniqueIndex("report_subjects_key_report").on(t.subjectKey, t.reportId),
     index("report_subjects_report").on(t.reportId),
+    index("report_subjects_counted")
+      .on(t.subjectKey, t.platformId, t.incidentAt, t.reportId)
+      .where(sql`counted = 1`),
   ],
 );
