@@ -1,5 +1,5 @@
 export * from "./audit";
 export * from "./disputes";
+export * from "./events";
 export * from "./platforms";
 export * from "./reports";
-export * from "./events";
