@@ -159,10 +159,25 @@ async function freshReport(w: Pick<World, "owner">) {
   return { reportId: report.id, buyer };
 }
 
-/** A fresh open dispute on a fresh report of the owner, opened by the owner. */
+/**
+ * Another member acting for buyers: it opens the disputes of these tests (a reporter cannot
+ * dispute its own record) and reports the records the owner disputes.
+ */
+let buyerSide: Promise<TestPlatform> | undefined;
+const buyersPlatform = () => {
+  buyerSide ??= newPlatform();
+  return buyerSide;
+};
+
+/** A fresh active report of another member, for the owner to open a dispute on. */
+async function foreignReport() {
+  return freshReport({ owner: await buyersPlatform() });
+}
+
+/** A fresh open dispute on a fresh report of the owner, opened by another member for the buyer. */
 async function freshDispute(w: Pick<World, "owner">) {
   const { reportId, buyer } = await freshReport(w);
-  const disputeId = await openDispute(w.owner, reportId, buyer);
+  const disputeId = await openDispute(await buyersPlatform(), reportId, buyer);
   return { reportId, disputeId, buyer };
 }
 
@@ -333,8 +348,8 @@ const ROUTES: RouteCase[] = [
     path: "/v1/disputes",
     access: "`disputes:write`, subjects must match the record",
     expected: "401 201 403 403 201 201 403 403",
-    build: async (w) => {
-      const { reportId, buyer } = await freshReport(w);
+    build: async () => {
+      const { reportId, buyer } = await foreignReport();
       return {
         path: "/v1/disputes",
         body: { reportRef: reportId, subjects: buyer, reason: REASON },
@@ -359,6 +374,35 @@ const ROUTES: RouteCase[] = [
       return {
         path: `/v1/disputes/${disputeId}/respond`,
         body: { decision: "uphold", note: "Our forensic report stands." },
+        probe: disputeStateOf(disputeId),
+      };
+    },
+  },
+  {
+    method: "GET",
+    path: "/v1/disputes",
+    access: "`disputes:write` or `reports:write`: the disputes it opened or of its records",
+    expected: "401 200 200 403 200 200 403 403",
+    build: async () => ({ path: "/v1/disputes?role=reporter" }),
+  },
+  {
+    method: "POST",
+    path: "/v1/disputes/{id}/escalate",
+    access: "`disputes:write`, the opening platform, after the reporter upheld",
+    expected: "401 200 403 403 200 404 403 403",
+    build: async (w) => {
+      // The owner opened this dispute for a buyer; the reporting member upheld its record.
+      const reporter = await buyersPlatform();
+      const { reportId, buyer } = await foreignReport();
+      const disputeId = await openDispute(w.owner, reportId, buyer);
+      const upheld = await callJson(`/v1/disputes/${disputeId}/respond`, {
+        token: await reporter.token(),
+        body: { decision: "uphold", note: "Our forensic report stands." },
+      });
+      expect(upheld.status, JSON.stringify(upheld.body)).toBe(200);
+      return {
+        path: `/v1/disputes/${disputeId}/escalate`,
+        body: { reason: "The courier's photo shows the damage before delivery." },
         probe: disputeStateOf(disputeId),
       };
     },
@@ -1014,7 +1058,7 @@ describe("shape limits: nesting, arrays, strings, headers, pagination", () => {
       max: 1000,
       okStatus: 201,
       build: async (s) => {
-        const { reportId, buyer } = await freshReport(w);
+        const { reportId, buyer } = await foreignReport();
         return { path: "/v1/disputes", body: { reportRef: reportId, subjects: buyer, reason: s } };
       },
     },
@@ -1239,8 +1283,8 @@ const BODY_ROUTES: BodyRoute[] = [
     route: "POST /v1/disputes",
     method: "POST",
     admin: false,
-    valid: async (p) => {
-      const { reportId, buyer } = await freshReport({ owner: p });
+    valid: async () => {
+      const { reportId, buyer } = await foreignReport();
       return { path: "/v1/disputes", body: { reportRef: reportId, subjects: buyer, reason: REASON } };
     },
     extras: {

@@ -21,6 +21,8 @@ import {
   registerAdminReportsVoid,
 } from "./routes/admin-reports";
 import { registerAdminStats } from "./routes/admin-stats";
+import { registerDisputesEscalate } from "./routes/disputes-escalate";
+import { registerDisputesList } from "./routes/disputes-list";
 import { registerDisputesOpen } from "./routes/disputes-open";
 import { registerDisputesGet, registerDisputesRespond } from "./routes/disputes-read-respond";
 import { registerAuditKeys, registerDocs, registerHealth } from "./routes/meta";
@@ -57,8 +59,10 @@ registerScoresBatch(app);
 
 // Disputes and subject access (disputes:write)
 registerDisputesOpen(app);
+registerDisputesList(app);
 registerDisputesGet(app);
 registerDisputesRespond(app);
+registerDisputesEscalate(app);
 registerSubjectAccess(app);
 
 // Admin: platforms

@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { type SQL, sql } from "drizzle-orm";
-import { disputeStatuses } from "../../schema";
+import { disputeStatuses, UNDECIDED } from "../../schema";
 import type { App } from "../app";
 import { all } from "../lib/batch";
 import { decodeCursor, pageOf } from "../lib/cursor";
@@ -21,7 +21,8 @@ const list = createRoute({
   method: "get",
   path: "/v1/admin/disputes",
   tags: ["Admin: disputes"],
-  summary: "Disputes by status, newest first (`overdue`: open past the deadline, awaiting an admin)",
+  summary:
+    "Disputes by status, newest first (`overdue`: open past the deadline, awaiting an admin; `escalated`: the opener contests the reporter's uphold, awaiting an admin)",
   security: [{ bearer: [] }],
   middleware: [guard("admin.dispute.list", "admin")] as const,
   request: {
@@ -81,7 +82,7 @@ export function registerAdminDisputesResolve(app: App) {
   app.openapi(resolve, async (c) => {
     const { outcome, note } = c.req.valid("json");
     const row = await visibleDispute(c, c.req.valid("param").id);
-    if (row.status !== "open" && row.status !== "overdue") {
+    if (!UNDECIDED.includes(row.status)) {
       throw new ProblemError("conflict", `dispute ${row.id} is already ${row.status}`);
     }
     const decided = await decideDispute(c, row, {

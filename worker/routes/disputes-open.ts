@@ -20,7 +20,7 @@ const route = createRoute({
   tags: ["Disputes"],
   summary: "Open a buyer's dispute of a record",
   description:
-    "The subjects must match the record (else 404). The record becomes `disputed`: it counts at reduced weight, and not at all once the dispute is open past `deadlineAt` without a decision. One undecided dispute per record (409).",
+    "The subjects must match the record (else 404). The record becomes `disputed`: it counts at reduced weight, and not at all once the dispute is open past `deadlineAt` without a decision. One undecided dispute per record (409). The reporting platform cannot dispute its own record (403): a dispute is the buyer's side.",
   security: [{ bearer: [] }],
   middleware: [guard("dispute.open", "disputes:write")] as const,
   request: { body: { required: true, content: { "application/json": { schema: DisputeOpenSchema } } } },
@@ -39,16 +39,24 @@ export function registerDisputesOpen(app: App) {
     const platformId = callerPlatform(c);
     c.set("auditTarget", reportRef);
     const keys = (await pepperSubjects(config.LEDGER_PEPPER, subjects)).map((s) => s.key);
-    const [report] = await all<{ status: string; matches: number; decided: number }>(
+    const [report] = await all<{ status: string; platform_id: string; matches: number; decided: number }>(
       ledgerFor(c.var.db, keys),
-      sql`SELECT r.status, EXISTS (SELECT 1 FROM report_subjects s WHERE s.report_id = r.id
+      sql`SELECT r.status, r.platform_id, EXISTS (SELECT 1 FROM report_subjects s WHERE s.report_id = r.id
             AND s.subject_key IN (SELECT value FROM json_each(${JSON.stringify(keys)}))) AS matches,
             EXISTS (SELECT 1 FROM disputes d WHERE d.report_id = r.id
-              AND d.status IN ('upheld', 'report_upheld')) AS decided
+              AND d.status IN ('upheld', 'escalated', 'report_upheld')) AS decided
           FROM reports r WHERE r.id = ${reportRef}`,
     );
     if (!report?.matches) {
       throw new ProblemError("not_found", `no record ${reportRef} about these subjects`);
+    }
+    if (report.platform_id === platformId) {
+      // A reporter disputing its own record could plant a fake buyer statement, uphold it, and
+      // so block every real dispute (a decided record cannot be disputed again).
+      throw new ProblemError(
+        "forbidden",
+        `record ${reportRef} was reported by this platform: a dispute is opened for the buyer by another member; retract the report instead`,
+      );
     }
     if (report.status === "disputed") {
       throw new ProblemError("conflict", `record ${reportRef} already has an undecided dispute`);
@@ -69,12 +77,13 @@ export function registerDisputesOpen(app: App) {
       await commit(c, [
         // The record must still be active when the dispute lands: a racing retraction wins whole.
         sql`UPDATE reports SET status = 'disputed', dispute_deadline_at = ${deadlineAt}, statement = ${reason},
-              updated_at = ${now} WHERE id = ${reportRef} AND status = 'active'`,
+              dispute_id = ${id}, updated_at = ${now} WHERE id = ${reportRef} AND status = 'active'`,
         abortUnlessChanged(),
         db.insert(disputes).values({
           id,
           reportId: reportRef,
           openedBy: platformId,
+          reportPlatformId: report.platform_id,
           status: "open",
           reason,
           openedAt: now,

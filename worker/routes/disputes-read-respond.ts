@@ -57,6 +57,9 @@ export function registerDisputesRespond(app: App) {
     if (p.kind !== "platform" || row.report_platform_id !== p.platformId) {
       throw new ProblemError("forbidden", "only the reporting platform responds to a dispute");
     }
+    if (row.status === "escalated") {
+      throw new ProblemError("conflict", `dispute ${row.id} is escalated; an admin decides it`);
+    }
     if (row.status !== "open" && row.status !== "overdue") {
       throw new ProblemError("conflict", `dispute ${row.id} is already ${row.status}`);
     }

@@ -18,6 +18,13 @@ export const DisputeRespondSchema = z
   .strict()
   .openapi("DisputeRespond");
 
+export const DisputeEscalateSchema = z
+  .object({
+    reason: freeText(1000).openapi({ description: "Why the buyer contests the reporter's uphold" }),
+  })
+  .strict()
+  .openapi("DisputeEscalate");
+
 export const DisputeResolveSchema = z
   .object({ outcome: z.enum(["report_upheld", "report_voided"]), note: freeText(1000) })
   .strict()
@@ -33,6 +40,11 @@ export const DisputeSchema = z
     reason: z.string(),
     responseNote: z.string().nullable(),
     decidedAt: z.string().nullable(),
+    escalatedAt: z
+      .string()
+      .nullable()
+      .openapi({ description: "When the opening platform escalated the reporter's uphold to the admins" }),
+    escalationReason: z.string().nullable(),
     /** Admins only: who opened it and whose report it is. */
     openedBy: z.string().optional(),
     reportPlatformId: z.string().optional(),

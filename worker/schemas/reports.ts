@@ -84,6 +84,10 @@ export const ReportSchema = z
     subjectNotifiedAt: z.string().nullable(),
     statusReason: z.string().nullable(),
     statement: z.string().nullable().openapi({ description: "The buyer's latest statement from a dispute" }),
+    disputeId: z
+      .string()
+      .nullable()
+      .openapi({ description: "The record's open or latest dispute (`GET /v1/disputes/{id}`), or null" }),
     createdAt: z.string(),
     updatedAt: z.string(),
   })

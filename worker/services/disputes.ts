@@ -20,13 +20,16 @@ export interface DisputeRow {
   deadline_at: number;
   response_note: string | null;
   decided_at: number | null;
+  escalated_at: number | null;
+  escalation_reason: string | null;
   report_platform_id: string;
 }
 
 export const DISPUTE_ID = /^dsp_[0-9A-HJKMNP-TV-Z]{26}$/;
 
 export const DISPUTE_COLUMNS = sql.raw(`d.id, d.report_id, d.opened_by, d.status, d.reason, d.opened_at,
-  d.deadline_at, d.response_note, d.decided_at, r.platform_id AS report_platform_id`);
+  d.deadline_at, d.response_note, d.decided_at, d.escalated_at, d.escalation_reason,
+  r.platform_id AS report_platform_id`);
 
 /** The API view of a dispute; who opened it and whose report it is are for admins only. */
 export function toDispute(row: DisputeRow, forAdmin: boolean) {
@@ -39,6 +42,8 @@ export function toDispute(row: DisputeRow, forAdmin: boolean) {
     reason: row.reason,
     responseNote: row.response_note,
     decidedAt: toRfc3339OrNull(row.decided_at),
+    escalatedAt: toRfc3339OrNull(row.escalated_at),
+    escalationReason: row.escalation_reason,
     ...(forAdmin ? { openedBy: row.opened_by, reportPlatformId: row.report_platform_id } : {}),
   };
 }
@@ -123,4 +128,52 @@ export async function markOverdueDisputes(d1: Db, now: number): Promise<number> 
     .where(and(eq(disputes.status, "open"), sql`${disputes.deadlineAt} <= ${now}`))
     .run();
   return result.meta.changes ?? 0;
+}
+
+/**
+ * The opening platform escalates a dispute the reporter upheld: the dispute is undecided again
+ * (`escalated`), only an admin decides it, and the record is flagged like an open dispute —
+ * `disputed`, reduced weight, and not counted past the new deadline (an admin has
+ * DISPUTE_DEADLINE_DAYS to decide). One batch; a racing escalation, retraction or void makes
+ * it roll back whole (409).
+ */
+export async function escalateDispute(
+  c: Context<AppEnv>,
+  dispute: DisputeRow,
+  args: { reason: string; deadlineAt: number },
+): Promise<DisputeRow> {
+  const { now, requestId, principal } = c.var;
+  const db = orm(c.var.db);
+  await commit(c, [
+    db
+      .update(disputes)
+      .set({
+        status: "escalated",
+        escalatedAt: now,
+        escalationReason: args.reason,
+        deadlineAt: args.deadlineAt,
+        decidedBy: null,
+        decidedAt: null,
+        updatedAt: now,
+      })
+      .where(and(eq(disputes.id, dispute.id), eq(disputes.status, "upheld"))),
+    abortUnlessChanged(),
+    db
+      .update(reports)
+      .set({ status: "disputed", disputeDeadlineAt: args.deadlineAt, disputeId: dispute.id, updatedAt: now })
+      .where(and(eq(reports.id, dispute.report_id), eq(reports.status, "active"))),
+    abortUnlessChanged(),
+    auditInsert(
+      db,
+      { requestId, now },
+      {
+        actor: principal.actor,
+        action: c.var.action,
+        target: dispute.id,
+        outcome: "ok",
+        details: { report: dispute.report_id, deadlineAt: args.deadlineAt },
+      },
+    ),
+  ]);
+  return (await disputeById(c.var.db, dispute.id)) ?? dispute;
 }

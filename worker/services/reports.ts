@@ -80,7 +80,7 @@ export async function prepareReport(body: ReportBody, pepper: string): Promise<P
 /** Columns of a report as the API returns it, subjects folded in as JSON. */
 export const REPORT_COLUMNS = sql.raw(`r.id, r.case_id, r.platform_id, r.status, r.category, r.confirmation,
   r.incident_at, r.confirmed_at, r.amount_value, r.amount_currency, r.evidence, r.note,
-  r.subject_notified_at, r.status_reason, r.statement, r.created_at, r.updated_at,
+  r.subject_notified_at, r.status_reason, r.statement, r.dispute_id, r.created_at, r.updated_at,
   (SELECT json_group_array(json_object('type', s.subject_type, 'key', s.subject_key))
      FROM report_subjects s WHERE s.report_id = r.id) AS subjects`);
 
@@ -100,6 +100,7 @@ export interface ReportRow {
   subject_notified_at: number | null;
   status_reason: string | null;
   statement: string | null;
+  dispute_id: string | null;
   created_at: number;
   updated_at: number;
   subjects: string;
@@ -122,6 +123,7 @@ export function toReport(row: ReportRow): Report {
     subjectNotifiedAt: toRfc3339OrNull(row.subject_notified_at),
     statusReason: row.status_reason,
     statement: row.statement,
+    disputeId: row.dispute_id,
     createdAt: toRfc3339(row.created_at),
     updatedAt: toRfc3339(row.updated_at),
   };
