@@ -14,6 +14,7 @@ import {
   newBuyer,
   newPlatform,
   type ReportView,
+  reportBody,
   type TestPlatform,
 } from "./harness";
 
@@ -313,5 +314,130 @@ describe("the reporter learns of disputes", () => {
     expect(bad.status).toBe(422);
     const admin = await callJson("/v1/disputes", { token: await adminToken() });
     expect(admin.status).toBe(403);
+  });
+});
+
+describe("POST /v1/admin/reports/void: cleaning up a poisoning flood", () => {
+  async function flood(p: TestPlatform, n: number, subjects?: Subject[]) {
+    const ids: string[] = [];
+    for (let start = 0; start < n; start += 500) {
+      const reports = [];
+      for (let i = start; i < Math.min(n, start + 500); i++) {
+        reports.push(reportBody(subjects ?? (await newBuyer())));
+      }
+      const res = await callJson<{ results: { status: number; id: string }[] }>("/v1/reports/bulk", {
+        token: await p.token(),
+        body: { reports },
+      });
+      expect(res.status).toBe(200);
+      ids.push(...res.body.results.map((r) => r.id));
+    }
+    return ids;
+  }
+
+  async function bulkVoid(body: unknown) {
+    return callJson<{ voided: string[]; skipped: { id: string; reason: string }[]; more: boolean }>(
+      "/v1/admin/reports/void",
+      { token: await adminToken(), body },
+    );
+  }
+
+  it("by platform and time: every open report voided, each its own audit entry, disputes decided, scores clean", async () => {
+    const [poisoner, honest, opener] = await Promise.all([newPlatform(), newPlatform(), newPlatform()]);
+    const victim = await newBuyer();
+    const since = new Date(Date.now() - 1000).toISOString();
+    const ids = await flood(poisoner, 30);
+    const onVictim = await createReport(poisoner, victim);
+    const honestReport = await createReport(honest, victim);
+    const disputed = await open(opener, onVictim.id, victim);
+    expect(disputed.status).toBe(201);
+    expect((await score(opener, victim)).summary.reports).toBe(2);
+
+    const res = await bulkVoid({
+      platformId: poisoner.id,
+      since,
+      reason: "Poisoning flood, member suspended.",
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(res.body.more).toBe(false);
+    expect(new Set(res.body.voided)).toEqual(new Set([...ids, onVictim.id]));
+
+    const rows = await auditRows(res.headers.get("x-request-id"));
+    expect(rows).toHaveLength(31);
+    expect(new Set(rows.map((r) => r.target))).toEqual(new Set(res.body.voided));
+    expect(rows.every((r) => r.action === "report.void" && r.outcome === "ok")).toBe(true);
+    expect(await countRows("reports", "platform_id = ? AND status != 'voided'", poisoner.id)).toBe(0);
+    expect(
+      await countRows(
+        "report_subjects s JOIN reports r ON r.id = s.report_id",
+        "r.platform_id = ? AND s.counted = 1",
+        poisoner.id,
+      ),
+    ).toBe(0);
+    const dispute = await env.DB.prepare("SELECT status FROM disputes WHERE id = ?")
+      .bind(disputed.body.id)
+      .first();
+    expect(dispute).toEqual({ status: "report_voided" });
+    expect((await reportOf(honest, honestReport.id)).status).toBe("active");
+    const after = await score(opener, victim);
+    expect(after.summary.reports).toBe(1);
+    expect(after.records.find((r) => r.ref === onVictim.id)).toBeUndefined();
+
+    // Idempotent: nothing left to void.
+    const again = await bulkVoid({
+      platformId: poisoner.id,
+      since,
+      reason: "Poisoning flood, member suspended.",
+    });
+    expect(again.body).toEqual({ voided: [], skipped: [], more: false });
+  });
+
+  it("by ids: unknown and already closed ids are skipped with a reason", async () => {
+    const p = await newPlatform();
+    const [a, b] = [await createReport(p, await newBuyer()), await createReport(p, await newBuyer())];
+    await callJson(`/v1/reports/${b.id}/retract`, { token: await p.token(), body: { reason: "Mistake." } });
+    const unknown = "rpt_01JD3X5Z8YQ4W2E6R7T9V0B1N2";
+    const res = await bulkVoid({ ids: [a.id, b.id, unknown], reason: "Cleaning up." });
+    expect(res.status).toBe(200);
+    expect(res.body.voided).toEqual([a.id]);
+    expect(res.body.skipped).toEqual([
+      { id: b.id, reason: "already retracted" },
+      { id: unknown, reason: "not found" },
+    ]);
+  });
+
+  it("a flood larger than one call: 1,000 at a time, oldest first, `more` until done", async () => {
+    const p = await newPlatform();
+    const ids = await flood(p, 1100);
+    const first = await bulkVoid({ platformId: p.id, reason: "Flood." });
+    expect(first.body.voided).toHaveLength(1000);
+    expect(first.body.more).toBe(true);
+    const second = await bulkVoid({ platformId: p.id, reason: "Flood." });
+    expect(second.body.voided).toHaveLength(100);
+    expect(second.body.more).toBe(false);
+    expect(new Set([...first.body.voided, ...second.body.voided])).toEqual(new Set(ids));
+  });
+
+  it("bad filters are 422 and change nothing; platforms are 403", async () => {
+    const p = await newPlatform();
+    const r = await createReport(p, await newBuyer());
+    for (const body of [
+      { reason: "x" },
+      { reason: "x", ids: [r.id], platformId: p.id },
+      { reason: "x", ids: [r.id], since: new Date().toISOString() },
+      { reason: "x", platformId: p.id, since: "2026-11-02T00:00:00Z", until: "2026-11-01T00:00:00Z" },
+      { reason: "x", ids: [r.id, r.id] },
+      { reason: "x", ids: ["not-an-id"] },
+      { ids: [r.id] },
+    ]) {
+      const res = await bulkVoid(body);
+      expect(res.status, JSON.stringify(body)).toBe(422);
+    }
+    const forbidden = await callJson("/v1/admin/reports/void", {
+      token: await p.token(),
+      body: { reason: "x", ids: [r.id] },
+    });
+    expect(forbidden.status).toBe(403);
+    expect((await reportOf(p, r.id)).status).toBe("active");
   });
 });

@@ -497,6 +497,20 @@ const ROUTES: RouteCase[] = [
     },
   },
   {
+    method: "POST",
+    path: "/v1/admin/reports/void",
+    access: "`admin`",
+    expected: ADMIN_ONLY(200),
+    build: async (w) => {
+      const { reportId } = await freshReport(w);
+      return {
+        path: "/v1/admin/reports/void",
+        body: { ids: [reportId], reason: REASON },
+        probe: reportStateOf(reportId),
+      };
+    },
+  },
+  {
     method: "GET",
     path: "/v1/admin/disputes",
     access: "`admin`",

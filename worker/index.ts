@@ -20,6 +20,7 @@ import {
   registerAdminReportsList,
   registerAdminReportsVoid,
 } from "./routes/admin-reports";
+import { registerAdminReportsVoidBulk } from "./routes/admin-reports-void-bulk";
 import { registerAdminStats } from "./routes/admin-stats";
 import { registerDisputesEscalate } from "./routes/disputes-escalate";
 import { registerDisputesList } from "./routes/disputes-list";
@@ -76,6 +77,7 @@ registerAdminPlatformsKeys(app);
 registerAdminReportsList(app);
 registerAdminReportsGet(app);
 registerAdminReportsVoid(app);
+registerAdminReportsVoidBulk(app);
 
 // Admin: disputes and maintenance
 registerAdminDisputesList(app);
