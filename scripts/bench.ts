@@ -25,6 +25,7 @@ import { SQLiteAsyncDialect } from "drizzle-orm/sqlite-core";
 import { exportJWK, generateKeyPair, type JWK } from "jose";
 import { convertV4MiniflareOptions, Miniflare } from "miniflare";
 import { signToken } from "../client/token";
+import { newId } from "../worker/lib/ids";
 import { scoreReadSql } from "../worker/services/scores";
 import { ROOT } from "./lib/local";
 
@@ -281,7 +282,9 @@ function seedDirect(platformIds: string[]) {
   db.exec("BEGIN");
   for (let n = SMALL; n < REPORTS; n++) {
     const buyer = n % BUYERS;
-    const id = `rpt_${n.toString(36).toUpperCase().padStart(26, "0")}`;
+    // Random, as the API makes them: sequential ids would append to the primary-key B-tree
+    // and make the seeded table more compact than the real one.
+    const id = newId("rpt");
     const incident = now - ((n * 7919) % 1400) * DAY - DAY;
     const platform = platformIds[n % PLATFORMS] as string;
     // Realistic row sizes: one evidence digest and a 64-hex content hash, as the API stores them.

@@ -1,4 +1,6 @@
 import { env, exports } from "cloudflare:workers";
+import type { SQL } from "drizzle-orm";
+import { SQLiteAsyncDialect } from "drizzle-orm/sqlite-core";
 import { exportJWK, generateKeyPair, type JWK } from "jose";
 import { expect } from "vitest";
 import { consortiumKey, hashSubject, type IdentifierType } from "../client/identifiers";
@@ -177,6 +179,27 @@ export async function createReport(
   });
   expect(res.status, JSON.stringify(res.body)).toBe(201);
   return res.body;
+}
+
+/**
+ * Reports in the order the lists answer them, newest first: by `createdAt`, then by id, since
+ * report ids are random and reports written in one batch (or one millisecond) share a time.
+ */
+export function newestFirst<T extends { id: string; createdAt: string }>(reports: readonly T[]): T[] {
+  return [...reports].sort(
+    (a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt) || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0),
+  );
+}
+
+const dialect = new SQLiteAsyncDialect();
+
+/** The `EXPLAIN QUERY PLAN` details of a drizzle statement, run on the local D1. */
+export async function queryPlan(statement: SQL): Promise<string[]> {
+  const q = dialect.sqlToQuery(statement);
+  const { results } = await env.DB.prepare(`EXPLAIN QUERY PLAN ${q.sql}`)
+    .bind(...q.params)
+    .all<{ detail: string }>();
+  return results.map((r) => r.detail);
 }
 
 /** An audit entry as the tests read it back. */

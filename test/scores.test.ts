@@ -652,7 +652,7 @@ describe("query plans of the hot SQL", () => {
     const byId = stepIndex(plan, /^SEARCH r USING INDEX sqlite_autoindex_reports_1 \(id=\?\)$/, "score read");
     // The buyer's keys drive the join: report_subjects is the outer loop, reports the inner.
     expect(rs, plan.join(" | ")).toBeLessThan(byId);
-    expect(plan.join(" | ")).not.toMatch(/reports_status_id/);
+    expect(plan.join(" | ")).not.toMatch(/reports_status_\w+/);
   });
 
   it("the report write statements find a case by (platform_id, case_id) and subjects by report_id", async () => {
@@ -755,7 +755,7 @@ describe("query plans of the hot SQL", () => {
         }
         const plan = await planOf(stmt);
         expectIndexedOnly(plan, stmt.sql);
-        expect(plan.join(" | "), stmt.sql).not.toMatch(/SEARCH r USING INDEX reports_status_id/);
+        expect(plan.join(" | "), stmt.sql).not.toMatch(/SEARCH r USING INDEX reports_status_\w+/);
         checked++;
       }
     }

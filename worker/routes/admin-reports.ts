@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { reportStatuses } from "../../schema";
 import type { App } from "../app";
-import { decodeCursor } from "../lib/cursor";
+import { decodeTimeIdCursor } from "../lib/cursor";
 import { conflictResponse, notFoundResponse, ProblemError, problemResponses } from "../lib/problem";
 import { guard } from "../middleware/auth";
 import { CursorQuery, IdParam, LimitQuery, page } from "../schemas/common";
@@ -70,7 +70,7 @@ const voidRoute = createRoute({
 export function registerAdminReportsList(app: App) {
   app.openapi(list, async (c) => {
     const { platformId, status, cursor, limit } = c.req.valid("query");
-    const after = decodeCursor(cursor, REPORT_ID);
+    const after = decodeTimeIdCursor(cursor, REPORT_ID);
     return c.json(await listReports(c.var.db, { platformId, status, after, limit }), 200);
   });
 }

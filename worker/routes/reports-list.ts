@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { reportStatuses } from "../../schema";
 import type { App } from "../app";
-import { decodeCursor } from "../lib/cursor";
+import { decodeTimeIdCursor } from "../lib/cursor";
 import { problemResponses } from "../lib/problem";
 import { callerPlatform, guard } from "../middleware/auth";
 import { CursorQuery, LimitQuery, page } from "../schemas/common";
@@ -30,7 +30,7 @@ const route = createRoute({
 export function registerReportsList(app: App) {
   app.openapi(route, async (c) => {
     const { status, cursor, limit } = c.req.valid("query");
-    const after = decodeCursor(cursor, REPORT_ID);
+    const after = decodeTimeIdCursor(cursor, REPORT_ID);
     const result = await listReports(c.var.db, {
       platformId: callerPlatform(c),
       status,

@@ -62,7 +62,7 @@ export type ReportBody = z.infer<typeof ReportBodySchema>;
 
 export const ReportSchema = z
   .object({
-    id: z.string().openapi({ example: "rpt_01JD3X5Z8YQ4W2E6R7T9V0B1N2" }),
+    id: z.string().openapi({ example: "rpt_7QX4M2KD9B8RZJ0W5TNF3HCV6E" }),
     caseId: z.string(),
     platformId: z.string(),
     status: z.enum(reportStatuses),

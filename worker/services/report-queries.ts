@@ -3,7 +3,7 @@ import type { Context } from "hono";
 import { disputes, type ReportStatus, reports, UNDECIDED } from "../../schema";
 import type { AppEnv } from "../app";
 import { abortUnlessChanged, all, rowsOf } from "../lib/batch";
-import { pageOf } from "../lib/cursor";
+import { pageByTimeOf, type TimeIdCursor } from "../lib/cursor";
 import type { Db } from "../lib/db";
 import { orm } from "../lib/db";
 import { ProblemError } from "../lib/problem";
@@ -32,16 +32,23 @@ export async function reportById(
   return row;
 }
 
-/** A page of reports, newest first, through the (platform_id, status, id) / (status, id) indexes. */
-export async function listReports(
-  d1: Db,
-  filter: {
-    platformId?: string | undefined;
-    status?: ReportStatus | undefined;
-    after: string | null;
-    limit: number;
-  },
-): Promise<{ items: Report[]; nextCursor: string | null }> {
+export interface ReportListFilter {
+  platformId?: string | undefined;
+  status?: ReportStatus | undefined;
+  /** The last row of the previous page, from its cursor. */
+  after: TimeIdCursor | null;
+  limit: number;
+}
+
+/**
+ * A page of reports, newest first: `ORDER BY created_at DESC, id DESC`, since report ids are
+ * random. Reports written in one batch share `created_at`, so the id breaks the tie and the
+ * cursor carries both. Each filter walks one index backwards from the cursor and stops at the
+ * limit: (platform_id, created_at, id), (platform_id, status, created_at, id),
+ * (status, created_at, id) or (created_at, id). The row-value comparison is what lets SQLite
+ * seek the index to the cursor instead of filtering row by row.
+ */
+export function listReportsSql(filter: ReportListFilter): SQL {
   const where: SQL[] = [];
   if (filter.platformId !== undefined) {
     where.push(sql`r.platform_id = ${filter.platformId}`);
@@ -50,14 +57,19 @@ export async function listReports(
     where.push(sql`r.status = ${filter.status}`);
   }
   if (filter.after !== null) {
-    where.push(sql`r.id < ${filter.after}`);
+    where.push(sql`(r.created_at, r.id) < (${filter.after.at}, ${filter.after.id})`);
   }
   const clause = where.length > 0 ? sql`WHERE ${sql.join(where, sql` AND `)}` : sql``;
-  const rows = await all<ReportRow>(
-    d1,
-    sql`SELECT ${REPORT_COLUMNS} FROM reports r ${clause} ORDER BY r.id DESC LIMIT ${filter.limit + 1}`,
-  );
-  const { page, nextCursor } = pageOf(rows, filter.limit, (r) => r.id);
+  return sql`SELECT ${REPORT_COLUMNS} FROM reports r ${clause}
+    ORDER BY r.created_at DESC, r.id DESC LIMIT ${filter.limit + 1}`;
+}
+
+export async function listReports(
+  d1: Db,
+  filter: ReportListFilter,
+): Promise<{ items: Report[]; nextCursor: string | null }> {
+  const rows = await all<ReportRow>(d1, listReportsSql(filter));
+  const { page, nextCursor } = pageByTimeOf(rows, filter.limit, (r) => ({ at: r.created_at, id: r.id }));
   return { items: page.map(toReport), nextCursor };
 }
 
