@@ -2,7 +2,7 @@ import { monotonicFactory } from "ulid";
 
 const ulid = monotonicFactory();
 
-export type IdPrefix = "rpt" | "dsp" | "req";
+export type IdPrefix = "rpt" | "dsp" | "req" | "evt";
 
 /**
  * A readable, time-ordered id: `newId("rpt")` → `rpt_01JD3X…`. ULIDs sort by creation time,

@@ -6,12 +6,13 @@ import { abortUnlessChanged, all } from "../lib/batch";
 import { ledgerFor, orm } from "../lib/db";
 import { newId } from "../lib/ids";
 import { conflictResponse, notFoundResponse, ProblemError, problemResponses } from "../lib/problem";
-import { DAY_MS } from "../lib/time";
+import { DAY_MS, toRfc3339 } from "../lib/time";
 import { callerPlatform, guard } from "../middleware/auth";
 import { DisputeOpenSchema, DisputeSchema } from "../schemas/disputes";
 import { auditInsert } from "../services/audit";
 import { commit } from "../services/commit";
 import { disputeById, toDispute } from "../services/disputes";
+import { enqueueDeliveries, eventInserts } from "../services/events";
 import { pepperSubjects } from "../services/subjects";
 
 const route = createRoute({
@@ -39,9 +40,9 @@ export function registerDisputesOpen(app: App) {
     const platformId = callerPlatform(c);
     c.set("auditTarget", reportRef);
     const keys = (await pepperSubjects(config.LEDGER_PEPPER, subjects)).map((s) => s.key);
-    const [report] = await all<{ status: string; matches: number; decided: number }>(
+    const [report] = await all<{ status: string; platform_id: string; matches: number; decided: number }>(
       ledgerFor(c.var.db, keys),
-      sql`SELECT r.status, EXISTS (SELECT 1 FROM report_subjects s WHERE s.report_id = r.id
+      sql`SELECT r.status, r.platform_id, EXISTS (SELECT 1 FROM report_subjects s WHERE s.report_id = r.id
             AND s.subject_key IN (SELECT value FROM json_each(${JSON.stringify(keys)}))) AS matches,
             EXISTS (SELECT 1 FROM disputes d WHERE d.report_id = r.id
               AND d.status IN ('upheld', 'report_upheld')) AS decided
@@ -65,8 +66,9 @@ export function registerDisputesOpen(app: App) {
     const id = newId("dsp");
     const deadlineAt = now + config.DISPUTE_DEADLINE_DAYS * DAY_MS;
     const db = orm(c.var.db);
+    let results: D1Result[];
     try {
-      await commit(c, [
+      results = await commit(c, [
         // The record must still be active when the dispute lands: a racing retraction wins whole.
         sql`UPDATE reports SET status = 'disputed', dispute_deadline_at = ${deadlineAt}, statement = ${reason},
               updated_at = ${now} WHERE id = ${reportRef} AND status = 'active'`,
@@ -93,6 +95,14 @@ export function registerDisputesOpen(app: App) {
             details: { report: reportRef, subjectKeys: keys, deadlineAt },
           },
         ),
+        // The reporter learns of the dispute; the event names the dispute and the record only.
+        ...eventInserts({ now }, [
+          {
+            platformId: report.platform_id,
+            type: "dispute.opened",
+            data: { disputeId: id, reportId: reportRef, deadlineAt: toRfc3339(deadlineAt) },
+          },
+        ]),
       ]);
     } catch (err) {
       if (String(err).includes("disputes.report_id")) {
@@ -100,6 +110,7 @@ export function registerDisputesOpen(app: App) {
       }
       throw err;
     }
+    enqueueDeliveries(c, results);
     const row = await disputeById(c.var.db, id);
     if (!row) {
       throw new Error(`dispute ${id} vanished after it was opened`);
