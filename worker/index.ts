@@ -110,7 +110,7 @@ export default {
     );
   },
   /** Webhook deliveries and their dead letters (docs/due-process.md, "Events and webhooks"). */
-  async queue(batch, env) {
+  async queue(batch, env, _ctx) {
     const config = loadConfig(env);
     switch (batch.queue) {
       case WEBHOOK_QUEUE:
