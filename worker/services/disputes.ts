@@ -146,29 +146,39 @@ export async function decideDispute(
   return (await disputeById(c.var.db, dispute.id)) ?? dispute;
 }
 
+/** Disputes marked overdue per run; a larger backlog is finished by the next runs (every minute). */
+export const OVERDUE_CHUNK = 1000;
+
 /**
  * Marks disputes past their deadline `overdue` for the admins' list, and tells each reporter
  * (`dispute.overdue`), in one batch: the events are selected from the very rows the update then
- * changes. Idempotent. Returns how many were marked and the webhook deliveries to enqueue.
+ * changes (both still require `open`, so a racing decision wins). Idempotent. Returns how many
+ * were marked and the webhook deliveries to enqueue.
  */
 export async function markOverdueDisputes(
   d1: Db,
   now: number,
 ): Promise<{ marked: number; deliveries: string[] }> {
+  const due = await all<{ id: string }>(
+    d1,
+    sql`SELECT id FROM disputes WHERE status = 'open' AND deadline_at <= ${now} ORDER BY deadline_at LIMIT ${OVERDUE_CHUNK}`,
+  );
+  if (due.length === 0) {
+    return { marked: 0, deliveries: [] };
+  }
+  const ids = JSON.stringify(due.map((d) => d.id));
   const results = await batch(d1, [
     ...eventsFromSelect(
       { now },
       sql`SELECT r.platform_id AS platform_id, 'dispute.overdue' AS type,
             json_object('disputeId', d.id, 'reportId', d.report_id,
               'deadlineAt', strftime('%Y-%m-%dT%H:%M:%SZ', d.deadline_at / 1000, 'unixepoch')) AS data,
-            d.id AS ord
-          FROM disputes d JOIN reports r ON r.id = d.report_id
-          WHERE d.status = 'open' AND d.deadline_at <= ${now}`,
+            j.key AS n
+          FROM json_each(${ids}) j JOIN disputes d ON d.id = j.value JOIN reports r ON r.id = d.report_id
+          WHERE d.status = 'open'`,
     ),
-    orm(d1)
-      .update(disputes)
-      .set({ status: "overdue", updatedAt: now })
-      .where(and(eq(disputes.status, "open"), sql`${disputes.deadlineAt} <= ${now}`)),
+    sql`UPDATE disputes SET status = 'overdue', updated_at = ${now}
+        WHERE id IN (SELECT value FROM json_each(${ids})) AND status = 'open'`,
   ]);
   return { marked: results[results.length - 1]?.meta.changes ?? 0, deliveries: deliveriesOf(results) };
 }

@@ -67,35 +67,37 @@ function base32of(n: SQL): SQL {
 /**
  * Statements that create one event per row of `source` and the matching pending deliveries.
  * `source` is a SELECT yielding the columns `platform_id` (the recipient), `type`, `data` (JSON
- * text) and `ord` (the order the events take in the feed). It is evaluated inside the batch, so
- * it sees the state the batch's earlier statements left: put it before a statement that changes
- * what it selects. Parameters: a handful plus the source's own, whatever the row count.
+ * text) and `n`: a distinct integer per row, 0 ≤ n < 32⁴, which orders the events in the feed and
+ * ends their ids (a `json_each` key serves; a source of at most one row may say `0 AS n`). It is
+ * evaluated inside the batch, so it sees the state the batch's earlier statements left: put it
+ * before a statement that changes what it selects. Parameters: a handful plus the source's own,
+ * whatever the row count.
  *
  * @example
  * await commit(c, [
  *   ...eventsFromSelect({ now }, sql`SELECT d.opened_by AS platform_id, 'dispute.decided' AS type,
- *        json_object('disputeId', d.id, 'reportId', d.report_id, 'status', 'withdrawn') AS data, d.id AS ord
- *      FROM disputes d WHERE d.report_id = ${id} AND d.status IN ('open', 'overdue', 'escalated')`),
+ *        json_object('disputeId', d.id, 'reportId', d.report_id) AS data, j.key AS n
+ *      FROM json_each(${JSON.stringify(ids)}) j JOIN disputes d ON d.id = j.value`),
  *   closeTheDisputes, audit,
  * ]);
  */
 export function eventsFromSelect(ctx: EventContext, source: SQL): Statement[] {
   const prefix = idPrefix();
-  const n = sql.raw("s.n");
+  const n = sql.raw("src.n");
   return [
+    // The source stays a plain subquery (no window function) so SQLite flattens it into the insert.
     sql`INSERT INTO events (id, platform_id, type, at, data)
-        SELECT ${prefix} || ${base32of(n)}, s.platform_id, s.type, ${ctx.now}, json(s.data)
-        FROM (SELECT src.platform_id, src.type, src.data, row_number() OVER (ORDER BY src.ord) - 1 AS n
-              FROM (${source}) src) s
-        WHERE s.n < ${MAX_EVENTS_PER_STATEMENT}
-        ORDER BY s.n`,
+        SELECT ${prefix} || ${base32of(n)}, src.platform_id, src.type, ${ctx.now}, json(src.data)
+        FROM (${source}) src
+        WHERE src.n >= 0 AND src.n < ${MAX_EVENTS_PER_STATEMENT}
+        ORDER BY src.n`,
     // A pending delivery for each new event whose recipient's webhook subscribes to its type.
     sql`INSERT INTO webhook_deliveries (event_id, platform_id, status, attempts, next_attempt_at, created_at)
         SELECT e.id, e.platform_id, 'pending', 0, ${ctx.now + RESEND_AFTER_MS}, ${ctx.now}
         FROM events e JOIN webhooks w ON w.platform_id = e.platform_id
         WHERE e.id BETWEEN ${`${prefix}0000`} AND ${`${prefix}ZZZZ`}
           AND EXISTS (SELECT 1 FROM json_each(w.events) t WHERE t.value = e.type)
-        ORDER BY e.seq
+        ORDER BY e.id
         RETURNING event_id AS ${sql.raw(DELIVERY_MARK)}`,
   ];
 }
@@ -119,7 +121,7 @@ export function eventInserts(ctx: EventContext, specs: readonly EventSpec[]): St
   return eventsFromSelect(
     ctx,
     sql`SELECT e.value ->> 'platformId' AS platform_id, e.value ->> 'type' AS type, e.value -> 'data' AS data,
-          e.key AS ord
+          e.key AS n
         FROM json_each(${json}) e`,
   );
 }
@@ -143,8 +145,8 @@ export function reportEvents(
   return eventsFromSelect(
     ctx,
     sql`SELECT r.platform_id AS platform_id, ${type} AS type,
-          json_object('reportId', r.id, 'caseId', r.case_id) AS data, r.id AS ord
-        FROM reports r WHERE r.id IN (SELECT value FROM json_each(${JSON.stringify(reportIds)}))`,
+          json_object('reportId', r.id, 'caseId', r.case_id) AS data, j.key AS n
+        FROM json_each(${JSON.stringify(reportIds)}) j JOIN reports r ON r.id = j.value`,
   );
 }
 

@@ -1,6 +1,6 @@
 import { sql } from "drizzle-orm";
 import { checkpoint } from "../audit/ledger";
-import type { Config } from "../env";
+import type { Config, WebhookMessage } from "../env";
 import { all, batch } from "../lib/batch";
 import type { Db } from "../lib/db";
 import { orm } from "../lib/db";
@@ -22,6 +22,8 @@ export interface MaintenanceRun {
   retentionDays: number;
   /** Events and their webhook deliveries older than this are deleted (≥ 30). */
   eventRetentionDays: number;
+  /** Where the webhook deliveries the run creates or re-sends go. */
+  webhooks: Queue<WebhookMessage>;
 }
 
 /** Events deleted per statement pair, and at most this many statement pairs per run. */
@@ -34,6 +36,8 @@ export interface MaintenanceResult {
   tokenUsesPurged: number;
   disputesMarkedOverdue: number;
   eventsPurged: number;
+  /** Unacknowledged webhook deliveries put on the queue again. */
+  webhooksResent: number;
   /** False when the retention backlog was larger than one run handles. */
   complete: boolean;
 }
@@ -47,13 +51,11 @@ export interface MaintenanceResult {
  * - replay-protection rows of expired tokens are deleted;
  * - disputes open past their deadline are marked `overdue` for the admins' list;
  * - events (and their webhook deliveries) older than the event retention period are deleted.
+ * - webhook deliveries no receiver acknowledged in time are put on the queue again.
  * Purged reports and overdue disputes tell their reporters (`report.expired`, `dispute.overdue`)
- * in the same batch; the webhook deliveries this creates are returned for the caller to enqueue.
+ * in the same batch; the webhook deliveries this creates go on the queue at the end of the run.
  */
-export async function runMaintenance(
-  d1: Db,
-  run: MaintenanceRun,
-): Promise<MaintenanceResult & { deliveries: string[] }> {
+export async function runMaintenance(d1: Db, run: MaintenanceRun): Promise<MaintenanceResult> {
   const db = orm(d1);
   const cutoff = run.now - run.retentionDays * DAY_MS;
   const ctx = { requestId: run.requestId, now: run.now };
@@ -99,12 +101,15 @@ export async function runMaintenance(
   const overdue = await markOverdueDisputes(d1, run.now);
   deliveries.push(...overdue.deliveries);
   const eventsPurged = await purgeEvents(d1, run.now - run.eventRetentionDays * DAY_MS);
+  await sendDeliveries(run.webhooks, deliveries);
+  const webhooksResent = await resendDue(run.webhooks, d1, run.now);
   const result = {
     reportsPurged,
     inquiriesPurged,
     tokenUsesPurged,
     disputesMarkedOverdue: overdue.marked,
     eventsPurged,
+    webhooksResent,
     complete,
   };
   await auditInsert(db, ctx, {
@@ -113,7 +118,7 @@ export async function runMaintenance(
     outcome: "ok",
     details: { ...result },
   }).run();
-  return { ...result, deliveries };
+  return result;
 }
 
 /** Deletes events older than `cutoff` with their deliveries, oldest first, in bounded chunks. */
@@ -141,16 +146,15 @@ async function purgeEvents(d1: Db, cutoff: number): Promise<number> {
  */
 export async function scheduledJob(
   config: Config,
-  run: Omit<MaintenanceRun, "retentionDays" | "eventRetentionDays">,
+  run: Omit<MaintenanceRun, "retentionDays" | "eventRetentionDays" | "webhooks">,
   db: Db = config.DB,
 ) {
-  const { deliveries, ...result } = await runMaintenance(db, {
+  const result = await runMaintenance(db, {
     ...run,
     retentionDays: config.RETENTION_DAYS,
     eventRetentionDays: config.EVENT_RETENTION_DAYS,
+    webhooks: config.WEBHOOKS,
   });
-  await sendDeliveries(config.WEBHOOKS, deliveries);
-  const webhooksResent = await resendDue(config.WEBHOOKS, db, run.now);
   const signed = await checkpoint(db, config.AUDIT_SIGNING_JWK, run.now);
-  return { ...result, webhooksResent, checkpoint: signed ? { seq: signed.seq, hash: signed.hash } : null };
+  return { ...result, checkpoint: signed ? { seq: signed.seq, hash: signed.hash } : null };
 }

@@ -92,11 +92,12 @@ export async function closeReport(
     abortUnlessChanged(),
     // The opener of a dispute this closes learns its outcome; selected before the update below
     // changes the dispute's status. The data names the dispute and the record, not the reporter.
+    // A report has at most one undecided dispute (disputes_one_undecided), hence `0 AS n`.
     ...eventsFromSelect(
       { now },
       sql`SELECT d.opened_by AS platform_id, 'dispute.decided' AS type,
             json_object('disputeId', d.id, 'reportId', d.report_id, 'status', ${disputeStatus},
-              'reportStatus', ${args.to}) AS data, d.id AS ord
+              'reportStatus', ${args.to}) AS data, 0 AS n
           FROM disputes d
           WHERE d.report_id = ${args.id} AND d.status IN (SELECT value FROM json_each(${JSON.stringify(UNDECIDED)}))`,
     ),
