@@ -5,7 +5,8 @@ import { defineConfig } from "vitest/config";
 /**
  * Tests run inside workerd with a real local D1 (miniflare). Migrations are read here and
  * applied in test/setup.ts; a fresh admin key pair is made per run, its public half bound as
- * ADMIN_JWKS exactly as production binds it, its private half handed to the tests.
+ * ADMIN_JWKS exactly as production binds it, its private half handed to the tests. A webhook
+ * receiver runs on the Node side (test/receiver.global.ts); its URL reaches tests by inject().
  */
 export default defineConfig(async () => {
   const migrations = await readD1Migrations("schema/migrations");
@@ -27,6 +28,8 @@ export default defineConfig(async () => {
             ADMIN_JWKS: JSON.stringify({ keys: [publicJwk] }),
             LEDGER_PEPPER: pepper,
             AUDIT_SIGNING_JWK: JSON.stringify(auditJwk),
+            // Webhooks may point at the test receiver on 127.0.0.1 (test/receiver.global.ts).
+            WEBHOOK_ALLOW_LOOPBACK: "true",
           },
         },
       }),
@@ -34,6 +37,7 @@ export default defineConfig(async () => {
     test: {
       include: ["test/**/*.test.ts"],
       setupFiles: ["./test/setup.ts"],
+      globalSetup: ["./test/receiver.global.ts"],
     },
   };
 });

@@ -2,8 +2,8 @@
  * `npm start`: the ledger at http://127.0.0.1:8787 on a local D1, migrated and seeded.
  *
  * 1. Keys: the admin's and each demo platform's key pair under .local/keys (git-ignored).
- * 2. .dev.vars: LEDGER_PEPPER, ADMIN_JWKS and PIXIU_CONSORTIUM_KEY added when missing; values
- *    already there are kept.
+ * 2. .dev.vars: LEDGER_PEPPER, ADMIN_JWKS, AUDIT_SIGNING_JWK, WEBHOOK_ALLOW_LOOPBACK=true and
+ *    PIXIU_CONSORTIUM_KEY added when missing; values already there are kept.
  * 3. Local D1: migrations applied, demo platforms upserted with their public keys.
  * 4. `wrangler dev` started; once it answers, demo cases are reported through the API
  *    (idempotent by caseId, so a second start changes nothing) and a short guide is printed.
@@ -61,6 +61,10 @@ async function prepare() {
   if (!vars.has("AUDIT_SIGNING_JWK")) {
     const auditKey = await ensureKey("audit", "EdDSA", "local-audit-1");
     missing.AUDIT_SIGNING_JWK = JSON.stringify(auditKey);
+  }
+  if (!vars.has("WEBHOOK_ALLOW_LOOPBACK")) {
+    // Locally a webhook may point at a receiver on this machine (http://127.0.0.1:…).
+    missing.WEBHOOK_ALLOW_LOOPBACK = "true";
   }
   if (!vars.has("PIXIU_CONSORTIUM_KEY")) {
     missing.PIXIU_CONSORTIUM_KEY = DEMO_CONSORTIUM_KEY;

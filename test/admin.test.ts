@@ -757,9 +757,11 @@ describe("POST /v1/admin/maintenance/run", () => {
         "checkpoint",
         "complete",
         "disputesMarkedOverdue",
+        "eventsPurged",
         "inquiriesPurged",
         "reportsPurged",
         "tokenUsesPurged",
+        "webhooksResent",
       ].sort(),
     );
     expect(result.reportsPurged).toBeGreaterThanOrEqual(1);

@@ -1,6 +1,13 @@
 import type { D1Migration } from "cloudflare:test";
 import type { Bindings } from "../worker/env";
 
+declare module "vitest" {
+  interface ProvidedContext {
+    /** Base URL of the webhook receiver on 127.0.0.1 (test/receiver.global.ts). */
+    receiverUrl: string;
+  }
+}
+
 declare global {
   namespace Cloudflare {
     interface GlobalProps {

@@ -11,7 +11,7 @@
 import { env } from "cloudflare:workers";
 import { drizzle } from "drizzle-orm/d1";
 import fc from "fast-check";
-import { beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, inject, it } from "vitest";
 import securityDoc from "../docs/security.md?raw";
 import { authenticate, PLATFORM_CACHE_MAX, platformCacheSize } from "../worker/auth/principal";
 import {
@@ -190,6 +190,23 @@ const platformStateOf = (id: string) => async () =>
     .bind(id)
     .first()) ?? "none";
 
+const webhookStateOf = (platformId: string) => async () =>
+  (await env.DB.prepare("SELECT url, secret_nonce FROM webhooks WHERE platform_id = ?")
+    .bind(platformId)
+    .first()) ?? "none";
+
+/** Gives the owner a webhook (again) and the other platform none, for the routes that read or remove it. */
+async function ownerWebhook(w: World) {
+  const now = Date.now();
+  await env.DB.prepare("DELETE FROM webhooks WHERE platform_id = ?").bind(w.other.id).run();
+  await env.DB.prepare(
+    `INSERT OR IGNORE INTO webhooks (platform_id, url, events, secret_nonce, created_at, updated_at)
+     VALUES (?, ?, '["dispute.opened"]', ?, ?, ?)`,
+  )
+    .bind(w.owner.id, `${inject("receiverUrl")}/ok/security`, crypto.randomUUID(), now, now)
+    .run();
+}
+
 interface Built {
   path: string;
   body?: unknown;
@@ -197,7 +214,7 @@ interface Built {
   probe?: () => Promise<unknown>;
 }
 
-type Method = "GET" | "POST" | "PATCH" | "PUT";
+type Method = "GET" | "POST" | "PATCH" | "PUT" | "DELETE";
 
 interface RouteCase {
   method: Method;
@@ -413,6 +430,44 @@ const ROUTES: RouteCase[] = [
     access: "`disputes:write`",
     expected: "401 200 403 403 200 200 403 403",
     build: async (w) => ({ path: "/v1/subject-access", body: { subjects: w.buyer } }),
+  },
+  {
+    method: "GET",
+    path: "/v1/events",
+    access: "any platform scope, own events",
+    expected: "401 200 200 200 200 200 403 403",
+    build: async () => ({ path: "/v1/events" }),
+  },
+  {
+    method: "PUT",
+    path: "/v1/webhook",
+    access: "any platform scope, own webhook",
+    expected: "401 200 200 200 200 200 403 403",
+    build: async () => ({
+      path: "/v1/webhook",
+      // The test receiver (loopback is allowed in tests), so deliveries stay on this machine.
+      body: { url: `${inject("receiverUrl")}/ok/security`, events: ["dispute.opened"] },
+    }),
+  },
+  {
+    method: "GET",
+    path: "/v1/webhook",
+    access: "any platform scope, own webhook",
+    expected: "401 200 200 200 200 404 403 403",
+    build: async (w) => {
+      await ownerWebhook(w);
+      return { path: "/v1/webhook" };
+    },
+  },
+  {
+    method: "DELETE",
+    path: "/v1/webhook",
+    access: "any platform scope, own webhook",
+    expected: "401 204 204 204 204 404 403 403",
+    build: async (w) => {
+      await ownerWebhook(w);
+      return { path: "/v1/webhook", probe: webhookStateOf(w.owner.id) };
+    },
   },
   {
     method: "POST",

@@ -32,6 +32,12 @@ const ed25519Part = (what: string) =>
 
 const d1 = bindingOf<D1Database>((v) => "prepare" in v && "batch" in v, "D1");
 const limiter = bindingOf<RateLimiter>((v) => "limit" in v, "rate limiting");
+const queue = <T>() => bindingOf<Queue<T>>((v) => "send" in v && "sendBatch" in v, "queue producer");
+
+/** A message on the `pixiu-webhooks` queue (and its dead-letter queue): one delivery. */
+export interface WebhookMessage {
+  eventId: string;
+}
 
 /**
  * The Worker's bindings, validated at the edge: a missing secret or a malformed variable fails
@@ -43,6 +49,8 @@ export const envSchema = z.object({
   RL_WRITES: limiter,
   RL_ADMIN: limiter,
   RL_AUTH_FAILURES: limiter,
+  /** Producer of `pixiu-webhooks`: one message per webhook delivery (docs/due-process.md). */
+  WEBHOOKS: queue<WebhookMessage>(),
   /** 32+ random bytes, base64url: the server-side HMAC key applied to every subject hash. */
   LEDGER_PEPPER: z.string().regex(/^[A-Za-z0-9_-]{43,}$/, "must be at least 32 bytes, base64url"),
   /** JSON Web Key Set of the admins' public keys. */
@@ -79,6 +87,16 @@ export const envSchema = z.object({
   RETENTION_DAYS: intVar(1826, 1, 36500),
   DISPUTE_DEADLINE_DAYS: intVar(20, 1, 365),
   PLATFORM_CACHE_TTL_SECONDS: intVar(30, 0, 3600),
+  /** Events (and their webhook deliveries) are kept this many days; at least the 30 promised. */
+  EVENT_RETENTION_DAYS: intVar(90, 30, 3650),
+  /**
+   * "true" lets a webhook point at http://127.0.0.1 or localhost: for `npm start` and the tests
+   * only. Off everywhere else, so a platform cannot aim the ledger at its own network.
+   */
+  WEBHOOK_ALLOW_LOOPBACK: z
+    .enum(["true", "false"])
+    .default("false")
+    .transform((v) => v === "true"),
   /** Lowest scores of the medium, high and critical bands, e.g. "20,50,75" (docs/scoring.md). */
   SCORE_BANDS: z
     .string()

@@ -1,5 +1,5 @@
 import { newApp } from "./app";
-import { type Bindings, loadConfig } from "./env";
+import { type Bindings, loadConfig, type WebhookMessage } from "./env";
 import { newId } from "./lib/ids";
 import { auditTrail } from "./middleware/audit-trail";
 import { bearerAuth } from "./middleware/auth";
@@ -26,6 +26,7 @@ import { registerDisputesEscalate } from "./routes/disputes-escalate";
 import { registerDisputesList } from "./routes/disputes-list";
 import { registerDisputesOpen } from "./routes/disputes-open";
 import { registerDisputesGet, registerDisputesRespond } from "./routes/disputes-read-respond";
+import { registerEventsList } from "./routes/events-list";
 import { registerAuditKeys, registerDocs, registerHealth } from "./routes/meta";
 import { registerReportsBulk } from "./routes/reports-bulk";
 import { registerReportsCreate } from "./routes/reports-create";
@@ -35,7 +36,10 @@ import { registerReportsRetract } from "./routes/reports-retract";
 import { registerScoresBatch } from "./routes/scores-batch";
 import { registerScoresQuery } from "./routes/scores-query";
 import { registerSubjectAccess } from "./routes/subject-access";
+import { registerWebhookPut } from "./routes/webhook-put";
+import { registerWebhookDelete, registerWebhookGet } from "./routes/webhook-read-delete";
 import { scheduledJob } from "./services/maintenance";
+import { deadLetterBatch, deliverBatch, WEBHOOK_DLQ, WEBHOOK_QUEUE } from "./services/webhooks";
 
 const app = newApp();
 
@@ -65,6 +69,12 @@ registerDisputesGet(app);
 registerDisputesRespond(app);
 registerDisputesEscalate(app);
 registerSubjectAccess(app);
+
+// Events and webhooks (any platform scope)
+registerEventsList(app);
+registerWebhookPut(app);
+registerWebhookGet(app);
+registerWebhookDelete(app);
 
 // Admin: platforms
 registerAdminPlatformsCreate(app);
@@ -105,4 +115,19 @@ export default {
       job.then((result) => console.log(JSON.stringify({ level: "info", job: "scheduled", ...result }))),
     );
   },
-} satisfies ExportedHandler<Bindings>;
+  /** Webhook deliveries and their dead letters (docs/due-process.md, "Events and webhooks"). */
+  async queue(batch, env, _ctx) {
+    const config = loadConfig(env);
+    switch (batch.queue) {
+      case WEBHOOK_QUEUE:
+        return deliverBatch(batch, config);
+      case WEBHOOK_DLQ:
+        return deadLetterBatch(batch, config);
+      default:
+        console.error(
+          JSON.stringify({ level: "error", msg: "message from an unknown queue", queue: batch.queue }),
+        );
+        batch.retryAll();
+    }
+  },
+} satisfies ExportedHandler<Bindings, WebhookMessage>;

@@ -2,7 +2,7 @@ import { monotonicFactory } from "ulid";
 
 const ulid = monotonicFactory();
 
-export type IdPrefix = "rpt" | "dsp" | "req";
+export type IdPrefix = "rpt" | "dsp" | "req" | "evt";
 
 /** Crockford's base32, as ULIDs spell it: no I, L, O or U. */
 export const CROCKFORD_BASE32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";

@@ -8,3 +8,4 @@ export function toRfc3339OrNull(ms: number | null | undefined): string | null {
 }
 
 export const DAY_MS = 86_400_000;
+export const MINUTE_MS = 60_000;

@@ -89,6 +89,7 @@ export function registerAdminDisputesResolve(app: App) {
       status: outcome,
       reportTo: outcome === "report_upheld" ? "active" : "voided",
       note,
+      event: { type: "dispute.decided" },
     });
     return c.json(toDispute(decided, true), 200);
   });

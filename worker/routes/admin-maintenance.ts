@@ -8,7 +8,8 @@ const route = createRoute({
   method: "post",
   path: "/v1/admin/maintenance/run",
   tags: ["Admin: maintenance"],
-  summary: "Run the scheduled job now: retention purge, overdue disputes, expired rows, audit checkpoint",
+  summary:
+    "Run the scheduled job now: retention purge, overdue disputes, expired rows, webhook re-sends, audit checkpoint",
   description: "Idempotent; the same job the Cron Trigger runs every minute. Send `{}`.",
   security: [{ bearer: [] }],
   middleware: [guard("maintenance.trigger", "admin")] as const,
@@ -23,6 +24,8 @@ const route = createRoute({
             inquiriesPurged: z.number().int(),
             tokenUsesPurged: z.number().int(),
             disputesMarkedOverdue: z.number().int(),
+            eventsPurged: z.number().int(),
+            webhooksResent: z.number().int(),
             complete: z.boolean(),
             checkpoint: z.object({ seq: z.number().int(), hash: z.string() }).nullable(),
           }),

@@ -6,12 +6,13 @@ import { abortUnlessChanged, all } from "../lib/batch";
 import { ledgerFor, orm } from "../lib/db";
 import { newId } from "../lib/ids";
 import { conflictResponse, notFoundResponse, ProblemError, problemResponses } from "../lib/problem";
-import { DAY_MS } from "../lib/time";
+import { DAY_MS, toRfc3339 } from "../lib/time";
 import { callerPlatform, guard } from "../middleware/auth";
 import { DisputeOpenSchema, DisputeSchema } from "../schemas/disputes";
 import { auditInsert } from "../services/audit";
 import { commit } from "../services/commit";
 import { disputeById, toDispute } from "../services/disputes";
+import { enqueueDeliveries, eventInserts } from "../services/events";
 import { pepperSubjects } from "../services/subjects";
 
 const route = createRoute({
@@ -73,8 +74,9 @@ export function registerDisputesOpen(app: App) {
     const id = newId("dsp");
     const deadlineAt = now + config.DISPUTE_DEADLINE_DAYS * DAY_MS;
     const db = orm(c.var.db);
+    let results: D1Result[];
     try {
-      await commit(c, [
+      results = await commit(c, [
         // The record must still be active when the dispute lands: a racing retraction wins whole.
         sql`UPDATE reports SET status = 'disputed', dispute_deadline_at = ${deadlineAt}, statement = ${reason},
               dispute_id = ${id}, updated_at = ${now} WHERE id = ${reportRef} AND status = 'active'`,
@@ -102,6 +104,14 @@ export function registerDisputesOpen(app: App) {
             details: { report: reportRef, subjectKeys: keys, deadlineAt },
           },
         ),
+        // The reporter learns of the dispute; the event names the dispute and the record only.
+        ...eventInserts({ now }, [
+          {
+            platformId: report.platform_id,
+            type: "dispute.opened",
+            data: { disputeId: id, reportId: reportRef, deadlineAt: toRfc3339(deadlineAt) },
+          },
+        ]),
       ]);
     } catch (err) {
       if (String(err).includes("disputes.report_id")) {
@@ -109,6 +119,7 @@ export function registerDisputesOpen(app: App) {
       }
       throw err;
     }
+    enqueueDeliveries(c, results);
     const row = await disputeById(c.var.db, id);
     if (!row) {
       throw new Error(`dispute ${id} vanished after it was opened`);

@@ -70,8 +70,13 @@ export function registerDisputesRespond(app: App) {
       c,
       row,
       decision === "uphold"
-        ? { status: "upheld", reportTo: "active", note }
-        : { status: "withdrawn", reportTo: "retracted", note },
+        ? { status: "upheld", reportTo: "active", note, event: { type: "dispute.responded", decision } }
+        : {
+            status: "withdrawn",
+            reportTo: "retracted",
+            note,
+            event: { type: "dispute.responded", decision },
+          },
     );
     return c.json(toDispute(decided, false), 200);
   });

@@ -2,13 +2,14 @@ import { and, eq, inArray, sql } from "drizzle-orm";
 import type { Context } from "hono";
 import { type DisputeStatus, disputes, reports, UNDECIDED } from "../../schema";
 import type { AppEnv } from "../app";
-import { abortUnlessChanged, all } from "../lib/batch";
+import { abortUnlessChanged, all, batch } from "../lib/batch";
 import type { Db } from "../lib/db";
 import { orm } from "../lib/db";
 import { ProblemError } from "../lib/problem";
 import { toRfc3339, toRfc3339OrNull } from "../lib/time";
 import { auditInsert } from "./audit";
 import { commit } from "./commit";
+import { deliveriesOf, type EventSpec, enqueueDeliveries, eventInserts, eventsFromSelect } from "./events";
 
 export interface DisputeRow {
   id: string;
@@ -73,17 +74,42 @@ export async function visibleDispute(c: Context<AppEnv>, id: string): Promise<Di
 }
 
 /**
- * Closes an undecided dispute and moves its report, with the audit entry, in one batch.
- * `reportTo` is the report's new status: `active` (upheld) or a closing status.
+ * The events of a decided dispute, to the reporting platform and to the one that opened it (once
+ * when they are the same). The data names the dispute and the record only, never the reporter.
+ */
+export function decisionEvents(
+  dispute: Pick<DisputeRow, "id" | "report_id" | "opened_by" | "report_platform_id">,
+  type: "dispute.responded" | "dispute.decided",
+  data: Record<string, unknown>,
+): EventSpec[] {
+  const recipients = [...new Set([dispute.report_platform_id, dispute.opened_by])];
+  return recipients.map((platformId) => ({
+    platformId,
+    type,
+    data: { disputeId: dispute.id, reportId: dispute.report_id, ...data },
+  }));
+}
+
+/**
+ * Closes an undecided dispute and moves its report, with the audit entry and the events, in one
+ * batch. `reportTo` is the report's new status: `active` (upheld) or a closing status. The
+ * reporter's own answer is `dispute.responded` (with its `decision`), an admin's `dispute.decided`;
+ * both go to the reporter and the opener.
  */
 export async function decideDispute(
   c: Context<AppEnv>,
   dispute: DisputeRow,
-  decision: { status: DisputeStatus; reportTo: "active" | "retracted" | "voided"; note: string },
+  decision: {
+    status: DisputeStatus;
+    reportTo: "active" | "retracted" | "voided";
+    note: string;
+    event: { type: "dispute.responded"; decision: "uphold" | "withdraw" } | { type: "dispute.decided" };
+  },
 ): Promise<DisputeRow> {
   const { now, requestId, principal } = c.var;
   const db = orm(c.var.db);
-  await commit(c, [
+  const { type, ...extra } = decision.event;
+  const results = await commit(c, [
     db
       .update(disputes)
       .set({
@@ -116,18 +142,50 @@ export async function decideDispute(
         details: { report: dispute.report_id, decision: decision.status, reportStatus: decision.reportTo },
       },
     ),
+    ...eventInserts(
+      { now },
+      decisionEvents(dispute, type, { ...extra, status: decision.status, reportStatus: decision.reportTo }),
+    ),
   ]);
+  enqueueDeliveries(c, results);
   return (await disputeById(c.var.db, dispute.id)) ?? dispute;
 }
 
-/** Marks disputes past their deadline `overdue` for the admins' list. Idempotent. */
-export async function markOverdueDisputes(d1: Db, now: number): Promise<number> {
-  const result = await orm(d1)
-    .update(disputes)
-    .set({ status: "overdue", updatedAt: now })
-    .where(and(eq(disputes.status, "open"), sql`${disputes.deadlineAt} <= ${now}`))
-    .run();
-  return result.meta.changes ?? 0;
+/** Disputes marked overdue per run; a larger backlog is finished by the next runs (every minute). */
+export const OVERDUE_CHUNK = 1000;
+
+/**
+ * Marks disputes past their deadline `overdue` for the admins' list, and tells each reporter
+ * (`dispute.overdue`), in one batch: the events are selected from the very rows the update then
+ * changes (both still require `open`, so a racing decision wins). Idempotent. Returns how many
+ * were marked and the webhook deliveries to enqueue.
+ */
+export async function markOverdueDisputes(
+  d1: Db,
+  now: number,
+): Promise<{ marked: number; deliveries: string[] }> {
+  const due = await all<{ id: string }>(
+    d1,
+    sql`SELECT id FROM disputes WHERE status = 'open' AND deadline_at <= ${now} ORDER BY deadline_at LIMIT ${OVERDUE_CHUNK}`,
+  );
+  if (due.length === 0) {
+    return { marked: 0, deliveries: [] };
+  }
+  const ids = JSON.stringify(due.map((d) => d.id));
+  const results = await batch(d1, [
+    ...eventsFromSelect(
+      { now },
+      sql`SELECT r.platform_id AS platform_id, 'dispute.overdue' AS type,
+            json_object('disputeId', d.id, 'reportId', d.report_id,
+              'deadlineAt', strftime('%Y-%m-%dT%H:%M:%SZ', d.deadline_at / 1000, 'unixepoch')) AS data,
+            j.key AS n
+          FROM json_each(${ids}) j JOIN disputes d ON d.id = j.value JOIN reports r ON r.id = d.report_id
+          WHERE d.status = 'open'`,
+    ),
+    sql`UPDATE disputes SET status = 'overdue', updated_at = ${now}
+        WHERE id IN (SELECT value FROM json_each(${ids})) AND status = 'open'`,
+  ]);
+  return { marked: results[results.length - 1]?.meta.changes ?? 0, deliveries: deliveriesOf(results) };
 }
 
 /**

@@ -1,12 +1,14 @@
 import { sql } from "drizzle-orm";
 import { checkpoint } from "../audit/ledger";
-import type { Config } from "../env";
+import type { Config, WebhookMessage } from "../env";
 import { all, batch } from "../lib/batch";
 import type { Db } from "../lib/db";
 import { orm } from "../lib/db";
 import { DAY_MS } from "../lib/time";
 import { auditInsert } from "./audit";
 import { markOverdueDisputes } from "./disputes";
+import { deliveriesOf, reportEvents, sendDeliveries } from "./events";
+import { resendDue } from "./webhooks";
 
 /** Reports deleted per batch: small enough for D1's statement limits, large enough to be quick. */
 export const PURGE_CHUNK = 200;
@@ -18,13 +20,24 @@ export interface MaintenanceRun {
   requestId: string;
   now: number;
   retentionDays: number;
+  /** Events and their webhook deliveries older than this are deleted (≥ 30). */
+  eventRetentionDays: number;
+  /** Where the webhook deliveries the run creates or re-sends go. */
+  webhooks: Queue<WebhookMessage>;
 }
+
+/** Events deleted per statement pair, and at most this many statement pairs per run. */
+export const EVENT_PURGE_CHUNK = 5000;
+export const MAX_EVENT_PURGE_CHUNKS = 10;
 
 export interface MaintenanceResult {
   reportsPurged: number;
   inquiriesPurged: number;
   tokenUsesPurged: number;
   disputesMarkedOverdue: number;
+  eventsPurged: number;
+  /** Unacknowledged webhook deliveries put on the queue again. */
+  webhooksResent: number;
   /** False when the retention backlog was larger than one run handles. */
   complete: boolean;
 }
@@ -36,12 +49,17 @@ export interface MaintenanceResult {
  *   links and disputes; the audit keeps that a purge happened and how many;
  * - inquiry-log rows older than the retention period are deleted;
  * - replay-protection rows of expired tokens are deleted;
- * - disputes open past their deadline are marked `overdue` for the admins' list.
+ * - disputes open past their deadline are marked `overdue` for the admins' list;
+ * - events (and their webhook deliveries) older than the event retention period are deleted.
+ * - webhook deliveries no receiver acknowledged in time are put on the queue again.
+ * Purged reports and overdue disputes tell their reporters (`report.expired`, `dispute.overdue`)
+ * in the same batch; the webhook deliveries this creates go on the queue at the end of the run.
  */
 export async function runMaintenance(d1: Db, run: MaintenanceRun): Promise<MaintenanceResult> {
   const db = orm(d1);
   const cutoff = run.now - run.retentionDays * DAY_MS;
   const ctx = { requestId: run.requestId, now: run.now };
+  const deliveries: string[] = [];
   let reportsPurged = 0;
   let complete = false;
   for (let chunk = 0; chunk < MAX_PURGE_CHUNKS; chunk++) {
@@ -55,7 +73,13 @@ export async function runMaintenance(d1: Db, run: MaintenanceRun): Promise<Maint
     }
     const ids = JSON.stringify(rows.map((r) => r.id));
     const inIds = sql`(SELECT value FROM json_each(${ids}))`;
-    await batch(d1, [
+    const results = await batch(d1, [
+      // Each reporter learns its record expired: `{reportId, caseId}`, its own references.
+      ...reportEvents(
+        { now: run.now },
+        "report.expired",
+        rows.map((r) => r.id),
+      ),
       sql`INSERT INTO audit_log (at, actor, action, target, request_id, outcome, details)
           SELECT ${run.now}, ${run.actor}, 'retention.purge', NULL, ${run.requestId}, 'ok',
             json_object('cutoff', ${cutoff}, 'reports', (SELECT count(*) FROM reports WHERE id IN ${inIds}),
@@ -65,6 +89,7 @@ export async function runMaintenance(d1: Db, run: MaintenanceRun): Promise<Maint
       sql`DELETE FROM disputes WHERE report_id IN ${inIds}`,
       sql`DELETE FROM reports WHERE id IN ${inIds}`,
     ]);
+    deliveries.push(...deliveriesOf(results));
     reportsPurged += rows.length;
   }
   const [inquiries, tokens] = await batch(d1, [
@@ -73,8 +98,20 @@ export async function runMaintenance(d1: Db, run: MaintenanceRun): Promise<Maint
   ]);
   const inquiriesPurged = inquiries?.meta.changes ?? 0;
   const tokenUsesPurged = tokens?.meta.changes ?? 0;
-  const disputesMarkedOverdue = await markOverdueDisputes(d1, run.now);
-  const result = { reportsPurged, inquiriesPurged, tokenUsesPurged, disputesMarkedOverdue, complete };
+  const overdue = await markOverdueDisputes(d1, run.now);
+  deliveries.push(...overdue.deliveries);
+  const eventsPurged = await purgeEvents(d1, run.now - run.eventRetentionDays * DAY_MS);
+  await sendDeliveries(run.webhooks, deliveries);
+  const webhooksResent = await resendDue(run.webhooks, d1, run.now);
+  const result = {
+    reportsPurged,
+    inquiriesPurged,
+    tokenUsesPurged,
+    disputesMarkedOverdue: overdue.marked,
+    eventsPurged,
+    webhooksResent,
+    complete,
+  };
   await auditInsert(db, ctx, {
     actor: run.actor,
     action: "maintenance.run",
@@ -84,16 +121,40 @@ export async function runMaintenance(d1: Db, run: MaintenanceRun): Promise<Maint
   return result;
 }
 
+/** Deletes events older than `cutoff` with their deliveries, oldest first, in bounded chunks. */
+async function purgeEvents(d1: Db, cutoff: number): Promise<number> {
+  let purged = 0;
+  for (let chunk = 0; chunk < MAX_EVENT_PURGE_CHUNKS; chunk++) {
+    const old = sql`(SELECT id FROM events WHERE at < ${cutoff} ORDER BY seq LIMIT ${EVENT_PURGE_CHUNK})`;
+    const [, events] = await batch(d1, [
+      sql`DELETE FROM webhook_deliveries WHERE event_id IN ${old}`,
+      sql`DELETE FROM events WHERE id IN ${old}`,
+    ]);
+    const n = events?.meta.changes ?? 0;
+    purged += n;
+    if (n < EVENT_PURGE_CHUNK) {
+      break;
+    }
+  }
+  return purged;
+}
+
 /**
- * The scheduled job (Cron Trigger every minute, or the admin trigger): maintenance, then seal
- * the audit chain and sign a checkpoint of its head.
+ * The scheduled job (Cron Trigger every minute, or the admin trigger): maintenance, then the
+ * webhook deliveries it created and those still unacknowledged past their time go on the queue,
+ * then seal the audit chain and sign a checkpoint of its head.
  */
 export async function scheduledJob(
   config: Config,
-  run: Omit<MaintenanceRun, "retentionDays">,
+  run: Omit<MaintenanceRun, "retentionDays" | "eventRetentionDays" | "webhooks">,
   db: Db = config.DB,
 ) {
-  const result = await runMaintenance(db, { ...run, retentionDays: config.RETENTION_DAYS });
+  const result = await runMaintenance(db, {
+    ...run,
+    retentionDays: config.RETENTION_DAYS,
+    eventRetentionDays: config.EVENT_RETENTION_DAYS,
+    webhooks: config.WEBHOOKS,
+  });
   const signed = await checkpoint(db, config.AUDIT_SIGNING_JWK, run.now);
   return { ...result, checkpoint: signed ? { seq: signed.seq, hash: signed.hash } : null };
 }

@@ -10,6 +10,7 @@ import { ProblemError } from "../lib/problem";
 import type { Report } from "../schemas/reports";
 import { auditInsert } from "./audit";
 import { commit } from "./commit";
+import { enqueueDeliveries, eventsFromSelect, reportEvents } from "./events";
 import { REPORT_COLUMNS, type ReportRow, toReport } from "./reports";
 
 export const REPORT_ID = /^rpt_[0-9A-HJKMNP-TV-Z]{26}$/;
@@ -94,23 +95,37 @@ export async function closeReport(
   if (!OPEN_STATUSES.includes(row.status)) {
     throw new ProblemError("conflict", `report ${args.id} is already ${row.status}`);
   }
-  const [, , , , after] = await commit(c, [
+  const disputeStatus = args.to === "retracted" ? "withdrawn" : "report_voided";
+  const results = await commit(c, [
     db
       .update(reports)
       .set({ status: args.to, statusReason: args.reason, disputeDeadlineAt: null, updatedAt: now })
       .where(and(eq(reports.id, args.id), inArray(reports.status, [...OPEN_STATUSES]))),
     abortUnlessChanged(),
+    // The opener of a dispute this closes learns its outcome; selected before the update below
+    // changes the dispute's status. The data names the dispute and the record, not the reporter.
+    // A report has at most one undecided dispute (disputes_one_undecided), hence `0 AS n`.
+    ...eventsFromSelect(
+      { now },
+      sql`SELECT d.opened_by AS platform_id, 'dispute.decided' AS type,
+            json_object('disputeId', d.id, 'reportId', d.report_id, 'status', ${disputeStatus},
+              'reportStatus', ${args.to}) AS data, 0 AS n
+          FROM disputes d
+          WHERE d.report_id = ${args.id} AND d.status IN (SELECT value FROM json_each(${JSON.stringify(UNDECIDED)}))`,
+    ),
     // A retraction withdraws, a void decides, any dispute still undecided on the report.
     db
       .update(disputes)
       .set({
-        status: args.to === "retracted" ? "withdrawn" : "report_voided",
+        status: disputeStatus,
         responseNote: args.reason,
         decidedBy: principal.actor,
         decidedAt: now,
         updatedAt: now,
       })
       .where(and(eq(disputes.reportId, args.id), inArray(disputes.status, [...UNDECIDED]))),
+    // A void is news to the reporter; a retraction is its own doing.
+    ...(args.to === "voided" ? reportEvents({ now }, "report.voided", [args.id]) : []),
     auditInsert(
       db,
       { requestId, now },
@@ -124,6 +139,8 @@ export async function closeReport(
     ),
     reportByIdSql(args.id, null),
   ]);
+  enqueueDeliveries(c, results);
+  const after = results[results.length - 1];
   const [updated] = rowsOf<ReportRow>(after);
   if (!updated) {
     throw new Error(`report ${args.id} vanished while it was being ${args.to}`);
