@@ -61,6 +61,8 @@ interface UsageRow {
   subjects: number;
   reports: number;
   lookupsPerReport: number | null;
+  subjectAccess: number;
+  disputesOpened: number;
 }
 
 interface Stats {
@@ -340,7 +342,7 @@ describe("PATCH /v1/admin/platforms/{id}", () => {
       ["/v1/reports", undefined],
       [`/v1/reports/${r.id}`, undefined],
       [`/v1/reports/${r.id}/retract`, { reason: "Suspended platforms cannot retract." }],
-      ["/v1/subject-access", { subjects: buyer }],
+      ["/v1/subject-access", { requestRef: "T-1", subjects: buyer }],
     ];
     for (const [path, body] of calls) {
       const res = await callJson(path, { token: await p.token(), body });
@@ -653,6 +655,8 @@ describe("GET /v1/admin/stats", () => {
       subjects: 60,
       reports: 1,
       lookupsPerReport: 60,
+      subjectAccess: 0,
+      disputesOpened: 0,
     });
     expect(usage.get(honest.id)).toEqual({
       platformId: honest.id,
@@ -660,6 +664,8 @@ describe("GET /v1/admin/stats", () => {
       subjects: 2,
       reports: 4,
       lookupsPerReport: 0.5,
+      subjectAccess: 0,
+      disputesOpened: 0,
     });
     expect(usage.get(silent.id)).toEqual({
       platformId: silent.id,
@@ -667,6 +673,8 @@ describe("GET /v1/admin/stats", () => {
       subjects: 3,
       reports: 0,
       lookupsPerReport: null,
+      subjectAccess: 0,
+      disputesOpened: 0,
     });
     // Ordered most suspicious first: look-ups without any report, then by look-ups per report.
     const order = stats.usage.map((u) => u.platformId);

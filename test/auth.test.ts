@@ -759,7 +759,7 @@ describe("suspended platform (403 on everything)", () => {
     expectProblem(list, 403, FORBIDDEN);
     const access = await callJson<Problem>("/v1/subject-access", {
       token: await s.token(),
-      body: { subjects },
+      body: { requestRef: "T-1", subjects },
     });
     expectProblem(access, 403, FORBIDDEN);
     expect(await reportCount(s.id)).toBe(before);
@@ -791,7 +791,7 @@ describe("scopes (a token's scope narrows, never widens)", () => {
     expect(write.body.detail).toMatch(/reports:write/);
     const dispute = await callJson<Problem>("/v1/subject-access", {
       token,
-      body: { subjects: await newBuyer() },
+      body: { requestRef: "T-1", subjects: await newBuyer() },
     });
     expectProblem(dispute, 403, FORBIDDEN);
     expect((await scoreQuery(token)).status).toBe(200);

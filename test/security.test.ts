@@ -368,7 +368,7 @@ const ROUTES: RouteCase[] = [
     path: "/v1/subject-access",
     access: "`disputes:write`",
     expected: "401 200 403 403 200 200 403 403",
-    build: async (w) => ({ path: "/v1/subject-access", body: { subjects: w.buyer } }),
+    build: async (w) => ({ path: "/v1/subject-access", body: { requestRef: "T-1", subjects: w.buyer } }),
   },
   {
     method: "POST",
@@ -912,7 +912,7 @@ describe("shape limits: nesting, arrays, strings, headers, pagination", () => {
       errorPath: /^subjects$/,
       max: 8,
       okStatus: 200,
-      body: async (n) => ({ subjects: await subjects(n) }),
+      body: async (n) => ({ requestRef: "T-1", subjects: await subjects(n) }),
     },
   ];
 
@@ -1264,7 +1264,10 @@ const BODY_ROUTES: BodyRoute[] = [
     route: "POST /v1/subject-access",
     method: "POST",
     admin: false,
-    valid: async () => ({ path: "/v1/subject-access", body: { subjects: await newBuyer() } }),
+    valid: async () => ({
+      path: "/v1/subject-access",
+      body: { requestRef: "T-1", subjects: await newBuyer() },
+    }),
     extras: { platformId: "someone-else", includePlatformIds: true },
   },
   {

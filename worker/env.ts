@@ -42,6 +42,7 @@ export const envSchema = z.object({
   RL_SCORES: limiter,
   RL_WRITES: limiter,
   RL_ADMIN: limiter,
+  RL_SUBJECT_ACCESS: limiter,
   RL_AUTH_FAILURES: limiter,
   /** 32+ random bytes, base64url: the server-side HMAC key applied to every subject hash. */
   LEDGER_PEPPER: z.string().regex(/^[A-Za-z0-9_-]{43,}$/, "must be at least 32 bytes, base64url"),
