@@ -37,7 +37,9 @@ import { scheduledJob } from "./services/maintenance";
 const app = newApp();
 
 app.use("*", requestContext());
-app.use("/v1/*", auditTrail(), rejectBadBookmark(), bearerAuth(), rateLimit(), jsonBody());
+// Authentication before anything else reads the request: a request without a valid token is
+// audited only within the rejected-token budget per source address, however else it is wrong.
+app.use("/v1/*", auditTrail(), bearerAuth(), rateLimit(), rejectBadBookmark(), jsonBody());
 
 // Open
 registerHealth(app);
