@@ -720,6 +720,19 @@ describe("GET /v1/admin/stats", () => {
 });
 
 describe("POST /v1/admin/maintenance/run", () => {
+  it("claims its token's jti: the same admin token twice → 401 with WWW-Authenticate, nothing run", async () => {
+    const token = await adminToken();
+    const first = await callJson("/v1/admin/maintenance/run", { token, body: {} });
+    expect(first.status).toBe(200);
+    const replay = await call("/v1/admin/maintenance/run", { token, body: {} });
+    expect(replay.status).toBe(401);
+    expect(replay.headers.get("www-authenticate")).toMatch(/^Bearer /);
+    const problem = (await replay.json()) as { detail: string };
+    expect(problem.detail).toMatch(/jti/);
+    const rows = await auditRowsEventually(replay.headers.get("x-request-id"));
+    expect(rows.map((r) => [r.action, r.outcome])).toEqual([["maintenance.trigger", "unauthenticated"]]);
+  });
+
   it("returns its counts: expired token rows, overdue disputes, purged reports; audited once", async () => {
     const reporter = await newPlatform();
     const opener = await newPlatform();
