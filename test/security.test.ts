@@ -1461,6 +1461,8 @@ describe("enumeration is visible in GET /v1/admin/stats", () => {
     subjects: number;
     reports: number;
     lookupsPerReport: number | null;
+    subjectAccess: number;
+    disputesOpened: number;
   }
 
   it("a platform looking up many distinct buyers and reporting few stands out by lookupsPerReport", async () => {
@@ -1505,6 +1507,8 @@ describe("enumeration is visible in GET /v1/admin/stats", () => {
       subjects: 102,
       reports: 1,
       lookupsPerReport: 102,
+      subjectAccess: 0,
+      disputesOpened: 0,
     });
     expect(byId.get(honest.id)).toEqual({
       platformId: honest.id,
@@ -1512,6 +1516,8 @@ describe("enumeration is visible in GET /v1/admin/stats", () => {
       subjects: 2,
       reports: 2,
       lookupsPerReport: 1,
+      subjectAccess: 0,
+      disputesOpened: 0,
     });
     expect(byId.get(silent.id)).toEqual({
       platformId: silent.id,
@@ -1519,6 +1525,8 @@ describe("enumeration is visible in GET /v1/admin/stats", () => {
       subjects: 50,
       reports: 0,
       lookupsPerReport: null,
+      subjectAccess: 0,
+      disputesOpened: 0,
     });
     // Sorted most suspicious first: no reports at all, then the highest ratio.
     const order = stats.body.usage.map((u) => u.platformId);
