@@ -27,11 +27,16 @@ export function normalisePhone(input: string): string {
 const GMAIL_DOMAINS = new Set(["gmail.com", "googlemail.com"]);
 
 /**
- * Trimmed and lower-cased; the domain in ASCII (punycode); a `+tag` removed; for Gmail, dots
- * in the local part removed and the domain made gmail.com.
+ * Trimmed, Unicode NFC and lower-cased (the whole address, local part included); the domain in
+ * ASCII (punycode); a `+tag` removed; for Gmail, dots in the local part removed and the domain
+ * made gmail.com. NFC runs before and after lower-casing: case mapping can leave a string
+ * that is no longer NFC, and NFC is not closed under lower-casing, so NFC ∘ lower ∘ NFC gives
+ * one form for every canonically equivalent spelling (identifier rules v2; docs/api.md).
+ *
+ * @example normaliseEmail("Jose\u0301@Example.com") → "josé@example.com" (é precomposed)
  */
 export function normaliseEmail(input: string): string {
-  const value = input.trim().toLowerCase();
+  const value = input.trim().normalize("NFC").toLowerCase().normalize("NFC");
   const at = value.lastIndexOf("@");
   if (at <= 0 || at === value.length - 1 || value.indexOf("@") !== at || /\s/.test(value)) {
     throw new IdentifierError(`not an e-mail address: ${JSON.stringify(input)}`);

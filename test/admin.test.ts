@@ -62,6 +62,8 @@ interface UsageRow {
   subjects: number;
   reports: number;
   lookupsPerReport: number | null;
+  subjectAccess: number;
+  disputesOpened: number;
 }
 
 interface Stats {
@@ -341,7 +343,7 @@ describe("PATCH /v1/admin/platforms/{id}", () => {
       ["/v1/reports", undefined],
       [`/v1/reports/${r.id}`, undefined],
       [`/v1/reports/${r.id}/retract`, { reason: "Suspended platforms cannot retract." }],
-      ["/v1/subject-access", { subjects: buyer }],
+      ["/v1/subject-access", { requestRef: "T-1", subjects: buyer }],
     ];
     for (const [path, body] of calls) {
       const res = await callJson(path, { token: await p.token(), body });
@@ -658,6 +660,8 @@ describe("GET /v1/admin/stats", () => {
       subjects: 60,
       reports: 1,
       lookupsPerReport: 60,
+      subjectAccess: 0,
+      disputesOpened: 0,
     });
     expect(usage.get(honest.id)).toEqual({
       platformId: honest.id,
@@ -665,6 +669,8 @@ describe("GET /v1/admin/stats", () => {
       subjects: 2,
       reports: 4,
       lookupsPerReport: 0.5,
+      subjectAccess: 0,
+      disputesOpened: 0,
     });
     expect(usage.get(silent.id)).toEqual({
       platformId: silent.id,
@@ -672,6 +678,8 @@ describe("GET /v1/admin/stats", () => {
       subjects: 3,
       reports: 0,
       lookupsPerReport: null,
+      subjectAccess: 0,
+      disputesOpened: 0,
     });
     // Ordered most suspicious first: look-ups without any report, then by look-ups per report.
     const order = stats.usage.map((u) => u.platformId);
@@ -717,6 +725,19 @@ describe("GET /v1/admin/stats", () => {
 });
 
 describe("POST /v1/admin/maintenance/run", () => {
+  it("claims its token's jti: the same admin token twice → 401 with WWW-Authenticate, nothing run", async () => {
+    const token = await adminToken();
+    const first = await callJson("/v1/admin/maintenance/run", { token, body: {} });
+    expect(first.status).toBe(200);
+    const replay = await call("/v1/admin/maintenance/run", { token, body: {} });
+    expect(replay.status).toBe(401);
+    expect(replay.headers.get("www-authenticate")).toMatch(/^Bearer /);
+    const problem = (await replay.json()) as { detail: string };
+    expect(problem.detail).toMatch(/jti/);
+    const rows = await auditRowsEventually(replay.headers.get("x-request-id"));
+    expect(rows.map((r) => [r.action, r.outcome])).toEqual([["maintenance.trigger", "unauthenticated"]]);
+  });
+
   it("returns its counts: expired token rows, overdue disputes, purged reports; audited once", async () => {
     const reporter = await newPlatform();
     const opener = await newPlatform();

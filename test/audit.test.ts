@@ -674,18 +674,24 @@ const CASES: { name: string; run: (f: Fixture) => Promise<CaseResult> }[] = [
     async run({ other, buyer }) {
       const res = await callJson("/v1/subject-access", {
         token: await other.token(),
-        body: { subjects: buyer },
+        body: { requestRef: "T-1", subjects: buyer },
       });
+      const requestId = await requestIdOf(res);
       return {
         status: res.status,
-        requestId: await requestIdOf(res),
+        requestId,
         expected: [
           {
             action: "subject.access",
             actor: `platform:${other.id}`,
-            target: null,
+            target: "T-1",
             outcome: "ok",
-            details: { subjectKeys: await pepperedKeys(buyer) },
+            details: {
+              requestRef: "T-1",
+              subjectKeys: await pepperedKeys(buyer),
+              page: 1,
+              accessRequestId: requestId,
+            },
           },
         ],
       };
@@ -1126,7 +1132,7 @@ describe("the hash chain", () => {
         return {
           path: "/v1/subject-access",
           token: await (p3 as TestPlatform).token(),
-          body: { subjects: buyer },
+          body: { requestRef: "T-1", subjects: buyer },
         };
       }),
     );
@@ -1668,8 +1674,19 @@ describe("GET /v1/admin/stats", () => {
       subjects: 8,
       reports: 3,
       lookupsPerReport: 2.7,
+      subjectAccess: 0,
+      disputesOpened: 0,
     });
-    expect(after.usage.find((u) => u.platformId === asker.id)).toBeUndefined();
+    // The opener of the dispute is listed for it alone.
+    expect(after.usage.find((u) => u.platformId === asker.id)).toEqual({
+      platformId: asker.id,
+      queries: 0,
+      subjects: 0,
+      reports: 0,
+      lookupsPerReport: null,
+      subjectAccess: 0,
+      disputesOpened: 1,
+    });
 
     expect(after.audit.lastCheckpoint).toEqual({ seq: cp.seq, at: new Date(cp.at).toISOString() });
     const max = await env.DB.prepare("SELECT max(seq) AS m FROM audit_log").first<{ m: number }>();

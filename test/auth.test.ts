@@ -14,6 +14,7 @@ import {
   call,
   callJson,
   countRows,
+  inOneRateLimitWindow,
   newBuyer,
   newKeyPair,
   newPlatform,
@@ -759,7 +760,7 @@ describe("suspended platform (403 on everything)", () => {
     expectProblem(list, 403, FORBIDDEN);
     const access = await callJson<Problem>("/v1/subject-access", {
       token: await s.token(),
-      body: { subjects },
+      body: { requestRef: "T-1", subjects },
     });
     expectProblem(access, 403, FORBIDDEN);
     expect(await reportCount(s.id)).toBe(before);
@@ -791,7 +792,7 @@ describe("scopes (a token's scope narrows, never widens)", () => {
     expect(write.body.detail).toMatch(/reports:write/);
     const dispute = await callJson<Problem>("/v1/subject-access", {
       token,
-      body: { subjects: await newBuyer() },
+      body: { requestRef: "T-1", subjects: await newBuyer() },
     });
     expectProblem(dispute, 403, FORBIDDEN);
     expect((await scoreQuery(token)).status).toBe(200);
@@ -982,6 +983,64 @@ describe("rejected-token audit is rate limited per source address", () => {
 
     // Another source is still audited: the limit is per source, not global.
     await expectRejected(p, "Bearer not.a.jwt", /not a JWT/);
+  });
+});
+
+describe("unauthenticated requests write at most the rejected-token budget", () => {
+  /** Audit entries of anonymous requests that name `marker` in their target or details. */
+  const anonymousEntriesFor = (marker: string) =>
+    countRows(
+      "audit_log",
+      "actor = 'anonymous' AND (instr(coalesce(target, ''), ?1) > 0 OR instr(coalesce(details, ''), ?1) > 0)",
+      marker,
+    );
+
+  it("100 anonymous requests with a malformed Pixiu-Bookmark write at most 20 audit entries", async () => {
+    const { marker, statuses } = await inOneRateLimitWindow(async () => {
+      const marker = uniqueId("flood");
+      const source = freshSource();
+      const statuses: number[] = [];
+      for (let chunk = 0; chunk < 4; chunk++) {
+        const responses = await Promise.all(
+          Array.from({ length: 25 }, () =>
+            call(`/v1/reports/${marker}`, {
+              headers: { "pixiu-bookmark": "not a bookmark", "cf-connecting-ip": source },
+            }),
+          ),
+        );
+        for (const res of responses) {
+          statuses.push(res.status);
+          await res.arrayBuffer();
+        }
+      }
+      return { marker, statuses };
+    });
+    // Authentication comes first: no token is a 401 whatever the bookmark.
+    expect(new Set(statuses)).toEqual(new Set([401]));
+    for (let i = 0; i < 100 && (await anonymousEntriesFor(marker)) < AUDITED_REJECTIONS_PER_PERIOD; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    // Entries written after the response (waitUntil) have had time to land.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await anonymousEntriesFor(marker)).toBe(AUDITED_REJECTIONS_PER_PERIOD);
+  });
+
+  it("stored paths and targets are cut to 256 characters, with a marker", async () => {
+    const long = `/v1/reports/${uniqueId("long")}${"x".repeat(3000)}`;
+    const anonymous = await call(long, { headers: { "cf-connecting-ip": freshSource() } });
+    expect(anonymous.status).toBe(401);
+    const [rejected] = await auditRowsEventually(anonymous.headers.get("x-request-id") as string);
+    expect(rejected?.action).toBe("auth.reject");
+    expect(rejected?.target).toHaveLength(256);
+    expect(rejected?.target?.endsWith("…")).toBe(true);
+    expect(rejected?.target?.startsWith("GET /v1/reports/long-")).toBe(true);
+
+    const known = await call(long, { token: await p.token() });
+    expect(known.status).toBe(422);
+    const [refused] = await auditRowsEventually(known.headers.get("x-request-id") as string);
+    const path = (JSON.parse(refused?.details ?? "{}") as { path: string }).path;
+    expect(path).toHaveLength(256);
+    expect(path.endsWith("…")).toBe(true);
   });
 });
 

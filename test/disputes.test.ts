@@ -13,9 +13,11 @@ import {
   callJson,
   countRows,
   createReport,
+  errorPaths,
   newBuyer,
   newPlatform,
   type TestPlatform,
+  uniqueId,
 } from "./harness";
 
 const DAY = 86_400_000;
@@ -66,6 +68,7 @@ interface AccessRecord {
 interface Access {
   records: AccessRecord[];
   inquiries: { at: string; purpose: string; platformName: string }[];
+  nextCursor: string | null;
 }
 
 interface MaintenanceResult {
@@ -114,8 +117,12 @@ async function resolve(id: string, outcome: "report_upheld" | "report_voided", t
   });
 }
 
-async function subjectAccess(p: TestPlatform, subjects: Subject[]) {
-  return callJson<Access>("/v1/subject-access", { token: await p.token(), body: { subjects } });
+/** One page of a subject-access request (a fresh `requestRef` unless given). */
+async function subjectAccess(p: TestPlatform, subjects: Subject[], extra: Record<string, unknown> = {}) {
+  return callJson<Access>("/v1/subject-access", {
+    token: await p.token(),
+    body: { requestRef: uniqueId("SAR"), subjects, ...extra },
+  });
 }
 
 async function runMaintenance() {
@@ -645,7 +652,7 @@ describe("POST /v1/subject-access", () => {
 
     const res = await call("/v1/subject-access", {
       token: await buyerPlatform.token(),
-      body: { subjects: buyer },
+      body: { requestRef: "TICKET-1", subjects: buyer },
     });
     expect(res.status).toBe(200);
     const text = await res.text();
@@ -714,15 +721,17 @@ describe("POST /v1/subject-access", () => {
     // Newest first.
     const times = inquiries.map((i) => Date.parse(i.at));
     expect([...times].sort((a, b) => b - a)).toEqual(times);
-    // Subject access is not itself an inquiry.
-    expect((await subjectAccess(asker1, buyer)).body.inquiries).toHaveLength(4);
+    // Subject access is itself an inquiry, shown from the next answer on.
+    const next = (await subjectAccess(asker2, buyer)).body.inquiries;
+    expect(next).toHaveLength(5);
+    expect(next[0]).toMatchObject({ purpose: "subject_access", platformName: `Platform ${asker1.id}` });
   });
 
   it("an unknown buyer gets empty arrays", async () => {
     const p = await newPlatform();
     const res = await subjectAccess(p, await newBuyer());
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ records: [], inquiries: [] });
+    expect(res.body).toEqual({ records: [], inquiries: [], nextCursor: null });
   });
 
   it("writes one audit entry subject.access with the subject keys; needs disputes:write", async () => {
@@ -730,13 +739,23 @@ describe("POST /v1/subject-access", () => {
     const p = await newPlatform();
     const buyer = await newBuyer();
     const report = await createReport(reporter, buyer);
-    const res = await call("/v1/subject-access", { token: await p.token(), body: { subjects: buyer } });
+    const res = await call("/v1/subject-access", {
+      token: await p.token(),
+      body: { requestRef: "zendesk:48213", subjects: buyer },
+    });
     expect(res.status).toBe(200);
-    const rows = await auditRows(res.headers.get("x-request-id"));
+    const requestId = res.headers.get("x-request-id");
+    const rows = await auditRows(requestId);
     expect(rows).toHaveLength(1);
-    expect(rows[0]).toMatchObject({ action: "subject.access", actor: `platform:${p.id}`, outcome: "ok" });
-    const details = JSON.parse(rows[0]?.details ?? "{}") as { subjectKeys: string[] };
-    expect([...details.subjectKeys].sort()).toEqual(report.subjects.map((s) => s.key).sort());
+    expect(rows[0]).toMatchObject({
+      action: "subject.access",
+      actor: `platform:${p.id}`,
+      outcome: "ok",
+      target: "zendesk:48213",
+    });
+    const details = JSON.parse(rows[0]?.details ?? "{}") as Record<string, unknown>;
+    expect(details).toMatchObject({ requestRef: "zendesk:48213", page: 1, accessRequestId: requestId });
+    expect([...(details.subjectKeys as string[])].sort()).toEqual(report.subjects.map((s) => s.key).sort());
     // No identifier or platform hash in the log.
     for (const s of buyer) {
       expect(rows[0]?.details).not.toContain(s.hash);
@@ -744,6 +763,222 @@ describe("POST /v1/subject-access", () => {
 
     const scoped = await newPlatform({ scopes: ["scores:read"] });
     expect((await subjectAccess(scoped, buyer)).status).toBe(403);
+  });
+  it("is a look-up itself: one subject_access inquiry in the buyer's next answer, counted in usage beside disputes", async () => {
+    const reporter = await newPlatform();
+    const p = await newPlatform();
+    const buyer = await newBuyer();
+    const report = await createReport(reporter, buyer);
+    await openOk(p, report.id, buyer);
+
+    const first = await subjectAccess(p, buyer, { requestRef: "T-1" });
+    expect(first.status).toBe(200);
+    expect(first.body.inquiries).toEqual([]);
+    const { results: logged } = await env.DB.prepare(
+      "SELECT subject_key, purpose, request_id FROM inquiries WHERE platform_id = ? ORDER BY subject_key",
+    )
+      .bind(p.id)
+      .all<{ subject_key: string; purpose: string; request_id: string }>();
+    expect(logged).toEqual(
+      report.subjects
+        .map((s) => s.key)
+        .sort()
+        .map((key) => ({
+          subject_key: key,
+          purpose: "subject_access",
+          request_id: first.headers.get("x-request-id"),
+        })),
+    );
+
+    const second = await subjectAccess(p, buyer, { requestRef: "T-2" });
+    expect(second.body.inquiries).toEqual([
+      { at: expect.any(String), purpose: "subject_access", platformName: `Platform ${p.id}` },
+    ]);
+    // A score query cannot borrow the purpose.
+    const borrowed = await callJson("/v1/scores/query", {
+      token: await p.token(),
+      body: { subjects: buyer, purpose: "subject_access" },
+    });
+    expect(borrowed.status).toBe(422);
+
+    const stats = await callJson<{ usage: Record<string, unknown>[] }>("/v1/admin/stats", {
+      token: await adminToken(),
+    });
+    expect(stats.body.usage.find((u) => u.platformId === p.id)).toMatchObject({
+      queries: 0,
+      subjectAccess: 2,
+      disputesOpened: 1,
+    });
+    expect(stats.body.usage.find((u) => u.platformId === reporter.id)).toMatchObject({
+      reports: 1,
+      subjectAccess: 0,
+      disputesOpened: 0,
+    });
+  });
+
+  it("requires requestRef (1–128 of A–Z a–z 0–9 . _ : -): 422 and nothing written", async () => {
+    const p = await newPlatform();
+    const buyer = await newBuyer();
+    for (const requestRef of [undefined, "", "x".repeat(129), "two words", "ticket/1"]) {
+      const res = await callJson("/v1/subject-access", {
+        token: await p.token(),
+        body: { requestRef, subjects: buyer },
+      });
+      expect(res.status, String(requestRef)).toBe(422);
+      expect(errorPaths(res.body)).toContain("requestRef");
+    }
+    for (const limit of [0, 501, 1.5]) {
+      const res = await subjectAccess(p, buyer, { limit });
+      expect(res.status, String(limit)).toBe(422);
+    }
+    expect(await countRows("inquiries", "platform_id = ?", p.id)).toBe(0);
+    expect(await countRows("usage_daily", "platform_id = ? AND subject_access > 0", p.id)).toBe(0);
+    expect(
+      await countRows(
+        "audit_log",
+        "actor = ? AND action = 'subject.access' AND outcome = 'ok'",
+        `platform:${p.id}`,
+      ),
+    ).toBe(0);
+  });
+
+  it("pages through 250 records and 250 look-ups, each exactly once, newest first; the pages are one inquiry", async () => {
+    const reporter = await newPlatform();
+    const asker = await newPlatform();
+    const p = await newPlatform();
+    const buyer = await newBuyer();
+    const seeded = await createReport(reporter, buyer);
+    const [k0, k1] = seeded.subjects.map((s) => s.key) as [string, string];
+    const base = Date.now() - 30 * DAY;
+    const tag = uniqueId("seed").replace(/[^a-z0-9]/gi, "");
+    // 249 more records, ten to an incident time (ties break on the ref), some under both keys.
+    await env.DB.batch([
+      env.DB.prepare(
+        `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 249)
+         INSERT INTO reports (id, platform_id, case_id, status, category, confirmation, incident_at, confirmed_at,
+           amount_value, amount_currency, evidence, content_hash, created_at, updated_at)
+         SELECT 'rpt_' || ?1 || printf('%04d', i), ?2, 'C-' || ?1 || i, 'retracted', 'ai_generated_image',
+           'manual_review', ?3 - (i / 10) * 86400000, ?3, 100, 'CNY', '[]', 'x', ?3, ?3 FROM n`,
+      ).bind(tag, reporter.id, base),
+      env.DB.prepare(
+        `INSERT INTO report_subjects (subject_key, report_id, subject_type, platform_id, incident_at, counted)
+         SELECT CASE WHEN substr(r.id, -1) IN ('1', '3', '5', '7', '9') THEN ?2 ELSE ?3 END, r.id, 'phone',
+           r.platform_id, r.incident_at, 0
+         FROM reports r WHERE r.id LIKE 'rpt_' || ?1 || '%'`,
+      ).bind(tag, k0, k1),
+      env.DB.prepare(
+        `INSERT INTO report_subjects (subject_key, report_id, subject_type, platform_id, incident_at, counted)
+         SELECT ?2, r.id, 'device', r.platform_id, r.incident_at, 0
+         FROM reports r WHERE r.id LIKE 'rpt_' || ?1 || '%0'`,
+      ).bind(tag, k0),
+      // 250 look-ups, two to a time; every third under both keys (still one look-up).
+      env.DB.prepare(
+        `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 250)
+         INSERT INTO inquiries (subject_key, platform_id, purpose, at, request_id)
+         SELECT ?2, ?4, 'refund_review', ?5 - (i / 2) * 1000, 'req_' || ?1 || printf('%04d', i) FROM n
+         UNION ALL
+         SELECT ?3, ?4, 'refund_review', ?5 - (i / 2) * 1000, 'req_' || ?1 || printf('%04d', i) FROM n WHERE i % 3 = 0`,
+      ).bind(tag, k0, k1, asker.id, base),
+    ]);
+
+    const requestRef = uniqueId("SAR");
+    const refs: string[] = [];
+    const incidents: number[] = [];
+    const times: number[] = [];
+    const pageSizes: [number, number][] = [];
+    let cursor: string | undefined;
+    for (let page = 0; page < 10; page++) {
+      const res = await subjectAccess(p, buyer, { requestRef, limit: 100, ...(cursor ? { cursor } : {}) });
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      pageSizes.push([res.body.records.length, res.body.inquiries.length]);
+      refs.push(...res.body.records.map((r) => r.ref));
+      incidents.push(
+        ...res.body.records.map((r) => Date.parse((r as unknown as { incidentAt: string }).incidentAt)),
+      );
+      times.push(...res.body.inquiries.map((i) => Date.parse(i.at)));
+      expect(res.body.inquiries.every((i) => i.purpose === "refund_review")).toBe(true);
+      if (!res.body.nextCursor) {
+        break;
+      }
+      cursor = res.body.nextCursor;
+    }
+    expect(pageSizes).toEqual([
+      [100, 100],
+      [100, 100],
+      [50, 50],
+    ]);
+    expect(new Set(refs).size).toBe(250);
+    expect(refs).toContain(seeded.id);
+    expect([...incidents].sort((a, b) => b - a)).toEqual(incidents);
+    const expectedTimes = Array.from({ length: 250 }, (_, k) => base - Math.floor((k + 1) / 2) * 1000);
+    expect(times).toEqual(expectedTimes.sort((a, b) => b - a));
+
+    // Three pages, one buyer request: the next answer lists it once.
+    const next = await subjectAccess(asker, buyer, { limit: 500 });
+    expect(next.body.inquiries).toHaveLength(251);
+    expect(next.body.inquiries.filter((i) => i.purpose === "subject_access")).toEqual([
+      { at: expect.any(String), purpose: "subject_access", platformName: `Platform ${p.id}` },
+    ]);
+    // Every page counted and audited.
+    expect(await countRows("usage_daily", "platform_id = ? AND subject_access = 3", p.id)).toBe(1);
+    const { results: audited } = await env.DB.prepare(
+      "SELECT details FROM audit_log WHERE actor = ? AND action = 'subject.access' ORDER BY seq",
+    )
+      .bind(`platform:${p.id}`)
+      .all<{ details: string }>();
+    expect(audited.map((a) => (JSON.parse(a.details) as { page: number; requestRef: string }).page)).toEqual([
+      1, 2, 3,
+    ]);
+  }, 30_000);
+
+  it("a tampered cursor, or one used with other subjects, requestRef or platform, is a 422 that writes nothing", async () => {
+    const reporter = await newPlatform();
+    const p = await newPlatform();
+    const other = await newPlatform();
+    const buyer = await newBuyer();
+    await createReport(reporter, buyer);
+    await createReport(reporter, buyer);
+    const requestRef = "T-77";
+    const first = await subjectAccess(p, buyer, { requestRef, limit: 1 });
+    expect(first.status).toBe(200);
+    const cursor = first.body.nextCursor as string;
+    expect(cursor).toEqual(expect.any(String));
+    const [payload, mac] = cursor.split(".") as [string, string];
+    const decoded = JSON.parse(atob(payload.replace(/-/g, "+").replace(/_/g, "/"))) as Record<
+      string,
+      unknown
+    >;
+    const forged = btoa(JSON.stringify({ ...decoded, n: 1 }))
+      .replace(/\+/g, "-")
+      .replace(/\//g, "_")
+      .replace(/=+$/, "");
+    const flip = (text: string, at: number) =>
+      `${text.slice(0, at)}${text[at] === "A" ? "B" : "A"}${text.slice(at + 1)}`;
+    const inquiriesBefore = await countRows("inquiries", "platform_id = ?", p.id);
+
+    const cases: [string, TestPlatform, Subject[], string, string][] = [
+      ["changed payload", p, buyer, requestRef, `${forged}.${mac}`],
+      ["changed mac", p, buyer, requestRef, `${payload}.${flip(mac, 5)}`],
+      ["not a cursor", p, buyer, requestRef, "abc"],
+      ["other subjects", p, await newBuyer(), requestRef, cursor],
+      ["one subject fewer", p, [buyer[0] as Subject], requestRef, cursor],
+      ["other requestRef", p, buyer, "T-78", cursor],
+      ["other platform", other, buyer, requestRef, cursor],
+    ];
+    for (const [name, who, subjects, ref, c] of cases) {
+      const res = await subjectAccess(who, subjects, { requestRef: ref, limit: 1, cursor: c });
+      expect(res.status, name).toBe(422);
+      expect(errorPaths(res.body), name).toEqual(["cursor"]);
+    }
+    expect(await countRows("inquiries", "platform_id = ?", p.id)).toBe(inquiriesBefore);
+    expect(await countRows("inquiries", "platform_id = ?", other.id)).toBe(0);
+
+    // The subjects in another order are the same subjects.
+    const reordered = await subjectAccess(p, [...buyer].reverse(), { requestRef, limit: 1, cursor });
+    expect(reordered.status).toBe(200);
+    expect(reordered.body.records).toHaveLength(1);
+    expect(reordered.body.records[0]?.ref).not.toBe(first.body.records[0]?.ref);
+    expect(reordered.body.nextCursor).toBeNull();
   });
 });
 

@@ -294,6 +294,46 @@ describe("email", () => {
   });
 });
 
+describe("email: Unicode normalisation (identifier rules v2)", () => {
+  it.each([
+    // A combining acute accent after e, and the precomposed é.
+    ["Jose\u0301@example.com", "José@example.com", "josé@example.com"],
+    // Hangul: conjoining jamo and the precomposed syllables.
+    ["\u1112\u1161\u11AB\u1100\u1173\u11AF@example.com", "한글@example.com", "한글@example.com"],
+    // Upper-case with a combining mark: lower-casing between two NFC passes.
+    ["A\u030Angstro\u0308m@example.com", "Ångström@example.com", "ångström@example.com"],
+    // Gmail rules still apply after normalisation.
+    ["Jo.se\u0301+x@GoogleMail.com", "josé@gmail.com", "josé@gmail.com"],
+  ])("%j and %j normalise to %j and hash the same", async (decomposed, composed, expected) => {
+    expect(normaliseEmail(decomposed)).toBe(expected);
+    expect(normaliseEmail(composed)).toBe(expected);
+    expect(normaliseEmail(decomposed).normalize("NFC")).toBe(normaliseEmail(decomposed));
+    expect(await hashOf("email", decomposed)).toBe(await hashOf("email", composed));
+  });
+
+  it("the NFC and NFD spellings of any address hash the same", async () => {
+    const letters = [..."aeiouAEIOUnNcCsSzZ", "é", "Å", "ö", "ñ", "ç", "ß", "ǅ", "한", "글", "ﬁ", "Ω", "Ω"];
+    await fc.assert(
+      fc.asyncProperty(
+        fc.string({ unit: fc.constantFrom(...letters), minLength: 1, maxLength: 10 }),
+        fc.constantFrom(...EMAIL_DOMAINS),
+        async (local, domain) => {
+          const address = `${local}@${domain}`;
+          const nfc = address.normalize("NFC");
+          const nfd = address.normalize("NFD");
+          expect(normaliseEmail(nfd)).toBe(normaliseEmail(nfc));
+          expect(await hashOf("email", nfd)).toBe(await hashOf("email", nfc));
+          // The normalised form is NFC and a fixed point.
+          const once = normaliseEmail(nfd);
+          expect(once.normalize("NFC")).toBe(once);
+          expect(normaliseEmail(once)).toBe(once);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
+
 // ---------------------------------------------------------------------------------------------
 // PRC resident identity number
 // ---------------------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ describe("dispute lifecycle smoke", () => {
     expect(resp.status, JSON.stringify(resp.body)).toBe(200);
     const access = await callJson<{ records: unknown[]; inquiries: unknown[] }>("/v1/subject-access", {
       token: await buyerPlatform.token(),
-      body: { subjects: buyer },
+      body: { requestRef: "ticket-1", subjects: buyer },
     });
     expect(access.status, JSON.stringify(access.body)).toBe(200);
     expect(access.body.records).toHaveLength(1);

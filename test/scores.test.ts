@@ -740,7 +740,7 @@ describe("query plans of the hot SQL", () => {
     requests.push(
       await recorded(`/v1/reports?cursor=${cursor}&limit=1`, await reporter.token()),
       await recorded(`/v1/disputes/${opened?.body.id as string}`, await reporter.token()),
-      await recorded("/v1/subject-access", await opener.token(), { subjects: buyer }),
+      await recorded("/v1/subject-access", await opener.token(), { requestRef: "T-1", subjects: buyer }),
       await recorded(`/v1/reports/${id}/retract`, await reporter.token(), { reason: "Filed in error." }),
     );
     let checked = 0;

@@ -48,6 +48,7 @@ export const envSchema = z.object({
   RL_SCORES: limiter,
   RL_WRITES: limiter,
   RL_ADMIN: limiter,
+  RL_SUBJECT_ACCESS: limiter,
   RL_AUTH_FAILURES: limiter,
   /** Producer of `pixiu-webhooks`: one message per webhook delivery (docs/due-process.md). */
   WEBHOOKS: queue<WebhookMessage>(),

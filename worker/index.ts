@@ -44,7 +44,9 @@ import { deadLetterBatch, deliverBatch, WEBHOOK_DLQ, WEBHOOK_QUEUE } from "./ser
 const app = newApp();
 
 app.use("*", requestContext());
-app.use("/v1/*", auditTrail(), rejectBadBookmark(), bearerAuth(), rateLimit(), jsonBody());
+// Authentication before anything else reads the request: a request without a valid token is
+// audited only within the rejected-token budget per source address, however else it is wrong.
+app.use("/v1/*", auditTrail(), bearerAuth(), rateLimit(), rejectBadBookmark(), jsonBody());
 
 // Open
 registerHealth(app);

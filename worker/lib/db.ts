@@ -30,7 +30,7 @@ export function isBookmark(value: string): boolean {
  * the primary ("first-primary"), which is at or after any bookmark, so a precondition never
  * reads a lagging copy. Reads start at the caller's bookmark when it sent one (read-your-writes)
  * and otherwise anywhere ("first-unconstrained": the nearest replica may answer). A malformed
- * bookmark is ignored here and refused by `rejectBadBookmark` once the request is audited.
+ * bookmark is ignored here and refused by `rejectBadBookmark` once the request is authenticated.
  * Without read replication the database is its own only copy and every constraint behaves alike.
  */
 export function openSession(db: D1Database, method: string, bookmark: string | undefined): D1DatabaseSession {

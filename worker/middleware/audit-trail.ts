@@ -1,13 +1,17 @@
 import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../app";
 import { orm } from "../lib/db";
-import { auditInsert, outcomeForStatus } from "../services/audit";
+import { auditInsert, clipForAudit, outcomeForStatus } from "../services/audit";
+import { anonymousAuditAllowed } from "./auth";
 
 /**
  * Makes sure every API request leaves an audit entry. Handlers that change state write their
  * entry in their own batch (and mark the request audited); for the rest — reads, and requests
  * refused before a handler ran (403, 413, 422, 429…) — this writes one after the response,
- * off the latency path, with the status the caller actually received.
+ * off the latency path, with the status the caller actually received. A request without a
+ * principal is audited within the rejected-token budget per source address
+ * (`anonymousAuditAllowed`), so unauthenticated traffic cannot flood the log; the stored path is
+ * cut to 256 characters.
  */
 export function auditTrail(): MiddlewareHandler<AppEnv> {
   return async function auditTrail(c, next) {
@@ -26,11 +30,16 @@ export function auditTrail(): MiddlewareHandler<AppEnv> {
         action: c.get("action") ?? "request",
         target: c.var.auditTarget,
         outcome: outcomeForStatus(status),
-        details: { method: c.req.method, path: c.req.path, status },
+        details: { method: c.req.method, path: clipForAudit(c.req.path), status },
       },
-    ).run();
+    );
+    const audit = async () => {
+      if (principal || (await anonymousAuditAllowed(c))) {
+        await write.run();
+      }
+    };
     c.executionCtx.waitUntil(
-      write.catch((err) => console.error("audit write failed", requestId, String(err))),
+      audit().catch((err) => console.error("audit write failed", requestId, String(err))),
     );
   };
 }

@@ -60,11 +60,20 @@ export function bearerAuth(): MiddlewareHandler<AppEnv> {
   };
 }
 
+/**
+ * Whether an audit entry of a request without a principal may be written: at most
+ * RL_AUTH_FAILURES entries per source address and period, whatever refused the request, so no
+ * unauthenticated flood writes more than that budget to the log.
+ */
+export async function anonymousAuditAllowed(c: Context<AppEnv>): Promise<boolean> {
+  const { success } = await c.var.config.RL_AUTH_FAILURES.limit({ key: `auth-fail:${sourceAddress(c)}` });
+  return success;
+}
+
 async function auditRejectedToken(c: Context<AppEnv>, reason: string, claimedIssuer: string | null) {
   c.set("audited", true);
   const source = sourceAddress(c);
-  const { success } = await c.var.config.RL_AUTH_FAILURES.limit({ key: `auth-fail:${source}` });
-  if (!success) {
+  if (!(await anonymousAuditAllowed(c))) {
     return;
   }
   const write = auditInsert(

@@ -37,8 +37,9 @@ export function requestContext(): MiddlewareHandler<AppEnv> {
 }
 
 /**
- * Refuses a malformed `Pixiu-Bookmark` header with a 422. It runs after the audit trail, so the
- * refusal is audited like any other.
+ * Refuses a malformed `Pixiu-Bookmark` header with a 422. It runs after authentication (and the
+ * rate limit), so the refusal is audited like any other, and a request without a valid token
+ * is a 401 whose audit entry counts against the rejected-token budget.
  */
 export function rejectBadBookmark(): MiddlewareHandler<AppEnv> {
   return async function rejectBadBookmark(c, next) {

@@ -111,7 +111,7 @@ export function nestingDepth(text: string): number {
 export const RATE_LIMIT_PERIOD_SECONDS = 60;
 
 /**
- * Per-principal rate limits by route class (scores, writes, admin), with the Workers Rate
+ * Per-principal rate limits by route class (scores, subject access, writes, admin), with the Workers Rate
  * Limiting binding; a 429 carries Retry-After.
  */
 export function rateLimit(): MiddlewareHandler<AppEnv> {
@@ -122,7 +122,9 @@ export function rateLimit(): MiddlewareHandler<AppEnv> {
       ? [config.RL_ADMIN, "admin"]
       : path.startsWith("/v1/scores")
         ? [config.RL_SCORES, "scores"]
-        : [config.RL_WRITES, "writes"];
+        : path === "/v1/subject-access"
+          ? [config.RL_SUBJECT_ACCESS, "subject_access"]
+          : [config.RL_WRITES, "writes"];
     const { success } = await limiter.limit({ key: `${cls}:${c.var.principal.actor}` });
     if (!success) {
       throw new ProblemError("rate_limited", `Rate limit for ${cls} requests exceeded.`, {

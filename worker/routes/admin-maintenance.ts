@@ -2,6 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { App } from "../app";
 import { problemResponses } from "../lib/problem";
 import { guard } from "../middleware/auth";
+import { claimToken } from "../services/commit";
 import { scheduledJob } from "../services/maintenance";
 
 const route = createRoute({
@@ -10,7 +11,8 @@ const route = createRoute({
   tags: ["Admin: maintenance"],
   summary:
     "Run the scheduled job now: retention purge, overdue disputes, expired rows, webhook re-sends, audit checkpoint",
-  description: "Idempotent; the same job the Cron Trigger runs every minute. Send `{}`.",
+  description:
+    "Idempotent; the same job the Cron Trigger runs every minute. Send `{}`. Claims the token's `jti` like every admin write: a replayed token is a 401 and runs nothing.",
   security: [{ bearer: [] }],
   middleware: [guard("maintenance.trigger", "admin")] as const,
   request: { body: { required: true, content: { "application/json": { schema: z.object({}).strict() } } } },
@@ -39,6 +41,8 @@ const route = createRoute({
 export function registerAdminMaintenance(app: App) {
   app.openapi(route, async (c) => {
     const { config, now, requestId, principal } = c.var;
+    // An admin write like any other: a replayed token runs nothing.
+    await claimToken(c);
     const result = await scheduledJob(config, { actor: principal.actor, requestId, now }, c.var.db);
     // The job writes its own entries (maintenance.run, retention.purge) under this request id.
     c.set("audited", true);

@@ -18,7 +18,7 @@ const route = createRoute({
   tags: ["Admin: audit"],
   summary: "Counts by status, queries per day, and each platform's look-ups against its reports",
   description:
-    "`usage` lists, per platform over the last 30 days, score queries, subject keys looked up and reports filed. A platform that looks up far more buyers than it reports (`lookupsPerReport`) may be enumerating the ledger.",
+    "`usage` lists, per platform over the last 30 days, score queries, subject keys looked up and reports filed. A platform that looks up far more buyers than it reports (`lookupsPerReport`) may be enumerating the ledger. Beside them, its subject-access pages (`subjectAccess`) and the disputes it opened (`disputesOpened`): buyers' own requests, which a platform could otherwise use to read files without a score query.",
   security: [{ bearer: [] }],
   middleware: [guard("admin.stats", "admin")] as const,
   responses: {
@@ -41,6 +41,8 @@ const route = createRoute({
                   subjects: z.number().int(),
                   reports: z.number().int(),
                   lookupsPerReport: z.number().nullable(),
+                  subjectAccess: z.number().int().openapi({ description: "Subject-access pages answered" }),
+                  disputesOpened: z.number().int().openapi({ description: "Disputes this platform opened" }),
                 }),
               ),
               audit: z.object({
@@ -62,29 +64,49 @@ const grouped = (rows: { k: string; n: number }[]) => Object.fromEntries(rows.ma
 export function registerAdminStats(app: App) {
   app.openapi(route, async (c) => {
     const since = utcDay(c.var.now - (STATS_DAYS - 1) * DAY_MS);
-    const [platforms, reports, disputes, days, usage, audit, cp] = await batch(c.var.db, [
+    const sinceMs = Date.parse(`${since}T00:00:00Z`);
+    const [platforms, reports, disputes, days, usage, opened, audit, cp] = await batch(c.var.db, [
       sql`SELECT status AS k, count(*) AS n FROM platforms GROUP BY status`,
       sql`SELECT status AS k, count(*) AS n FROM reports GROUP BY status`,
       sql`SELECT status AS k, count(*) AS n FROM disputes GROUP BY status`,
       sql`SELECT day, sum(queries) AS queries, sum(subjects) AS subjects FROM usage_daily
           WHERE day >= ${since} GROUP BY day ORDER BY day`,
-      sql`SELECT platform_id, sum(queries) AS queries, sum(subjects) AS subjects, sum(reports) AS reports
+      sql`SELECT platform_id, sum(queries) AS queries, sum(subjects) AS subjects, sum(reports) AS reports,
+            sum(subject_access) AS subject_access
           FROM usage_daily WHERE day >= ${since} GROUP BY platform_id`,
+      sql`SELECT opened_by AS platform_id, count(*) AS n FROM disputes WHERE opened_at >= ${sinceMs}
+          GROUP BY opened_by`,
       sql`SELECT (SELECT max(seq) FROM audit_log) AS entries,
             (SELECT count(*) FROM audit_log WHERE seq > coalesce((SELECT max(seq) FROM audit_log WHERE hash IS NOT NULL), 0)) AS unsealed`,
       sql`SELECT seq, at FROM audit_checkpoints ORDER BY seq DESC LIMIT 1`,
     ]);
     const a = rowsOf<{ entries: number | null; unsealed: number }>(audit)[0];
     const last = rowsOf<{ seq: number; at: number }>(cp)[0];
-    const usageRows = rowsOf<{ platform_id: string; queries: number; subjects: number; reports: number }>(
-      usage,
-    )
+    const disputesOpened = new Map(
+      rowsOf<{ platform_id: string; n: number }>(opened).map((d) => [d.platform_id, d.n]),
+    );
+    const counters = rowsOf<{
+      platform_id: string;
+      queries: number;
+      subjects: number;
+      reports: number;
+      subject_access: number;
+    }>(usage);
+    // A platform that only opened disputes has no usage row yet; it is listed all the same.
+    for (const platformId of disputesOpened.keys()) {
+      if (!counters.some((u) => u.platform_id === platformId)) {
+        counters.push({ platform_id: platformId, queries: 0, subjects: 0, reports: 0, subject_access: 0 });
+      }
+    }
+    const usageRows = counters
       .map((u) => ({
         platformId: u.platform_id,
         queries: u.queries,
         subjects: u.subjects,
         reports: u.reports,
         lookupsPerReport: u.reports === 0 ? null : Math.round((u.subjects / u.reports) * 10) / 10,
+        subjectAccess: u.subject_access,
+        disputesOpened: disputesOpened.get(u.platform_id) ?? 0,
       }))
       .sort(
         (x, y) =>

@@ -1,20 +1,25 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import { reportStatuses } from "../../schema";
 import type { App } from "../app";
 import { batch, rowsOf } from "../lib/batch";
+import { sha256Hex } from "../lib/crypto";
 import { ledgerFor, orm } from "../lib/db";
-import { problemResponses } from "../lib/problem";
+import { ProblemError, problemResponses } from "../lib/problem";
+import { cursorKey, openCursor, signCursor } from "../lib/signed-cursor";
 import { toRfc3339, toRfc3339OrNull } from "../lib/time";
 import { callerPlatform, guard } from "../middleware/auth";
 import { AmountSchema, subjectList } from "../schemas/common";
 import { CATEGORIES, CONFIRMATIONS } from "../schemas/reports";
 import { auditInsert } from "../services/audit";
-import { PURPOSES } from "../services/scores";
+import { INQUIRY_PURPOSES, type InquiryPurpose } from "../services/scores";
 import { pepperSubjects } from "../services/subjects";
+import { usageUpsert, utcDay } from "../services/usage";
 
-/** How many look-ups the answer lists, newest first. */
-export const MAX_INQUIRIES = 500;
+/** Items of each list per page: `limit` defaults to this. */
+export const DEFAULT_ACCESS_PAGE = 100;
+/** The most items of each list one page may carry, so no answer grows to megabytes. */
+export const MAX_ACCESS_PAGE = 500;
 
 const AccessSchema = z
   .object({
@@ -34,7 +39,17 @@ const AccessSchema = z
         statement: z.string().nullable(),
       }),
     ),
-    inquiries: z.array(z.object({ at: z.string(), purpose: z.enum(PURPOSES), platformName: z.string() })),
+    inquiries: z.array(
+      z.object({
+        at: z.string().openapi({ description: "When the look-up (its first page) was made" }),
+        purpose: z.enum(INQUIRY_PURPOSES),
+        platformName: z.string(),
+      }),
+    ),
+    nextCursor: z.string().nullable().openapi({
+      description:
+        "Send it back (with the same subjects and requestRef) for the next page of both lists; null on the last page",
+    }),
   })
   .openapi("SubjectAccess");
 
@@ -44,7 +59,7 @@ const route = createRoute({
   tags: ["Disputes"],
   summary: "Everything held about a buyer, and who looked them up",
   description:
-    "Every record about these subjects, whatever its status, with the furnishing platform's name and the buyer's statement; and every look-up (time, purpose, platform). For the buyer's platform to show the buyer. Audited like a score query.",
+    "Every record about these subjects, whatever its status, with the furnishing platform's name and the buyer's statement; and every look-up (time, purpose, platform), newest first, a page of each list at a time. For the buyer's platform to show the buyer, under its own `requestRef`. The request is itself a look-up (purpose `subject_access`, shown in the buyer's next answer; the pages of one request show as one), counts in usage and is audited.",
   security: [{ bearer: [] }],
   middleware: [guard("subject.access", "disputes:write")] as const,
   request: {
@@ -53,7 +68,15 @@ const route = createRoute({
       content: {
         "application/json": {
           schema: z
-            .object({ subjects: subjectList(8) })
+            .object({
+              requestRef: z
+                .string()
+                .regex(/^[A-Za-z0-9._:-]{1,128}$/, "must be 1–128 characters of A–Z a–z 0–9 . _ : -")
+                .openapi({ description: "The platform's own ticket for the buyer's request; audited" }),
+              subjects: subjectList(8),
+              cursor: z.string().min(1).max(4096).optional(),
+              limit: z.number().int().min(1).max(MAX_ACCESS_PAGE).default(DEFAULT_ACCESS_PAGE),
+            })
             .strict()
             .openapi("SubjectAccessQuery"),
         },
@@ -82,39 +105,131 @@ interface RecordRow {
   statement: string | null;
 }
 
+/** Where one list stands: the last item shown, or null once the list is exhausted. */
+type Position = [number, string] | null;
+
+/**
+ * What a subject-access cursor carries, signed (lib/signed-cursor): the buyer request's first
+ * page id (continuation pages log their look-up under it, so the buyer sees one inquiry per
+ * request), the next page number, a digest binding it to the caller, `requestRef` and subjects,
+ * and where each list stands.
+ */
+const CursorPayload = z.object({
+  v: z.literal(1),
+  q: z.string(),
+  n: z.number().int().min(2),
+  b: z.string(),
+  r: z.tuple([z.number(), z.string()]).nullable(),
+  i: z.tuple([z.number(), z.string()]).nullable(),
+});
+type CursorPayload = z.infer<typeof CursorPayload>;
+
+function badCursor(message: string): ProblemError {
+  return new ProblemError("validation", `The cursor ${message}.`, { errors: [{ path: "cursor", message }] });
+}
+
+/** Binds a cursor to the caller, the buyer request and the (order-free) set of subject keys. */
+async function bindingOf(platformId: string, requestRef: string, keys: readonly string[]): Promise<string> {
+  return (await sha256Hex(JSON.stringify([platformId, requestRef, [...keys].sort()]))).slice(0, 32);
+}
+
+/** Keyset condition: after `pos` in descending (time, id) order; nothing at all once exhausted. */
+function after(pos: Position | undefined, time: SQL, id: SQL): SQL {
+  if (pos === undefined) {
+    return sql``;
+  }
+  if (pos === null) {
+    return sql`AND 0`;
+  }
+  return sql`AND (${time} < ${pos[0]} OR (${time} = ${pos[0]} AND ${id} < ${pos[1]}))`;
+}
+
 export function registerSubjectAccess(app: App) {
   app.openapi(route, async (c) => {
-    const { subjects } = c.req.valid("json");
+    const { subjects, requestRef, cursor, limit } = c.req.valid("json");
     const { config, now, requestId, principal } = c.var;
-    callerPlatform(c);
-    const keys = (await pepperSubjects(config.LEDGER_PEPPER, subjects)).map((s) => s.key);
+    const platformId = callerPlatform(c);
+    const keys = [...new Set((await pepperSubjects(config.LEDGER_PEPPER, subjects)).map((s) => s.key))];
     const keysJson = JSON.stringify(keys);
+    const binding = await bindingOf(platformId, requestRef, keys);
+    const signingKey = await cursorKey(config.LEDGER_PEPPER, "subject-access");
+
+    // A continuation page (undefined position: first page, list not started yet).
+    let from: { q: string; n: number; r: Position | undefined; i: Position | undefined } = {
+      q: requestId,
+      n: 1,
+      r: undefined,
+      i: undefined,
+    };
+    if (cursor !== undefined) {
+      const parsed = CursorPayload.safeParse(await openCursor(signingKey, cursor));
+      if (!parsed.success) {
+        throw badCursor("is not one this API issued");
+      }
+      if (parsed.data.b !== binding) {
+        throw badCursor("was issued for other subjects, another requestRef or another platform");
+      }
+      from = parsed.data;
+    }
+
     const [records, inquiries] = await batch(ledgerFor(c.var.db, keys), [
       sql`SELECT DISTINCT r.id, r.status, p.name AS platform_name, r.category, r.confirmation, r.incident_at,
             r.confirmed_at, r.created_at, r.amount_value, r.amount_currency, r.subject_notified_at,
             r.status_reason, r.statement
           FROM report_subjects rs JOIN reports r ON r.id = rs.report_id JOIN platforms p ON p.id = r.platform_id
           WHERE rs.subject_key IN (SELECT value FROM json_each(${keysJson}))
-          ORDER BY r.incident_at DESC`,
-      sql`SELECT i.request_id, max(i.at) AS at, i.purpose, p.name AS platform_name
+            ${after(from.r, sql`r.incident_at`, sql`r.id`)}
+          ORDER BY r.incident_at DESC, r.id DESC LIMIT ${limit + 1}`,
+      // One line per look-up (request id). Ordered by its first row's time, which later pages of
+      // a multi-page request do not move, so a walk in progress never skips or repeats one.
+      sql`SELECT i.request_id, min(i.at) AS at, i.purpose, p.name AS platform_name
           FROM inquiries i JOIN platforms p ON p.id = i.platform_id
           WHERE i.subject_key IN (SELECT value FROM json_each(${keysJson}))
-          GROUP BY i.request_id ORDER BY at DESC LIMIT ${MAX_INQUIRIES}`,
+          GROUP BY i.request_id
+          HAVING 1 ${after(from.i, sql`min(i.at)`, sql`i.request_id`)}
+          ORDER BY at DESC, i.request_id DESC LIMIT ${limit + 1}`,
+      // After the reads: this look-up shows from the buyer's next request on, never in its own pages.
+      sql`INSERT INTO inquiries (subject_key, platform_id, purpose, at, request_id)
+          SELECT value, ${platformId}, 'subject_access', ${now}, ${from.q} FROM json_each(${keysJson})`,
+      usageUpsert({ day: utcDay(now), platformId, queries: 0, subjects: 0, subjectAccess: 1 }),
       auditInsert(
         orm(c.var.db),
         { requestId, now },
         {
           actor: principal.actor,
           action: c.var.action,
+          target: requestRef,
           outcome: "ok",
-          details: { subjectKeys: keys },
+          details: { requestRef, subjectKeys: keys, page: from.n, accessRequestId: from.q },
         },
       ),
     ]);
     c.set("audited", true);
+
+    const recordRows = rowsOf<RecordRow>(records);
+    const inquiryRows = rowsOf<{
+      request_id: string;
+      at: number;
+      purpose: InquiryPurpose;
+      platform_name: string;
+    }>(inquiries);
+    const recordPage = recordRows.slice(0, limit);
+    const inquiryPage = inquiryRows.slice(0, limit);
+    const lastRecord = recordPage[recordPage.length - 1];
+    const lastInquiry = inquiryPage[inquiryPage.length - 1];
+    const next: CursorPayload = {
+      v: 1,
+      q: from.q,
+      n: from.n + 1,
+      b: binding,
+      r: recordRows.length > limit && lastRecord ? [lastRecord.incident_at, lastRecord.id] : null,
+      i: inquiryRows.length > limit && lastInquiry ? [lastInquiry.at, lastInquiry.request_id] : null,
+    };
+    const nextCursor = next.r || next.i ? await signCursor(signingKey, next) : null;
+
     return c.json(
       {
-        records: rowsOf<RecordRow>(records).map((r) => ({
+        records: recordPage.map((r) => ({
           ref: r.id,
           status: r.status,
           platformName: r.platform_name,
@@ -128,9 +243,12 @@ export function registerSubjectAccess(app: App) {
           statusReason: r.status_reason,
           statement: r.statement,
         })),
-        inquiries: rowsOf<{ at: number; purpose: (typeof PURPOSES)[number]; platform_name: string }>(
-          inquiries,
-        ).map((i) => ({ at: toRfc3339(i.at), purpose: i.purpose, platformName: i.platform_name })),
+        inquiries: inquiryPage.map((i) => ({
+          at: toRfc3339(i.at),
+          purpose: i.purpose,
+          platformName: i.platform_name,
+        })),
+        nextCursor,
       },
       200,
     );

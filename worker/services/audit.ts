@@ -44,6 +44,24 @@ export function outcomeForStatus(status: number): AuditOutcome {
   }
 }
 
+/** The longest target or request path the log stores; longer ones are cut and marked. */
+export const MAX_AUDIT_TEXT = 256;
+
+/**
+ * Cuts caller-chosen text (a request path, a target) to MAX_AUDIT_TEXT characters, the last
+ * one `…`, so a 60 KiB URL costs the log 256 characters.
+ *
+ * @example clipForAudit("/v1/reports/xxxx…(3000 chars)") → "/v1/reports/xxx…" (256 characters)
+ */
+export function clipForAudit(text: string): string;
+export function clipForAudit(text: string | null): string | null;
+export function clipForAudit(text: string | null): string | null {
+  if (text === null || text.length <= MAX_AUDIT_TEXT) {
+    return text;
+  }
+  return `${text.slice(0, MAX_AUDIT_TEXT - 1)}…`;
+}
+
 export interface AuditContext {
   requestId: string;
   now: number;
@@ -60,7 +78,7 @@ export function auditInsert(db: DrizzleD1Database, ctx: AuditContext, entry: Aud
     at: ctx.now,
     actor: entry.actor,
     action: entry.action,
-    target: entry.target ?? null,
+    target: clipForAudit(entry.target ?? null),
     requestId: ctx.requestId,
     outcome: entry.outcome,
     details: entry.details ?? null,
@@ -73,7 +91,7 @@ export function auditInsert(db: DrizzleD1Database, ctx: AuditContext, entry: Aud
  */
 export function auditInsertMany(ctx: AuditContext, entries: readonly AuditEntry[]) {
   const json = JSON.stringify(
-    entries.map((e) => ({ ...e, target: e.target ?? null, details: e.details ?? {} })),
+    entries.map((e) => ({ ...e, target: clipForAudit(e.target ?? null), details: e.details ?? {} })),
   );
   return sql`INSERT INTO audit_log (at, actor, action, target, request_id, outcome, details)
     SELECT ${ctx.now}, e.value ->> 'actor', e.value ->> 'action', e.value ->> 'target', ${ctx.requestId},

@@ -16,13 +16,9 @@ import { ProblemError } from "../lib/problem";
  * @example const [update, , read] = await commit(c, [update, auditInsert(...), select]);
  */
 export async function commit(c: Context<AppEnv>, statements: readonly Statement[]): Promise<D1Result[]> {
-  const { token } = c.var.principal;
-  const claim = orm(c.var.db)
-    .insert(tokenUses)
-    .values({ key: `${token.iss} ${token.jti}`, expiresAt: token.exp * 1000 });
   let results: D1Result[];
   try {
-    results = await batch(c.var.db, [claim, ...statements]);
+    results = await batch(c.var.db, [tokenClaim(c), ...statements]);
   } catch (err) {
     if (isPreconditionFailure(err)) {
       throw new ProblemError(
@@ -30,13 +26,38 @@ export async function commit(c: Context<AppEnv>, statements: readonly Statement[
         "the resource changed while this request was processed; read it again",
       );
     }
-    if (String((err as Error)?.message ?? err).includes("token_uses.key")) {
-      throw new ProblemError("unauthenticated", "token already used (jti replay); sign a new token", {
-        headers: { "www-authenticate": `Bearer realm="pixiu", error="invalid_token"` },
-      });
-    }
-    throw err;
+    throw replayProblem(err) ?? err;
   }
   c.set("audited", true);
   return results.slice(1);
+}
+
+/**
+ * Claims the token's `jti` on its own, for a state-changing request whose writes cannot be one
+ * batch (the maintenance job runs many, each with its own audit entries): a replayed token
+ * answers 401 before anything runs. A job that then fails has spent the token; sign a new one.
+ */
+export async function claimToken(c: Context<AppEnv>): Promise<void> {
+  try {
+    await batch(c.var.db, [tokenClaim(c)]);
+  } catch (err) {
+    throw replayProblem(err) ?? err;
+  }
+}
+
+function tokenClaim(c: Context<AppEnv>) {
+  const { token } = c.var.principal;
+  return orm(c.var.db)
+    .insert(tokenUses)
+    .values({ key: `${token.iss} ${token.jti}`, expiresAt: token.exp * 1000 });
+}
+
+/** The 401 for a batch that failed on the token claim's primary key, or null. */
+function replayProblem(err: unknown): ProblemError | null {
+  if (!String((err as Error)?.message ?? err).includes("token_uses.key")) {
+    return null;
+  }
+  return new ProblemError("unauthenticated", "token already used (jti replay); sign a new token", {
+    headers: { "www-authenticate": `Bearer realm="pixiu", error="invalid_token"` },
+  });
 }

@@ -21,8 +21,16 @@ import { auditInsertMany } from "./audit";
 import { pepperSubjects } from "./subjects";
 import { usageUpsert, utcDay } from "./usage";
 
+/** Why a platform may score a buyer: the purposes a score query accepts. */
 export const PURPOSES = ["refund_review", "account_review", "dispute_handling"] as const;
 export type Purpose = (typeof PURPOSES)[number];
+
+/**
+ * Every purpose the inquiry log records: the score purposes, and `subject_access` (a buyer's own
+ * request for their file, which is a look-up too). Score queries never accept `subject_access`.
+ */
+export const INQUIRY_PURPOSES = [...PURPOSES, "subject_access"] as const;
+export type InquiryPurpose = (typeof INQUIRY_PURPOSES)[number];
 
 export interface ScoreQuery {
   ref?: string;
