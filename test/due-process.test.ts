@@ -75,6 +75,16 @@ async function score(p: TestPlatform, subjects: Subject[]) {
   return res.body;
 }
 
+/** Every event of a platform's feed, oldest first. */
+async function events(p: TestPlatform) {
+  const res = await callJson<{ items: { id: string; type: string; data: Record<string, unknown> }[] }>(
+    "/v1/events?limit=200",
+    { token: await p.token() },
+  );
+  expect(res.status).toBe(200);
+  return res.body.items;
+}
+
 async function reportOf(p: TestPlatform, id: string) {
   const res = await callJson<ReportView & { disputeId: string | null }>(`/v1/reports/${id}`, {
     token: await p.token(),
@@ -137,6 +147,14 @@ describe("escalation of an upheld dispute", () => {
     expect(audited).toEqual([
       expect.objectContaining({ action: "dispute.escalate", target: dispute.id, outcome: "ok" }),
     ]);
+    // The reporter is told; the opener asked for it and is not.
+    const told = (await events(reporter)).filter((e) => e.type === "dispute.escalated");
+    expect(told).toEqual([
+      expect.objectContaining({
+        data: { disputeId: dispute.id, reportId: report.id, deadlineAt: res.body.deadlineAt },
+      }),
+    ]);
+    expect((await events(opener)).map((e) => e.type)).not.toContain("dispute.escalated");
 
     // Flagged like an open dispute.
     const flagged = await score(opener, buyer);
@@ -382,6 +400,18 @@ describe("POST /v1/admin/reports/void: cleaning up a poisoning flood", () => {
     const after = await score(opener, victim);
     expect(after.summary.reports).toBe(1);
     expect(after.records.find((r) => r.ref === onVictim.id)).toBeUndefined();
+
+    // One report.voided event per voided report for the reporter; the opener learns the decision.
+    const voidedEvents = (await events(poisoner)).filter((e) => e.type === "report.voided");
+    expect(new Set(voidedEvents.map((e) => e.data.reportId))).toEqual(new Set(res.body.voided));
+    expect(voidedEvents).toHaveLength(31);
+    const decisions = (await events(opener)).filter((e) => e.type === "dispute.decided");
+    expect(decisions).toEqual([
+      expect.objectContaining({
+        data: expect.objectContaining({ disputeId: disputed.body.id, status: "report_voided" }),
+      }),
+    ]);
+    expect(await events(honest)).toEqual([]);
 
     // Idempotent: nothing left to void.
     const again = await bulkVoid({

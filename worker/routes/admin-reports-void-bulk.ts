@@ -6,6 +6,7 @@ import { problemResponses } from "../lib/problem";
 import { guard } from "../middleware/auth";
 import { freeText, Rfc3339 } from "../schemas/common";
 import { commit } from "../services/commit";
+import { enqueueDeliveries, eventsFromSelect } from "../services/events";
 import { REPORT_ID } from "../services/report-queries";
 
 /** Reports one request voids at most; a larger flood takes several calls (`more: true`). */
@@ -120,7 +121,7 @@ export function registerAdminReportsVoidBulk(app: App) {
     const filter = body.ids
       ? { ids: body.ids.length }
       : { platformId: body.platformId, since: body.since, until: body.until };
-    const [voided] = await commit(c, [
+    const results = await commit(c, [
       sql`SELECT r.id FROM json_each(${ids}) j CROSS JOIN reports r ON r.id = j.value
           WHERE r.status IN ('active', 'disputed')`,
       sql`INSERT INTO audit_log (at, actor, action, target, request_id, outcome, details)
@@ -128,6 +129,22 @@ export function registerAdminReportsVoidBulk(app: App) {
             json_object('from', r.status, 'to', 'voided', 'reason', ${body.reason}, 'bulk', json(${JSON.stringify(filter)}))
           FROM json_each(${ids}) j CROSS JOIN reports r ON r.id = j.value
           WHERE r.status IN ('active', 'disputed') ORDER BY j.key`,
+      // Events before the changes they announce select from the rows still open.
+      ...eventsFromSelect(
+        { now },
+        sql`SELECT r.platform_id AS platform_id, 'report.voided' AS type,
+              json_object('reportId', r.id, 'caseId', r.case_id) AS data, j.key AS n
+            FROM json_each(${ids}) j CROSS JOIN reports r ON r.id = j.value
+            WHERE r.status IN ('active', 'disputed')`,
+      ),
+      ...eventsFromSelect(
+        { now },
+        sql`SELECT d.opened_by AS platform_id, 'dispute.decided' AS type,
+              json_object('disputeId', d.id, 'reportId', d.report_id, 'status', 'report_voided',
+                'reportStatus', 'voided') AS data, j.key AS n
+            FROM json_each(${ids}) j CROSS JOIN disputes d ON d.report_id = j.value
+            WHERE d.status IN ('open', 'overdue', 'escalated')`,
+      ),
       sql`UPDATE disputes SET status = 'report_voided', response_note = ${body.reason},
             decided_by = ${principal.actor}, decided_at = ${now}, updated_at = ${now}
           WHERE report_id IN (${open}) AND status IN ('open', 'overdue', 'escalated')`,
@@ -136,7 +153,8 @@ export function registerAdminReportsVoidBulk(app: App) {
             updated_at = ${now}
           WHERE id IN (SELECT value FROM json_each(${ids})) AND status IN ('active', 'disputed')`,
     ]);
-    const done = new Set((voided?.results ?? []).map((r) => (r as { id: string }).id));
+    enqueueDeliveries(c, results);
+    const done = new Set((results[0]?.results ?? []).map((r) => (r as { id: string }).id));
     const raced = targets
       .filter((t) => !done.has(t.id))
       .map((t) => ({ id: t.id, reason: "closed meanwhile" }));

@@ -193,7 +193,7 @@ export async function markOverdueDisputes(
  * (`escalated`), only an admin decides it, and the record is flagged like an open dispute —
  * `disputed`, reduced weight, and not counted past the new deadline (an admin has
  * DISPUTE_DEADLINE_DAYS to decide). One batch; a racing escalation, retraction or void makes
- * it roll back whole (409).
+ * it roll back whole (409). The reporter is told (`dispute.escalated`).
  */
 export async function escalateDispute(
   c: Context<AppEnv>,
@@ -202,7 +202,7 @@ export async function escalateDispute(
 ): Promise<DisputeRow> {
   const { now, requestId, principal } = c.var;
   const db = orm(c.var.db);
-  await commit(c, [
+  const results = await commit(c, [
     db
       .update(disputes)
       .set({
@@ -232,6 +232,15 @@ export async function escalateDispute(
         details: { report: dispute.report_id, deadlineAt: args.deadlineAt },
       },
     ),
+    // The reporter must know its record is contested again; the opener asked for it.
+    ...eventInserts({ now }, [
+      {
+        platformId: dispute.report_platform_id,
+        type: "dispute.escalated",
+        data: { disputeId: dispute.id, reportId: dispute.report_id, deadlineAt: toRfc3339(args.deadlineAt) },
+      },
+    ]),
   ]);
+  enqueueDeliveries(c, results);
   return (await disputeById(c.var.db, dispute.id)) ?? dispute;
 }
