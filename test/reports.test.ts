@@ -170,6 +170,16 @@ describe("POST /v1/reports", () => {
     }
     expect(await countRows("reports", "id = ? AND platform_id = ?", report.id, p.id)).toBe(1);
     expect(await countRows("report_subjects", "report_id = ?", report.id)).toBe(2);
+    // Each link carries copies of the report's platform and incident time, and counts.
+    expect(
+      await countRows(
+        "report_subjects",
+        "report_id = ? AND platform_id = ? AND incident_at = ? AND counted = 1",
+        report.id,
+        p.id,
+        Date.parse(report.incidentAt),
+      ),
+    ).toBe(2);
     for (const b of buyer) {
       expect(await countRows("report_subjects", "subject_key = ?", b.hash)).toBe(0);
     }
@@ -623,6 +633,8 @@ describe("POST /v1/reports/{id}/retract", () => {
       outcome: "ok",
     });
     expect(JSON.parse(rows[0]?.details ?? "{}")).toMatchObject({ from: "active", to: "retracted" });
+    // Its links stop counting in the same batch (out of the score read, a slot freed under the cap).
+    expect(await countRows("report_subjects", "report_id = ? AND counted = 0", r.id)).toBe(2);
 
     const after = await score(asker, buyer);
     expect(after.score).toBe(0);

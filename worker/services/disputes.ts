@@ -9,6 +9,7 @@ import { ProblemError } from "../lib/problem";
 import { toRfc3339, toRfc3339OrNull } from "../lib/time";
 import { auditInsert } from "./audit";
 import { commit } from "./commit";
+import { uncountLinksSql } from "./reports";
 
 export interface DisputeRow {
   id: string;
@@ -100,6 +101,8 @@ export async function decideDispute(
         ...(decision.reportTo === "active" ? {} : { statusReason: decision.note }),
       })
       .where(and(eq(reports.id, dispute.report_id), eq(reports.status, "disputed"))),
+    // Withdrawn or voided, the report stops counting; upheld, its links stay counted.
+    uncountLinksSql(dispute.report_id),
     auditInsert(
       db,
       { requestId, now },

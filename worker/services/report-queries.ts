@@ -10,7 +10,7 @@ import { ProblemError } from "../lib/problem";
 import type { Report } from "../schemas/reports";
 import { auditInsert } from "./audit";
 import { commit } from "./commit";
-import { REPORT_COLUMNS, type ReportRow, toReport } from "./reports";
+import { REPORT_COLUMNS, type ReportRow, toReport, uncountLinksSql } from "./reports";
 
 export const REPORT_ID = /^rpt_[0-9A-HJKMNP-TV-Z]{26}$/;
 
@@ -82,12 +82,14 @@ export async function closeReport(
   if (!OPEN_STATUSES.includes(row.status)) {
     throw new ProblemError("conflict", `report ${args.id} is already ${row.status}`);
   }
-  const [, , , , after] = await commit(c, [
+  const [, , , , , after] = await commit(c, [
     db
       .update(reports)
       .set({ status: args.to, statusReason: args.reason, disputeDeadlineAt: null, updatedAt: now })
       .where(and(eq(reports.id, args.id), inArray(reports.status, [...OPEN_STATUSES]))),
     abortUnlessChanged(),
+    // A closed report frees its slot under the per-subject cap and leaves the score read.
+    uncountLinksSql(args.id),
     // A retraction withdraws, a void decides, any dispute still undecided on the report.
     db
       .update(disputes)

@@ -160,8 +160,10 @@ export function reportWriteStatements(
         j.value ->> 'subjectNotifiedAt', j.value ->> 'contentHash', NULL, ${ctx.now}, ${ctx.now}
       FROM json_each(${json}) j WHERE true
       ON CONFLICT (platform_id, case_id) DO NOTHING`,
-    sql`INSERT INTO report_subjects (subject_key, report_id, subject_type)
-      SELECT s.value ->> 'key', r.id, s.value ->> 'type'
+    // The report's platform and incident time are copied onto its links (counted from the start):
+    // the score read and the cap walk the partial index on them.
+    sql`INSERT INTO report_subjects (subject_key, report_id, subject_type, platform_id, incident_at, counted)
+      SELECT s.value ->> 'key', r.id, s.value ->> 'type', r.platform_id, r.incident_at, 1
       FROM json_each(${json}) j
       CROSS JOIN reports r ON r.id = j.value ->> 'id'
       CROSS JOIN json_each(j.value -> 'subjects') s`,
@@ -182,6 +184,17 @@ export function reportWriteStatements(
       WHERE true
       ON CONFLICT (day, platform_id) DO UPDATE SET reports = reports + excluded.reports`,
   ];
+}
+
+/**
+ * Stops a report's subject links counting once the report has left `active`/`disputed`; put it
+ * in the same batch as the status change, after it. It reads the status back, so it is a no-op
+ * when the change did not happen or the report stayed open (a dispute upheld).
+ */
+export function uncountLinksSql(reportId: string) {
+  return sql`UPDATE report_subjects SET counted = 0
+    WHERE report_id = ${reportId} AND counted = 1
+      AND (SELECT r.status FROM reports r WHERE r.id = ${reportId}) NOT IN ('active', 'disputed')`;
 }
 
 export type WriteRow = ReportRow & { item: number; outcome: WriteOutcome };
