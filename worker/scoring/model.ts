@@ -300,11 +300,15 @@ export function evaluate(
   const score = scoreOf(evidence, model);
   const band = bandOf(score, counted.length > 0, model);
 
+  // Loops, not Math.min(...xs): spreading a large array into a call overflows the stack.
   const amounts = new Map<string, number>();
+  let firstCreated = Number.POSITIVE_INFINITY;
+  let lastCreated = Number.NEGATIVE_INFINITY;
   for (const r of counted) {
     amounts.set(r.amountCurrency, (amounts.get(r.amountCurrency) ?? 0) + r.amountValue);
+    firstCreated = Math.min(firstCreated, r.createdAt);
+    lastCreated = Math.max(lastCreated, r.createdAt);
   }
-  const created = counted.map((r) => r.createdAt);
 
   return {
     score,
@@ -315,8 +319,8 @@ export function evaluate(
       reports: counted.length,
       platforms,
       disputed: disputedCount,
-      firstReportedAt: created.length ? toRfc3339(Math.min(...created)) : null,
-      lastReportedAt: created.length ? toRfc3339(Math.max(...created)) : null,
+      firstReportedAt: counted.length ? toRfc3339(firstCreated) : null,
+      lastReportedAt: counted.length ? toRfc3339(lastCreated) : null,
       amounts:
         amounts.size === 0
           ? [{ currency: "CNY", value: 0 }]
@@ -394,7 +398,11 @@ function reasonsFor(x: {
     reasons.push({ code: "LARGE_AMOUNT", detail: `largest case amount is ${TIER_TEXT[top]}` });
   }
   if (counted.length > 0) {
-    const days = Math.floor((x.now - Math.max(...counted.map((r) => r.incidentAt))) / DAY_MS);
+    let latest = Number.NEGATIVE_INFINITY;
+    for (const r of counted) {
+      latest = Math.max(latest, r.incidentAt);
+    }
+    const days = Math.floor((x.now - latest) / DAY_MS);
     if (days <= model.recentDays) {
       reasons.push({
         code: "RECENT",
