@@ -228,14 +228,22 @@ export function scoreOf(evidence: number, model: ScoreModel = DEFAULT_MODEL): nu
   return Math.min(100, Math.max(1, Math.round(100 * (1 - Math.exp(-evidence / model.scale)))));
 }
 
+/** What the ledger's read left out: set when some (subject key, platform) held more records. */
+export interface ReadLimit {
+  /** Records read per subject key and platform, the most recent first. */
+  cappedAt: number;
+}
+
 /**
  * Scores one buyer's records at time `now`. Deterministic: the same records and the same
- * `now` give the same answer, whatever their order.
+ * `now` give the same answer, whatever their order. `read` says the records are the most
+ * recent `cappedAt` per subject key and platform of more (reason RECORDS_CAPPED).
  */
 export function evaluate(
   records: readonly ScoreRecord[],
   now: number,
   model: ScoreModel = DEFAULT_MODEL,
+  read?: ReadLimit,
 ): Evaluation {
   const oldest = now - model.retentionDays * DAY_MS;
   const windowMs = model.burstWindowDays * DAY_MS;
@@ -314,7 +322,7 @@ export function evaluate(
     score,
     band,
     action: actionOf(band),
-    reasons: reasonsFor({ counted, platforms, capped, merged, disputedCount, overdue, now, model }),
+    reasons: reasonsFor({ counted, platforms, capped, merged, disputedCount, overdue, now, model, read }),
     summary: {
       reports: counted.length,
       platforms,
@@ -351,6 +359,7 @@ function reasonsFor(x: {
   overdue: number;
   now: number;
   model: ScoreModel;
+  read: ReadLimit | undefined;
 }): Reason[] {
   const { counted, model } = x;
   const reasons: Reason[] = [];
@@ -420,6 +429,12 @@ function reasonsFor(x: {
     reasons.push({
       code: "DISPUTE_OVERDUE",
       detail: `${plural(x.overdue, "case has", "cases have")} a dispute open past its deadline and ${x.overdue === 1 ? "does" : "do"} not count`,
+    });
+  }
+  if (x.read) {
+    reasons.push({
+      code: "RECORDS_CAPPED",
+      detail: `only the ${x.read.cappedAt} most recent records per platform and subject were read; the counts are lower bounds`,
     });
   }
   return reasons;
