@@ -757,7 +757,12 @@ describe("POST /v1/reports/bulk", () => {
   it("500 items are written; 501 or none are 422 and write nothing", async () => {
     const p = await newPlatform();
     const buyer = await newBuyer();
-    const items = Array.from({ length: 501 }, (_, i) => reportBody(buyer, { caseId: `BULK-${p.id}-${i}` }));
+    // A buyer each: one platform may hold only MAX_ACTIVE_REPORTS_PER_SUBJECT about one buyer.
+    const items = await Promise.all(
+      Array.from({ length: 501 }, async (_, i) =>
+        reportBody(await newBuyer(), { caseId: `BULK-${p.id}-${i}` }),
+      ),
+    );
     const tooMany = await callJson("/v1/reports/bulk", { token: await p.token(), body: { reports: items } });
     expect(tooMany.status).toBe(422);
     expect(errorPaths(tooMany.body)).toContain("reports");
