@@ -579,6 +579,8 @@ describe("admin reports", () => {
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ actor: ADMIN_ACTOR, action: "report.void", target: r.id, outcome: "ok" });
     expect(JSON.parse(rows[0]?.details ?? "{}")).toMatchObject({ from: "active", to: "voided" });
+    expect(await countRows("report_subjects", "report_id = ? AND counted = 0", r.id)).toBe(2);
+    expect(await countRows("report_subjects", "report_id = ? AND counted = 1", keep.id)).toBe(1);
 
     const after = await scoreOf(asker, buyer);
     expect(after.records.map((x) => x.ref)).toEqual([keep.id]);

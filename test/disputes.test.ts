@@ -423,6 +423,7 @@ describe("POST /v1/disputes/{id}/respond", () => {
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     expect(res.body.status).toBe("withdrawn");
     expect((await reportStatus(report.id)).status).toBe("retracted");
+    expect(await countRows("report_subjects", "report_id = ? AND counted = 0", report.id)).toBe(2);
 
     const s = await score(opener, buyer);
     expect(s.score).toBe(0);
@@ -585,6 +586,7 @@ describe("the dispute deadline and admin resolution", () => {
     expect(res.body.status).toBe("report_voided");
     const r = await reportStatus(report.id);
     expect(r.status).toBe("voided");
+    expect(await countRows("report_subjects", "report_id = ? AND counted = 0", report.id)).toBe(2);
     expect(r.statement).toBe(REASON);
     const s = await score(opener, buyer);
     expect(s.band).toBe("none");
@@ -602,9 +604,12 @@ describe("the dispute deadline and admin resolution", () => {
     const buyer = await newBuyer();
     const report = await createReport(reporter, buyer);
     const dispute = await openOk(opener, report.id, buyer);
+    expect(await countRows("report_subjects", "report_id = ? AND counted = 1", report.id)).toBe(2);
     expect((await respond(reporter, dispute.id, "uphold")).status).toBe(200);
     expect((await resolve(dispute.id, "report_voided")).status).toBe(409);
     expect((await reportStatus(report.id)).status).toBe("active");
+    // Disputed, then upheld: the record never stopped counting.
+    expect(await countRows("report_subjects", "report_id = ? AND counted = 1", report.id)).toBe(2);
   });
 });
 

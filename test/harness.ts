@@ -275,3 +275,13 @@ export async function spendRateLimit(limiter: RateLimiter, key: string, n: numbe
     expect(results.every((r) => r.success)).toBe(true);
   }
 }
+
+/**
+ * Rows the score read may read (`meta.rows_read`), measured on the local D1: per record
+ * returned its index entry, its IN-list entry and its report; per key the platform walk's first
+ * seek and queue rows; per (key, platform) the next-platform seek and the entry that ends the
+ * range. `matches` is at most (MAX_ACTIVE_REPORTS_PER_SUBJECT + 1) × pairs, whatever the table.
+ */
+export function scoreRowsBound(x: { matches: number; keys: number; pairs: number }): number {
+  return 3 * x.matches + 4 * x.keys + 4 * x.pairs;
+}

@@ -173,6 +173,16 @@ describe("POST /v1/reports", () => {
     }
     expect(await countRows("reports", "id = ? AND platform_id = ?", report.id, p.id)).toBe(1);
     expect(await countRows("report_subjects", "report_id = ?", report.id)).toBe(2);
+    // Each link carries copies of the report's platform and incident time, and counts.
+    expect(
+      await countRows(
+        "report_subjects",
+        "report_id = ? AND platform_id = ? AND incident_at = ? AND counted = 1",
+        report.id,
+        p.id,
+        Date.parse(report.incidentAt),
+      ),
+    ).toBe(2);
     for (const b of buyer) {
       expect(await countRows("report_subjects", "subject_key = ?", b.hash)).toBe(0);
     }
@@ -628,6 +638,8 @@ describe("POST /v1/reports/{id}/retract", () => {
       outcome: "ok",
     });
     expect(JSON.parse(rows[0]?.details ?? "{}")).toMatchObject({ from: "active", to: "retracted" });
+    // Its links stop counting in the same batch (out of the score read, a slot freed under the cap).
+    expect(await countRows("report_subjects", "report_id = ? AND counted = 0", r.id)).toBe(2);
 
     const after = await score(asker, buyer);
     expect(after.score).toBe(0);
@@ -750,7 +762,12 @@ describe("POST /v1/reports/bulk", () => {
   it("500 items are written; 501 or none are 422 and write nothing", async () => {
     const p = await newPlatform();
     const buyer = await newBuyer();
-    const items = Array.from({ length: 501 }, (_, i) => reportBody(buyer, { caseId: `BULK-${p.id}-${i}` }));
+    // A buyer each: one platform may hold only MAX_ACTIVE_REPORTS_PER_SUBJECT about one buyer.
+    const items = await Promise.all(
+      Array.from({ length: 501 }, async (_, i) =>
+        reportBody(await newBuyer(), { caseId: `BULK-${p.id}-${i}` }),
+      ),
+    );
     const tooMany = await callJson("/v1/reports/bulk", { token: await p.token(), body: { reports: items } });
     expect(tooMany.status).toBe(422);
     expect(errorPaths(tooMany.body)).toContain("reports");

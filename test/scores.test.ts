@@ -8,6 +8,7 @@ import { env } from "cloudflare:workers";
 import type { SQL } from "drizzle-orm";
 import { SQLiteAsyncDialect } from "drizzle-orm/sqlite-core";
 import { describe, expect, it } from "vitest";
+import { loadConfig } from "../worker/env";
 import { app } from "../worker/index";
 import { reportByIdSql } from "../worker/services/report-queries";
 import { prepareReport, reportWriteStatements } from "../worker/services/reports";
@@ -24,6 +25,7 @@ import {
   newBuyer,
   newPlatform,
   reportBody,
+  scoreRowsBound,
   type TestPlatform,
   uniqueId,
 } from "./harness";
@@ -568,12 +570,19 @@ function planOfSql(statement: SQL): Promise<string[]> {
   return planOf(dialect.sqlToQuery(statement));
 }
 
-/** No full scan of a real table: every SCAN step is over json_each (a bound JSON parameter). */
+/**
+ * Scans that are not of a table: json_each (a bound JSON parameter), a subquery in FROM, and
+ * the statements' own CTEs (the score read's platform walk, the write cap's per-item rows).
+ */
+const NOT_A_TABLE =
+  /VIRTUAL TABLE|^SCAN \(subquery-\d+\)$|^SCAN (platforms|fresh|named|named_keys|held|over_cap)$/;
+
+/** No full scan of a real table: every SCAN step is over something that is not a table. */
 function expectIndexedOnly(plan: string[], label: string) {
   expect(plan.length, label).toBeGreaterThan(0);
   for (const step of plan) {
     if (step.startsWith("SCAN ")) {
-      expect(step, `${label}: ${plan.join(" | ")}`).toMatch(/VIRTUAL TABLE/);
+      expect(step, `${label}: ${plan.join(" | ")}`).toMatch(NOT_A_TABLE);
     }
   }
 }
@@ -635,24 +644,36 @@ async function recorded(path: string, token: string, body?: unknown) {
   return { status: res.status, body: (await res.json()) as Record<string, unknown>, log };
 }
 
+/** What the Worker asks for per (subject key, platform): the cap, plus one to see if it bit. */
+const READ_LIMIT = loadConfig(env).MAX_ACTIVE_REPORTS_PER_SUBJECT + 1;
+
 const TOUCHES_HOT_TABLES = /\b(reports|report_subjects|disputes)\b/;
 
 describe("query plans of the hot SQL", () => {
-  it("scoreReadSql walks report_subjects by subject key, then reports by primary key", async () => {
+  it("scoreReadSql hops platform to platform on the counted index, reads the newest links per platform in index order, then reports by primary key", async () => {
     const p = await newPlatform();
     const buyer = await newBuyer();
     const r = await createReport(p, buyer);
-    const plan = await planOfSql(scoreReadSql(JSON.stringify(r.subjects.map((s) => s.key))));
+    const plan = await planOfSql(scoreReadSql(JSON.stringify(r.subjects.map((s) => s.key)), 51));
     expectIndexedOnly(plan, "score read");
-    const rs = stepIndex(
+    const text = plan.join(" | ");
+    // The platform walk: the first platform per key, then the next one after each, one seek each.
+    stepIndex(plan, /^SEARCH s USING COVERING INDEX report_subjects_counted \(subject_key=\?\)$/, "first");
+    stepIndex(
       plan,
-      /^SEARCH rs USING (COVERING )?INDEX report_subjects_key_report \(subject_key=\?\)$/,
-      "score read",
+      /^SEARCH s USING COVERING INDEX report_subjects_counted \(subject_key=\? AND platform_id>\?\)$/,
+      "next platform",
     );
     const byId = stepIndex(plan, /^SEARCH r USING INDEX sqlite_autoindex_reports_1 \(id=\?\)$/, "score read");
-    // The buyer's keys drive the join: report_subjects is the outer loop, reports the inner.
-    expect(rs, plan.join(" | ")).toBeLessThan(byId);
-    expect(plan.join(" | ")).not.toMatch(/reports_status_\w+/);
+    const newest = stepIndex(
+      plan,
+      /^SEARCH s USING COVERING INDEX report_subjects_counted \(subject_key=\? AND platform_id=\?\)$/,
+      "newest links",
+    );
+    // The per-platform list feeds the primary-key probes; the index order is the ORDER BY.
+    expect(byId, text).toBeLessThan(newest);
+    expect(text).not.toMatch(/TEMP B-TREE/);
+    expect(text).not.toMatch(/report_subjects_key_report|reports_status/);
   });
 
   it("the report write statements find a case by (platform_id, case_id) and subjects by report_id", async () => {
@@ -666,6 +687,7 @@ describe("query plans of the hot SQL", () => {
         action: "report.create",
         requestId: "req_plan",
         now: Date.now(),
+        cap: 50,
       },
       [prepared],
     );
@@ -673,22 +695,28 @@ describe("query plans of the hot SQL", () => {
     plans.forEach((plan, i) => {
       expectIndexedOnly(plan, `write statement ${i}`);
     });
+    // The cap: per key, the platform's counted links off the partial index, at most the cap.
+    stepIndex(
+      plans[0] as string[],
+      /^SEARCH rs USING COVERING INDEX report_subjects_counted \(subject_key=\? AND platform_id=\?\)$/,
+      "over cap",
+    );
     // Audit and read-back: one index probe per item on the idempotency key.
-    for (const i of [2, 3]) {
+    for (const i of [3, 4]) {
       stepIndex(
         plans[i] as string[],
-        /^SEARCH r USING INDEX reports_platform_case \(platform_id=\? AND case_id=\?\)$/,
+        /^SEARCH r USING INDEX reports_platform_case \(platform_id=\? AND case_id=\?\)( LEFT-JOIN)?$/,
         `write statement ${i}`,
       );
     }
     stepIndex(
-      plans[3] as string[],
+      plans[4] as string[],
       /^SEARCH s USING INDEX report_subjects_report \(report_id=\?\)$/,
       "read-back",
     );
     stepIndex(
-      plans[1] as string[],
-      /^SEARCH r USING COVERING INDEX sqlite_autoindex_reports_1 \(id=\?\)$/,
+      plans[2] as string[],
+      /^SEARCH r USING (COVERING )?INDEX sqlite_autoindex_reports_1 \(id=\?\)$/,
       "links",
     );
   });
@@ -764,7 +792,7 @@ describe("query plans of the hot SQL", () => {
 });
 
 describe("rows read by the score query", () => {
-  it("follow the buyer's own records (≤ 2 × matches + 4) and not the table size", async () => {
+  it("follow the buyer's own records (≤ 3 × matches + 4 × keys + 4 × (key, platform) pairs) and not the table size", async () => {
     const reporter = await newPlatform();
     const other = await newPlatform();
     const buyer = await newBuyer();
@@ -779,7 +807,7 @@ describe("rows read by the score query", () => {
     for (let i = 0; i < 5; i++) {
       await createReport(other, await newBuyer());
     }
-    const q = dialect.sqlToQuery(scoreReadSql(JSON.stringify(keys)));
+    const q = dialect.sqlToQuery(scoreReadSql(JSON.stringify(keys), READ_LIMIT));
     const run = () =>
       env.DB.prepare(q.sql)
         .bind(...q.params)
@@ -787,7 +815,8 @@ describe("rows read by the score query", () => {
     const first = await run();
     const matches = first.results.length;
     expect(matches).toBe(12); // 6 reports × 2 subject keys
-    expect(first.meta.rows_read).toBeLessThanOrEqual(2 * matches + 4);
+    const bound = scoreRowsBound({ matches, keys: 2, pairs: 2 });
+    expect(first.meta.rows_read).toBeLessThanOrEqual(bound);
 
     // 200 unrelated reports, active, from another platform.
     const bulk = await callJson<{ results: { status: number }[] }>("/v1/reports/bulk", {
@@ -800,20 +829,20 @@ describe("rows read by the score query", () => {
     expect(bulk.body.results.every((r) => r.status === 201)).toBe(true);
     const second = await run();
     expect(second.results.length).toBe(matches);
-    expect(second.meta.rows_read).toBeLessThanOrEqual(2 * matches + 4);
-    // At most one more row per key: the index entry just past a key's range, which the walk
-    // reads to stop, may now exist. Nothing proportional to the 200 new reports.
+    expect(second.meta.rows_read).toBeLessThanOrEqual(bound);
+    // At most one more row per key: the index entry just past a range, which the walk reads to
+    // stop, may now exist. Nothing proportional to the 200 new reports.
     expect(second.meta.rows_read - first.meta.rows_read).toBeGreaterThanOrEqual(0);
     expect(second.meta.rows_read - first.meta.rows_read).toBeLessThanOrEqual(keys.length);
   });
 
-  it("a buyer with no record reads (almost) nothing", async () => {
+  it("a buyer with no record reads (almost) nothing: a few rows per key", async () => {
     const keys = [uniqueId("nokey"), uniqueId("nokey")];
-    const q = dialect.sqlToQuery(scoreReadSql(JSON.stringify(keys)));
+    const q = dialect.sqlToQuery(scoreReadSql(JSON.stringify(keys), READ_LIMIT));
     const res = await env.DB.prepare(q.sql)
       .bind(...q.params)
       .all();
     expect(res.results).toHaveLength(0);
-    expect(res.meta.rows_read).toBeLessThanOrEqual(4);
+    expect(res.meta.rows_read).toBeLessThanOrEqual(scoreRowsBound({ matches: 0, keys: 2, pairs: 0 }));
   });
 });

@@ -98,6 +98,11 @@ export const envSchema = z.object({
     .enum(["true", "false"])
     .default("false")
     .transform((v) => v === "true"),
+  /**
+   * Most counted (active or disputed) reports one platform may hold about one subject key, and
+   * most records per (subject key, platform) a score query reads: bounds the work per buyer.
+   */
+  MAX_ACTIVE_REPORTS_PER_SUBJECT: intVar(50, 1, 500),
   /** Lowest scores of the medium, high and critical bands, e.g. "20,50,75" (docs/scoring.md). */
   SCORE_BANDS: z
     .string()

@@ -1,6 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { App } from "../app";
-import { rowsOf } from "../lib/batch";
 import { fieldErrors, ProblemError, ProblemSchema, problemResponses, toProblem } from "../lib/problem";
 import { callerPlatform, guard } from "../middleware/auth";
 import { ReportBodySchema } from "../schemas/reports";
@@ -8,10 +7,11 @@ import { type AuditEntry, auditInsertMany } from "../services/audit";
 import { commit } from "../services/commit";
 import {
   checkReportTimes,
+  overCapProblem,
   type PreparedReport,
   prepareReport,
   reportWriteStatements,
-  type WriteRow,
+  writeResults,
 } from "../services/reports";
 
 export const MAX_BULK_REPORTS = 500;
@@ -29,7 +29,7 @@ const route = createRoute({
   tags: ["Reports"],
   summary: "Report up to 500 cases",
   description:
-    "Each item is processed as if posted alone (201, 200 replay, 409, 422); one bad item fails only itself. The valid items are written in one D1 batch.",
+    "Each item is processed as if posted alone (201, 200 replay, 409, 422, including 422 for an item over the per-subject cap MAX_ACTIVE_REPORTS_PER_SUBJECT, counting the earlier items of the same call); one bad item fails only itself. The valid items are written in one D1 batch.",
   security: [{ bearer: [] }],
   middleware: [guard("report.create", "reports:write")] as const,
   request: {
@@ -96,22 +96,25 @@ export function registerReportsBulk(app: App) {
       prepared.push(await prepareReport(parsed.data, config.LEDGER_PEPPER));
       positions.push(index);
     }
-    const ctx = { platformId, actor: principal.actor, action: c.var.action, requestId, now };
+    const cap = config.MAX_ACTIVE_REPORTS_PER_SUBJECT;
+    const ctx = { platformId, actor: principal.actor, action: c.var.action, requestId, now, cap };
     const written = await commit(c, [
       ...reportWriteStatements(ctx, prepared, positions),
       auditInsertMany({ requestId, now }, rejected),
     ]);
-    const rows = rowsOf<WriteRow>(written[3]);
-    for (const row of rows) {
-      const index = positions[row.item] as number;
-      if (row.outcome === "conflict") {
+    for (const result of writeResults(written)) {
+      const index = positions[result.item] as number;
+      if (result.outcome === "over_cap") {
+        const err = overCapProblem(prepared[result.item] as PreparedReport, result.subject, cap);
+        results[index] = { index, status: err.status, problem: toProblem(err, requestId) };
+      } else if (result.outcome === "conflict") {
         const err = new ProblemError(
           "conflict",
-          `case ${row.case_id} was already reported as ${row.id} with different content`,
+          `case ${result.row.case_id} was already reported as ${result.row.id} with different content`,
         );
         results[index] = { index, status: 409, problem: toProblem(err, requestId) };
       } else {
-        results[index] = { index, status: row.outcome === "created" ? 201 : 200, id: row.id };
+        results[index] = { index, status: result.outcome === "created" ? 201 : 200, id: result.row.id };
       }
     }
     return c.json({ results }, 200);

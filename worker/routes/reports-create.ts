@@ -1,16 +1,16 @@
 import { createRoute } from "@hono/zod-openapi";
 import type { App } from "../app";
-import { rowsOf } from "../lib/batch";
 import { conflictResponse, ProblemError, problemResponses } from "../lib/problem";
 import { callerPlatform, guard } from "../middleware/auth";
 import { ReportBodySchema, ReportSchema } from "../schemas/reports";
 import { commit } from "../services/commit";
 import {
   checkReportTimes,
+  overCapProblem,
   prepareReport,
   reportWriteStatements,
   toReport,
-  type WriteRow,
+  writeResults,
 } from "../services/reports";
 
 const route = createRoute({
@@ -19,7 +19,7 @@ const route = createRoute({
   tags: ["Reports"],
   summary: "Report a confirmed case",
   description:
-    "Idempotent per `caseId`: the same content again answers 200 with the same report; different content answers 409.",
+    "Idempotent per `caseId`: the same content again answers 200 with the same report; different content answers 409. A platform holds at most MAX_ACTIVE_REPORTS_PER_SUBJECT active or disputed reports per subject: one more answers 422 and writes nothing.",
   security: [{ bearer: [] }],
   middleware: [guard("report.create", "reports:write")] as const,
   request: { body: { required: true, content: { "application/json": { schema: ReportBodySchema } } } },
@@ -44,18 +44,21 @@ export function registerReportsCreate(app: App) {
       throw new ProblemError("validation", "The report's times are not acceptable; see errors.", { errors });
     }
     const prepared = await prepareReport(body, config.LEDGER_PEPPER);
-    const ctx = { platformId, actor: principal.actor, action: c.var.action, requestId, now };
-    const [row] = rowsOf<WriteRow>((await commit(c, reportWriteStatements(ctx, [prepared])))[3]);
-    if (!row) {
+    const cap = config.MAX_ACTIVE_REPORTS_PER_SUBJECT;
+    const ctx = { platformId, actor: principal.actor, action: c.var.action, requestId, now, cap };
+    const [result] = writeResults(await commit(c, reportWriteStatements(ctx, [prepared])));
+    if (!result) {
       throw new Error("report write returned no row");
     }
-    if (row.outcome === "conflict") {
+    if (result.outcome === "over_cap") {
+      throw overCapProblem(prepared, result.subject, cap);
+    }
+    if (result.outcome === "conflict") {
       throw new ProblemError(
         "conflict",
-        `case ${body.caseId} was already reported as ${row.id} with different content`,
+        `case ${body.caseId} was already reported as ${result.row.id} with different content`,
       );
     }
-    const { item: _item, outcome, ...report } = row;
-    return c.json(toReport(report), outcome === "created" ? 201 : 200);
+    return c.json(toReport(result.row), result.outcome === "created" ? 201 : 200);
   });
 }

@@ -228,14 +228,22 @@ export function scoreOf(evidence: number, model: ScoreModel = DEFAULT_MODEL): nu
   return Math.min(100, Math.max(1, Math.round(100 * (1 - Math.exp(-evidence / model.scale)))));
 }
 
+/** What the ledger's read left out: set when some (subject key, platform) held more records. */
+export interface ReadLimit {
+  /** Records read per subject key and platform, the most recent first. */
+  cappedAt: number;
+}
+
 /**
  * Scores one buyer's records at time `now`. Deterministic: the same records and the same
- * `now` give the same answer, whatever their order.
+ * `now` give the same answer, whatever their order. `read` says the records are the most
+ * recent `cappedAt` per subject key and platform of more (reason RECORDS_CAPPED).
  */
 export function evaluate(
   records: readonly ScoreRecord[],
   now: number,
   model: ScoreModel = DEFAULT_MODEL,
+  read?: ReadLimit,
 ): Evaluation {
   const oldest = now - model.retentionDays * DAY_MS;
   const windowMs = model.burstWindowDays * DAY_MS;
@@ -300,23 +308,27 @@ export function evaluate(
   const score = scoreOf(evidence, model);
   const band = bandOf(score, counted.length > 0, model);
 
+  // Loops, not Math.min(...xs): spreading a large array into a call overflows the stack.
   const amounts = new Map<string, number>();
+  let firstCreated = Number.POSITIVE_INFINITY;
+  let lastCreated = Number.NEGATIVE_INFINITY;
   for (const r of counted) {
     amounts.set(r.amountCurrency, (amounts.get(r.amountCurrency) ?? 0) + r.amountValue);
+    firstCreated = Math.min(firstCreated, r.createdAt);
+    lastCreated = Math.max(lastCreated, r.createdAt);
   }
-  const created = counted.map((r) => r.createdAt);
 
   return {
     score,
     band,
     action: actionOf(band),
-    reasons: reasonsFor({ counted, platforms, capped, merged, disputedCount, overdue, now, model }),
+    reasons: reasonsFor({ counted, platforms, capped, merged, disputedCount, overdue, now, model, read }),
     summary: {
       reports: counted.length,
       platforms,
       disputed: disputedCount,
-      firstReportedAt: created.length ? toRfc3339(Math.min(...created)) : null,
-      lastReportedAt: created.length ? toRfc3339(Math.max(...created)) : null,
+      firstReportedAt: counted.length ? toRfc3339(firstCreated) : null,
+      lastReportedAt: counted.length ? toRfc3339(lastCreated) : null,
       amounts:
         amounts.size === 0
           ? [{ currency: "CNY", value: 0 }]
@@ -347,6 +359,7 @@ function reasonsFor(x: {
   overdue: number;
   now: number;
   model: ScoreModel;
+  read: ReadLimit | undefined;
 }): Reason[] {
   const { counted, model } = x;
   const reasons: Reason[] = [];
@@ -394,7 +407,11 @@ function reasonsFor(x: {
     reasons.push({ code: "LARGE_AMOUNT", detail: `largest case amount is ${TIER_TEXT[top]}` });
   }
   if (counted.length > 0) {
-    const days = Math.floor((x.now - Math.max(...counted.map((r) => r.incidentAt))) / DAY_MS);
+    let latest = Number.NEGATIVE_INFINITY;
+    for (const r of counted) {
+      latest = Math.max(latest, r.incidentAt);
+    }
+    const days = Math.floor((x.now - latest) / DAY_MS);
     if (days <= model.recentDays) {
       reasons.push({
         code: "RECENT",
@@ -412,6 +429,12 @@ function reasonsFor(x: {
     reasons.push({
       code: "DISPUTE_OVERDUE",
       detail: `${plural(x.overdue, "case has", "cases have")} a dispute open past its deadline and ${x.overdue === 1 ? "does" : "do"} not count`,
+    });
+  }
+  if (x.read) {
+    reasons.push({
+      code: "RECORDS_CAPPED",
+      detail: `only the ${x.read.cappedAt} most recent records per platform and subject were read; the counts are lower bounds`,
     });
   }
   return reasons;

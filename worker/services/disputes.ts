@@ -10,6 +10,7 @@ import { toRfc3339, toRfc3339OrNull } from "../lib/time";
 import { auditInsert } from "./audit";
 import { commit } from "./commit";
 import { deliveriesOf, type EventSpec, enqueueDeliveries, eventInserts, eventsFromSelect } from "./events";
+import { uncountLinksSql } from "./reports";
 
 export interface DisputeRow {
   id: string;
@@ -131,6 +132,8 @@ export async function decideDispute(
         ...(decision.reportTo === "active" ? {} : { statusReason: decision.note }),
       })
       .where(and(eq(reports.id, dispute.report_id), eq(reports.status, "disputed"))),
+    // Withdrawn or voided, the report stops counting; upheld, its links stay counted.
+    uncountLinksSql(dispute.report_id),
     auditInsert(
       db,
       { requestId, now },

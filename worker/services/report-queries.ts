@@ -11,7 +11,7 @@ import type { Report } from "../schemas/reports";
 import { auditInsert } from "./audit";
 import { commit } from "./commit";
 import { enqueueDeliveries, eventsFromSelect, reportEvents } from "./events";
-import { REPORT_COLUMNS, type ReportRow, toReport } from "./reports";
+import { REPORT_COLUMNS, type ReportRow, toReport, uncountLinksSql } from "./reports";
 
 export const REPORT_ID = /^rpt_[0-9A-HJKMNP-TV-Z]{26}$/;
 
@@ -113,6 +113,8 @@ export async function closeReport(
           FROM disputes d
           WHERE d.report_id = ${args.id} AND d.status IN (SELECT value FROM json_each(${JSON.stringify(UNDECIDED)}))`,
     ),
+    // A closed report frees its slot under the per-subject cap and leaves the score read.
+    uncountLinksSql(args.id),
     // A retraction withdraws, a void decides, any dispute still undecided on the report.
     db
       .update(disputes)

@@ -1,8 +1,9 @@
 import { type SQL, sql } from "drizzle-orm";
 import type { ReportStatus } from "../../schema";
+import { rowsOf } from "../lib/batch";
 import { canonicalJson, sha256Hex } from "../lib/crypto";
 import { newId } from "../lib/ids";
-import type { FieldError } from "../lib/problem";
+import { type FieldError, ProblemError } from "../lib/problem";
 import { DAY_MS, toRfc3339, toRfc3339OrNull } from "../lib/time";
 import type { Category, Confirmation, Report, ReportBody } from "../schemas/reports";
 import { type KeyedSubject, pepperSubjects } from "./subjects";
@@ -25,6 +26,8 @@ export interface PreparedReport {
   note: string | null;
   subjectNotifiedAt: number | null;
   subjects: KeyedSubject[];
+  /** Where each of `subjects` (sorted by key) stands in the request body, for error paths. */
+  subjectPositions: number[];
   contentHash: string;
 }
 
@@ -60,7 +63,12 @@ export function checkReportTimes(body: ReportBody, now: number, retentionDays: n
 
 /** Peppers the subjects and computes the canonical content hash that decides replay vs conflict. */
 export async function prepareReport(body: ReportBody, pepper: string): Promise<PreparedReport> {
-  const subjects = (await pepperSubjects(pepper, body.subjects)).sort((a, b) => (a.key < b.key ? -1 : 1));
+  const keyed = (await pepperSubjects(pepper, body.subjects)).map((subject, position) => ({
+    subject,
+    position,
+  }));
+  keyed.sort((a, b) => (a.subject.key < b.subject.key ? -1 : 1));
+  const subjects = keyed.map((k) => k.subject);
   const content = {
     caseId: body.caseId,
     category: body.category,
@@ -74,7 +82,12 @@ export async function prepareReport(body: ReportBody, pepper: string): Promise<P
     subjectNotifiedAt: body.subjectNotifiedAt ? Date.parse(body.subjectNotifiedAt) : null,
     subjects,
   };
-  return { id: newId("rpt"), ...content, contentHash: await sha256Hex(canonicalJson(content)) };
+  return {
+    id: newId("rpt"),
+    ...content,
+    subjectPositions: keyed.map((k) => k.position),
+    contentHash: await sha256Hex(canonicalJson(content)),
+  };
 }
 
 /** Columns of a report as the API returns it, subjects folded in as JSON. */
@@ -129,18 +142,50 @@ export function toReport(row: ReportRow): Report {
   };
 }
 
-export type WriteOutcome = "created" | "replayed" | "conflict";
+export type WriteOutcome = "created" | "replayed" | "conflict" | "over_cap";
+
+/**
+ * The items of a write that would take this platform to `cap` counted (active or disputed)
+ * reports about one subject key, with the first such subject (index into the item's sorted
+ * `subjects`). Per key it counts the platform's counted links up to the cap (at most `cap`
+ * index entries read, however many the key has) plus the earlier new items of the same request
+ * naming the key. Items whose case id the platform already holds are replays or conflicts,
+ * never over the cap. Evaluated before the insert, in the write's own batch, so two racing
+ * writes cannot both take the last slot.
+ */
+function overCapCte(platformId: string, cap: number, json: string): SQL {
+  return sql`WITH fresh AS (
+      SELECT j.key AS item, j.value AS v FROM json_each(${json}) j
+      WHERE NOT EXISTS (SELECT 1 FROM reports r
+        WHERE r.platform_id = ${platformId} AND r.case_id = j.value ->> 'caseId')),
+    named AS (
+      SELECT fresh.item, s.key AS subject, s.value ->> 'key' AS subject_key,
+        row_number() OVER (PARTITION BY s.value ->> 'key' ORDER BY fresh.item) - 1 AS earlier
+      FROM fresh CROSS JOIN json_each(fresh.v -> 'subjects') s),
+    held AS MATERIALIZED (
+      SELECT named_keys.subject_key, (SELECT count(*) FROM (SELECT 1 FROM report_subjects rs
+          WHERE rs.subject_key = named_keys.subject_key AND rs.platform_id = ${platformId}
+            AND rs.counted = 1
+          LIMIT ${cap})) AS n
+      FROM (SELECT DISTINCT subject_key FROM named) named_keys),
+    over_cap AS (
+      SELECT named.item, min(named.subject) AS subject
+      FROM named CROSS JOIN held ON held.subject_key = named.subject_key
+      WHERE held.n + named.earlier >= ${cap}
+      GROUP BY named.item)`;
+}
 
 /**
  * The statements that write reports set-based, for any number of items (one for a single
- * POST, up to 500 for bulk), to run in one `db.batch`: insert the new reports (a case id
- * already held by this platform is left alone), link their subjects, write one audit entry per
- * item, and read back what each item now maps to. Four statements whatever the count, each
- * with a handful of bound parameters (the items travel as one JSON parameter), so D1's
- * 100-parameter limit never bites and the whole write is one round trip and one transaction.
+ * POST, up to 500 for bulk), to run in one `db.batch`: find the items over the per-subject cap,
+ * insert the other new reports (a case id already held by this platform is left alone), link
+ * their subjects, write one audit entry per item, read back what each item now maps to, and
+ * count the usage. Six statements whatever the count, each with a handful of bound parameters
+ * (the items travel as one JSON parameter), so D1's 100-parameter limit never bites and the
+ * whole write is one round trip and one transaction. Read the results with `writeResults`.
  */
 export function reportWriteStatements(
-  ctx: { platformId: string; actor: string; action: string; requestId: string; now: number },
+  ctx: { platformId: string; actor: string; action: string; requestId: string; now: number; cap: number },
   items: readonly PreparedReport[],
   /** Each item's index in the request (bulk skips rejected items), for its audit entry. */
   itemIndexes?: readonly number[],
@@ -148,35 +193,39 @@ export function reportWriteStatements(
   const json = JSON.stringify(
     items.map((r, i) => ({ ...r, keys: r.subjects.map((s) => s.key), item: itemIndexes?.[i] ?? i })),
   );
-  // CROSS JOIN keeps json_each outermost: one (platform_id, case_id) index probe per item,
-  // never a walk over the platform's reports.
+  const overCap = overCapCte(ctx.platformId, ctx.cap, json);
+  // json_each stays outermost (LEFT JOIN): one (platform_id, case_id) index probe per item,
+  // never a walk over the platform's reports; an item left unwritten (over the cap) has no row.
   const matched: SQL = sql`FROM json_each(${json}) j
-    CROSS JOIN reports r ON r.platform_id = ${ctx.platformId} AND r.case_id = j.value ->> 'caseId'`;
+    LEFT JOIN reports r ON r.platform_id = ${ctx.platformId} AND r.case_id = j.value ->> 'caseId'`;
+  const outcome: SQL = sql`CASE WHEN r.id IS NULL THEN 'over_cap' WHEN r.id = j.value ->> 'id' THEN 'created'
+             WHEN r.content_hash = j.value ->> 'contentHash' THEN 'replayed' ELSE 'conflict' END`;
   return [
-    sql`INSERT INTO reports (id, platform_id, case_id, status, category, confirmation, incident_at,
+    sql`${overCap} SELECT item, subject FROM over_cap ORDER BY item`,
+    sql`${overCap}
+      INSERT INTO reports (id, platform_id, case_id, status, category, confirmation, incident_at,
         confirmed_at, amount_value, amount_currency, evidence, note, subject_notified_at, content_hash,
         status_reason, created_at, updated_at)
       SELECT j.value ->> 'id', ${ctx.platformId}, j.value ->> 'caseId', 'active', j.value ->> 'category',
         j.value ->> 'confirmation', j.value ->> 'incidentAt', j.value ->> 'confirmedAt',
         j.value ->> 'amountValue', j.value ->> 'amountCurrency', j.value -> 'evidence', j.value ->> 'note',
         j.value ->> 'subjectNotifiedAt', j.value ->> 'contentHash', NULL, ${ctx.now}, ${ctx.now}
-      FROM json_each(${json}) j WHERE true
+      FROM json_each(${json}) j WHERE j.key NOT IN (SELECT item FROM over_cap)
       ON CONFLICT (platform_id, case_id) DO NOTHING`,
-    sql`INSERT INTO report_subjects (subject_key, report_id, subject_type)
-      SELECT s.value ->> 'key', r.id, s.value ->> 'type'
+    // The report's platform and incident time are copied onto its links (counted from the start):
+    // the score read and the cap walk the partial index on them.
+    sql`INSERT INTO report_subjects (subject_key, report_id, subject_type, platform_id, incident_at, counted)
+      SELECT s.value ->> 'key', r.id, s.value ->> 'type', r.platform_id, r.incident_at, 1
       FROM json_each(${json}) j
       CROSS JOIN reports r ON r.id = j.value ->> 'id'
       CROSS JOIN json_each(j.value -> 'subjects') s`,
     sql`INSERT INTO audit_log (at, actor, action, target, request_id, outcome, details)
       SELECT ${ctx.now}, ${ctx.actor}, ${ctx.action}, r.id, ${ctx.requestId},
-        CASE WHEN r.id = j.value ->> 'id' THEN 'created'
-             WHEN r.content_hash = j.value ->> 'contentHash' THEN 'replayed' ELSE 'conflict' END,
-        json_object('caseId', r.case_id, 'item', j.value ->> 'item', 'subjectKeys', j.value -> 'keys')
+        CASE WHEN r.id IS NULL THEN 'invalid' ELSE ${outcome} END,
+        json_object('caseId', j.value ->> 'caseId', 'item', j.value ->> 'item', 'subjectKeys', j.value -> 'keys',
+          'error', CASE WHEN r.id IS NULL THEN 'over_cap' END, 'cap', CASE WHEN r.id IS NULL THEN ${ctx.cap} END)
       ${matched} ORDER BY j.key`,
-    sql`SELECT j.key AS item,
-        CASE WHEN r.id = j.value ->> 'id' THEN 'created'
-             WHEN r.content_hash = j.value ->> 'contentHash' THEN 'replayed' ELSE 'conflict' END AS outcome,
-        ${REPORT_COLUMNS}
+    sql`SELECT j.key AS item, ${outcome} AS outcome, ${REPORT_COLUMNS}
       ${matched} ORDER BY j.key`,
     sql`INSERT INTO usage_daily (day, platform_id, queries, subjects, reports)
       SELECT ${utcDay(ctx.now)}, ${ctx.platformId}, 0, 0, count(*)
@@ -186,4 +235,49 @@ export function reportWriteStatements(
   ];
 }
 
-export type WriteRow = ReportRow & { item: number; outcome: WriteOutcome };
+/** What one item of a write came to: its report, or the subject that is over the cap. */
+export type WriteResult =
+  | { item: number; outcome: "created" | "replayed" | "conflict"; row: ReportRow }
+  | { item: number; outcome: "over_cap"; subject: number };
+
+/** The per-item results of `reportWriteStatements`, from the batch results of those statements. */
+export function writeResults(results: readonly D1Result[]): WriteResult[] {
+  const overCap = new Map(
+    rowsOf<{ item: number; subject: number }>(results[0]).map((r) => [r.item, r.subject] as const),
+  );
+  return rowsOf<ReportRow & { item: number; outcome: WriteOutcome }>(results[4]).map(
+    ({ item, outcome, ...row }): WriteResult =>
+      outcome === "over_cap" ? { item, outcome, subject: overCap.get(item) ?? 0 } : { item, outcome, row },
+  );
+}
+
+/**
+ * The 422 of an item over the per-subject cap: names the subject by its place and type in the
+ * request, never by its key.
+ */
+export function overCapProblem(report: PreparedReport, subject: number, cap: number): ProblemError {
+  const type = report.subjects[subject]?.type ?? "subject";
+  return new ProblemError(
+    "validation",
+    `This platform already holds ${cap} active or disputed reports about this ${type}, the most one platform may hold about one subject; retract one to report another.`,
+    {
+      errors: [
+        {
+          path: `subjects.${report.subjectPositions[subject] ?? 0}.hash`,
+          message: `at most ${cap} active or disputed reports per ${type} and platform (MAX_ACTIVE_REPORTS_PER_SUBJECT)`,
+        },
+      ],
+    },
+  );
+}
+
+/**
+ * Stops a report's subject links counting once the report has left `active`/`disputed`; put it
+ * in the same batch as the status change, after it. It reads the status back, so it is a no-op
+ * when the change did not happen or the report stayed open (a dispute upheld).
+ */
+export function uncountLinksSql(reportId: string) {
+  return sql`UPDATE report_subjects SET counted = 0
+    WHERE report_id = ${reportId} AND counted = 1
+      AND (SELECT r.status FROM reports r WHERE r.id = ${reportId}) NOT IN ('active', 'disputed')`;
+}
