@@ -72,6 +72,11 @@ export const reportSubjects = sqliteTable(
     incidentAt: epochMs("incident_at").notNull().default(0),
     /** 1 while the report is `active` or `disputed` (it may count), 0 once closed. */
     counted: integer("counted").notNull().default(1),
+    /**
+     * 1 once the report was closed through due process (withdrawn or voided under a dispute, or
+     * voided by an admin): its reporter may not file the same incident about this subject again.
+     */
+    blocksRefiling: integer("blocks_refiling").notNull().default(0),
   },
   (t) => [
     uniqueIndex("report_subjects_key_report").on(t.subjectKey, t.reportId),
@@ -79,5 +84,8 @@ export const reportSubjects = sqliteTable(
     index("report_subjects_counted")
       .on(t.subjectKey, t.platformId, t.incidentAt, t.reportId)
       .where(sql`counted = 1`),
+    index("report_subjects_closed_by_process")
+      .on(t.subjectKey, t.platformId, t.incidentAt)
+      .where(sql`blocks_refiling = 1`),
   ],
 );

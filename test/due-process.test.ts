@@ -11,6 +11,7 @@ import {
   callJson,
   countRows,
   createReport,
+  daysAgo,
   newBuyer,
   newPlatform,
   type ReportView,
@@ -469,5 +470,93 @@ describe("POST /v1/admin/reports/void: cleaning up a poisoning flood", () => {
     });
     expect(forbidden.status).toBe(403);
     expect((await reportOf(p, r.id)).status).toBe("active");
+  });
+});
+
+describe("due process cannot be undone by re-filing", () => {
+  async function file(p: TestPlatform, buyer: Subject[], overrides: Record<string, unknown> = {}) {
+    return callJson<{ id: string; status: string; detail?: string }>("/v1/reports", {
+      token: await p.token(),
+      body: reportBody(buyer, overrides),
+    });
+  }
+
+  it("while the buyer disputes its record, the reporter cannot report the buyer again (409); a replay still answers 200; after the reporter answers, it can", async () => {
+    const [reporter, opener] = await Promise.all([newPlatform(), newPlatform()]);
+    const buyer = await newBuyer();
+    const body = reportBody(buyer);
+    const first = await file(reporter, buyer, body);
+    expect(first.status).toBe(201);
+    const dispute = await open(opener, first.body.id, buyer);
+    expect(dispute.status).toBe(201);
+
+    const before = await countRows("reports", "platform_id = ?", reporter.id);
+    const copy = await file(reporter, buyer, { incidentAt: daysAgo(40), confirmedAt: daysAgo(35) });
+    expect(copy.status).toBe(409);
+    expect(copy.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+    expect(copy.body.detail).toMatch(/answer the dispute/);
+    expect(await countRows("reports", "platform_id = ?", reporter.id)).toBe(before);
+    const audited = await auditRows(copy.headers.get("x-request-id"));
+    expect(JSON.parse(audited[0]?.details ?? "{}")).toMatchObject({ error: "dispute_pending" });
+
+    // The same case again is a replay, not a new report.
+    expect((await file(reporter, buyer, body)).status).toBe(200);
+    // Another platform's report about the buyer is unaffected.
+    expect((await file(opener, buyer)).status).toBe(201);
+
+    expect((await respond(reporter, dispute.body.id, "uphold")).status).toBe(200);
+    expect((await file(reporter, buyer, { incidentAt: daysAgo(40), confirmedAt: daysAgo(35) })).status).toBe(
+      201,
+    );
+  });
+
+  it("an incident withdrawn under dispute, or voided by an admin, cannot be filed again within the burst window; a later incident can", async () => {
+    const [reporter, opener] = await Promise.all([newPlatform(), newPlatform()]);
+    const buyer = await newBuyer();
+    const incident = { incidentAt: daysAgo(60), confirmedAt: daysAgo(58) };
+    const first = await file(reporter, buyer, incident);
+    const dispute = await open(opener, first.body.id, buyer);
+    expect((await respond(reporter, dispute.body.id, "withdraw")).body.status).toBe("withdrawn");
+
+    const near = await file(reporter, buyer, { incidentAt: daysAgo(57), confirmedAt: daysAgo(56) });
+    expect(near.status).toBe(409);
+    expect(near.body.detail).toMatch(/withdrawn or voided through due process/);
+    const later = await file(reporter, buyer, { incidentAt: daysAgo(20), confirmedAt: daysAgo(19) });
+    expect(later.status).toBe(201);
+
+    // An admin's void blocks the same way.
+    const other = await newBuyer();
+    const voided = await file(reporter, other, incident);
+    const res = await callJson(`/v1/admin/reports/${voided.body.id}/void`, {
+      token: await adminToken(),
+      body: { reason: "Not a confirmed case." },
+    });
+    expect(res.status).toBe(200);
+    expect((await file(reporter, other, incident)).status).toBe(409);
+  });
+
+  it("a retraction the reporter makes on its own (no dispute) is a correction: the case can be filed again", async () => {
+    const reporter = await newPlatform();
+    const buyer = await newBuyer();
+    const first = await file(reporter, buyer);
+    const retracted = await callJson(`/v1/reports/${first.body.id}/retract`, {
+      token: await reporter.token(),
+      body: { reason: "Wrong amount; filing the corrected case." },
+    });
+    expect(retracted.status).toBe(200);
+    expect((await file(reporter, buyer, { amount: { value: 99900, currency: "CNY" } })).status).toBe(201);
+  });
+
+  it("after the reporter upholds a dispute, the same opener escalates instead of opening again (409); another platform may open a new dispute", async () => {
+    const { opener, buyer, report, dispute } = await upheldDispute();
+    const again = await open(opener, report.id, buyer);
+    expect(again.status).toBe(409);
+    expect((again.body as unknown as { detail: string }).detail).toMatch(/escalate that dispute instead/);
+    const another = await newPlatform();
+    const fresh = await open(another, report.id, buyer);
+    expect(fresh.status).toBe(201);
+    expect(fresh.body.id).not.toBe(dispute.id);
+    // With a new dispute open, the first one can no longer be escalated (the record is disputed).
+    expect((await escalate(opener, dispute.id)).status).toBe(409);
   });
 });

@@ -73,7 +73,7 @@ describe("red team: the first opener owns a record's due process", () => {
    * another platform (a new dispute opens, 201), so a stranger's dispute cannot pre-empt the
    * buyer's due process.
    */
-  it("a stranger's dispute, upheld by the reporter, locks the buyer's own platform out (409)", async () => {
+  it("a stranger's dispute, upheld by the reporter, does not lock the buyer's own platform out", async () => {
     const [reporter, sister, buyersPlatform] = await Promise.all([
       newPlatform(),
       newPlatform(),
@@ -113,7 +113,7 @@ describe("red team: a reporter neutralises a dispute by re-filing the same incid
    * Safe behaviour: an open dispute cannot be undone by the reporter alone; the buyer's score must
    * not go back up while the dispute is undecided (a copy is refused, or inherits the dispute).
    */
-  it("a copy of the disputed record under a new caseId restores the full score", async () => {
+  it("a copy of the disputed record under a new caseId cannot restore the full score", async () => {
     const [reporter, buyersPlatform] = await Promise.all([newPlatform(), newPlatform()]);
     const buyer = await newBuyer();
     const incidentAt = daysAgo(10);
@@ -143,7 +143,7 @@ describe("red team: a reporter neutralises a dispute by re-filing the same incid
    * Safe behaviour: the re-filed information still carries the buyer's statement (or the re-filing
    * is refused); no counted record about the buyer from this reporter is shown without it.
    */
-  it("retract and re-file: the buyer's statement is shed and the record counts in full", async () => {
+  it("retract and re-file cannot shed the buyer's statement", async () => {
     const [reporter, buyersPlatform] = await Promise.all([newPlatform(), newPlatform()]);
     const buyer = await newBuyer();
     const body = reportBody(buyer);

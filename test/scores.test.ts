@@ -575,7 +575,7 @@ function planOfSql(statement: SQL): Promise<string[]> {
  * the statements' own CTEs (the score read's platform walk, the write cap's per-item rows).
  */
 const NOT_A_TABLE =
-  /VIRTUAL TABLE|^SCAN \(subquery-\d+\)$|^SCAN (platforms|fresh|named|named_keys|held|over_cap)$/;
+  /VIRTUAL TABLE|^SCAN \(subquery-\d+\)$|^SCAN (platforms|fresh|named|named_keys|held|reasons|refused)$/;
 
 /** No full scan of a real table: every SCAN step is over something that is not a table. */
 function expectIndexedOnly(plan: string[], label: string) {

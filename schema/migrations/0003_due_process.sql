@@ -53,7 +53,9 @@ ALTER TABLE `usage_daily` ADD `subject_access` integer DEFAULT 0 NOT NULL;--> st
 ALTER TABLE `report_subjects` ADD `platform_id` text DEFAULT '' NOT NULL;--> statement-breakpoint
 ALTER TABLE `report_subjects` ADD `incident_at` integer DEFAULT 0 NOT NULL;--> statement-breakpoint
 ALTER TABLE `report_subjects` ADD `counted` integer DEFAULT 1 NOT NULL;--> statement-breakpoint
+ALTER TABLE `report_subjects` ADD `blocks_refiling` integer DEFAULT 0 NOT NULL;--> statement-breakpoint
 CREATE INDEX `report_subjects_counted` ON `report_subjects` (`subject_key`,`platform_id`,`incident_at`,`report_id`) WHERE counted = 1;--> statement-breakpoint
+CREATE INDEX `report_subjects_closed_by_process` ON `report_subjects` (`subject_key`,`platform_id`,`incident_at`) WHERE blocks_refiling = 1;--> statement-breakpoint
 -- Backfill the copies this migration introduces (hand-written; drizzle-kit generates the rest).
 UPDATE `report_subjects` SET
   `platform_id` = (SELECT r.platform_id FROM reports r WHERE r.id = report_subjects.report_id),
@@ -61,3 +63,7 @@ UPDATE `report_subjects` SET
   `counted` = (SELECT r.status IN ('active', 'disputed') FROM reports r WHERE r.id = report_subjects.report_id);--> statement-breakpoint
 UPDATE `disputes` SET `report_platform_id` = (SELECT r.platform_id FROM reports r WHERE r.id = disputes.report_id);--> statement-breakpoint
 UPDATE `reports` SET `dispute_id` = (SELECT d.id FROM disputes d WHERE d.report_id = reports.id ORDER BY d.opened_at DESC, d.id DESC LIMIT 1);
+--> statement-breakpoint
+UPDATE `report_subjects` SET `blocks_refiling` = 1 WHERE `report_id` IN (SELECT r.id FROM reports r
+  WHERE r.status = 'voided' OR (r.status = 'retracted'
+    AND EXISTS (SELECT 1 FROM disputes d WHERE d.report_id = r.id AND d.status IN ('withdrawn', 'report_voided'))));

@@ -148,7 +148,8 @@ export function registerAdminReportsVoidBulk(app: App) {
       sql`UPDATE disputes SET status = 'report_voided', response_note = ${body.reason},
             decided_by = ${principal.actor}, decided_at = ${now}, updated_at = ${now}
           WHERE report_id IN (${open}) AND status IN ('open', 'overdue', 'escalated')`,
-      sql`UPDATE report_subjects SET counted = 0 WHERE report_id IN (${open})`,
+      // Voided by an admin: the links stop counting and the reporter may not re-file the incidents.
+      sql`UPDATE report_subjects SET counted = 0, blocks_refiling = 1 WHERE report_id IN (${open})`,
       sql`UPDATE reports SET status = 'voided', status_reason = ${body.reason}, dispute_deadline_at = NULL,
             updated_at = ${now}
           WHERE id IN (SELECT value FROM json_each(${ids})) AND status IN ('active', 'disputed')`,

@@ -40,12 +40,19 @@ export function registerDisputesOpen(app: App) {
     const platformId = callerPlatform(c);
     c.set("auditTarget", reportRef);
     const keys = (await pepperSubjects(config.LEDGER_PEPPER, subjects)).map((s) => s.key);
-    const [report] = await all<{ status: string; platform_id: string; matches: number; decided: number }>(
+    const [report] = await all<{
+      status: string;
+      platform_id: string;
+      matches: number;
+      final: number;
+      upheld_for_caller: number;
+    }>(
       ledgerFor(c.var.db, keys),
       sql`SELECT r.status, r.platform_id, EXISTS (SELECT 1 FROM report_subjects s WHERE s.report_id = r.id
             AND s.subject_key IN (SELECT value FROM json_each(${JSON.stringify(keys)}))) AS matches,
-            EXISTS (SELECT 1 FROM disputes d WHERE d.report_id = r.id
-              AND d.status IN ('upheld', 'escalated', 'report_upheld')) AS decided
+            EXISTS (SELECT 1 FROM disputes d WHERE d.report_id = r.id AND d.status = 'report_upheld') AS final,
+            EXISTS (SELECT 1 FROM disputes d WHERE d.report_id = r.id AND d.status = 'upheld'
+              AND d.opened_by = ${platformId}) AS upheld_for_caller
           FROM reports r WHERE r.id = ${reportRef}`,
     );
     if (!report?.matches) {
@@ -62,10 +69,17 @@ export function registerDisputesOpen(app: App) {
     if (report.status === "disputed") {
       throw new ProblemError("conflict", `record ${reportRef} already has an undecided dispute`);
     }
-    if (report.decided) {
+    if (report.final) {
       throw new ProblemError(
         "conflict",
-        `a dispute of record ${reportRef} was already decided in the record's favour`,
+        `an admin already decided a dispute of record ${reportRef} in its favour`,
+      );
+    }
+    if (report.upheld_for_caller) {
+      // Its own upheld dispute is escalated, not opened again (which would halve the weight anew).
+      throw new ProblemError(
+        "conflict",
+        `the reporter upheld record ${reportRef} against this platform's dispute; escalate that dispute instead`,
       );
     }
     if (report.status !== "active") {

@@ -7,9 +7,9 @@ import { type AuditEntry, auditInsertMany } from "../services/audit";
 import { commit } from "../services/commit";
 import {
   checkReportTimes,
-  overCapProblem,
   type PreparedReport,
   prepareReport,
+  refusalProblem,
   reportWriteStatements,
   writeResults,
 } from "../services/reports";
@@ -104,8 +104,8 @@ export function registerReportsBulk(app: App) {
     ]);
     for (const result of writeResults(written)) {
       const index = positions[result.item] as number;
-      if (result.outcome === "over_cap") {
-        const err = overCapProblem(prepared[result.item] as PreparedReport, result.subject, cap);
+      if (result.outcome === "refused") {
+        const err = refusalProblem(prepared[result.item] as PreparedReport, result, cap);
         results[index] = { index, status: err.status, problem: toProblem(err, requestId) };
       } else if (result.outcome === "conflict") {
         const err = new ProblemError(

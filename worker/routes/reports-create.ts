@@ -6,8 +6,8 @@ import { ReportBodySchema, ReportSchema } from "../schemas/reports";
 import { commit } from "../services/commit";
 import {
   checkReportTimes,
-  overCapProblem,
   prepareReport,
+  refusalProblem,
   reportWriteStatements,
   toReport,
   writeResults,
@@ -50,8 +50,8 @@ export function registerReportsCreate(app: App) {
     if (!result) {
       throw new Error("report write returned no row");
     }
-    if (result.outcome === "over_cap") {
-      throw overCapProblem(prepared, result.subject, cap);
+    if (result.outcome === "refused") {
+      throw refusalProblem(prepared, result, cap);
     }
     if (result.outcome === "conflict") {
       throw new ProblemError(

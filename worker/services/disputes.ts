@@ -133,7 +133,7 @@ export async function decideDispute(
       })
       .where(and(eq(reports.id, dispute.report_id), eq(reports.status, "disputed"))),
     // Withdrawn or voided, the report stops counting; upheld, its links stay counted.
-    uncountLinksSql(dispute.report_id),
+    uncountLinksSql(dispute.report_id, { dueProcess: true }),
     auditInsert(
       db,
       { requestId, now },
@@ -205,45 +205,66 @@ export async function escalateDispute(
 ): Promise<DisputeRow> {
   const { now, requestId, principal } = c.var;
   const db = orm(c.var.db);
-  const results = await commit(c, [
-    db
-      .update(disputes)
-      .set({
-        status: "escalated",
-        escalatedAt: now,
-        escalationReason: args.reason,
-        deadlineAt: args.deadlineAt,
-        decidedBy: null,
-        decidedAt: null,
-        updatedAt: now,
-      })
-      .where(and(eq(disputes.id, dispute.id), eq(disputes.status, "upheld"))),
-    abortUnlessChanged(),
-    db
-      .update(reports)
-      .set({ status: "disputed", disputeDeadlineAt: args.deadlineAt, disputeId: dispute.id, updatedAt: now })
-      .where(and(eq(reports.id, dispute.report_id), eq(reports.status, "active"))),
-    abortUnlessChanged(),
-    auditInsert(
-      db,
-      { requestId, now },
-      {
-        actor: principal.actor,
-        action: c.var.action,
-        target: dispute.id,
-        outcome: "ok",
-        details: { report: dispute.report_id, deadlineAt: args.deadlineAt },
-      },
-    ),
-    // The reporter must know its record is contested again; the opener asked for it.
-    ...eventInserts({ now }, [
-      {
-        platformId: dispute.report_platform_id,
-        type: "dispute.escalated",
-        data: { disputeId: dispute.id, reportId: dispute.report_id, deadlineAt: toRfc3339(args.deadlineAt) },
-      },
-    ]),
-  ]);
+  let results: D1Result[];
+  try {
+    results = await commit(c, [
+      db
+        .update(disputes)
+        .set({
+          status: "escalated",
+          escalatedAt: now,
+          escalationReason: args.reason,
+          deadlineAt: args.deadlineAt,
+          decidedBy: null,
+          decidedAt: null,
+          updatedAt: now,
+        })
+        .where(and(eq(disputes.id, dispute.id), eq(disputes.status, "upheld"))),
+      abortUnlessChanged(),
+      db
+        .update(reports)
+        .set({
+          status: "disputed",
+          disputeDeadlineAt: args.deadlineAt,
+          disputeId: dispute.id,
+          updatedAt: now,
+        })
+        .where(and(eq(reports.id, dispute.report_id), eq(reports.status, "active"))),
+      abortUnlessChanged(),
+      auditInsert(
+        db,
+        { requestId, now },
+        {
+          actor: principal.actor,
+          action: c.var.action,
+          target: dispute.id,
+          outcome: "ok",
+          details: { report: dispute.report_id, deadlineAt: args.deadlineAt },
+        },
+      ),
+      // The reporter must know its record is contested again; the opener asked for it.
+      ...eventInserts({ now }, [
+        {
+          platformId: dispute.report_platform_id,
+          type: "dispute.escalated",
+          data: {
+            disputeId: dispute.id,
+            reportId: dispute.report_id,
+            deadlineAt: toRfc3339(args.deadlineAt),
+          },
+        },
+      ]),
+    ]);
+  } catch (err) {
+    // Another platform's dispute of the record opened since: one undecided dispute per record.
+    if (String((err as Error)?.message ?? err).includes("disputes.report_id")) {
+      throw new ProblemError(
+        "conflict",
+        `record ${dispute.report_id} has another undecided dispute; dispute ${dispute.id} cannot be escalated now`,
+      );
+    }
+    throw err;
+  }
   enqueueDeliveries(c, results);
   return (await disputeById(c.var.db, dispute.id)) ?? dispute;
 }

@@ -113,8 +113,9 @@ export async function closeReport(
           FROM disputes d
           WHERE d.report_id = ${args.id} AND d.status IN (SELECT value FROM json_each(${JSON.stringify(UNDECIDED)}))`,
     ),
-    // A closed report frees its slot under the per-subject cap and leaves the score read.
-    uncountLinksSql(args.id),
+    // A closed report frees its slot under the per-subject cap and leaves the score read. Closed
+    // by an admin, or while the buyer disputes it, the reporter may not re-file the incident.
+    uncountLinksSql(args.id, { dueProcess: args.to === "voided" || row.status === "disputed" }),
     // A retraction withdraws, a void decides, any dispute still undecided on the report.
     db
       .update(disputes)

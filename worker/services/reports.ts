@@ -6,8 +6,17 @@ import { newId } from "../lib/ids";
 import { type FieldError, ProblemError } from "../lib/problem";
 import { DAY_MS, toRfc3339, toRfc3339OrNull } from "../lib/time";
 import type { Category, Confirmation, Report, ReportBody } from "../schemas/reports";
+import { DEFAULT_MODEL } from "../scoring/model";
 import { type KeyedSubject, pepperSubjects } from "./subjects";
 import { utcDay } from "./usage";
+
+/**
+ * A record closed through due process blocks its reporter from filing an incident this close to
+ * it about the same subject again: the scoring model's burst window, within which one platform's
+ * records are one incident.
+ */
+export const REFILING_WINDOW_DAYS = DEFAULT_MODEL.burstWindowDays;
+const REFILING_WINDOW_MS = REFILING_WINDOW_DAYS * DAY_MS;
 
 /** How far ahead of the ledger's clock a platform's timestamps may run. */
 export const CLOCK_SKEW_MS = 60_000;
@@ -142,37 +151,54 @@ export function toReport(row: ReportRow): Report {
   };
 }
 
-export type WriteOutcome = "created" | "replayed" | "conflict" | "over_cap";
+export type WriteOutcome = "created" | "replayed" | "conflict" | "refused";
 
 /**
- * The items of a write that would take this platform to `cap` counted (active or disputed)
- * reports about one subject key, with the first such subject (index into the item's sorted
- * `subjects`). Per key it counts the platform's counted links up to the cap (at most `cap`
- * index entries read, however many the key has) plus the earlier new items of the same request
- * naming the key. Items whose case id the platform already holds are replays or conflicts,
- * never over the cap. Evaluated before the insert, in the write's own batch, so two racing
- * writes cannot both take the last slot.
+ * Which new items of a write are refused, and why, as a CTE (`refused (item, subject, reason)`):
+ * - `over_cap`: per key, the platform's counted links (up to the cap: at most `cap` index entries
+ *   read, however many the key has) plus the earlier new items of the same request naming it
+ *   reach the cap;
+ * - `dispute_pending`: the platform has a record about the key under an undecided dispute (the
+ *   buyer contests it: the reporter answers the dispute before it reports the buyer again, so a
+ *   copy cannot restore what the dispute took away);
+ * - `refiling`: the platform's record of an incident about the key within the burst window of
+ *   this one was closed through due process (withdrawn or voided under a dispute, or voided by an
+ *   admin); re-filing it would shed the buyer's statement and undo the decision.
+ * Items whose case id the platform already holds are replays or conflicts, never refused here.
+ * Evaluated before the insert, in the write's own batch, so racing writes cannot slip past it.
  */
-function overCapCte(platformId: string, cap: number, json: string): SQL {
+function refusedCte(platformId: string, cap: number, json: string): SQL {
   return sql`WITH fresh AS (
       SELECT j.key AS item, j.value AS v FROM json_each(${json}) j
       WHERE NOT EXISTS (SELECT 1 FROM reports r
         WHERE r.platform_id = ${platformId} AND r.case_id = j.value ->> 'caseId')),
     named AS (
       SELECT fresh.item, s.key AS subject, s.value ->> 'key' AS subject_key,
+        fresh.v ->> 'incidentAt' AS incident_at,
         row_number() OVER (PARTITION BY s.value ->> 'key' ORDER BY fresh.item) - 1 AS earlier
       FROM fresh CROSS JOIN json_each(fresh.v -> 'subjects') s),
     held AS MATERIALIZED (
       SELECT named_keys.subject_key, (SELECT count(*) FROM (SELECT 1 FROM report_subjects rs
           WHERE rs.subject_key = named_keys.subject_key AND rs.platform_id = ${platformId}
             AND rs.counted = 1
-          LIMIT ${cap})) AS n
+          LIMIT ${cap})) AS n,
+        EXISTS (SELECT 1 FROM report_subjects rs CROSS JOIN reports d ON d.id = rs.report_id
+          WHERE rs.subject_key = named_keys.subject_key AND rs.platform_id = ${platformId}
+            AND rs.counted = 1 AND d.status = 'disputed') AS disputed
       FROM (SELECT DISTINCT subject_key FROM named) named_keys),
-    over_cap AS (
-      SELECT named.item, min(named.subject) AS subject
-      FROM named CROSS JOIN held ON held.subject_key = named.subject_key
-      WHERE held.n + named.earlier >= ${cap}
-      GROUP BY named.item)`;
+    reasons AS (
+      SELECT named.item, named.subject,
+        CASE WHEN held.disputed THEN 'dispute_pending'
+             WHEN EXISTS (SELECT 1 FROM report_subjects rs
+               WHERE rs.subject_key = named.subject_key AND rs.platform_id = ${platformId}
+                 AND rs.blocks_refiling = 1
+                 AND rs.incident_at BETWEEN named.incident_at - ${REFILING_WINDOW_MS}
+                   AND named.incident_at + ${REFILING_WINDOW_MS}) THEN 'refiling'
+             WHEN held.n + named.earlier >= ${cap} THEN 'over_cap' END AS reason
+      FROM named CROSS JOIN held ON held.subject_key = named.subject_key),
+    refused AS (
+      SELECT item, min(subject) AS subject, min(reason) AS reason FROM reasons
+      WHERE reason IS NOT NULL GROUP BY item)`;
 }
 
 /**
@@ -193,16 +219,16 @@ export function reportWriteStatements(
   const json = JSON.stringify(
     items.map((r, i) => ({ ...r, keys: r.subjects.map((s) => s.key), item: itemIndexes?.[i] ?? i })),
   );
-  const overCap = overCapCte(ctx.platformId, ctx.cap, json);
+  const refused = refusedCte(ctx.platformId, ctx.cap, json);
   // json_each stays outermost (LEFT JOIN): one (platform_id, case_id) index probe per item,
   // never a walk over the platform's reports; an item left unwritten (over the cap) has no row.
   const matched: SQL = sql`FROM json_each(${json}) j
     LEFT JOIN reports r ON r.platform_id = ${ctx.platformId} AND r.case_id = j.value ->> 'caseId'`;
-  const outcome: SQL = sql`CASE WHEN r.id IS NULL THEN 'over_cap' WHEN r.id = j.value ->> 'id' THEN 'created'
+  const outcome: SQL = sql`CASE WHEN r.id IS NULL THEN 'refused' WHEN r.id = j.value ->> 'id' THEN 'created'
              WHEN r.content_hash = j.value ->> 'contentHash' THEN 'replayed' ELSE 'conflict' END`;
   return [
-    sql`${overCap} SELECT item, subject FROM over_cap ORDER BY item`,
-    sql`${overCap}
+    sql`${refused} SELECT item, subject, reason FROM refused ORDER BY item`,
+    sql`${refused}
       INSERT INTO reports (id, platform_id, case_id, status, category, confirmation, incident_at,
         confirmed_at, amount_value, amount_currency, evidence, note, subject_notified_at, content_hash,
         status_reason, created_at, updated_at)
@@ -210,7 +236,7 @@ export function reportWriteStatements(
         j.value ->> 'confirmation', j.value ->> 'incidentAt', j.value ->> 'confirmedAt',
         j.value ->> 'amountValue', j.value ->> 'amountCurrency', j.value -> 'evidence', j.value ->> 'note',
         j.value ->> 'subjectNotifiedAt', j.value ->> 'contentHash', NULL, ${ctx.now}, ${ctx.now}
-      FROM json_each(${json}) j WHERE j.key NOT IN (SELECT item FROM over_cap)
+      FROM json_each(${json}) j WHERE j.key NOT IN (SELECT item FROM refused)
       ON CONFLICT (platform_id, case_id) DO NOTHING`,
     // The report's platform and incident time are copied onto its links (counted from the start):
     // the score read and the cap walk the partial index on them.
@@ -219,11 +245,14 @@ export function reportWriteStatements(
       FROM json_each(${json}) j
       CROSS JOIN reports r ON r.id = j.value ->> 'id'
       CROSS JOIN json_each(j.value -> 'subjects') s`,
-    sql`INSERT INTO audit_log (at, actor, action, target, request_id, outcome, details)
+    // Refused items have no report row. Evaluated again after the insert, the refusals stay the
+    // same: the insert only adds links, and every reason is monotone in them.
+    sql`${refused} INSERT INTO audit_log (at, actor, action, target, request_id, outcome, details)
       SELECT ${ctx.now}, ${ctx.actor}, ${ctx.action}, r.id, ${ctx.requestId},
         CASE WHEN r.id IS NULL THEN 'invalid' ELSE ${outcome} END,
         json_object('caseId', j.value ->> 'caseId', 'item', j.value ->> 'item', 'subjectKeys', j.value -> 'keys',
-          'error', CASE WHEN r.id IS NULL THEN 'over_cap' END, 'cap', CASE WHEN r.id IS NULL THEN ${ctx.cap} END)
+          'error', CASE WHEN r.id IS NULL THEN (SELECT x.reason FROM refused x WHERE x.item = j.key) END,
+          'cap', CASE WHEN r.id IS NULL THEN ${ctx.cap} END)
       ${matched} ORDER BY j.key`,
     sql`SELECT j.key AS item, ${outcome} AS outcome, ${REPORT_COLUMNS}
       ${matched} ORDER BY j.key`,
@@ -235,49 +264,78 @@ export function reportWriteStatements(
   ];
 }
 
-/** What one item of a write came to: its report, or the subject that is over the cap. */
+export type RefusalReason = "over_cap" | "dispute_pending" | "refiling";
+
+/** What one item of a write came to: its report, or why it was refused and for which subject. */
 export type WriteResult =
   | { item: number; outcome: "created" | "replayed" | "conflict"; row: ReportRow }
-  | { item: number; outcome: "over_cap"; subject: number };
+  | { item: number; outcome: "refused"; reason: RefusalReason; subject: number };
 
 /** The per-item results of `reportWriteStatements`, from the batch results of those statements. */
 export function writeResults(results: readonly D1Result[]): WriteResult[] {
-  const overCap = new Map(
-    rowsOf<{ item: number; subject: number }>(results[0]).map((r) => [r.item, r.subject] as const),
+  const refused = new Map(
+    rowsOf<{ item: number; subject: number; reason: RefusalReason }>(results[0]).map(
+      (r) => [r.item, r] as const,
+    ),
   );
   return rowsOf<ReportRow & { item: number; outcome: WriteOutcome }>(results[4]).map(
-    ({ item, outcome, ...row }): WriteResult =>
-      outcome === "over_cap" ? { item, outcome, subject: overCap.get(item) ?? 0 } : { item, outcome, row },
-  );
-}
-
-/**
- * The 422 of an item over the per-subject cap: names the subject by its place and type in the
- * request, never by its key.
- */
-export function overCapProblem(report: PreparedReport, subject: number, cap: number): ProblemError {
-  const type = report.subjects[subject]?.type ?? "subject";
-  return new ProblemError(
-    "validation",
-    `This platform already holds ${cap} active or disputed reports about this ${type}, the most one platform may hold about one subject; retract one to report another.`,
-    {
-      errors: [
-        {
-          path: `subjects.${report.subjectPositions[subject] ?? 0}.hash`,
-          message: `at most ${cap} active or disputed reports per ${type} and platform (MAX_ACTIVE_REPORTS_PER_SUBJECT)`,
-        },
-      ],
+    ({ item, outcome, ...row }): WriteResult => {
+      if (outcome !== "refused") {
+        return { item, outcome, row };
+      }
+      const why = refused.get(item);
+      return { item, outcome, reason: why?.reason ?? "over_cap", subject: why?.subject ?? 0 };
     },
   );
 }
 
 /**
+ * The problem of a refused item: 422 over the per-subject cap, 409 when due process stands in the
+ * way. Names the subject by its place and type in the request, never by its key.
+ */
+export function refusalProblem(
+  report: PreparedReport,
+  refusal: { reason: RefusalReason; subject: number },
+  cap: number,
+): ProblemError {
+  const type = report.subjects[refusal.subject]?.type ?? "subject";
+  const path = `subjects.${report.subjectPositions[refusal.subject] ?? 0}.hash`;
+  switch (refusal.reason) {
+    case "over_cap":
+      return new ProblemError(
+        "validation",
+        `This platform already holds ${cap} active or disputed reports about this ${type}, the most one platform may hold about one subject; retract one to report another.`,
+        {
+          errors: [
+            {
+              path,
+              message: `at most ${cap} active or disputed reports per ${type} and platform (MAX_ACTIVE_REPORTS_PER_SUBJECT)`,
+            },
+          ],
+        },
+      );
+    case "dispute_pending":
+      return new ProblemError(
+        "conflict",
+        `The buyer disputes a record of this platform about this ${type}: answer the dispute (GET /v1/disputes?role=reporter) before reporting the buyer again.`,
+      );
+    case "refiling":
+      return new ProblemError(
+        "conflict",
+        `This platform's record of an incident within ${REFILING_WINDOW_DAYS} days of this one about this ${type} was withdrawn or voided through due process; it cannot be filed again.`,
+      );
+  }
+}
+
+/**
  * Stops a report's subject links counting once the report has left `active`/`disputed`; put it
  * in the same batch as the status change, after it. It reads the status back, so it is a no-op
- * when the change did not happen or the report stayed open (a dispute upheld).
+ * when the change did not happen or the report stayed open (a dispute upheld). `dueProcess`: the
+ * report was closed by a dispute's outcome or an admin's void, so its reporter may not re-file the
+ * incident (`refusedCte`).
  */
-export function uncountLinksSql(reportId: string) {
-  return sql`UPDATE report_subjects SET counted = 0
+export function uncountLinksSql(reportId: string, options: { dueProcess: boolean }) {
+  return sql`UPDATE report_subjects SET counted = 0, blocks_refiling = ${options.dueProcess ? 1 : 0}
     WHERE report_id = ${reportId} AND counted = 1
       AND (SELECT r.status FROM reports r WHERE r.id = ${reportId}) NOT IN ('active', 'disputed')`;
 }
