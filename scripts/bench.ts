@@ -142,6 +142,8 @@ async function start(script: string, bindings: Record<string, string>) {
             RL_WRITES: unlimited("1002"),
             RL_ADMIN: unlimited("1003"),
             RL_AUTH_FAILURES: unlimited("1004"),
+            RL_SUBJECT_ACCESS: unlimited("1005"),
+            RL_AUTH_FAILURES_GLOBAL: unlimited("1006"),
           },
           unsafeDirectSockets: [{ host: "127.0.0.1", port: APP_PORT }],
         },

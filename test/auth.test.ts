@@ -9,6 +9,7 @@
 import { env } from "cloudflare:workers";
 import { base64url, decodeJwt, exportJWK, generateKeyPair, importJWK, type JWK } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
+import { anonymousAuditAllowed } from "../worker/middleware/auth";
 import {
   adminToken,
   call,
@@ -19,6 +20,7 @@ import {
   newKeyPair,
   newPlatform,
   reportBody,
+  spendRateLimit,
   type TestPlatform,
   uniqueId,
 } from "./harness";
@@ -27,7 +29,7 @@ const AUDIENCE = "pixiu";
 const ADMIN_KID = "test-admin";
 const UNAUTHENTICATED = "https://pixiu.dev/problems/unauthenticated";
 const FORBIDDEN = "https://pixiu.dev/problems/forbidden";
-/** RL_AUTH_FAILURES in wrangler.toml: audited rejections per source address and minute. */
+/** RL_AUTH_FAILURES in wrangler.toml: audited rejections per source and minute, and 429s per principal. */
 const AUDITED_REJECTIONS_PER_PERIOD = 20;
 
 type Json = Record<string, unknown>;
@@ -594,6 +596,12 @@ describe("issuer and key identity", () => {
     await expectRejected(p, `Bearer ${token}`, /unknown issuer/, { claimedIssuer: iss });
   });
 
+  it("an unknown issuer of 4,000 characters is stored cut to 64", async () => {
+    const iss = `${uniqueId("ghost")}${"x".repeat(4000)}`;
+    const token = await platformSigned(p, claimsFor(iss));
+    await expectRejected(p, `Bearer ${token}`, /unknown issuer/, { claimedIssuer: iss.slice(0, 64) });
+  });
+
   it("this platform's iss with another platform's kid, signed by that platform's key → 401", async () => {
     const token = await platformSigned(other, claimsFor(p.id));
     await expectRejected(p, `Bearer ${token}`, /no key of this issuer matches the kid/, {
@@ -1041,6 +1049,70 @@ describe("unauthenticated requests write at most the rejected-token budget", () 
     const path = (JSON.parse(refused?.details ?? "{}") as { path: string }).path;
     expect(path).toHaveLength(256);
     expect(path.endsWith("…")).toBe(true);
+  });
+});
+
+describe("the anonymous audit budgets: per source (an IPv6 /64) and for all sources", () => {
+  /** A stand-in rate limiter that allows `allow` calls and records every key it was asked about. */
+  const limiter = (allow: number) => {
+    const keys: string[] = [];
+    return {
+      keys,
+      limit: async ({ key }: { key: string }) => {
+        keys.push(key);
+        return { success: keys.length <= allow };
+      },
+    };
+  };
+
+  it("an entry is written only when both budgets allow it; a refused source spends nothing globally", async () => {
+    const perSource = limiter(1);
+    const global = limiter(10);
+    const budgets = { RL_AUTH_FAILURES: perSource, RL_AUTH_FAILURES_GLOBAL: global };
+    expect(await anonymousAuditAllowed(budgets, "2001:db8:1:2::1")).toBe(true);
+    expect(await anonymousAuditAllowed(budgets, "2001:DB8:1:2:0:0:0:99")).toBe(false);
+    expect(perSource.keys).toEqual(["auth-fail:2001:db8:1:2::/64", "auth-fail:2001:db8:1:2::/64"]);
+    expect(global.keys).toEqual(["anonymous"]);
+
+    const closed = { RL_AUTH_FAILURES: limiter(10), RL_AUTH_FAILURES_GLOBAL: limiter(0) };
+    expect(await anonymousAuditAllowed(closed, "198.51.100.7")).toBe(false);
+    expect(closed.RL_AUTH_FAILURES.keys).toEqual(["auth-fail:198.51.100.7"]);
+  });
+
+  it("an IPv4-mapped source shares its IPv4 address's budget", async () => {
+    const perSource = limiter(10);
+    const budgets = { RL_AUTH_FAILURES: perSource, RL_AUTH_FAILURES_GLOBAL: limiter(10) };
+    await anonymousAuditAllowed(budgets, "198.51.100.7");
+    await anonymousAuditAllowed(budgets, "::ffff:198.51.100.7");
+    expect(new Set(perSource.keys)).toEqual(new Set(["auth-fail:198.51.100.7"]));
+  });
+});
+
+describe("429 answers are audited within a budget per principal", () => {
+  it("100 requests of one platform past its rate limit write at most 20 audit entries", async () => {
+    const { flood, statuses } = await inOneRateLimitWindow(async () => {
+      const flood = await newPlatform();
+      await spendRateLimit(env.RL_WRITES, `writes:platform:${flood.id}`, 600);
+      const token = await flood.token();
+      const statuses: number[] = [];
+      for (let chunk = 0; chunk < 4; chunk++) {
+        const responses = await Promise.all(Array.from({ length: 25 }, () => call("/v1/reports", { token })));
+        for (const res of responses) {
+          statuses.push(res.status);
+          await res.arrayBuffer();
+        }
+      }
+      return { flood, statuses };
+    });
+    expect(new Set(statuses)).toEqual(new Set([429]));
+    const limited = () =>
+      countRows("audit_log", "actor = ? AND outcome = 'rate_limited'", `platform:${flood.id}`);
+    for (let i = 0; i < 100 && (await limited()) < AUDITED_REJECTIONS_PER_PERIOD; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    // Entries written after the response (waitUntil) have had time to land.
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await limited()).toBe(AUDITED_REJECTIONS_PER_PERIOD);
   });
 });
 

@@ -1,10 +1,12 @@
 /**
  * Due process through the HTTP API (CONTRACT §6, §7): opening, reading, answering and
  * resolving disputes, the deadline, subject access, the retention purge, and the audit entries
- * every one of those leaves. Clocks are moved with direct SQL on the local D1.
+ * every one of those leaves. Clocks are moved with direct SQL on the local D1; the subject-access
+ * cursor's lifetime with the Worker's own clock (`vi.setSystemTime`: the Worker runs in this
+ * isolate), since the cursor carries its signed issue time and no row holds it.
  */
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import {
   adminToken,
   auditRows,
@@ -13,6 +15,7 @@ import {
   callJson,
   countRows,
   createReport,
+  daysAgo,
   errorPaths,
   newBuyer,
   newPlatform,
@@ -21,6 +24,9 @@ import {
 } from "./harness";
 
 const DAY = 86_400_000;
+const MINUTE = 60_000;
+/** ACCESS_CURSOR_LIFETIME_MS in worker/routes/subject-access.ts. */
+const ACCESS_CURSOR_LIFETIME = 15 * MINUTE;
 const DISPUTE_DEADLINE_DAYS = 20;
 const RETENTION_DAYS = 1826;
 const ADMIN_ACTOR = "admin:test-admin";
@@ -984,6 +990,62 @@ describe("POST /v1/subject-access", () => {
     expect(reordered.body.records).toHaveLength(1);
     expect(reordered.body.records[0]?.ref).not.toBe(first.body.records[0]?.ref);
     expect(reordered.body.nextCursor).toBeNull();
+  });
+
+  it("cursors expire 15 minutes after the request's first page: later, a 422 on cursor that writes nothing", async () => {
+    const reporter = await newPlatform();
+    const p = await newPlatform();
+    const buyer = await newBuyer();
+    for (const days of [10, 20, 30, 40]) {
+      await createReport(reporter, buyer, { incidentAt: daysAgo(days), confirmedAt: daysAgo(days - 1) });
+    }
+    const requestRef = uniqueId("SAR");
+    const first = await subjectAccess(p, buyer, { requestRef, limit: 1 });
+    expect(first.status).toBe(200);
+    const firstId = first.headers.get("x-request-id");
+    // The first page's time, as the Worker's clock read it (the cursor's signed issue time).
+    const issued = await env.DB.prepare("SELECT min(at) AS at FROM inquiries WHERE request_id = ?")
+      .bind(firstId)
+      .first<{ at: number }>();
+    const t = issued?.at ?? Number.NaN;
+    const usage = async () =>
+      (
+        await env.DB.prepare(
+          "SELECT coalesce(sum(subject_access), 0) AS n FROM usage_daily WHERE platform_id = ?",
+        )
+          .bind(p.id)
+          .first<{ n: number }>()
+      )?.n;
+    const page = (at: number, cursor: string | null) => {
+      vi.setSystemTime(at);
+      return subjectAccess(p, buyer, { requestRef, limit: 1, cursor });
+    };
+
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      // Within the lifetime a walk goes on; a later page's cursor keeps the first page's time.
+      const second = await page(t + 10 * MINUTE, first.body.nextCursor);
+      expect(second.status).toBe(200);
+      const third = await page(t + ACCESS_CURSOR_LIFETIME, second.body.nextCursor);
+      expect(third.status, JSON.stringify(third.body)).toBe(200);
+      expect(third.body.nextCursor).toEqual(expect.any(String));
+
+      const inquiriesBefore = await countRows("inquiries", "platform_id = ?", p.id);
+      const usageBefore = await usage();
+      for (const cursor of [first.body.nextCursor, second.body.nextCursor, third.body.nextCursor]) {
+        const late = await page(t + ACCESS_CURSOR_LIFETIME + 1, cursor);
+        expect(late.status).toBe(422);
+        expect(errorPaths(late.body)).toEqual(["cursor"]);
+        expect(JSON.stringify(late.body)).toMatch(/expired/);
+      }
+      expect(await countRows("inquiries", "platform_id = ?", p.id)).toBe(inquiriesBefore);
+      expect(await usage()).toBe(usageBefore);
+    } finally {
+      vi.useRealTimers();
+    }
+    // Every page of the walk is one look-up, under the first page's request id.
+    expect(await countRows("inquiries", "platform_id = ? AND request_id <> ?", p.id, firstId)).toBe(0);
+    expect(await countRows("inquiries", "platform_id = ?", p.id)).toBe(3 * 2);
   });
 });
 

@@ -3,8 +3,7 @@
  * this file FAILS on the code it was written against: each one is an attack that works, with the
  * expected safe behaviour asserted. Nothing here is a regression guard unless labelled so.
  */
-import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import {
   call,
   callJson,
@@ -193,29 +192,33 @@ describe("red team: subject-access cursors", () => {
     });
     expect(first.status).toBe(200);
     expect(first.body.nextCursor).not.toBeNull();
-    // Time passes: the first page was 200 days ago.
-    const firstRequest = first.headers.get("x-request-id");
-    await env.DB.prepare("UPDATE inquiries SET at = at - ? WHERE request_id = ?")
-      .bind(200 * DAY, firstRequest)
-      .run();
-
-    const replay = await callJson<{ records: unknown[] }>("/v1/subject-access", {
-      token: await snoop.token(),
-      body: { requestRef: "TICKET-1", subjects: buyer, cursor: first.body.nextCursor, limit: 500 },
-    });
+    // Time passes: 200 days later. The Worker's clock moves (it runs in this isolate), not only
+    // the stored inquiry times: the cursor carries its own signed issue time, which no row holds.
+    vi.useFakeTimers({ toFake: ["Date"] });
+    vi.setSystemTime(Date.now() + 200 * DAY);
+    let replay: { status: number; body: { records: unknown[] } };
+    let view: { body: { inquiries: { at: string; purpose: string; platformName: string }[] } };
+    try {
+      replay = await callJson<{ records: unknown[] }>("/v1/subject-access", {
+        token: await snoop.token(),
+        body: { requestRef: "TICKET-1", subjects: buyer, cursor: first.body.nextCursor, limit: 500 },
+      });
+      view = await callJson<{ inquiries: { at: string; purpose: string; platformName: string }[] }>(
+        "/v1/subject-access",
+        { token: await checker.token(), body: { requestRef: "CHECK-1", subjects: buyer } },
+      );
+    } finally {
+      vi.useRealTimers();
+    }
     if (replay.status === 422) {
       return; // an expired cursor: safe
     }
     expect(replay.status).toBe(200);
     expect(replay.body.records.length).toBe(2); // the file, read again today
 
-    const view = await callJson<{ inquiries: { at: string; purpose: string; platformName: string }[] }>(
-      "/v1/subject-access",
-      { token: await checker.token(), body: { requestRef: "CHECK-1", subjects: buyer } },
-    );
     const snoops = view.body.inquiries.filter((i) => i.platformName === `Platform ${snoop.id}`);
     expect(
-      snoops.some((i) => Date.parse(i.at) > Date.now() - DAY),
+      snoops.some((i) => Date.parse(i.at) > Date.now() + 200 * DAY - DAY),
       `the buyer sees only ${JSON.stringify(snoops)}`,
     ).toBe(true);
   });

@@ -49,7 +49,10 @@ export const envSchema = z.object({
   RL_WRITES: limiter,
   RL_ADMIN: limiter,
   RL_SUBJECT_ACCESS: limiter,
+  /** Anonymous audit entries per source (IPv4 address or IPv6 /64), and 429 entries per principal. */
   RL_AUTH_FAILURES: limiter,
+  /** Anonymous audit entries from all sources together. */
+  RL_AUTH_FAILURES_GLOBAL: limiter,
   /** Producer of `pixiu-webhooks`: one message per webhook delivery (docs/due-process.md). */
   WEBHOOKS: queue<WebhookMessage>(),
   /** 32+ random bytes, base64url: the server-side HMAC key applied to every subject hash. */

@@ -1,17 +1,28 @@
 import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../app";
+import type { RateLimiter } from "../env";
 import { orm } from "../lib/db";
 import { auditInsert, clipForAudit, outcomeForStatus } from "../services/audit";
-import { anonymousAuditAllowed } from "./auth";
+import { anonymousAuditAllowed, sourceAddress } from "./auth";
+
+/**
+ * Whether a 429 of `actor` may be audited: at most RL_AUTH_FAILURES entries per principal and
+ * period (key `rate-limited:<actor>`). Refusals cost the member nothing, so without a budget every
+ * request past the limit would still write a row; the first ones show the flood, the rest add
+ * nothing.
+ */
+export async function rateLimitedAuditAllowed(budget: RateLimiter, actor: string): Promise<boolean> {
+  return (await budget.limit({ key: `rate-limited:${actor}` })).success;
+}
 
 /**
  * Makes sure every API request leaves an audit entry. Handlers that change state write their
  * entry in their own batch (and mark the request audited); for the rest — reads, and requests
  * refused before a handler ran (403, 413, 422, 429…) — this writes one after the response,
  * off the latency path, with the status the caller actually received. A request without a
- * principal is audited within the rejected-token budget per source address
- * (`anonymousAuditAllowed`), so unauthenticated traffic cannot flood the log; the stored path is
- * cut to 256 characters.
+ * principal is audited within the anonymous budgets (`anonymousAuditAllowed`), and a 429 within
+ * a budget per principal (`rateLimitedAuditAllowed`), so neither unauthenticated traffic nor a
+ * member past its rate limit can flood the log; the stored path is cut to 256 characters.
  */
 export function auditTrail(): MiddlewareHandler<AppEnv> {
   return async function auditTrail(c, next) {
@@ -34,7 +45,10 @@ export function auditTrail(): MiddlewareHandler<AppEnv> {
       },
     );
     const audit = async () => {
-      if (principal || (await anonymousAuditAllowed(c))) {
+      const allowed = principal
+        ? status !== 429 || (await rateLimitedAuditAllowed(c.var.config.RL_AUTH_FAILURES, principal.actor))
+        : await anonymousAuditAllowed(c.var.config, sourceAddress(c));
+      if (allowed) {
         await write.run();
       }
     };

@@ -2,21 +2,26 @@ import type { Context, MiddlewareHandler } from "hono";
 import type { AppEnv } from "../app";
 import { TokenError, unverifiedIssuer } from "../auth/jwt";
 import { authenticate, type Scope } from "../auth/principal";
+import type { Config } from "../env";
 import { orm } from "../lib/db";
+import { sourceKey } from "../lib/ip";
 import { ProblemError } from "../lib/problem";
-import { auditInsert } from "../services/audit";
+import { auditInsert, clipForAudit } from "../services/audit";
 
 const BEARER = /^Bearer ([A-Za-z0-9_.-]{1,8192})$/;
 
-/** The caller's source address, for per-source limits on rejected tokens. */
+/** Longest `claimedIssuer` and source address a rejected-token entry keeps: both are the caller's text. */
+export const MAX_AUDITED_CLAIM = 64;
+
+/** The caller's source address as sent (`CF-Connecting-IP`), for the audit entry. */
 export function sourceAddress(c: Context<AppEnv>): string {
   return c.req.header("cf-connecting-ip") ?? "local";
 }
 
 /**
  * Verifies the bearer token and puts the principal in the context. A rejected token is
- * audited, at most RL_AUTH_FAILURES entries per source address and period, so a flood of bad
- * tokens floods neither the log nor the database.
+ * audited within the anonymous budgets (`anonymousAuditAllowed`), so a flood of bad tokens floods
+ * neither the log nor the database.
  */
 export function bearerAuth(): MiddlewareHandler<AppEnv> {
   return async function bearerAuth(c, next) {
@@ -61,19 +66,25 @@ export function bearerAuth(): MiddlewareHandler<AppEnv> {
 }
 
 /**
- * Whether an audit entry of a request without a principal may be written: at most
- * RL_AUTH_FAILURES entries per source address and period, whatever refused the request, so no
- * unauthenticated flood writes more than that budget to the log.
+ * Whether an audit entry of a request without a principal may be written, whatever refused the
+ * request: only when both budgets allow it. RL_AUTH_FAILURES counts per source (`sourceKey`: an
+ * IPv4 address, or an IPv6 /64, since one host can send from any address of its /64), and
+ * RL_AUTH_FAILURES_GLOBAL counts every anonymous entry, so not even traffic from many networks
+ * writes more than that to the log. The global budget is spent only by entries the per-source
+ * one let through, so one flooding source cannot use it up alone.
  */
-export async function anonymousAuditAllowed(c: Context<AppEnv>): Promise<boolean> {
-  const { success } = await c.var.config.RL_AUTH_FAILURES.limit({ key: `auth-fail:${sourceAddress(c)}` });
-  return success;
+export async function anonymousAuditAllowed(
+  budgets: Pick<Config, "RL_AUTH_FAILURES" | "RL_AUTH_FAILURES_GLOBAL">,
+  source: string,
+): Promise<boolean> {
+  const perSource = await budgets.RL_AUTH_FAILURES.limit({ key: `auth-fail:${sourceKey(source)}` });
+  return perSource.success && (await budgets.RL_AUTH_FAILURES_GLOBAL.limit({ key: "anonymous" })).success;
 }
 
 async function auditRejectedToken(c: Context<AppEnv>, reason: string, claimedIssuer: string | null) {
   c.set("audited", true);
-  const source = sourceAddress(c);
-  if (!(await anonymousAuditAllowed(c))) {
+  const source = sourceAddress(c).slice(0, MAX_AUDITED_CLAIM);
+  if (!(await anonymousAuditAllowed(c.var.config, sourceAddress(c)))) {
     return;
   }
   const write = auditInsert(
@@ -84,7 +95,12 @@ async function auditRejectedToken(c: Context<AppEnv>, reason: string, claimedIss
       action: "auth.reject",
       target: `${c.req.method} ${c.req.path}`,
       outcome: "unauthenticated",
-      details: { reason, claimedIssuer, source },
+      // All three carry the caller's text (a forged header's `alg` shows in the reason).
+      details: {
+        reason: clipForAudit(reason),
+        claimedIssuer: claimedIssuer?.slice(0, MAX_AUDITED_CLAIM) ?? null,
+        source,
+      },
     },
   ).run();
   c.executionCtx.waitUntil(write.catch((err) => console.error("audit write failed", String(err))));

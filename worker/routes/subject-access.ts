@@ -20,6 +20,12 @@ import { usageUpsert, utcDay } from "../services/usage";
 export const DEFAULT_ACCESS_PAGE = 100;
 /** The most items of each list one page may carry, so no answer grows to megabytes. */
 export const MAX_ACCESS_PAGE = 500;
+/**
+ * How long after a request's first page its cursors are accepted: a buyer's request is served in
+ * one sitting. Every page logs its look-up under the first page (shown to the buyer at that
+ * page's time), so a cursor kept for later would be a re-read of the file the buyer never sees.
+ */
+export const ACCESS_CURSOR_LIFETIME_MS = 15 * 60_000;
 
 const AccessSchema = z
   .object({
@@ -46,10 +52,12 @@ const AccessSchema = z
         platformName: z.string(),
       }),
     ),
-    nextCursor: z.string().nullable().openapi({
-      description:
-        "Send it back (with the same subjects and requestRef) for the next page of both lists; null on the last page",
-    }),
+    nextCursor: z
+      .string()
+      .nullable()
+      .openapi({
+        description: `Send it back (with the same subjects and requestRef) for the next page of both lists, within ${ACCESS_CURSOR_LIFETIME_MS / 60_000} minutes of the request's first page; null on the last page`,
+      }),
   })
   .openapi("SubjectAccess");
 
@@ -111,12 +119,15 @@ type Position = [number, string] | null;
 /**
  * What a subject-access cursor carries, signed (lib/signed-cursor): the buyer request's first
  * page id (continuation pages log their look-up under it, so the buyer sees one inquiry per
- * request), the next page number, a digest binding it to the caller, `requestRef` and subjects,
- * and where each list stands.
+ * request) and that page's time (the cursor's issue time, carried unchanged to every later
+ * cursor, so the whole walk ends `ACCESS_CURSOR_LIFETIME_MS` after it), the next page number, a
+ * digest binding it to the caller, `requestRef` and subjects, and where each list stands.
+ * Version 1 cursors had no issue time and are refused as not issued.
  */
 const CursorPayload = z.object({
-  v: z.literal(1),
+  v: z.literal(2),
   q: z.string(),
+  t: z.number().int(),
   n: z.number().int().min(2),
   b: z.string(),
   r: z.tuple([z.number(), z.string()]).nullable(),
@@ -155,8 +166,9 @@ export function registerSubjectAccess(app: App) {
     const signingKey = await cursorKey(config.LEDGER_PEPPER, "subject-access");
 
     // A continuation page (undefined position: first page, list not started yet).
-    let from: { q: string; n: number; r: Position | undefined; i: Position | undefined } = {
+    let from: { q: string; t: number; n: number; r: Position | undefined; i: Position | undefined } = {
       q: requestId,
+      t: now,
       n: 1,
       r: undefined,
       i: undefined,
@@ -168,6 +180,11 @@ export function registerSubjectAccess(app: App) {
       }
       if (parsed.data.b !== binding) {
         throw badCursor("was issued for other subjects, another requestRef or another platform");
+      }
+      if (now - parsed.data.t > ACCESS_CURSOR_LIFETIME_MS) {
+        throw badCursor(
+          `has expired: a request's pages are served within ${ACCESS_CURSOR_LIFETIME_MS / 60_000} minutes of its first page; start again without a cursor`,
+        );
       }
       from = parsed.data;
     }
@@ -218,8 +235,9 @@ export function registerSubjectAccess(app: App) {
     const lastRecord = recordPage[recordPage.length - 1];
     const lastInquiry = inquiryPage[inquiryPage.length - 1];
     const next: CursorPayload = {
-      v: 1,
+      v: 2,
       q: from.q,
+      t: from.t,
       n: from.n + 1,
       b: binding,
       r: recordRows.length > limit && lastRecord ? [lastRecord.incident_at, lastRecord.id] : null,

@@ -4,6 +4,7 @@ import type { Config, WebhookMessage } from "../env";
 import { all } from "../lib/batch";
 import { base64UrlToBytes, importHmacKey } from "../lib/crypto";
 import type { Db } from "../lib/db";
+import { inCidr, parseCidr, parseIp } from "../lib/ip";
 import { toRfc3339 } from "../lib/time";
 import { RESEND_AFTER_MS, sendDeliveries } from "./events";
 
@@ -83,58 +84,90 @@ export async function signDelivery(secret: string, id: string, timestamp: number
 
 // --- URL rules -------------------------------------------------------------------------------
 
-const V4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
-
-/** Whether an IPv4 address is anything but a public unicast address. */
-function privateV4(a: number, b: number): boolean {
-  return (
-    a === 0 || // "this" network
-    a === 10 ||
-    a === 127 || // loopback
-    (a === 100 && b >= 64 && b <= 127) || // carrier-grade NAT
-    (a === 169 && b === 254) || // link-local, cloud metadata
-    (a === 172 && b >= 16 && b <= 31) ||
-    (a === 192 && b === 168) ||
-    (a === 192 && b === 0) || // IETF assignments, 192.0.0.0/24 and TEST-NET-1 nearby
-    (a === 198 && (b === 18 || b === 19)) || // benchmarking
-    a >= 224 // multicast, reserved, broadcast
-  );
+/** A block of addresses a webhook may not name, with what it is and where it is defined. */
+export interface RefusedRange {
+  cidr: string;
+  name: string;
+  /** Loopback: allowed with WEBHOOK_ALLOW_LOOPBACK (local development and tests), refused otherwise. */
+  loopback?: true;
 }
 
-type HostKind = "public" | "loopback" | "private";
+/**
+ * Every IP block a webhook may not name: the IANA IPv4 and IPv6 special-purpose registries
+ * (including the blocks they mark globally reachable, such as AS112 and AMT: anycast services,
+ * never a platform's receiver), multicast, and IPv6 outside global unicast. Formats that embed
+ * an IPv4 address (v4-mapped, v4-compatible, NAT64, 6to4, Teredo) are refused whole rather than
+ * unwrapped: none is how a platform publishes a receiver, and each is a way around the IPv4 rows.
+ * The first row that matches names the reason.
+ */
+export const REFUSED_RANGES: readonly RefusedRange[] = [
+  { cidr: "127.0.0.0/8", name: "IPv4 loopback (RFC 1122)", loopback: true },
+  { cidr: "::1/128", name: "IPv6 loopback (RFC 4291)", loopback: true },
+  // IPv4 (IANA IPv4 Special-Purpose Address Registry, multicast, reserved).
+  { cidr: "0.0.0.0/8", name: '"this network" (RFC 791)' },
+  { cidr: "10.0.0.0/8", name: "private use (RFC 1918)" },
+  { cidr: "100.64.0.0/10", name: "shared address space, carrier-grade NAT (RFC 6598)" },
+  { cidr: "169.254.0.0/16", name: "link-local, cloud metadata (RFC 3927)" },
+  { cidr: "172.16.0.0/12", name: "private use (RFC 1918)" },
+  { cidr: "192.0.0.0/24", name: "IETF protocol assignments (RFC 6890)" },
+  { cidr: "192.0.2.0/24", name: "documentation, TEST-NET-1 (RFC 5737)" },
+  { cidr: "192.31.196.0/24", name: "AS112-v4 (RFC 7535)" },
+  { cidr: "192.52.193.0/24", name: "AMT (RFC 7450)" },
+  { cidr: "192.88.99.0/24", name: "6to4 relay anycast, deprecated (RFC 7526)" },
+  { cidr: "192.168.0.0/16", name: "private use (RFC 1918)" },
+  { cidr: "192.175.48.0/24", name: "direct delegation AS112 (RFC 7534)" },
+  { cidr: "198.18.0.0/15", name: "benchmarking (RFC 2544)" },
+  { cidr: "198.51.100.0/24", name: "documentation, TEST-NET-2 (RFC 5737)" },
+  { cidr: "203.0.113.0/24", name: "documentation, TEST-NET-3 (RFC 5737)" },
+  { cidr: "224.0.0.0/4", name: "multicast (RFC 5771)" },
+  { cidr: "240.0.0.0/4", name: "reserved and limited broadcast (RFC 1112, RFC 919)" },
+  // IPv6 (IANA IPv6 Special-Purpose Address Registry, IPv6 address space).
+  { cidr: "::/128", name: "unspecified (RFC 4291)" },
+  { cidr: "::ffff:0:0/96", name: "IPv4-mapped (RFC 4291)" },
+  { cidr: "::/96", name: "IPv4-compatible, deprecated (RFC 4291)" },
+  { cidr: "64:ff9b::/96", name: "IPv4/IPv6 translation, NAT64 (RFC 6052)" },
+  { cidr: "64:ff9b:1::/48", name: "local-use IPv4/IPv6 translation (RFC 8215)" },
+  { cidr: "100::/64", name: "discard-only (RFC 6666)" },
+  { cidr: "100:0:0:1::/64", name: "dummy IPv6 prefix (RFC 9780)" },
+  { cidr: "2001::/23", name: "IETF protocol assignments, Teredo included (RFC 2928, RFC 4380)" },
+  { cidr: "2001:db8::/32", name: "documentation (RFC 3849)" },
+  { cidr: "2002::/16", name: "6to4, embeds an IPv4 address (RFC 3056)" },
+  { cidr: "2620:4f:8000::/48", name: "direct delegation AS112 (RFC 7534)" },
+  { cidr: "3fff::/20", name: "documentation (RFC 9637)" },
+  { cidr: "5f00::/16", name: "segment routing SIDs (RFC 9602)" },
+  { cidr: "fc00::/7", name: "unique local (RFC 4193)" },
+  { cidr: "fe80::/10", name: "link-local (RFC 4291)" },
+  { cidr: "fec0::/10", name: "site-local, deprecated (RFC 3879)" },
+  { cidr: "ff00::/8", name: "multicast (RFC 4291)" },
+  // Only 2000::/3 is allocated for global unicast (IANA IPv6 Address Space); the rest is reserved.
+  { cidr: "::/3", name: "outside IPv6 global unicast (2000::/3)" },
+  { cidr: "4000::/2", name: "outside IPv6 global unicast (2000::/3)" },
+  { cidr: "8000::/1", name: "outside IPv6 global unicast (2000::/3)" },
+];
+
+const REFUSED_BLOCKS = REFUSED_RANGES.map((range) => ({ range, block: parseCidr(range.cidr) }));
+
+type HostKind = { kind: "public" } | { kind: "loopback" } | { kind: "private"; why: string };
 
 /** Classifies a URL's hostname (as WHATWG URL normalises it: IPv4 dotted, IPv6 bracketed). */
 function hostKind(hostname: string): HostKind {
   const host = hostname.toLowerCase().replace(/\.$/, "");
   if (host === "localhost" || host.endsWith(".localhost")) {
-    return "loopback";
+    return { kind: "loopback" };
   }
-  const v4 = V4.exec(host);
-  if (v4) {
-    const [a, b] = [Number(v4[1]), Number(v4[2])];
-    return a === 127 ? "loopback" : privateV4(a, b) ? "private" : "public";
-  }
-  if (host.startsWith("[")) {
-    const v6 = host.slice(1, -1);
-    if (v6 === "::1") {
-      return "loopback";
+  const ip = parseIp(host);
+  if (ip) {
+    const hit = REFUSED_BLOCKS.find(({ block }) => inCidr(ip, block))?.range;
+    if (!hit) {
+      return { kind: "public" };
     }
-    const mapped =
-      /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(v6) ?? /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(v6);
-    if (mapped) {
-      return "private"; // an IPv4 address in IPv6 clothing: only ever a way around the rules above
-    }
-    // Unspecified, unique-local (fc00::/7), link-local (fe80::/10), multicast, NAT64 and v4-compatible.
-    if (v6 === "::" || /^(f[c-d]|fe[89ab]|ff)/.test(v6) || v6.startsWith("64:ff9b:") || v6.startsWith("::")) {
-      return "private";
-    }
-    return "public";
+    return hit.loopback ? { kind: "loopback" } : { kind: "private", why: `${hit.cidr}, ${hit.name}` };
   }
   // A single-label name or a special-use domain resolves, if at all, inside someone's network.
   if (!host.includes(".") || /\.(local|internal|lan|home\.arpa)$/.test(host)) {
-    return "private";
+    return { kind: "private", why: "a single-label or special-use name" };
   }
-  return "public";
+  return { kind: "public" };
 }
 
 /**
@@ -159,15 +192,18 @@ export function webhookUrlProblem(raw: string, allowLoopback: boolean): string |
   if (raw.includes("#")) {
     return "must not carry a fragment";
   }
-  const kind = hostKind(url.hostname);
-  if (kind === "loopback" && allowLoopback) {
+  const host = hostKind(url.hostname);
+  if (host.kind === "loopback" && allowLoopback) {
     return url.protocol === "https:" || url.protocol === "http:" ? null : "must be an https URL";
   }
   if (url.protocol !== "https:") {
     return "must be an https URL";
   }
-  if (kind !== "public") {
-    return "must name a public host, not a loopback, private or link-local address";
+  if (host.kind === "loopback") {
+    return "must name a public host, not a loopback address";
+  }
+  if (host.kind === "private") {
+    return `must name a public host, not a private, link-local or reserved address (${host.why})`;
   }
   return null;
 }
