@@ -6,7 +6,7 @@ import { orm } from "../lib/db";
 import { conflictResponse, ProblemError, problemResponses } from "../lib/problem";
 import { guard } from "../middleware/auth";
 import { PlatformCreateSchema, PlatformSchema } from "../schemas/platforms";
-import { auditInsert } from "../services/audit";
+import { requestAudit } from "../services/audit";
 import { commit } from "../services/commit";
 import { platformById, toPlatform } from "../services/platforms";
 
@@ -28,7 +28,7 @@ const route = createRoute({
 export function registerAdminPlatformsCreate(app: App) {
   app.openapi(route, async (c) => {
     const body = c.req.valid("json");
-    const { now, requestId, principal } = c.var;
+    const { now } = c.var;
     const db = orm(c.var.db);
     c.set("auditTarget", body.id);
     const [existing] = await platformById(db, body.id);
@@ -38,17 +38,11 @@ export function registerAdminPlatformsCreate(app: App) {
     try {
       await commit(c, [
         db.insert(platforms).values({ ...body, status: "active", createdAt: now, updatedAt: now }),
-        auditInsert(
-          db,
-          { requestId, now },
-          {
-            actor: principal.actor,
-            action: c.var.action,
-            target: body.id,
-            outcome: "created",
-            details: { name: body.name, scopes: body.scopes, kids: body.jwks.keys.map((k) => k.kid) },
-          },
-        ),
+        requestAudit(c, {
+          target: body.id,
+          outcome: "created",
+          details: { name: body.name, scopes: body.scopes, kids: body.jwks.keys.map((k) => k.kid) },
+        }),
       ]);
     } catch (err) {
       if (String(err).includes("platforms.id")) {

@@ -8,7 +8,7 @@ import { orm } from "../lib/db";
 import { notFoundResponse, ProblemError, problemResponses } from "../lib/problem";
 import { guard } from "../middleware/auth";
 import { JwksSchema, PlatformParam, PlatformPatchSchema, PlatformSchema } from "../schemas/platforms";
-import { auditInsert } from "../services/audit";
+import { requestAudit } from "../services/audit";
 import { commit } from "../services/commit";
 import { platformById, toPlatform } from "../services/platforms";
 
@@ -58,7 +58,7 @@ async function updatePlatform(
   changes: Partial<typeof platforms.$inferInsert>,
   details: Record<string, unknown>,
 ) {
-  const { now, requestId, principal } = c.var;
+  const { now } = c.var;
   const db = orm(c.var.db);
   c.set("auditTarget", id);
   const [existing] = await platformById(db, id);
@@ -70,11 +70,7 @@ async function updatePlatform(
       .update(platforms)
       .set({ ...changes, updatedAt: now })
       .where(eq(platforms.id, id)),
-    auditInsert(
-      db,
-      { requestId, now },
-      { actor: principal.actor, action: c.var.action, target: id, outcome: "ok", details },
-    ),
+    requestAudit(c, { target: id, outcome: "ok", details }),
   ]);
   evictPlatform(id);
   const [row] = await platformById(db, id);

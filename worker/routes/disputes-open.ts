@@ -9,7 +9,7 @@ import { conflictResponse, notFoundResponse, ProblemError, problemResponses } fr
 import { DAY_MS, toRfc3339 } from "../lib/time";
 import { callerPlatform, guard } from "../middleware/auth";
 import { DisputeOpenSchema, DisputeSchema } from "../schemas/disputes";
-import { auditInsert } from "../services/audit";
+import { requestAudit } from "../services/audit";
 import { commit } from "../services/commit";
 import { disputeById, toDispute } from "../services/disputes";
 import { enqueueDeliveries, eventInserts } from "../services/events";
@@ -36,7 +36,7 @@ const route = createRoute({
 export function registerDisputesOpen(app: App) {
   app.openapi(route, async (c) => {
     const { reportRef, subjects, reason } = c.req.valid("json");
-    const { config, now, requestId, principal } = c.var;
+    const { config, now } = c.var;
     const platformId = callerPlatform(c);
     c.set("auditTarget", reportRef);
     const keys = (await pepperSubjects(config.LEDGER_PEPPER, subjects)).map((s) => s.key);
@@ -107,17 +107,11 @@ export function registerDisputesOpen(app: App) {
           createdAt: now,
           updatedAt: now,
         }),
-        auditInsert(
-          db,
-          { requestId, now },
-          {
-            actor: principal.actor,
-            action: c.var.action,
-            target: id,
-            outcome: "created",
-            details: { report: reportRef, subjectKeys: keys, deadlineAt },
-          },
-        ),
+        requestAudit(c, {
+          target: id,
+          outcome: "created",
+          details: { report: reportRef, subjectKeys: keys, deadlineAt },
+        }),
         // The reporter learns of the dispute; the event names the dispute and the record only.
         ...eventInserts({ now }, [
           {

@@ -4,14 +4,14 @@ import { reportStatuses } from "../../schema";
 import type { App } from "../app";
 import { batch, rowsOf } from "../lib/batch";
 import { sha256Hex } from "../lib/crypto";
-import { ledgerFor, orm } from "../lib/db";
+import { ledgerFor } from "../lib/db";
 import { ProblemError, problemResponses } from "../lib/problem";
 import { cursorKey, openCursor, signCursor } from "../lib/signed-cursor";
 import { toRfc3339, toRfc3339OrNull } from "../lib/time";
 import { callerPlatform, guard } from "../middleware/auth";
 import { AmountSchema, subjectList } from "../schemas/common";
 import { CATEGORIES, CONFIRMATIONS } from "../schemas/reports";
-import { auditInsert } from "../services/audit";
+import { requestAudit } from "../services/audit";
 import { INQUIRY_PURPOSES, type InquiryPurpose } from "../services/scores";
 import { pepperSubjects } from "../services/subjects";
 import { usageUpsert, utcDay } from "../services/usage";
@@ -158,7 +158,7 @@ function after(pos: Position | undefined, time: SQL, id: SQL): SQL {
 export function registerSubjectAccess(app: App) {
   app.openapi(route, async (c) => {
     const { subjects, requestRef, cursor, limit } = c.req.valid("json");
-    const { config, now, requestId, principal } = c.var;
+    const { config, now, requestId } = c.var;
     const platformId = callerPlatform(c);
     const keys = [...new Set((await pepperSubjects(config.LEDGER_PEPPER, subjects)).map((s) => s.key))];
     const keysJson = JSON.stringify(keys);
@@ -209,17 +209,11 @@ export function registerSubjectAccess(app: App) {
       sql`INSERT INTO inquiries (subject_key, platform_id, purpose, at, request_id)
           SELECT value, ${platformId}, 'subject_access', ${now}, ${from.q} FROM json_each(${keysJson})`,
       usageUpsert({ day: utcDay(now), platformId, queries: 0, subjects: 0, subjectAccess: 1 }),
-      auditInsert(
-        orm(c.var.db),
-        { requestId, now },
-        {
-          actor: principal.actor,
-          action: c.var.action,
-          target: requestRef,
-          outcome: "ok",
-          details: { requestRef, subjectKeys: keys, page: from.n, accessRequestId: from.q },
-        },
-      ),
+      requestAudit(c, {
+        target: requestRef,
+        outcome: "ok",
+        details: { requestRef, subjectKeys: keys, page: from.n, accessRequestId: from.q },
+      }),
     ]);
     c.set("audited", true);
 

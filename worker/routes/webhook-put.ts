@@ -2,12 +2,11 @@ import { createRoute } from "@hono/zod-openapi";
 import { sql } from "drizzle-orm";
 import type { App } from "../app";
 import { rowsOf } from "../lib/batch";
-import { orm } from "../lib/db";
 import { ProblemError, problemResponses } from "../lib/problem";
 import { toRfc3339 } from "../lib/time";
 import { callerPlatform, guard } from "../middleware/auth";
 import { WebhookCreatedSchema, WebhookPutSchema } from "../schemas/events";
-import { auditInsert } from "../services/audit";
+import { requestAudit } from "../services/audit";
 import { commit } from "../services/commit";
 import { webhookSecret, webhookUrlProblem } from "../services/webhooks";
 
@@ -34,7 +33,7 @@ export function registerWebhookPut(app: App) {
   app.openapi(route, async (c) => {
     const platformId = callerPlatform(c);
     const { url, events } = c.req.valid("json");
-    const { config, now, requestId, principal } = c.var;
+    const { config, now } = c.var;
     c.set("auditTarget", platformId);
     const refused = webhookUrlProblem(url, config.WEBHOOK_ALLOW_LOOPBACK);
     if (refused !== null) {
@@ -49,18 +48,12 @@ export function registerWebhookPut(app: App) {
           ON CONFLICT (platform_id) DO UPDATE SET url = excluded.url, events = excluded.events,
             secret_nonce = excluded.secret_nonce, updated_at = excluded.updated_at
           RETURNING created_at, updated_at`,
-      auditInsert(
-        orm(c.var.db),
-        { requestId, now },
-        {
-          actor: principal.actor,
-          action: c.var.action,
-          target: platformId,
-          outcome: "ok",
-          // The host only: a receiver's path or query may carry its own access token.
-          details: { host: new URL(url).host, events, secretRotated: true },
-        },
-      ),
+      requestAudit(c, {
+        target: platformId,
+        outcome: "ok",
+        // The host only: a receiver's path or query may carry its own access token.
+        details: { host: new URL(url).host, events, secretRotated: true },
+      }),
     ]);
     const [row] = rowsOf<{ created_at: number; updated_at: number }>(saved);
     if (!row) {

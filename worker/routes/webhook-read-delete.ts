@@ -3,12 +3,11 @@ import { sql } from "drizzle-orm";
 import type { DeliveryStatus, EventType } from "../../schema";
 import type { App } from "../app";
 import { abortUnlessChanged, all } from "../lib/batch";
-import { orm } from "../lib/db";
 import { notFoundResponse, ProblemError, problemResponses } from "../lib/problem";
 import { toRfc3339, toRfc3339OrNull } from "../lib/time";
 import { callerPlatform, guard } from "../middleware/auth";
 import { WebhookSchema } from "../schemas/events";
-import { auditInsert } from "../services/audit";
+import { requestAudit } from "../services/audit";
 import { commit } from "../services/commit";
 
 /** Deliveries GET /v1/webhook lists, newest first. */
@@ -117,7 +116,6 @@ export function registerWebhookGet(app: App) {
 export function registerWebhookDelete(app: App) {
   app.openapi(remove, async (c) => {
     const platformId = callerPlatform(c);
-    const { now, requestId, principal } = c.var;
     c.set("auditTarget", platformId);
     const [hook] = await all<{ url: string }>(
       c.var.db,
@@ -132,17 +130,11 @@ export function registerWebhookDelete(app: App) {
       // Nothing is left to deliver them to: say so rather than leave them pending.
       sql`UPDATE webhook_deliveries SET status = 'dead', last_error = 'the webhook was removed'
           WHERE platform_id = ${platformId} AND status IN ('pending', 'failed')`,
-      auditInsert(
-        orm(c.var.db),
-        { requestId, now },
-        {
-          actor: principal.actor,
-          action: c.var.action,
-          target: platformId,
-          outcome: "ok",
-          details: { host: new URL(hook.url).host },
-        },
-      ),
+      requestAudit(c, {
+        target: platformId,
+        outcome: "ok",
+        details: { host: new URL(hook.url).host },
+      }),
     ]);
     return c.body(null, 204);
   });

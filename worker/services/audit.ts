@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
 import { auditLog } from "../../schema";
+import { orm } from "../lib/db";
 
 export interface AuditEntry {
   actor: string;
@@ -83,6 +84,28 @@ export function auditInsert(db: DrizzleD1Database, ctx: AuditContext, entry: Aud
     outcome: entry.outcome,
     details: entry.details ?? null,
   });
+}
+
+/**
+ * The audit entry of the request being served, by its principal, under the route's action name:
+ * the one place a handler's entry is built, to go in the same batch as the change it records.
+ *
+ * @example await commit(c, [update, requestAudit(c, { target: id, outcome: "ok", details })]);
+ */
+export function requestAudit(
+  c: {
+    var: {
+      db: D1DatabaseSession;
+      requestId: string;
+      now: number;
+      action: string;
+      principal: { actor: string };
+    };
+  },
+  entry: Omit<AuditEntry, "actor" | "action">,
+) {
+  const { db, requestId, now, action, principal } = c.var;
+  return auditInsert(orm(db), { requestId, now }, { actor: principal.actor, action, ...entry });
 }
 
 /**

@@ -7,7 +7,7 @@ import type { Db } from "../lib/db";
 import { orm } from "../lib/db";
 import { ProblemError } from "../lib/problem";
 import { toRfc3339, toRfc3339OrNull } from "../lib/time";
-import { auditInsert } from "./audit";
+import { requestAudit } from "./audit";
 import { commit } from "./commit";
 import { deliveriesOf, type EventSpec, enqueueDeliveries, eventInserts, eventsFromSelect } from "./events";
 import { uncountLinksSql } from "./reports";
@@ -107,7 +107,7 @@ export async function decideDispute(
     event: { type: "dispute.responded"; decision: "uphold" | "withdraw" } | { type: "dispute.decided" };
   },
 ): Promise<DisputeRow> {
-  const { now, requestId, principal } = c.var;
+  const { now, principal } = c.var;
   const db = orm(c.var.db);
   const { type, ...extra } = decision.event;
   const results = await commit(c, [
@@ -134,17 +134,11 @@ export async function decideDispute(
       .where(and(eq(reports.id, dispute.report_id), eq(reports.status, "disputed"))),
     // Withdrawn or voided, the report stops counting; upheld, its links stay counted.
     uncountLinksSql(dispute.report_id, { dueProcess: true }),
-    auditInsert(
-      db,
-      { requestId, now },
-      {
-        actor: principal.actor,
-        action: c.var.action,
-        target: dispute.id,
-        outcome: "ok",
-        details: { report: dispute.report_id, decision: decision.status, reportStatus: decision.reportTo },
-      },
-    ),
+    requestAudit(c, {
+      target: dispute.id,
+      outcome: "ok",
+      details: { report: dispute.report_id, decision: decision.status, reportStatus: decision.reportTo },
+    }),
     ...eventInserts(
       { now },
       decisionEvents(dispute, type, { ...extra, status: decision.status, reportStatus: decision.reportTo }),
@@ -203,7 +197,7 @@ export async function escalateDispute(
   dispute: DisputeRow,
   args: { reason: string; deadlineAt: number },
 ): Promise<DisputeRow> {
-  const { now, requestId, principal } = c.var;
+  const { now } = c.var;
   const db = orm(c.var.db);
   let results: D1Result[];
   try {
@@ -231,17 +225,11 @@ export async function escalateDispute(
         })
         .where(and(eq(reports.id, dispute.report_id), eq(reports.status, "active"))),
       abortUnlessChanged(),
-      auditInsert(
-        db,
-        { requestId, now },
-        {
-          actor: principal.actor,
-          action: c.var.action,
-          target: dispute.id,
-          outcome: "ok",
-          details: { report: dispute.report_id, deadlineAt: args.deadlineAt },
-        },
-      ),
+      requestAudit(c, {
+        target: dispute.id,
+        outcome: "ok",
+        details: { report: dispute.report_id, deadlineAt: args.deadlineAt },
+      }),
       // The reporter must know its record is contested again; the opener asked for it.
       ...eventInserts({ now }, [
         {

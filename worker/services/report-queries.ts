@@ -8,7 +8,7 @@ import type { Db } from "../lib/db";
 import { orm } from "../lib/db";
 import { ProblemError } from "../lib/problem";
 import type { Report } from "../schemas/reports";
-import { auditInsert } from "./audit";
+import { requestAudit } from "./audit";
 import { commit } from "./commit";
 import { enqueueDeliveries, eventsFromSelect, reportEvents } from "./events";
 import { REPORT_COLUMNS, type ReportRow, toReport, uncountLinksSql } from "./reports";
@@ -85,7 +85,7 @@ export async function closeReport(
   c: Context<AppEnv>,
   args: { id: string; platformId: string | null; to: "retracted" | "voided"; reason: string },
 ): Promise<Report> {
-  const { now, requestId, principal } = c.var;
+  const { now, principal } = c.var;
   const db = orm(c.var.db);
   c.set("auditTarget", args.id);
   const row = await reportById(c.var.db, args.id, args.platformId);
@@ -129,17 +129,11 @@ export async function closeReport(
       .where(and(eq(disputes.reportId, args.id), inArray(disputes.status, [...UNDECIDED]))),
     // A void is news to the reporter; a retraction is its own doing.
     ...(args.to === "voided" ? reportEvents({ now }, "report.voided", [args.id]) : []),
-    auditInsert(
-      db,
-      { requestId, now },
-      {
-        actor: principal.actor,
-        action: c.var.action,
-        target: args.id,
-        outcome: "ok",
-        details: { from: row.status, to: args.to, reason: args.reason },
-      },
-    ),
+    requestAudit(c, {
+      target: args.id,
+      outcome: "ok",
+      details: { from: row.status, to: args.to, reason: args.reason },
+    }),
     reportByIdSql(args.id, null),
   ]);
   enqueueDeliveries(c, results);
