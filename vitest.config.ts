@@ -28,6 +28,8 @@ export default defineConfig(async () => {
             ADMIN_JWKS: JSON.stringify({ keys: [publicJwk] }),
             LEDGER_PEPPER: pepper,
             AUDIT_SIGNING_JWK: JSON.stringify(auditJwk),
+            // The log store runs sharded in the tests (one shard locally by default).
+            LOG_SHARDS: "2",
             // Webhooks may point at the test receiver on 127.0.0.1 (test/receiver.global.ts).
             WEBHOOK_ALLOW_LOOPBACK: "true",
           },

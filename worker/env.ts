@@ -1,4 +1,5 @@
 import { z } from "zod";
+import type { LogShard } from "./log/shard";
 
 /** A Workers Rate Limiting binding (`[[ratelimits]]` in wrangler.toml). */
 export interface RateLimiter {
@@ -32,6 +33,8 @@ const ed25519Part = (what: string) =>
 
 const d1 = bindingOf<D1Database>((v) => "prepare" in v && "batch" in v, "D1");
 const limiter = bindingOf<RateLimiter>((v) => "limit" in v, "rate limiting");
+const durableObjects = <T>() =>
+  bindingOf<T>((v) => "idFromName" in v && "get" in v, "Durable Object namespace");
 const queue = <T>() => bindingOf<Queue<T>>((v) => "send" in v && "sendBatch" in v, "queue producer");
 
 /** A message on the `pixiu-webhooks` queue (and its dead-letter queue): one delivery. */
@@ -53,6 +56,15 @@ export const envSchema = z.object({
   RL_AUTH_FAILURES: limiter,
   /** Anonymous audit entries from all sources together. */
   RL_AUTH_FAILURES_GLOBAL: limiter,
+  /** The log store: SQLite-backed Durable Objects, one per shard (docs/architecture.md, "Log store"). */
+  LOG: durableObjects<DurableObjectNamespace<LogShard>>(),
+  /** How many log shards the look-up log and the audit log are spread over (by actor). */
+  LOG_SHARDS: intVar(1, 1, 64),
+  /**
+   * Distinct subject keys one platform may look up per UTC day (score queries); past it, 429. A
+   * refund desk looks up the buyers in front of it; a platform walking the ledger does not.
+   */
+  LOOKUP_DAILY_CAP: intVar(100_000, 1, 100_000_000),
   /** Producer of `pixiu-webhooks`: one message per webhook delivery (docs/due-process.md). */
   WEBHOOKS: queue<WebhookMessage>(),
   /** 32+ random bytes, base64url: the server-side HMAC key applied to every subject hash. */

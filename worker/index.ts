@@ -102,6 +102,7 @@ registerAdminAuditVerify(app);
 registerAdminAuditExport(app);
 registerAdminStats(app);
 
+export { LogShard } from "./log/shard";
 export { app };
 
 export default {

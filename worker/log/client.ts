@@ -1,0 +1,58 @@
+import type { Config } from "../env";
+import type { AppendInput, AppendResult, LogShard } from "./shard";
+
+/**
+ * The Worker's side of the log store: which shard an actor writes to, and the calls every
+ * caller makes through here (one seam, so the store behind it can change).
+ *
+ * An actor always writes to the same shard (FNV-1a of the actor, modulo LOG_SHARDS): a
+ * platform's look-ups, usage and daily cap live in one place, and each shard has one writer.
+ */
+export function shardOf(actor: string, shards: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < actor.length; i++) {
+    h ^= actor.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0) % shards;
+}
+
+export type LogConfig = Pick<Config, "LOG" | "LOG_SHARDS">;
+
+export function shardStub(config: LogConfig, shard: number): DurableObjectStub<LogShard> {
+  return config.LOG.get(config.LOG.idFromName(`log-shard-${shard}`));
+}
+
+/** Thrown when the log store could not commit an append: the caller answers 503, never unlogged. */
+export class LogUnavailable extends Error {
+  constructor(cause: unknown) {
+    super(`the log store did not commit: ${String((cause as Error)?.message ?? cause)}`);
+    this.name = "LogUnavailable";
+  }
+}
+
+/**
+ * Appends one request's log to the actor's shard and resolves once it is durably committed.
+ * Retried once on a failure that may be transient: the append id makes a retry of an append that
+ * did commit a replay, never a second copy.
+ */
+export async function appendLog(config: LogConfig, actor: string, input: AppendInput): Promise<AppendResult> {
+  const shard = shardOf(actor, config.LOG_SHARDS);
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      return await shardStub(config, shard).append(shard, input);
+    } catch (err) {
+      lastError = err;
+    }
+  }
+  throw new LogUnavailable(lastError);
+}
+
+/** Calls every shard, in parallel, in shard order. */
+export function everyShard<T>(
+  config: LogConfig,
+  call: (stub: DurableObjectStub<LogShard>, shard: number) => Promise<T>,
+): Promise<T[]> {
+  return Promise.all(Array.from({ length: config.LOG_SHARDS }, (_, i) => call(shardStub(config, i), i)));
+}

@@ -1,0 +1,544 @@
+import { DurableObject } from "cloudflare:workers";
+import { toHex } from "../lib/crypto";
+import {
+  type ChainedContent,
+  describeFault,
+  entryHash,
+  GENESIS_HASH,
+  keysCommitment,
+  type LogEntry,
+  type LogEntryInput,
+  type ShardHead,
+  verifyEntries,
+} from "./chain";
+
+/** One look-up of one subject key: the inquiry log a buyer is shown. */
+export interface InquiryInput {
+  subjectKey: string;
+  platformId: string;
+  purpose: string;
+  requestId: string;
+}
+
+/** Per platform and UTC day: what the admin stats count. */
+export interface UsageInput {
+  platformId: string;
+  day: string;
+  queries?: number;
+  subjects?: number;
+  subjectAccess?: number;
+}
+
+/**
+ * One request's log, appended all or nothing: its audit entries, its inquiry rows, its usage
+ * counts, and optionally the daily cap on distinct subject keys a platform may look up.
+ */
+export interface AppendInput {
+  /** Idempotency key: an append retried with the same id is answered, never written twice. */
+  id: string;
+  entries: LogEntryInput[];
+  inquiries?: InquiryInput[];
+  usage?: UsageInput;
+  lookupCap?: { platformId: string; day: string; keys: string[]; limit: number };
+}
+
+export type AppendResult =
+  | { ok: true; shard: number; first: number; last: number; replayed: boolean }
+  | { ok: false; reason: "lookup_cap"; used: number; limit: number };
+
+export interface EntryFilter {
+  actor?: string;
+  action?: string;
+  target?: string;
+  requestId?: string;
+  since?: number;
+  until?: number;
+  /** Entries with seq below this (newest first paging). */
+  beforeSeq?: number;
+  limit: number;
+}
+
+export interface InquiryRow {
+  requestId: string;
+  at: number;
+  purpose: string;
+  platformId: string;
+}
+
+export interface ShardVerdict {
+  shard: number;
+  ok: boolean;
+  checked: number;
+  head: { seq: number; hash: string };
+  firstBadSeq?: number;
+  reason?: string;
+}
+
+type EntryRow = {
+  seq: number;
+  at: number;
+  actor: string;
+  action: string;
+  target: string | null;
+  request_id: string;
+  outcome: string;
+  details: string | null;
+  keys_commitment: string | null;
+  prev_hash: string;
+  hash: string;
+  salt: string | null;
+  subject_keys: string | null;
+};
+
+const SCHEMA = [
+  `CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS entries (
+     seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+     target TEXT, request_id TEXT NOT NULL, outcome TEXT NOT NULL, details TEXT,
+     keys_commitment TEXT, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)`,
+  `CREATE INDEX IF NOT EXISTS entries_actor ON entries (actor, seq)`,
+  `CREATE INDEX IF NOT EXISTS entries_action ON entries (action, seq)`,
+  `CREATE INDEX IF NOT EXISTS entries_target ON entries (target, seq)`,
+  `CREATE INDEX IF NOT EXISTS entries_request ON entries (request_id)`,
+  `CREATE INDEX IF NOT EXISTS entries_at ON entries (at)`,
+  // The erasable part of an entry: its subject keys and the salt of their commitment.
+  `CREATE TABLE IF NOT EXISTS entry_keys (seq INTEGER PRIMARY KEY, salt TEXT NOT NULL, keys TEXT NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS inquiries (
+     subject_key TEXT NOT NULL, platform_id TEXT NOT NULL, purpose TEXT NOT NULL,
+     at INTEGER NOT NULL, request_id TEXT NOT NULL)`,
+  `CREATE INDEX IF NOT EXISTS inquiries_subject_at ON inquiries (subject_key, at)`,
+  `CREATE INDEX IF NOT EXISTS inquiries_at ON inquiries (at)`,
+  `CREATE TABLE IF NOT EXISTS usage (
+     day TEXT NOT NULL, platform_id TEXT NOT NULL, queries INTEGER NOT NULL DEFAULT 0,
+     subjects INTEGER NOT NULL DEFAULT 0, subject_access INTEGER NOT NULL DEFAULT 0,
+     PRIMARY KEY (day, platform_id))`,
+  // Distinct subject keys each platform looked up per UTC day, for the daily cap.
+  `CREATE TABLE IF NOT EXISTS lookups (
+     day TEXT NOT NULL, platform_id TEXT NOT NULL, subject_key TEXT NOT NULL,
+     PRIMARY KEY (day, platform_id, subject_key)) WITHOUT ROWID`,
+  `CREATE TABLE IF NOT EXISTS lookup_counts (
+     day TEXT NOT NULL, platform_id TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (day, platform_id))`,
+  // Appends already written, by id, so a retried append is never written twice.
+  `CREATE TABLE IF NOT EXISTS appends (
+     id TEXT PRIMARY KEY, first INTEGER NOT NULL, last INTEGER NOT NULL, at INTEGER NOT NULL)`,
+  `CREATE INDEX IF NOT EXISTS appends_at ON appends (at)`,
+];
+
+const ENTRY_COLUMNS = `e.seq, e.at, e.actor, e.action, e.target, e.request_id, e.outcome, e.details,
+  e.keys_commitment, e.prev_hash, e.hash, k.salt, k.keys AS subject_keys`;
+
+function randomHex(bytes: number): string {
+  return toHex(crypto.getRandomValues(new Uint8Array(bytes)));
+}
+
+function toEntry(shard: number, r: EntryRow): LogEntry {
+  return {
+    shard,
+    seq: r.seq,
+    at: r.at,
+    actor: r.actor,
+    action: r.action,
+    target: r.target,
+    requestId: r.request_id,
+    outcome: r.outcome,
+    details: r.details === null ? null : (JSON.parse(r.details) as Record<string, unknown>),
+    keys: r.keys_commitment,
+    prevHash: r.prev_hash,
+    hash: r.hash,
+    subjectKeys: r.subject_keys === null ? null : (JSON.parse(r.subject_keys) as string[]),
+    salt: r.salt,
+  };
+}
+
+interface Pending {
+  input: AppendInput;
+  resolve: (r: AppendResult) => void;
+  reject: (e: unknown) => void;
+}
+
+/**
+ * A log shard: one SQLite-backed Durable Object, the single writer of its part of the log.
+ *
+ * Appends are **group-committed**: the appends that arrive while a flush is scheduled (one
+ * macrotask) are written together in one `transactionSync`, each chained to the one before as it
+ * is written, so the chain never has an unsealed backlog. A caller's promise resolves after that
+ * transaction; the Durable Object's output gate holds its answer until the write is durable, so
+ * whoever awaits an append has its entries on disk before it answers anyone.
+ */
+export class LogShard extends DurableObject {
+  private readonly sql: SqlStorage;
+  private shard = -1;
+  private head: { seq: number; hash: string } = { seq: 0, hash: GENESIS_HASH };
+  private pending: Pending[] = [];
+  private flushScheduled = false;
+  /** Group-commit statistics since this instance started (the bench reads them). */
+  private stats = { flushes: 0, appends: 0, entries: 0, largestGroup: 0 };
+
+  constructor(ctx: DurableObjectState, env: Cloudflare.Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    ctx.blockConcurrencyWhile(async () => {
+      for (const statement of SCHEMA) {
+        this.sql.exec(statement);
+      }
+      const shard = this.sql.exec<{ v: string }>("SELECT v FROM meta WHERE k = 'shard'").toArray()[0];
+      this.shard = shard ? Number(shard.v) : -1;
+      const last = this.sql
+        .exec<{ seq: number; hash: string }>("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1")
+        .toArray()[0];
+      if (last) {
+        this.head = { seq: last.seq, hash: last.hash };
+      }
+    });
+  }
+
+  /** Binds this object to its shard number (chained into every entry); idempotent. */
+  private bind(shard: number): void {
+    if (this.shard === shard) {
+      return;
+    }
+    if (this.shard !== -1) {
+      throw new Error(`log shard ${this.shard} was addressed as shard ${shard}`);
+    }
+    this.sql.exec("INSERT INTO meta (k, v) VALUES ('shard', ?)", String(shard));
+    this.shard = shard;
+  }
+
+  /** Appends one request's log; resolves once it is committed (see the class comment). */
+  append(shard: number, input: AppendInput): Promise<AppendResult> {
+    this.bind(shard);
+    return new Promise<AppendResult>((resolve, reject) => {
+      this.pending.push({ input, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setTimeout(() => this.flush(), 0);
+      }
+    });
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const group = this.pending;
+    this.pending = [];
+    if (group.length === 0) {
+      return;
+    }
+    const before = this.head;
+    let results: AppendResult[];
+    try {
+      results = this.ctx.storage.transactionSync(() => group.map((p) => this.write(p.input)));
+    } catch (err) {
+      this.head = before;
+      for (const p of group) {
+        p.reject(err);
+      }
+      return;
+    }
+    this.stats.flushes++;
+    this.stats.appends += group.length;
+    this.stats.largestGroup = Math.max(this.stats.largestGroup, group.length);
+    group.forEach((p, i) => {
+      p.resolve(results[i] as AppendResult);
+    });
+  }
+
+  /** One append inside the group's transaction. */
+  private write(input: AppendInput): AppendResult {
+    const seen = this.sql
+      .exec<{ first: number; last: number }>("SELECT first, last FROM appends WHERE id = ?", input.id)
+      .toArray()[0];
+    if (seen) {
+      return { ok: true, shard: this.shard, first: seen.first, last: seen.last, replayed: true };
+    }
+    const cap = input.lookupCap;
+    if (cap) {
+      const fresh = cap.keys.filter(
+        (key) =>
+          this.sql
+            .exec(
+              "SELECT 1 FROM lookups WHERE day = ? AND platform_id = ? AND subject_key = ?",
+              cap.day,
+              cap.platformId,
+              key,
+            )
+            .toArray().length === 0,
+      );
+      const used =
+        this.sql
+          .exec<{ n: number }>(
+            "SELECT n FROM lookup_counts WHERE day = ? AND platform_id = ?",
+            cap.day,
+            cap.platformId,
+          )
+          .toArray()[0]?.n ?? 0;
+      if (used + fresh.length > cap.limit) {
+        return { ok: false, reason: "lookup_cap", used, limit: cap.limit };
+      }
+      for (const key of fresh) {
+        this.sql.exec(
+          "INSERT INTO lookups (day, platform_id, subject_key) VALUES (?, ?, ?)",
+          cap.day,
+          cap.platformId,
+          key,
+        );
+      }
+      if (fresh.length > 0) {
+        this.sql.exec(
+          `INSERT INTO lookup_counts (day, platform_id, n) VALUES (?, ?, ?)
+           ON CONFLICT (day, platform_id) DO UPDATE SET n = n + excluded.n`,
+          cap.day,
+          cap.platformId,
+          fresh.length,
+        );
+      }
+    }
+    const first = this.head.seq + 1;
+    for (const e of input.entries) {
+      const keys = e.subjectKeys && e.subjectKeys.length > 0 ? [...e.subjectKeys].sort() : null;
+      const salt = keys ? randomHex(16) : null;
+      const content: ChainedContent = {
+        shard: this.shard,
+        seq: this.head.seq + 1,
+        at: e.at,
+        actor: e.actor,
+        action: e.action,
+        target: e.target ?? null,
+        requestId: e.requestId,
+        outcome: e.outcome,
+        details: e.details ?? null,
+        keys: keys && salt ? keysCommitment(salt, keys) : null,
+      };
+      const hash = entryHash(this.head.hash, content);
+      this.sql.exec(
+        `INSERT INTO entries (seq, at, actor, action, target, request_id, outcome, details, keys_commitment,
+           prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        content.seq,
+        content.at,
+        content.actor,
+        content.action,
+        content.target,
+        content.requestId,
+        content.outcome,
+        content.details === null ? null : JSON.stringify(content.details),
+        content.keys,
+        this.head.hash,
+        hash,
+      );
+      if (keys && salt) {
+        this.sql.exec(
+          "INSERT INTO entry_keys (seq, salt, keys) VALUES (?, ?, ?)",
+          content.seq,
+          salt,
+          JSON.stringify(keys),
+        );
+      }
+      this.head = { seq: content.seq, hash };
+      this.stats.entries++;
+    }
+    const at = input.entries[0]?.at ?? Date.now();
+    for (const q of input.inquiries ?? []) {
+      this.sql.exec(
+        "INSERT INTO inquiries (subject_key, platform_id, purpose, at, request_id) VALUES (?, ?, ?, ?, ?)",
+        q.subjectKey,
+        q.platformId,
+        q.purpose,
+        at,
+        q.requestId,
+      );
+    }
+    const u = input.usage;
+    if (u) {
+      this.sql.exec(
+        `INSERT INTO usage (day, platform_id, queries, subjects, subject_access) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (day, platform_id) DO UPDATE SET queries = queries + excluded.queries,
+           subjects = subjects + excluded.subjects, subject_access = subject_access + excluded.subject_access`,
+        u.day,
+        u.platformId,
+        u.queries ?? 0,
+        u.subjects ?? 0,
+        u.subjectAccess ?? 0,
+      );
+    }
+    const last = this.head.seq;
+    this.sql.exec("INSERT INTO appends (id, first, last, at) VALUES (?, ?, ?, ?)", input.id, first, last, at);
+    return { ok: true, shard: this.shard, first, last, replayed: false };
+  }
+
+  headOf(): ShardHead {
+    return { shard: this.shard, seq: this.head.seq, hash: this.head.hash };
+  }
+
+  groupStats() {
+    return { ...this.stats };
+  }
+
+  /** Entries matching a filter, newest first (the admin's audit list). */
+  entries(f: EntryFilter): LogEntry[] {
+    const where: string[] = [];
+    const binds: unknown[] = [];
+    const add = (clause: string, value: unknown) => {
+      where.push(clause);
+      binds.push(value);
+    };
+    const filters: [string, unknown][] = [
+      ["e.actor = ?", f.actor],
+      ["e.action = ?", f.action],
+      ["e.target = ?", f.target],
+      ["e.request_id = ?", f.requestId],
+      ["e.at >= ?", f.since],
+      ["e.at < ?", f.until],
+      ["e.seq < ?", f.beforeSeq],
+    ];
+    for (const [clause, value] of filters) {
+      if (value !== undefined) {
+        add(clause, value);
+      }
+    }
+    const clause = where.length > 0 ? `WHERE ${where.join(" AND ")}` : "";
+    return this.sql
+      .exec<EntryRow>(
+        `SELECT ${ENTRY_COLUMNS} FROM entries e LEFT JOIN entry_keys k ON k.seq = e.seq ${clause}
+         ORDER BY e.seq DESC LIMIT ?`,
+        ...binds,
+        f.limit,
+      )
+      .toArray()
+      .map((r) => toEntry(this.shard, r));
+  }
+
+  /** Consecutive entries after `afterSeq`, oldest first (verify and export). */
+  range(afterSeq: number, limit: number): LogEntry[] {
+    return this.sql
+      .exec<EntryRow>(
+        `SELECT ${ENTRY_COLUMNS} FROM entries e LEFT JOIN entry_keys k ON k.seq = e.seq
+         WHERE e.seq > ? ORDER BY e.seq LIMIT ?`,
+        afterSeq,
+        limit,
+      )
+      .toArray()
+      .map((r) => toEntry(this.shard, r));
+  }
+
+  /**
+   * Verifies this shard's chain from `from` (the genesis, or a checkpointed head) to its head,
+   * in place, so a verify never ships the log over the network.
+   */
+  verify(from: { seq: number; hash: string } = { seq: 0, hash: GENESIS_HASH }): ShardVerdict {
+    let last = from;
+    let checked = 0;
+    if (from.seq > 0) {
+      const at = this.sql
+        .exec<{ hash: string }>("SELECT hash FROM entries WHERE seq = ?", from.seq)
+        .toArray()[0];
+      if (!at || at.hash !== from.hash) {
+        return {
+          shard: this.shard,
+          ok: false,
+          checked,
+          head: last,
+          firstBadSeq: from.seq,
+          reason: `entry ${from.seq} no longer matches the signed checkpoint`,
+        };
+      }
+    }
+    for (;;) {
+      const run = this.range(last.seq, 1000);
+      if (run.length === 0) {
+        break;
+      }
+      const { fault, last: reached } = verifyEntries(run, last);
+      checked += reached.seq - last.seq;
+      if (fault) {
+        return {
+          shard: this.shard,
+          ok: false,
+          checked,
+          head: reached,
+          firstBadSeq: fault.kind === "gap" ? fault.expected : fault.seq,
+          reason: describeFault(fault),
+        };
+      }
+      last = reached;
+    }
+    return { shard: this.shard, ok: true, checked, head: last };
+  }
+
+  /** Look-ups of these subject keys, one per request, newest first. */
+  inquiries(
+    keys: readonly string[],
+    before: { at: number; requestId: string } | null,
+    limit: number,
+  ): InquiryRow[] {
+    const json = JSON.stringify(keys);
+    const rows = this.sql
+      .exec<{ request_id: string; at: number; purpose: string; platform_id: string }>(
+        `SELECT i.request_id, min(i.at) AS at, i.purpose, i.platform_id
+         FROM json_each(?) j CROSS JOIN inquiries i ON i.subject_key = j.value
+         GROUP BY i.request_id
+         HAVING ? IS NULL OR (min(i.at), i.request_id) < (?, ?)
+         ORDER BY at DESC, i.request_id DESC LIMIT ?`,
+        json,
+        before === null ? null : 1,
+        before?.at ?? 0,
+        before?.requestId ?? "",
+        limit,
+      )
+      .toArray();
+    return rows.map((r) => ({
+      requestId: r.request_id,
+      at: r.at,
+      purpose: r.purpose,
+      platformId: r.platform_id,
+    }));
+  }
+
+  /** Usage rows from `sinceDay` on (admin stats). */
+  usage(sinceDay: string) {
+    return this.sql
+      .exec<{ day: string; platform_id: string; queries: number; subjects: number; subject_access: number }>(
+        "SELECT day, platform_id, queries, subjects, subject_access FROM usage WHERE day >= ? ORDER BY day",
+        sinceDay,
+      )
+      .toArray();
+  }
+
+  /** Distinct subject keys a platform looked up on a day (admin stats, the daily cap). */
+  lookupCounts(day: string) {
+    return this.sql
+      .exec<{ platform_id: string; n: number }>("SELECT platform_id, n FROM lookup_counts WHERE day = ?", day)
+      .toArray();
+  }
+
+  /**
+   * Retention (docs/due-process.md): erases subject keys of entries older than `keysBefore` (the
+   * chain keeps their commitment), of entries about the given targets (purged records), deletes
+   * inquiries older than `inquiriesBefore`, and daily cap rows and append ids no longer needed.
+   */
+  purge(p: {
+    keysBefore: number;
+    inquiriesBefore: number;
+    targets: string[];
+    dayBefore: string;
+    appendsBefore: number;
+  }) {
+    return this.ctx.storage.transactionSync(() => {
+      const keys = this.sql.exec(
+        "DELETE FROM entry_keys WHERE seq IN (SELECT seq FROM entries WHERE at < ?)",
+        p.keysBefore,
+      ).rowsWritten;
+      const targeted =
+        p.targets.length === 0
+          ? 0
+          : this.sql.exec(
+              `DELETE FROM entry_keys WHERE seq IN (SELECT e.seq FROM json_each(?) j
+                 CROSS JOIN entries e ON e.target = j.value)`,
+              JSON.stringify(p.targets),
+            ).rowsWritten;
+      const inquiries = this.sql.exec("DELETE FROM inquiries WHERE at < ?", p.inquiriesBefore).rowsWritten;
+      this.sql.exec("DELETE FROM lookups WHERE day < ?", p.dayBefore);
+      this.sql.exec("DELETE FROM lookup_counts WHERE day < ?", p.dayBefore);
+      this.sql.exec("DELETE FROM appends WHERE at < ?", p.appendsBefore);
+      return { keysErased: keys + targeted, inquiriesPurged: inquiries };
+    });
+  }
+}
