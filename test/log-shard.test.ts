@@ -5,7 +5,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { GENESIS_HASH, keysCommitment, type ShardHead, treeHead } from "../worker/log/chain";
+import { GENESIS_HASH, keysCommitment, type LogEntry, type ShardHead, treeHead } from "../worker/log/chain";
 import type { AppendInput, LogShard } from "../worker/log/shard";
 import { uniqueId } from "./harness";
 
@@ -53,7 +53,7 @@ describe("log shard: the chain is written as entries are", () => {
     expect(head.seq).toBe(2);
     const verdict = await shard.verify();
     expect(verdict).toMatchObject({ ok: true, checked: 2, head: { seq: 2, hash: head.hash } });
-    const [e1, e2] = await shard.range(0, 10);
+    const [e1, e2] = (await shard.range(0, 10)) as unknown as LogEntry[];
     expect(e1?.prevHash).toBe(GENESIS_HASH);
     expect(e2?.prevHash).toBe(e1?.hash);
     // The chained content holds a commitment, the keys sit beside it.
@@ -108,7 +108,7 @@ describe("log shard: the chain is written as entries are", () => {
     const shard = freshShard();
     await shard.append(0, lookup("req_k1", [K1, K2]));
     await shard.append(0, lookup("req_k2", [K3]));
-    const [kept] = await shard.range(0, 1);
+    const [kept] = (await shard.range(0, 1)) as unknown as LogEntry[];
     await runInDurableObject(shard, (_o, state) => {
       state.storage.sql.exec("UPDATE entry_keys SET keys = ? WHERE seq = 1", JSON.stringify([K1, K3]));
     });
@@ -127,7 +127,7 @@ describe("log shard: the chain is written as entries are", () => {
       appendsBefore: 0,
     });
     expect(purged).toEqual({ keysErased: 2, inquiriesPurged: 3 });
-    const [erased] = await shard.range(0, 1);
+    const [erased] = (await shard.range(0, 1)) as unknown as LogEntry[];
     expect(erased).toMatchObject({ subjectKeys: null, salt: null, keys: kept?.keys, hash: kept?.hash });
     expect(await shard.verify()).toMatchObject({ ok: true, checked: 2 });
     expect(await shard.inquiries([K1], null, 10)).toEqual([]);

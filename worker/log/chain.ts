@@ -21,6 +21,12 @@ export function sha256HexSync(text: string): string {
   return toHex(sha256(encoder.encode(text)));
 }
 
+/**
+ * Entry details: a JSON object. (Typed loosely: results crossing Durable Object RPC are cast back
+ * to these types at the one boundary, `worker/log/client.ts`.)
+ */
+export type JsonObject = Record<string, unknown>;
+
 /** What a writer hands the log: no seq, no hash (the shard assigns both). */
 export interface LogEntryInput {
   at: number;
@@ -30,7 +36,7 @@ export interface LogEntryInput {
   requestId: string;
   outcome: string;
   /** Never a raw identifier; subject keys go in `subjectKeys`, not here. */
-  details?: Record<string, unknown> | null;
+  details?: JsonObject | null;
   /** Peppered subject keys the entry concerns: committed to in the chain, erasable later. */
   subjectKeys?: readonly string[];
 }
@@ -45,7 +51,7 @@ export interface ChainedContent {
   target: string | null;
   requestId: string;
   outcome: string;
-  details: Record<string, unknown> | null;
+  details: JsonObject | null;
   /** Commitment to the entry's subject keys, or null when it has none. */
   keys: string | null;
 }
