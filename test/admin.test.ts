@@ -64,6 +64,7 @@ interface UsageRow {
   lookupsPerReport: number | null;
   subjectAccess: number;
   disputesOpened: number;
+  distinctSubjectsToday: number;
 }
 
 interface Stats {
@@ -664,6 +665,7 @@ describe("GET /v1/admin/stats", () => {
       lookupsPerReport: 60,
       subjectAccess: 0,
       disputesOpened: 0,
+      distinctSubjectsToday: 60,
     });
     expect(usage.get(honest.id)).toEqual({
       platformId: honest.id,
@@ -673,6 +675,7 @@ describe("GET /v1/admin/stats", () => {
       lookupsPerReport: 0.5,
       subjectAccess: 0,
       disputesOpened: 0,
+      distinctSubjectsToday: 2,
     });
     expect(usage.get(silent.id)).toEqual({
       platformId: silent.id,
@@ -682,6 +685,7 @@ describe("GET /v1/admin/stats", () => {
       lookupsPerReport: null,
       subjectAccess: 0,
       disputesOpened: 0,
+      distinctSubjectsToday: 3,
     });
     // Ordered most suspicious first: look-ups without any report, then by look-ups per report.
     const order = stats.usage.map((u) => u.platformId);

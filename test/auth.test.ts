@@ -16,6 +16,7 @@ import {
   callJson,
   countRows,
   inOneRateLimitWindow,
+  logCount,
   newBuyer,
   newKeyPair,
   newPlatform,
@@ -772,9 +773,9 @@ describe("suspended platform (403 on everything)", () => {
     });
     expectProblem(access, 403, FORBIDDEN);
     expect(await reportCount(s.id)).toBe(before);
-    expect(
-      await countRows("inquiries", "platform_id = ? AND request_id = ?", s.id, score.body.instance),
-    ).toBe(0);
+    expect(await logCount("inquiries", "platform_id = ? AND request_id = ?", s.id, score.body.instance)).toBe(
+      0,
+    );
     const rows = await auditRowsEventually(write.body.instance);
     expect(rows.map((r) => [r.actor, r.outcome])).toEqual([[`platform:${s.id}`, "forbidden"]]);
 

@@ -5,6 +5,7 @@
  * cursor's lifetime with the Worker's own clock (`vi.setSystemTime`: the Worker runs in this
  * isolate), since the cursor carries its signed issue time and no row holds it.
  */
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import {
@@ -17,6 +18,9 @@ import {
   createReport,
   daysAgo,
   errorPaths,
+  logCount,
+  logQuery,
+  logShardOf,
   newBuyer,
   newPlatform,
   type TestPlatform,
@@ -785,11 +789,10 @@ describe("POST /v1/subject-access", () => {
     const first = await subjectAccess(p, buyer, { requestRef: "T-1" });
     expect(first.status).toBe(200);
     expect(first.body.inquiries).toEqual([]);
-    const { results: logged } = await env.DB.prepare(
+    const logged = await logQuery<{ subject_key: string; purpose: string; request_id: string }>(
       "SELECT subject_key, purpose, request_id FROM inquiries WHERE platform_id = ? ORDER BY subject_key",
-    )
-      .bind(p.id)
-      .all<{ subject_key: string; purpose: string; request_id: string }>();
+      p.id,
+    );
     expect(logged).toEqual(
       report.subjects
         .map((s) => s.key)
@@ -819,11 +822,13 @@ describe("POST /v1/subject-access", () => {
       queries: 0,
       subjectAccess: 2,
       disputesOpened: 1,
+      distinctSubjectsToday: 0,
     });
     expect(stats.body.usage.find((u) => u.platformId === reporter.id)).toMatchObject({
       reports: 1,
       subjectAccess: 0,
       disputesOpened: 0,
+      distinctSubjectsToday: 0,
     });
   });
 
@@ -842,8 +847,8 @@ describe("POST /v1/subject-access", () => {
       const res = await subjectAccess(p, buyer, { limit });
       expect(res.status, String(limit)).toBe(422);
     }
-    expect(await countRows("inquiries", "platform_id = ?", p.id)).toBe(0);
-    expect(await countRows("usage_daily", "platform_id = ? AND subject_access > 0", p.id)).toBe(0);
+    expect(await logCount("inquiries", "platform_id = ?", p.id)).toBe(0);
+    expect(await logCount("usage", "platform_id = ? AND subject_access > 0", p.id)).toBe(0);
     expect(
       await countRows(
         "audit_log",
@@ -882,15 +887,23 @@ describe("POST /v1/subject-access", () => {
          SELECT ?2, r.id, 'device', r.platform_id, r.incident_at, 0
          FROM reports r WHERE r.id LIKE 'rpt_' || ?1 || '%0'`,
       ).bind(tag, k0),
-      // 250 look-ups, two to a time; every third under both keys (still one look-up).
-      env.DB.prepare(
+    ]);
+    // 250 look-ups, two to a time; every third under both keys (still one look-up), in the log
+    // shard the asker writes to.
+    await runInDurableObject(logShardOf(`platform:${asker.id}`), (_o, state) => {
+      state.storage.sql.exec(
         `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 250)
          INSERT INTO inquiries (subject_key, platform_id, purpose, at, request_id)
          SELECT ?2, ?4, 'refund_review', ?5 - (i / 2) * 1000, 'req_' || ?1 || printf('%04d', i) FROM n
          UNION ALL
          SELECT ?3, ?4, 'refund_review', ?5 - (i / 2) * 1000, 'req_' || ?1 || printf('%04d', i) FROM n WHERE i % 3 = 0`,
-      ).bind(tag, k0, k1, asker.id, base),
-    ]);
+        tag,
+        k0,
+        k1,
+        asker.id,
+        base,
+      );
+    });
 
     const requestRef = uniqueId("SAR");
     const refs: string[] = [];
@@ -931,12 +944,11 @@ describe("POST /v1/subject-access", () => {
       { at: expect.any(String), purpose: "subject_access", platformName: `Platform ${p.id}` },
     ]);
     // Every page counted and audited.
-    expect(await countRows("usage_daily", "platform_id = ? AND subject_access = 3", p.id)).toBe(1);
-    const { results: audited } = await env.DB.prepare(
-      "SELECT details FROM audit_log WHERE actor = ? AND action = 'subject.access' ORDER BY seq",
-    )
-      .bind(`platform:${p.id}`)
-      .all<{ details: string }>();
+    expect(await logCount("usage", "platform_id = ? AND subject_access = 3", p.id)).toBe(1);
+    const audited = await logQuery<{ details: string }>(
+      "SELECT details FROM entries WHERE actor = ? AND action = 'subject.access' ORDER BY seq",
+      `platform:${p.id}`,
+    );
     expect(audited.map((a) => (JSON.parse(a.details) as { page: number; requestRef: string }).page)).toEqual([
       1, 2, 3,
     ]);
@@ -965,7 +977,7 @@ describe("POST /v1/subject-access", () => {
       .replace(/=+$/, "");
     const flip = (text: string, at: number) =>
       `${text.slice(0, at)}${text[at] === "A" ? "B" : "A"}${text.slice(at + 1)}`;
-    const inquiriesBefore = await countRows("inquiries", "platform_id = ?", p.id);
+    const inquiriesBefore = await logCount("inquiries", "platform_id = ?", p.id);
 
     const cases: [string, TestPlatform, Subject[], string, string][] = [
       ["changed payload", p, buyer, requestRef, `${forged}.${mac}`],
@@ -981,8 +993,8 @@ describe("POST /v1/subject-access", () => {
       expect(res.status, name).toBe(422);
       expect(errorPaths(res.body), name).toEqual(["cursor"]);
     }
-    expect(await countRows("inquiries", "platform_id = ?", p.id)).toBe(inquiriesBefore);
-    expect(await countRows("inquiries", "platform_id = ?", other.id)).toBe(0);
+    expect(await logCount("inquiries", "platform_id = ?", p.id)).toBe(inquiriesBefore);
+    expect(await logCount("inquiries", "platform_id = ?", other.id)).toBe(0);
 
     // The subjects in another order are the same subjects.
     const reordered = await subjectAccess(p, [...buyer].reverse(), { requestRef, limit: 1, cursor });
@@ -1004,18 +1016,18 @@ describe("POST /v1/subject-access", () => {
     expect(first.status).toBe(200);
     const firstId = first.headers.get("x-request-id");
     // The first page's time, as the Worker's clock read it (the cursor's signed issue time).
-    const issued = await env.DB.prepare("SELECT min(at) AS at FROM inquiries WHERE request_id = ?")
-      .bind(firstId)
-      .first<{ at: number }>();
-    const t = issued?.at ?? Number.NaN;
+    const issued = await logQuery<{ at: number | null }>(
+      "SELECT min(at) AS at FROM inquiries WHERE request_id = ?",
+      firstId,
+    );
+    const t = issued.find((r) => r.at !== null)?.at ?? Number.NaN;
     const usage = async () =>
       (
-        await env.DB.prepare(
-          "SELECT coalesce(sum(subject_access), 0) AS n FROM usage_daily WHERE platform_id = ?",
+        await logQuery<{ n: number }>(
+          "SELECT coalesce(sum(subject_access), 0) AS n FROM usage WHERE platform_id = ?",
+          p.id,
         )
-          .bind(p.id)
-          .first<{ n: number }>()
-      )?.n;
+      ).reduce((sum, r) => sum + r.n, 0);
     const page = (at: number, cursor: string | null) => {
       vi.setSystemTime(at);
       return subjectAccess(p, buyer, { requestRef, limit: 1, cursor });
@@ -1030,7 +1042,7 @@ describe("POST /v1/subject-access", () => {
       expect(third.status, JSON.stringify(third.body)).toBe(200);
       expect(third.body.nextCursor).toEqual(expect.any(String));
 
-      const inquiriesBefore = await countRows("inquiries", "platform_id = ?", p.id);
+      const inquiriesBefore = await logCount("inquiries", "platform_id = ?", p.id);
       const usageBefore = await usage();
       for (const cursor of [first.body.nextCursor, second.body.nextCursor, third.body.nextCursor]) {
         const late = await page(t + ACCESS_CURSOR_LIFETIME + 1, cursor);
@@ -1038,14 +1050,14 @@ describe("POST /v1/subject-access", () => {
         expect(errorPaths(late.body)).toEqual(["cursor"]);
         expect(JSON.stringify(late.body)).toMatch(/expired/);
       }
-      expect(await countRows("inquiries", "platform_id = ?", p.id)).toBe(inquiriesBefore);
+      expect(await logCount("inquiries", "platform_id = ?", p.id)).toBe(inquiriesBefore);
       expect(await usage()).toBe(usageBefore);
     } finally {
       vi.useRealTimers();
     }
     // Every page of the walk is one look-up, under the first page's request id.
-    expect(await countRows("inquiries", "platform_id = ? AND request_id <> ?", p.id, firstId)).toBe(0);
-    expect(await countRows("inquiries", "platform_id = ?", p.id)).toBe(3 * 2);
+    expect(await logCount("inquiries", "platform_id = ? AND request_id <> ?", p.id, firstId)).toBe(0);
+    expect(await logCount("inquiries", "platform_id = ?", p.id)).toBe(3 * 2);
   });
 });
 

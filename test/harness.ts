@@ -1,3 +1,4 @@
+import { runInDurableObject } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import type { SQL } from "drizzle-orm";
 import { SQLiteAsyncDialect } from "drizzle-orm/sqlite-core";
@@ -6,6 +7,9 @@ import { expect } from "vitest";
 import { consortiumKey, hashSubject, type IdentifierType } from "../client/identifiers";
 import { signToken, type TokenOptions } from "../client/token";
 import type { RateLimiter } from "../worker/env";
+import type { LogEntry } from "../worker/log/chain";
+import { type LogConfig, shardOf, shardStub } from "../worker/log/client";
+import type { LogShard } from "../worker/log/shard";
 
 /** The consortium key the test "platforms" share (never given to the ledger). */
 const CONSORTIUM_KEY = "dGVzdC1jb25zb3J0aXVtLWtleS0zMi1ieXRlcy1sb25nISE";
@@ -213,14 +217,65 @@ export interface AuditRowView {
   details: string | null;
 }
 
-/** The audit entries a request wrote, in order. */
+/** Every log shard, as the Worker addresses them (worker/log/client.ts). */
+export function logShards(): DurableObjectStub<LogShard>[] {
+  return Array.from({ length: Number(env.LOG_SHARDS ?? 1) }, (_, i) =>
+    shardStub(env as unknown as LogConfig, i),
+  );
+}
+
+/** The log shard an actor (`platform:<id>`, `admin:<kid>`) writes to. */
+export function logShardOf(actor: string): DurableObjectStub<LogShard> {
+  const shards = Number(env.LOG_SHARDS ?? 1);
+  return shardStub(env as unknown as LogConfig, shardOf(actor, shards));
+}
+
+/** Runs one query on every log shard and returns all their rows: tests look inside the log store. */
+export async function logQuery<T>(query: string, ...binds: unknown[]): Promise<T[]> {
+  const perShard = await Promise.all(
+    logShards().map((stub) =>
+      runInDurableObject(stub, (_o, state) => state.storage.sql.exec(query, ...binds).toArray() as T[]),
+    ),
+  );
+  return perShard.flat();
+}
+
+/** Rows of a log-store table (`inquiries`, `usage`, …) over every shard, for "logged" assertions. */
+export async function logCount(table: string, where = "1=1", ...binds: unknown[]): Promise<number> {
+  const rows = await logQuery<{ n: number }>(`SELECT count(*) AS n FROM ${table} WHERE ${where}`, ...binds);
+  return rows.reduce((sum, r) => sum + r.n, 0);
+}
+
+/** A request's entries in the log shards, shaped like D1 rows; retained subject keys in `details`. */
+export async function logRows(requestId: string): Promise<(AuditRowView & { shard: number })[]> {
+  const perShard = await Promise.all(
+    logShards().map(async (stub, shard) => {
+      const entries = (await stub.entries({ requestId, limit: 1000 })) as unknown as LogEntry[];
+      return entries.reverse().map((e) => ({
+        shard,
+        seq: e.seq,
+        actor: e.actor,
+        action: e.action,
+        target: e.target,
+        outcome: e.outcome,
+        details: JSON.stringify({ ...e.details, ...(e.subjectKeys ? { subjectKeys: e.subjectKeys } : {}) }),
+      }));
+    }),
+  );
+  return perShard.flat();
+}
+
+/**
+ * The audit entries a request wrote, in order: those of the ledger's own chain (D1), then those
+ * of the log shards (look-ups).
+ */
 export async function auditRows(requestId: string | null): Promise<AuditRowView[]> {
   const { results } = await env.DB.prepare(
     "SELECT seq, actor, action, target, outcome, details FROM audit_log WHERE request_id = ? ORDER BY seq",
   )
     .bind(requestId)
     .all<AuditRowView>();
-  return results;
+  return requestId === null ? results : [...results, ...(await logRows(requestId))];
 }
 
 /** `auditRows`, waiting up to a second for entries written after the response (waitUntil). */

@@ -22,6 +22,8 @@ import {
   createReport,
   daysAgo,
   errorPaths,
+  logCount,
+  logQuery,
   newBuyer,
   newPlatform,
   reportBody,
@@ -392,10 +394,7 @@ describe("POST /v1/scores/query", () => {
       body: { subjects: nine.slice(0, 8), purpose: "refund_review" },
     });
     expect(eight.status).toBe(200);
-    const { results } = await env.DB.prepare("SELECT count(*) AS n FROM inquiries WHERE platform_id = ?")
-      .bind(p.id)
-      .all<{ n: number }>();
-    expect(results[0]?.n).toBe(8);
+    expect(await logCount("inquiries", "platform_id = ?", p.id)).toBe(8);
   });
 
   it("needs scores:read (403 otherwise) and a valid token (401)", async () => {
@@ -441,11 +440,10 @@ describe("POST /v1/scores/query", () => {
     for (const s of buyer) {
       expect(rows[0]?.details).not.toContain(s.hash);
     }
-    const { results: inquiries } = await env.DB.prepare(
+    const inquiries = await logQuery<{ subject_key: string; platform_id: string; purpose: string }>(
       "SELECT subject_key, platform_id, purpose FROM inquiries WHERE request_id = ? ORDER BY subject_key",
-    )
-      .bind(requestId)
-      .all<{ subject_key: string; platform_id: string; purpose: string }>();
+      requestId,
+    );
     expect(inquiries).toEqual(
       keys.map((k) => ({ subject_key: k, platform_id: asker.id, purpose: "account_review" })),
     );
@@ -509,12 +507,13 @@ describe("POST /v1/scores/batch", () => {
     );
     expect(details.map((d) => d.purpose)).toEqual(["dispute_handling", "dispute_handling"]);
     expect(details.map((d) => d.subjectKeys.length)).toEqual([2, 1]);
-    const { results } = await env.DB.prepare(
-      "SELECT count(*) AS n FROM inquiries WHERE request_id = ? AND purpose = 'dispute_handling'",
-    )
-      .bind(res.headers.get("x-request-id"))
-      .all<{ n: number }>();
-    expect(results[0]?.n).toBe(3);
+    expect(
+      await logCount(
+        "inquiries",
+        "request_id = ? AND purpose = 'dispute_handling'",
+        res.headers.get("x-request-id"),
+      ),
+    ).toBe(3);
   });
 
   it("100 queries are fine; 101, none, a missing or over-long ref, or no purpose are 422 and log nothing", async () => {
@@ -542,10 +541,7 @@ describe("POST /v1/scores/batch", () => {
       const res = await callJson("/v1/scores/batch", { token: await asker.token(), body });
       expect(res.status, path).toBe(422);
       expect(errorPaths(res.body), path).toContain(path);
-      const { results } = await env.DB.prepare("SELECT count(*) AS n FROM inquiries WHERE request_id = ?")
-        .bind(res.headers.get("x-request-id"))
-        .all<{ n: number }>();
-      expect(results[0]?.n, path).toBe(0);
+      expect(await logCount("inquiries", "request_id = ?", res.headers.get("x-request-id")), path).toBe(0);
     }
   });
 });

@@ -1576,6 +1576,7 @@ describe("enumeration is visible in GET /v1/admin/stats", () => {
     lookupsPerReport: number | null;
     subjectAccess: number;
     disputesOpened: number;
+    distinctSubjectsToday: number;
   }
 
   it("a platform looking up many distinct buyers and reporting few stands out by lookupsPerReport", async () => {
@@ -1622,6 +1623,7 @@ describe("enumeration is visible in GET /v1/admin/stats", () => {
       lookupsPerReport: 102,
       subjectAccess: 0,
       disputesOpened: 0,
+      distinctSubjectsToday: 102,
     });
     expect(byId.get(honest.id)).toEqual({
       platformId: honest.id,
@@ -1631,6 +1633,7 @@ describe("enumeration is visible in GET /v1/admin/stats", () => {
       lookupsPerReport: 1,
       subjectAccess: 0,
       disputesOpened: 0,
+      distinctSubjectsToday: 2,
     });
     expect(byId.get(silent.id)).toEqual({
       platformId: silent.id,
@@ -1640,6 +1643,7 @@ describe("enumeration is visible in GET /v1/admin/stats", () => {
       lookupsPerReport: null,
       subjectAccess: 0,
       disputesOpened: 0,
+      distinctSubjectsToday: 50,
     });
     // Sorted most suspicious first: no reports at all, then the highest ratio.
     const order = stats.body.usage.map((u) => u.platformId);

@@ -26,15 +26,31 @@ export function isBookmark(value: string): boolean {
 }
 
 /**
- * Opens the request's D1 session (the Sessions API). Writes (anything but GET and HEAD) start at
- * the primary ("first-primary"), which is at or after any bookmark, so a precondition never
- * reads a lagging copy. Reads start at the caller's bookmark when it sent one (read-your-writes)
- * and otherwise anywhere ("first-unconstrained": the nearest replica may answer). A malformed
- * bookmark is ignored here and refused by `rejectBadBookmark` once the request is authenticated.
- * Without read replication the database is its own only copy and every constraint behaves alike.
+ * POST routes that only read the ledger database: the look-ups. Their log goes to the log store
+ * (`worker/log`), so the ledger sees one read statement, which a read replica may serve.
  */
-export function openSession(db: D1Database, method: string, bookmark: string | undefined): D1DatabaseSession {
-  const read = method === "GET" || method === "HEAD";
+export const READ_ONLY_POSTS: ReadonlySet<string> = new Set([
+  "/v1/scores/query",
+  "/v1/scores/batch",
+  "/v1/subject-access",
+]);
+
+/**
+ * Opens the request's D1 session (the Sessions API). Writes (anything but GET, HEAD and the
+ * read-only POSTs) start at the primary ("first-primary"), which is at or after any bookmark, so
+ * a precondition never reads a lagging copy. Reads start at the caller's bookmark when it sent
+ * one (read-your-writes) and otherwise anywhere ("first-unconstrained": the nearest replica may
+ * answer). A malformed bookmark is ignored here and refused by `rejectBadBookmark` once the
+ * request is authenticated. Without read replication the database is its own only copy and
+ * every constraint behaves alike.
+ */
+export function openSession(
+  db: D1Database,
+  method: string,
+  path: string,
+  bookmark: string | undefined,
+): D1DatabaseSession {
+  const read = method === "GET" || method === "HEAD" || (method === "POST" && READ_ONLY_POSTS.has(path));
   if (!read) {
     return db.withSession("first-primary");
   }

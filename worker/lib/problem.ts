@@ -13,9 +13,12 @@ export type ProblemKind =
   | "unsupported_media_type"
   | "validation"
   | "rate_limited"
+  | "unavailable"
   | "internal";
 
-export function statusOf(kind: ProblemKind): 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 422 | 429 | 500 {
+export function statusOf(
+  kind: ProblemKind,
+): 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 422 | 429 | 500 | 503 {
   switch (kind) {
     case "malformed_json":
     case "bad_request":
@@ -40,6 +43,8 @@ export function statusOf(kind: ProblemKind): 400 | 401 | 403 | 404 | 405 | 409 |
       return 429;
     case "internal":
       return 500;
+    case "unavailable":
+      return 503;
   }
 }
 
@@ -55,6 +60,7 @@ const TITLES: Record<ProblemKind, string> = {
   unsupported_media_type: "Unsupported media type",
   validation: "Validation failed",
   rate_limited: "Too many requests",
+  unavailable: "Service unavailable",
   internal: "Internal error",
 };
 
@@ -150,6 +156,11 @@ const problem = (description: string) => ({
   description,
   content: { "application/problem+json": { schema: ProblemSchema } },
 });
+
+/** The look-up routes' extra answer: the look-up could not be logged, so it was not answered. */
+export const logUnavailableResponse = {
+  503: problem("The look-up could not be logged durably, so it was not answered; retry after Retry-After"),
+} as const;
 
 /** Spread into every route's `responses` so the OpenAPI document lists the problems. */
 export const problemResponses = {

@@ -295,7 +295,7 @@ export class LogShard extends DurableObject {
     }
     const first = this.head.seq + 1;
     for (const e of input.entries) {
-      const keys = e.subjectKeys && e.subjectKeys.length > 0 ? [...e.subjectKeys].sort() : null;
+      const keys = e.subjectKeys && e.subjectKeys.length > 0 ? [...e.subjectKeys] : null;
       const salt = keys ? randomHex(16) : null;
       const content: ChainedContent = {
         shard: this.shard,

@@ -25,7 +25,7 @@ export function requestContext(): MiddlewareHandler<AppEnv> {
       );
       return problemResponse(new ProblemError("internal", "The ledger is misconfigured."), requestId);
     }
-    const db = openSession(c.var.config.DB, c.req.method, c.req.header(BOOKMARK_HEADER));
+    const db = openSession(c.var.config.DB, c.req.method, c.req.path, c.req.header(BOOKMARK_HEADER));
     c.set("db", db);
     await next();
     c.res.headers.set("x-request-id", requestId);

@@ -4,6 +4,7 @@ import type { App } from "../app";
 import { batch, rowsOf } from "../lib/batch";
 import { problemResponses } from "../lib/problem";
 import { DAY_MS } from "../lib/time";
+import { everyShard } from "../log/client";
 import { guard } from "../middleware/auth";
 import { utcDay } from "../services/usage";
 
@@ -34,6 +35,9 @@ const route = createRoute({
               queriesPerDay: z.array(
                 z.object({ day: z.string(), queries: z.number().int(), subjects: z.number().int() }),
               ),
+              lookupDailyCap: z.number().int().openapi({
+                description: "LOOKUP_DAILY_CAP: distinct subject keys a platform may look up per UTC day",
+              }),
               usage: z.array(
                 z.object({
                   platformId: z.string(),
@@ -43,6 +47,9 @@ const route = createRoute({
                   lookupsPerReport: z.number().nullable(),
                   subjectAccess: z.number().int().openapi({ description: "Subject-access pages answered" }),
                   disputesOpened: z.number().int().openapi({ description: "Disputes this platform opened" }),
+                  distinctSubjectsToday: z.number().int().openapi({
+                    description: "Distinct subject keys looked up today (UTC), against `lookupDailyCap`",
+                  }),
                 }),
               ),
               audit: z.object({
@@ -59,12 +66,26 @@ const route = createRoute({
   },
 });
 
+interface ShardUsage {
+  day: string;
+  platform_id: string;
+  queries: number;
+  subjects: number;
+  subject_access: number;
+}
+
 const grouped = (rows: { k: string; n: number }[]) => Object.fromEntries(rows.map((r) => [r.k, r.n]));
 
 export function registerAdminStats(app: App) {
   app.openapi(route, async (c) => {
     const since = utcDay(c.var.now - (STATS_DAYS - 1) * DAY_MS);
     const sinceMs = Date.parse(`${since}T00:00:00Z`);
+    const today = utcDay(c.var.now);
+    // Look-ups are counted in the log store, reports (and look-ups before it) in D1: both are summed.
+    const logged = everyShard(c.var.config, async (stub) => ({
+      usage: (await stub.usage(since)) as unknown as ShardUsage[],
+      today: (await stub.lookupCounts(today)) as unknown as { platform_id: string; n: number }[],
+    }));
     const [platforms, reports, disputes, days, usage, opened, audit, cp] = await batch(c.var.db, [
       sql`SELECT status AS k, count(*) AS n FROM platforms GROUP BY status`,
       sql`SELECT status AS k, count(*) AS n FROM reports GROUP BY status`,
@@ -80,6 +101,7 @@ export function registerAdminStats(app: App) {
             (SELECT count(*) FROM audit_log WHERE seq > coalesce((SELECT max(seq) FROM audit_log WHERE hash IS NOT NULL), 0)) AS unsealed`,
       sql`SELECT seq, at FROM audit_checkpoints ORDER BY seq DESC LIMIT 1`,
     ]);
+    const shards = await logged;
     const a = rowsOf<{ entries: number | null; unsealed: number }>(audit)[0];
     const last = rowsOf<{ seq: number; at: number }>(cp)[0];
     const disputesOpened = new Map(
@@ -92,6 +114,33 @@ export function registerAdminStats(app: App) {
       reports: number;
       subject_access: number;
     }>(usage);
+    const counter = (platformId: string) => {
+      let row = counters.find((u) => u.platform_id === platformId);
+      if (!row) {
+        row = { platform_id: platformId, queries: 0, subjects: 0, reports: 0, subject_access: 0 };
+        counters.push(row);
+      }
+      return row;
+    };
+    const perDay = new Map(
+      rowsOf<{ day: string; queries: number; subjects: number }>(days).map((d) => [d.day, { ...d }]),
+    );
+    const distinctToday = new Map<string, number>();
+    for (const shard of shards) {
+      for (const u of shard.usage) {
+        const row = counter(u.platform_id);
+        row.queries += u.queries;
+        row.subjects += u.subjects;
+        row.subject_access += u.subject_access;
+        const day = perDay.get(u.day) ?? { day: u.day, queries: 0, subjects: 0 };
+        day.queries += u.queries;
+        day.subjects += u.subjects;
+        perDay.set(u.day, day);
+      }
+      for (const t of shard.today) {
+        distinctToday.set(t.platform_id, (distinctToday.get(t.platform_id) ?? 0) + t.n);
+      }
+    }
     // A platform that only opened disputes has no usage row yet; it is listed all the same.
     for (const platformId of disputesOpened.keys()) {
       if (!counters.some((u) => u.platform_id === platformId)) {
@@ -107,6 +156,7 @@ export function registerAdminStats(app: App) {
         lookupsPerReport: u.reports === 0 ? null : Math.round((u.subjects / u.reports) * 10) / 10,
         subjectAccess: u.subject_access,
         disputesOpened: disputesOpened.get(u.platform_id) ?? 0,
+        distinctSubjectsToday: distinctToday.get(u.platform_id) ?? 0,
       }))
       .sort(
         (x, y) =>
@@ -118,7 +168,8 @@ export function registerAdminStats(app: App) {
         platforms: grouped(rowsOf(platforms)),
         reports: grouped(rowsOf(reports)),
         disputes: grouped(rowsOf(disputes)),
-        queriesPerDay: rowsOf<{ day: string; queries: number; subjects: number }>(days),
+        queriesPerDay: [...perDay.values()].sort((x, y) => (x.day < y.day ? -1 : 1)),
+        lookupDailyCap: c.var.config.LOOKUP_DAILY_CAP,
         usage: usageRows,
         audit: {
           entries: a?.entries ?? 0,

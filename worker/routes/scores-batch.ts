@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { App } from "../app";
-import { problemResponses } from "../lib/problem";
+import { logUnavailableResponse, problemResponses } from "../lib/problem";
 import { guard } from "../middleware/auth";
 import { ScoreAnswerSchema, ScoreBatchBodySchema } from "../schemas/scores";
 import { scoreBuyers } from "../services/scores";
@@ -23,6 +23,7 @@ const route = createRoute({
         },
       },
     },
+    ...logUnavailableResponse,
     ...problemResponses,
   },
 });

@@ -1,6 +1,6 @@
 import { createRoute } from "@hono/zod-openapi";
 import type { App } from "../app";
-import { problemResponses } from "../lib/problem";
+import { logUnavailableResponse, problemResponses } from "../lib/problem";
 import { guard } from "../middleware/auth";
 import { ScoreAnswerSchema, ScoreQueryBodySchema } from "../schemas/scores";
 import { scoreBuyers } from "../services/scores";
@@ -10,7 +10,8 @@ const route = createRoute({
   path: "/v1/scores/query",
   tags: ["Scores"],
   summary: "Score one buyer",
-  description: "All subjects are one buyer: a report matching any of them counts once. One D1 round trip.",
+  description:
+    "All subjects are one buyer: a report matching any of them counts once. One read on the ledger database; the look-up is logged in the log store before the answer leaves (503 when it cannot be).",
   security: [{ bearer: [] }],
   middleware: [guard("score.query", "scores:read")] as const,
   request: { body: { required: true, content: { "application/json": { schema: ScoreQueryBodySchema } } } },
@@ -19,6 +20,7 @@ const route = createRoute({
       description: "The buyer's shared risk score",
       content: { "application/json": { schema: ScoreAnswerSchema } },
     },
+    ...logUnavailableResponse,
     ...problemResponses,
   },
 });

@@ -5,16 +5,16 @@ import type { App } from "../app";
 import { batch, rowsOf } from "../lib/batch";
 import { sha256Hex } from "../lib/crypto";
 import { ledgerFor } from "../lib/db";
-import { ProblemError, problemResponses } from "../lib/problem";
+import { logUnavailableResponse, ProblemError, problemResponses } from "../lib/problem";
 import { cursorKey, openCursor, signCursor } from "../lib/signed-cursor";
 import { toRfc3339, toRfc3339OrNull } from "../lib/time";
+import { everyShard, type LogConfig } from "../log/client";
+import type { InquiryRow } from "../log/shard";
 import { callerPlatform, guard } from "../middleware/auth";
 import { AmountSchema, subjectList } from "../schemas/common";
 import { CATEGORIES, CONFIRMATIONS } from "../schemas/reports";
-import { requestAudit } from "../services/audit";
-import { INQUIRY_PURPOSES, type InquiryPurpose } from "../services/scores";
+import { INQUIRY_PURPOSES, type InquiryPurpose, logLookups } from "../services/scores";
 import { pepperSubjects } from "../services/subjects";
-import { usageUpsert, utcDay } from "../services/usage";
 
 /** Items of each list per page: `limit` defaults to this. */
 export const DEFAULT_ACCESS_PAGE = 100;
@@ -93,6 +93,7 @@ const route = createRoute({
   },
   responses: {
     200: { description: "The buyer's file", content: { "application/json": { schema: AccessSchema } } },
+    ...logUnavailableResponse,
     ...problemResponses,
   },
 });
@@ -155,6 +156,25 @@ function after(pos: Position | undefined, time: SQL, id: SQL): SQL {
   return sql`AND (${time} < ${pos[0]} OR (${time} = ${pos[0]} AND ${id} < ${pos[1]}))`;
 }
 
+/**
+ * The look-ups of these subject keys from every log shard, one per request, newest first by
+ * (first time, request id), after `pos`; merged and cut to `limit`.
+ */
+async function lookUps(config: LogConfig, keys: string[], pos: Position | undefined, limit: number) {
+  if (pos === null) {
+    return [];
+  }
+  const before = pos === undefined ? null : { at: pos[0], requestId: pos[1] };
+  const perShard = await everyShard(
+    config,
+    (stub) => stub.inquiries(keys, before, limit) as unknown as Promise<InquiryRow[]>,
+  );
+  return perShard
+    .flat()
+    .sort((a, b) => b.at - a.at || (a.requestId < b.requestId ? 1 : a.requestId > b.requestId ? -1 : 0))
+    .slice(0, limit);
+}
+
 export function registerSubjectAccess(app: App) {
   app.openapi(route, async (c) => {
     const { subjects, requestRef, cursor, limit } = c.req.valid("json");
@@ -189,41 +209,33 @@ export function registerSubjectAccess(app: App) {
       from = parsed.data;
     }
 
-    const [records, inquiries] = await batch(ledgerFor(c.var.db, keys), [
-      sql`SELECT DISTINCT r.id, r.status, p.name AS platform_name, r.category, r.confirmation, r.incident_at,
-            r.confirmed_at, r.created_at, r.amount_value, r.amount_currency, r.subject_notified_at,
-            r.status_reason, r.statement
-          FROM report_subjects rs JOIN reports r ON r.id = rs.report_id JOIN platforms p ON p.id = r.platform_id
-          WHERE rs.subject_key IN (SELECT value FROM json_each(${keysJson}))
-            ${after(from.r, sql`r.incident_at`, sql`r.id`)}
-          ORDER BY r.incident_at DESC, r.id DESC LIMIT ${limit + 1}`,
-      // One line per look-up (request id). Ordered by its first row's time, which later pages of
-      // a multi-page request do not move, so a walk in progress never skips or repeats one.
-      sql`SELECT i.request_id, min(i.at) AS at, i.purpose, p.name AS platform_name
-          FROM inquiries i JOIN platforms p ON p.id = i.platform_id
-          WHERE i.subject_key IN (SELECT value FROM json_each(${keysJson}))
-          GROUP BY i.request_id
-          HAVING 1 ${after(from.i, sql`min(i.at)`, sql`i.request_id`)}
-          ORDER BY at DESC, i.request_id DESC LIMIT ${limit + 1}`,
-      // After the reads: this look-up shows from the buyer's next request on, never in its own pages.
-      sql`INSERT INTO inquiries (subject_key, platform_id, purpose, at, request_id)
-          SELECT value, ${platformId}, 'subject_access', ${now}, ${from.q} FROM json_each(${keysJson})`,
-      usageUpsert({ day: utcDay(now), platformId, queries: 0, subjects: 0, subjectAccess: 1 }),
-      requestAudit(c, {
-        target: requestRef,
-        outcome: "ok",
-        details: { requestRef, subjectKeys: keys, page: from.n, accessRequestId: from.q },
-      }),
+    // The reads: the records (the ledger database, one batch) and the look-ups (every log shard).
+    const [[records, platforms], inquiryRows] = await Promise.all([
+      batch(ledgerFor(c.var.db, keys), [
+        sql`SELECT DISTINCT r.id, r.status, p.name AS platform_name, r.category, r.confirmation, r.incident_at,
+              r.confirmed_at, r.created_at, r.amount_value, r.amount_currency, r.subject_notified_at,
+              r.status_reason, r.statement
+            FROM report_subjects rs JOIN reports r ON r.id = rs.report_id JOIN platforms p ON p.id = r.platform_id
+            WHERE rs.subject_key IN (SELECT value FROM json_each(${keysJson}))
+              ${after(from.r, sql`r.incident_at`, sql`r.id`)}
+            ORDER BY r.incident_at DESC, r.id DESC LIMIT ${limit + 1}`,
+        sql`SELECT id, name FROM platforms`,
+      ]),
+      lookUps(config, keys, from.i, limit + 1),
     ]);
-    c.set("audited", true);
+    // Then this look-up is logged, before anything is answered: it shows from the buyer's next
+    // request on, never in its own pages, and all pages of one request are one inquiry.
+    await logLookups(c, {
+      purpose: "subject_access",
+      buyers: [{ target: requestRef, keys }],
+      usage: { subjectAccess: 1 },
+      inquiryRequestId: from.q,
+      details: { requestRef, page: from.n, accessRequestId: from.q },
+      cap: false,
+    });
 
     const recordRows = rowsOf<RecordRow>(records);
-    const inquiryRows = rowsOf<{
-      request_id: string;
-      at: number;
-      purpose: InquiryPurpose;
-      platform_name: string;
-    }>(inquiries);
+    const names = new Map(rowsOf<{ id: string; name: string }>(platforms).map((p) => [p.id, p.name]));
     const recordPage = recordRows.slice(0, limit);
     const inquiryPage = inquiryRows.slice(0, limit);
     const lastRecord = recordPage[recordPage.length - 1];
@@ -235,7 +247,7 @@ export function registerSubjectAccess(app: App) {
       n: from.n + 1,
       b: binding,
       r: recordRows.length > limit && lastRecord ? [lastRecord.incident_at, lastRecord.id] : null,
-      i: inquiryRows.length > limit && lastInquiry ? [lastInquiry.at, lastInquiry.request_id] : null,
+      i: inquiryRows.length > limit && lastInquiry ? [lastInquiry.at, lastInquiry.requestId] : null,
     };
     const nextCursor = next.r || next.i ? await signCursor(signingKey, next) : null;
 
@@ -257,8 +269,8 @@ export function registerSubjectAccess(app: App) {
         })),
         inquiries: inquiryPage.map((i) => ({
           at: toRfc3339(i.at),
-          purpose: i.purpose,
-          platformName: i.platform_name,
+          purpose: i.purpose as InquiryPurpose,
+          platformName: names.get(i.platformId) ?? i.platformId,
         })),
         nextCursor,
       },

@@ -3,10 +3,13 @@ import type { Context } from "hono";
 import type { ReportStatus } from "../../schema";
 import type { AppEnv } from "../app";
 import type { Config } from "../env";
-import { batch, rowsOf } from "../lib/batch";
+import { all } from "../lib/batch";
 import { canonicalJson } from "../lib/crypto";
 import { ledgerFor } from "../lib/db";
-import { toRfc3339 } from "../lib/time";
+import { ProblemError } from "../lib/problem";
+import { DAY_MS, toRfc3339 } from "../lib/time";
+import { appendLog, LogUnavailable } from "../log/client";
+import type { AppendResult } from "../log/shard";
 import type { Subject } from "../schemas/common";
 import type { Category, Confirmation } from "../schemas/reports";
 import {
@@ -17,9 +20,8 @@ import {
   type ScoreModel,
   type ScoreRecord,
 } from "../scoring/model";
-import { auditInsertMany } from "./audit";
 import { pepperSubjects } from "./subjects";
-import { usageUpsert, utcDay } from "./usage";
+import { utcDay } from "./usage";
 
 /** Why a platform may score a buyer: the purposes a score query accepts. */
 export const PURPOSES = ["refund_review", "account_review", "dispute_handling"] as const;
@@ -173,11 +175,99 @@ export function capPerPlatform(
   return { kept, cappedKeys };
 }
 
+/** Seconds until the next UTC midnight, when the daily look-up cap starts afresh. */
+function secondsToNextUtcDay(now: number): number {
+  return Math.max(1, Math.ceil((DAY_MS - (now % DAY_MS)) / 1000));
+}
+
+/** What a caller waits before retrying a look-up the log store could not commit. */
+export const LOG_RETRY_AFTER_SECONDS = 2;
+
 /**
- * Scores one or many buyers in one D1 round trip: a single batch that reads the matching
- * records, at most MAX_ACTIVE_REPORTS_PER_SUBJECT per subject key and platform (one more, to
- * know whether any were left unread; see `scoreReadSql`), logs the inquiry per subject key,
- * and writes one audit entry per query.
+ * Logs one request's look-ups in the log store and resolves once they are durably committed: the
+ * audit entries (one per buyer), an inquiry row per subject key, the usage counts, and the daily
+ * cap on distinct subject keys. Refused past the cap (429); 503 when the log cannot be written.
+ * No answer about a buyer leaves before its look-up is logged.
+ */
+export async function logLookups(
+  c: Context<AppEnv>,
+  look: {
+    purpose: string;
+    /** The entries, one per buyer: target (a batch `ref`) and the buyer's subject keys. */
+    buyers: { target: string | null; keys: string[] }[];
+    usage: { queries?: number; subjectAccess?: number };
+    /** Whose inquiries: the request itself, or the first page of a multi-page request. */
+    inquiryRequestId?: string;
+    /** More for each entry's details, beside the purpose. */
+    details?: Record<string, unknown>;
+    cap: boolean;
+  },
+): Promise<void> {
+  const { config, principal, now, requestId } = c.var;
+  if (principal.kind !== "platform") {
+    throw new Error("look-ups are made by platforms");
+  }
+  const keys = [...new Set(look.buyers.flatMap((b) => b.keys))];
+  const day = utcDay(now);
+  let result: AppendResult;
+  try {
+    result = await appendLog(config, principal.actor, {
+      id: requestId,
+      entries: look.buyers.map((b) => ({
+        at: now,
+        actor: principal.actor,
+        action: c.var.action,
+        target: b.target,
+        requestId,
+        outcome: "ok",
+        details: { purpose: look.purpose, ...look.details },
+        subjectKeys: b.keys,
+      })),
+      inquiries: keys.map((subjectKey) => ({
+        subjectKey,
+        platformId: principal.platformId,
+        purpose: look.purpose,
+        requestId: look.inquiryRequestId ?? requestId,
+      })),
+      usage: {
+        platformId: principal.platformId,
+        day,
+        queries: look.usage.queries ?? 0,
+        subjects: look.usage.queries ? keys.length : 0,
+        subjectAccess: look.usage.subjectAccess ?? 0,
+      },
+      ...(look.cap
+        ? { lookupCap: { platformId: principal.platformId, day, keys, limit: config.LOOKUP_DAILY_CAP } }
+        : {}),
+    });
+  } catch (err) {
+    if (!(err instanceof LogUnavailable)) {
+      throw err;
+    }
+    console.error(JSON.stringify({ level: "error", requestId, error: err.message }));
+    throw new ProblemError(
+      "unavailable",
+      "The look-up could not be logged, so it was not answered; nothing about the buyer left the ledger. Retry shortly.",
+      { headers: { "retry-after": String(LOG_RETRY_AFTER_SECONDS) } },
+    );
+  }
+  if (!result.ok) {
+    throw new ProblemError(
+      "rate_limited",
+      `This platform has looked up ${result.used} distinct subjects today, the daily cap is ${result.limit} (LOOKUP_DAILY_CAP); the cap starts afresh at 00:00 UTC.`,
+      { headers: { "retry-after": String(secondsToNextUtcDay(now)) } },
+    );
+  }
+  c.set("audited", true);
+}
+
+/**
+ * Scores one or many buyers. The ledger database sees exactly one statement, the read (through
+ * the request's D1 session, so a read replica may serve it): the matching records, at most
+ * MAX_ACTIVE_REPORTS_PER_SUBJECT per subject key and platform (one more, to know whether any were
+ * left unread; see `scoreReadSql`). In parallel, the look-ups are logged in the log store
+ * (`logLookups`); the answer leaves only once both are done, so no look-up is ever answered
+ * unlogged, and a look-up logged but not answered (the read failed) errs on the safe side.
  * Subject keys travel as one JSON parameter, so a batch of 100 buyers × 8 subjects stays
  * within D1's 100-bound-parameter limit.
  */
@@ -186,39 +276,24 @@ export async function scoreBuyers(
   purpose: Purpose,
   queries: readonly ScoreQuery[],
 ): Promise<ScoreAnswer[]> {
-  const { config, principal, now, requestId } = c.var;
-  if (principal.kind !== "platform") {
-    throw new Error("score queries are made by platforms");
-  }
+  const { config, now } = c.var;
   const keyed = await Promise.all(queries.map((q) => pepperSubjects(config.LEDGER_PEPPER, q.subjects)));
   const keys = [...new Set(keyed.flatMap((subjects) => subjects.map((s) => s.key)))];
-  const keysJson = JSON.stringify(keys);
   const cap = config.MAX_ACTIVE_REPORTS_PER_SUBJECT;
-  // The log rows share the read's batch, so they live with the records (see ledgerFor).
-  const [found] = await batch(ledgerFor(c.var.db, keys), [
+  const [found] = await Promise.all([
     // One more than the cap, to know whether records were left unread (RECORDS_CAPPED).
-    scoreReadSql(keysJson, cap + 1),
-    sql`INSERT INTO inquiries (subject_key, platform_id, purpose, at, request_id)
-      SELECT value, ${principal.platformId}, ${purpose}, ${now}, ${requestId} FROM json_each(${keysJson})`,
-    usageUpsert({
-      day: utcDay(now),
-      platformId: principal.platformId,
-      queries: queries.length,
-      subjects: keys.length,
-    }),
-    auditInsertMany(
-      { requestId, now },
-      keyed.map((subjects, i) => ({
-        actor: principal.actor,
-        action: c.var.action,
+    all<MatchRow>(ledgerFor(c.var.db, keys), scoreReadSql(JSON.stringify(keys), cap + 1)),
+    logLookups(c, {
+      purpose,
+      buyers: keyed.map((subjects, i) => ({
         target: queries[i]?.ref ?? null,
-        outcome: "ok",
-        details: { purpose, subjectKeys: subjects.map((s) => s.key) },
+        keys: subjects.map((s) => s.key),
       })),
-    ),
+      usage: { queries: queries.length },
+      cap: true,
+    }),
   ]);
-  c.set("audited", true);
-  const matches = capPerPlatform(rowsOf<MatchRow>(found), cap);
+  const matches = capPerPlatform(found, cap);
 
   const byKey = new Map<string, MatchRow[]>();
   for (const row of matches.kept) {
