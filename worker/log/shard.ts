@@ -224,12 +224,24 @@ export class LogShard extends DurableObject {
     if (group.length === 0) {
       return;
     }
-    const before = this.head;
-    let results: AppendResult[];
+    const start = this.head;
+    let outcomes: ({ ok: true; result: AppendResult } | { ok: false; error: unknown })[];
     try {
-      results = this.ctx.storage.transactionSync(() => group.map((p) => this.write(p.input)));
+      // One transaction for the group; each append in its own savepoint (a nested
+      // transactionSync), so one that fails rolls back alone and fails only its own caller.
+      outcomes = this.ctx.storage.transactionSync(() =>
+        group.map((p) => {
+          const before = this.head;
+          try {
+            return { ok: true as const, result: this.ctx.storage.transactionSync(() => this.write(p.input)) };
+          } catch (error) {
+            this.head = before;
+            return { ok: false as const, error };
+          }
+        }),
+      );
     } catch (err) {
-      this.head = before;
+      this.head = start;
       for (const p of group) {
         p.reject(err);
       }
@@ -239,7 +251,12 @@ export class LogShard extends DurableObject {
     this.stats.appends += group.length;
     this.stats.largestGroup = Math.max(this.stats.largestGroup, group.length);
     group.forEach((p, i) => {
-      p.resolve(results[i] as AppendResult);
+      const outcome = outcomes[i];
+      if (outcome?.ok) {
+        p.resolve(outcome.result);
+      } else {
+        p.reject(outcome?.error ?? new Error("append lost"));
+      }
     });
   }
 
