@@ -782,6 +782,7 @@ describe("POST /v1/admin/maintenance/run", () => {
         "disputesMarkedOverdue",
         "eventsPurged",
         "inquiriesPurged",
+        "log",
         "reportsPurged",
         "tokenUsesPurged",
         "webhooksResent",

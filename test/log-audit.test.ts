@@ -313,6 +313,44 @@ describe("tree checkpoints and verify over every shard", () => {
     expect((await verify()).ok).toBe(true);
   });
 
+  it("a format-1 checkpoint of the ledger chain, signed before tree checkpoints, still verifies; edited, it fails", async () => {
+    await runMaintenance();
+    const head = await env.DB.prepare(
+      "SELECT seq, hash FROM audit_log WHERE hash IS NOT NULL ORDER BY seq DESC LIMIT 1",
+    ).first<{ seq: number; hash: string }>();
+    const jwk = JSON.parse(env.AUDIT_SIGNING_JWK) as JsonWebKey & { kid: string };
+    const { kid, ...priv } = jwk;
+    const signKey = await crypto.subtle.importKey("jwk", priv, { name: "Ed25519" }, false, ["sign"]);
+    const at = Date.now();
+    const message = new TextEncoder().encode(`pixiu-audit-checkpoint/1\n${head?.seq}\n${head?.hash}\n${at}`);
+    const signature = btoa(
+      String.fromCharCode(...new Uint8Array(await crypto.subtle.sign("Ed25519", signKey, message))),
+    )
+      .replace(/\+/g, "-")
+      .replace(/\//g, "_")
+      .replace(/=+$/, "");
+    await env.DB.prepare(
+      "INSERT INTO audit_checkpoints (seq, hash, at, kid, signature) VALUES (?, ?, ?, ?, ?)",
+    )
+      .bind(head?.seq, head?.hash, at, kid, signature)
+      .run();
+    try {
+      const v = await verify();
+      expect(v.ok, JSON.stringify(v)).toBe(true);
+      expect(v.checkpoints.invalid).toBe(0);
+      const offline = await verifyExport(await exportText(`?sinceSeq=${head?.seq}`));
+      expect(offline.ok, offline.error).toBe(true);
+      expect(offline.checkpoints).toBe(1);
+      await env.DB.prepare("UPDATE audit_checkpoints SET at = at + 1 WHERE seq = ?").bind(head?.seq).run();
+      const bad = await verify();
+      expect(bad.ok).toBe(false);
+      expect(bad.firstBadSeq).toBe(head?.seq);
+      expect(bad.checkpoints.invalid).toBe(1);
+    } finally {
+      await env.DB.prepare("DELETE FROM audit_checkpoints WHERE seq = ?").bind(head?.seq).run();
+    }
+  });
+
   it("2,000 look-ups leave nothing unsealed in the shards and add nothing to the ledger's backlog", async () => {
     const count = () => env.DB.prepare("SELECT count(*) AS n FROM audit_log").first<{ n: number }>();
     const before = await count();
