@@ -25,6 +25,10 @@ export const auditLog = sqliteTable(
     index("audit_action_seq").on(t.action, t.seq),
     index("audit_at").on(t.at),
     index("audit_target_seq").on(t.target, t.seq),
+    // The admin list merges this chain with the log shards newest first by (at, seq).
+    index("audit_actor_at").on(t.actor, t.at),
+    index("audit_action_at").on(t.action, t.at),
+    index("audit_target_at").on(t.target, t.at),
   ],
 );
 
@@ -38,6 +42,22 @@ export const auditCheckpoints = sqliteTable("audit_checkpoints", {
   at: epochMs("at").notNull(),
   kid: text("kid").notNull(),
   /** base64url Ed25519 signature over `pixiu-audit-checkpoint/1\n<seq>\n<hash>\n<at>`. */
+  signature: text("signature").notNull(),
+});
+
+/**
+ * Signed tree checkpoints (format 2, docs/audit.md): one signature over the head of the ledger
+ * chain above (leaf shard −1) and of every log shard, as the Merkle root of their heads.
+ */
+export const logCheckpoints = sqliteTable("log_checkpoints", {
+  id: integer("id").primaryKey({ autoIncrement: true }),
+  at: epochMs("at").notNull(),
+  /** `treeHead(heads)`, hex. */
+  root: text("root").notNull(),
+  /** JSON array of `{shard, seq, hash}`, the ledger chain as shard −1, in shard order. */
+  heads: text("heads").notNull(),
+  kid: text("kid").notNull(),
+  /** base64url Ed25519 signature over `pixiu-log/2-checkpoint\n<leaves>\n<root>\n<at>`. */
   signature: text("signature").notNull(),
 });
 

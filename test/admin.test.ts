@@ -786,6 +786,7 @@ describe("POST /v1/admin/maintenance/run", () => {
         "disputesMarkedOverdue",
         "eventsPurged",
         "inquiriesPurged",
+        "log",
         "reportsPurged",
         "tokenUsesPurged",
         "webhooksResent",

@@ -101,6 +101,11 @@ export const envSchema = z.object({
   ).optional(),
   JWT_AUDIENCE: z.string().min(1).default("pixiu"),
   RETENTION_DAYS: intVar(1826, 1, 36500),
+  /**
+   * Look-up inquiries (who looked up a subject key, when, why) are kept this many days in the log
+   * store; unset, as long as the records (RETENTION_DAYS). docs/due-process.md, docs/audit.md.
+   */
+  INQUIRY_RETENTION_DAYS: z.coerce.number().int().min(1).max(36500).optional(),
   DISPUTE_DEADLINE_DAYS: intVar(20, 1, 365),
   PLATFORM_CACHE_TTL_SECONDS: intVar(30, 0, 3600),
   /** Events (and their webhook deliveries) are kept this many days; at least the 30 promised. */

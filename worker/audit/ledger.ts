@@ -2,10 +2,12 @@ import { sql } from "drizzle-orm";
 import type { Config } from "../env";
 import { all, batch } from "../lib/batch";
 import type { Db } from "../lib/db";
+import { type ShardHead, treeHead } from "../log/chain";
+import { everyShard, type LogConfig } from "../log/client";
+import type { LogShard, ShardVerdict } from "../log/shard";
 import {
   type ChainFault,
   type Checkpoint,
-  checkpointMessage,
   entryHash,
   GENESIS_HASH,
   importVerifyKey,
@@ -13,6 +15,7 @@ import {
   verifyCheckpoint,
   verifyRun,
 } from "./chain";
+import { headFor, LEDGER_LEAF, type TreeCheckpoint, treeMessage, verifyTreeCheckpoint } from "./tree";
 
 /**
  * The D1 side of the audit chain. Entries are inserted unsealed (hash NULL) inside each
@@ -135,29 +138,75 @@ function toBase64Url(bytes: ArrayBuffer): string {
   return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
-/** Seals, then signs and stores a checkpoint of the head if it moved since the last one. */
+/** The head of every chain now: the ledger's sealed head (shard −1), then each log shard's. */
+export async function currentHeads(d1: Db, log: LogConfig): Promise<ShardHead[]> {
+  const { head } = await sealPending(d1);
+  // An unwritten shard does not know its number yet: the number is the one it is addressed by.
+  const shards = await everyShard(log, async (stub, shard) => ({
+    ...((await stub.headOf()) as unknown as ShardHead),
+    shard,
+  }));
+  return [{ shard: LEDGER_LEAF, seq: head.seq, hash: head.hash }, ...shards];
+}
+
+/**
+ * Seals the ledger chain, then signs and stores ONE tree checkpoint committing to its head and to
+ * every log shard's head at once (docs/audit.md, "Checkpoints"), if any head moved since the last.
+ */
 export async function checkpoint(
   d1: Db,
+  log: LogConfig,
   jwk: Config["AUDIT_SIGNING_JWK"],
   now: number,
-): Promise<Checkpoint | null> {
-  const { head } = await sealPending(d1);
-  const [latest] = await all<{ seq: number }>(
+): Promise<TreeCheckpoint | null> {
+  const heads = await currentHeads(d1, log);
+  const root = treeHead(heads);
+  const [latest] = await all<{ root: string }>(
     d1,
-    sql`SELECT seq FROM audit_checkpoints ORDER BY seq DESC LIMIT 1`,
+    sql`SELECT root FROM log_checkpoints ORDER BY id DESC LIMIT 1`,
   );
-  if (head.seq === 0 || (latest && latest.seq >= head.seq)) {
+  if (heads.every((h) => h.seq === 0) || latest?.root === root) {
     return null;
   }
-  const cp = { seq: head.seq, hash: head.hash, at: now, kid: jwk.kid };
-  const signature = toBase64Url(
-    await crypto.subtle.sign("Ed25519", await signingKey(jwk), checkpointMessage(cp)),
-  );
+  const cp = { at: now, root, heads, kid: jwk.kid };
+  const signature = toBase64Url(await crypto.subtle.sign("Ed25519", await signingKey(jwk), treeMessage(cp)));
   await batch(d1, [
-    sql`INSERT INTO audit_checkpoints (seq, hash, at, kid, signature)
-        VALUES (${cp.seq}, ${cp.hash}, ${cp.at}, ${cp.kid}, ${signature}) ON CONFLICT (seq) DO NOTHING`,
+    sql`INSERT INTO log_checkpoints (at, root, heads, kid, signature)
+        VALUES (${cp.at}, ${cp.root}, ${JSON.stringify(heads)}, ${cp.kid}, ${signature})`,
   ]);
   return { ...cp, signature };
+}
+
+/** Stored tree checkpoints, oldest first. */
+export async function treeCheckpoints(
+  d1: Db,
+  afterId = 0,
+  limit = 100_000,
+): Promise<(TreeCheckpoint & { id: number })[]> {
+  const rows = await all<{
+    id: number;
+    at: number;
+    root: string;
+    heads: string;
+    kid: string;
+    signature: string;
+  }>(
+    d1,
+    sql`SELECT id, at, root, heads, kid, signature FROM log_checkpoints WHERE id > ${afterId} ORDER BY id LIMIT ${limit}`,
+  );
+  return rows.map((r) => ({ ...r, heads: JSON.parse(r.heads) as ShardHead[] }));
+}
+
+export interface ShardVerifyResult {
+  shard: number;
+  ok: boolean;
+  checked: number;
+  from: { seq: number; checkpoint: boolean };
+  head: { seq: number; hash: string };
+  /** Always 0: a shard chains each entry as it writes it, so there is never a backlog. */
+  unsealed: 0;
+  firstBadSeq?: number;
+  reason?: string;
 }
 
 export interface VerifyResult {
@@ -165,11 +214,16 @@ export interface VerifyResult {
   checked: number;
   from: { seq: number; checkpoint: boolean };
   head: { seq: number; hash: string } | null;
-  /** Entries written but not sealed yet: not broken, just not chained yet. */
+  /** Ledger entries written but not sealed yet: not broken, just not chained yet. */
   unsealed: number;
+  /** `checked`: ledger entries compared with a signed head; `invalid`: checkpoints of either format whose signature fails. */
   checkpoints: { checked: number; invalid: number };
+  /** Tree checkpoints stored, and how many of them do not verify. */
+  treeCheckpoints: { count: number; invalid: number };
   firstBadSeq?: number;
   reason?: string;
+  /** One verdict per log shard, in shard order. */
+  shards: ShardVerifyResult[];
 }
 
 function describe(fault: ChainFault): string {
@@ -183,40 +237,193 @@ function describe(fault: ChainFault): string {
   }
 }
 
-/**
- * Verifies the chain from the genesis or from the latest valid checkpoint: recomputes every
- * hash, checks contiguity, and compares every signed checkpoint in range with the entry it
- * names (which catches a chain rewritten wholesale after an edit).
- */
-export async function verifyChain(
+/** A signed statement about one ledger seq, from either checkpoint format. */
+interface SignedPoint {
+  seq: number;
+  hash: string;
+  what: string;
+}
+
+interface CheckpointSet {
+  /** Signed heads of the ledger chain that verify, from both formats. */
+  ledger: SignedPoint[];
+  /** Tree checkpoints that verify, oldest first. */
+  trees: TreeCheckpoint[];
+  invalid: number;
+  treeCount: number;
+  treeInvalid: number;
+  /** The stored checkpoint of lowest ledger seq whose signature fails, if any. */
+  forged: { seq: number; reason: string } | null;
+}
+
+function isoOf(at: number): string {
+  return new Date(at).toISOString();
+}
+
+async function loadCheckpoints(
   d1: Db,
+  jwk: Config["AUDIT_SIGNING_JWK"],
+  retired: Config["AUDIT_RETIRED_KEYS"],
+): Promise<CheckpointSet> {
+  const verifyKeys = new Map<string, CryptoKey>();
+  for (const key of publicAuditKeys(jwk, retired).keys) {
+    verifyKeys.set(key.kid, await importVerifyKey(key as JsonWebKey));
+  }
+  const set: CheckpointSet = {
+    ledger: [],
+    trees: [],
+    invalid: 0,
+    treeCount: 0,
+    treeInvalid: 0,
+    forged: null,
+  };
+  const forged = (seq: number, reason: string) => {
+    set.invalid++;
+    if (set.forged === null || seq < set.forged.seq) {
+      set.forged = { seq, reason };
+    }
+  };
+  const legacy = await all<Checkpoint>(
+    d1,
+    sql`SELECT seq, hash, at, kid, signature FROM audit_checkpoints ORDER BY seq`,
+  );
+  for (const cp of legacy) {
+    const verifyKey = verifyKeys.get(cp.kid);
+    if (verifyKey && (await verifyCheckpoint(verifyKey, cp))) {
+      set.ledger.push({ seq: cp.seq, hash: cp.hash, what: `the signed checkpoint at ${cp.seq}` });
+    } else {
+      forged(cp.seq, `the checkpoint at ${cp.seq} does not verify with the audit key (kid ${cp.kid})`);
+    }
+  }
+  for (const cp of await treeCheckpoints(d1)) {
+    set.treeCount++;
+    const verifyKey = verifyKeys.get(cp.kid);
+    const ledgerHead = headFor(cp, LEDGER_LEAF);
+    if (verifyKey && (await verifyTreeCheckpoint(verifyKey, cp))) {
+      set.trees.push(cp);
+      if (ledgerHead && ledgerHead.seq > 0) {
+        set.ledger.push({
+          seq: ledgerHead.seq,
+          hash: ledgerHead.hash,
+          what: `the tree checkpoint signed at ${isoOf(cp.at)}`,
+        });
+      }
+    } else {
+      set.treeInvalid++;
+      forged(
+        ledgerHead?.seq ?? 0,
+        `the tree checkpoint signed at ${isoOf(cp.at)} does not verify with the audit key (kid ${cp.kid})`,
+      );
+    }
+  }
+  set.ledger.sort((a, b) => a.seq - b.seq);
+  return set;
+}
+
+/**
+ * Verifies the whole audit log: the ledger chain in D1 and every log shard, from the genesis or
+ * from the latest valid checkpoint, and every stored checkpoint of both formats (docs/audit.md,
+ * "Verify online"). `ok` is the conjunction of the ledger's verdict and every shard's.
+ */
+export async function verifyLog(
+  d1: Db,
+  log: LogConfig,
   jwk: Config["AUDIT_SIGNING_JWK"],
   from: "genesis" | "checkpoint",
   retired: Config["AUDIT_RETIRED_KEYS"] = undefined,
 ): Promise<VerifyResult> {
   await sealPending(d1);
-  const verifyKeys = new Map<string, CryptoKey>();
-  for (const key of publicAuditKeys(jwk, retired).keys) {
-    verifyKeys.set(key.kid, await importVerifyKey(key as JsonWebKey));
+  const set = await loadCheckpoints(d1, jwk, retired);
+  const [ledger, shards] = await Promise.all([
+    verifyLedger(d1, set, from),
+    everyShard(log, (stub, shard) => verifyShard(stub, shard, set.trees, from)),
+  ]);
+  return {
+    ...ledger,
+    ok: ledger.ok && shards.every((s) => s.ok),
+    treeCheckpoints: { count: set.treeCount, invalid: set.treeInvalid },
+    shards,
+  };
+}
+
+/** One shard, in place (the shard walks its own chain), then every signed head it must still hold. */
+async function verifyShard(
+  stub: DurableObjectStub<LogShard>,
+  shard: number,
+  trees: readonly TreeCheckpoint[],
+  from: "genesis" | "checkpoint",
+): Promise<ShardVerifyResult> {
+  const signed = trees
+    .map((cp) => headFor(cp, shard))
+    .filter((h): h is ShardHead => h !== undefined && h.seq > 0);
+  const latest = signed.reduce<ShardHead | null>((a, h) => (a === null || h.seq > a.seq ? h : a), null);
+  const start =
+    from === "checkpoint" && latest ? { seq: latest.seq, hash: latest.hash } : { seq: 0, hash: GENESIS_HASH };
+  const verdict = (await stub.verify(start)) as unknown as ShardVerdict;
+  const result: ShardVerifyResult = {
+    ...verdict,
+    shard,
+    from: { seq: start.seq, checkpoint: start.seq > 0 },
+    unsealed: 0,
+  };
+  if (!verdict.ok) {
+    return result;
   }
-  const checkpoints = await all<Checkpoint>(
-    d1,
-    sql`SELECT seq, hash, at, kid, signature FROM audit_checkpoints ORDER BY seq`,
-  );
-  const valid = new Map<number, Checkpoint>();
-  let invalid = 0;
-  for (const cp of checkpoints) {
-    const verifyKey = verifyKeys.get(cp.kid);
-    if (verifyKey && (await verifyCheckpoint(verifyKey, cp))) {
-      valid.set(cp.seq, cp);
-    } else {
-      invalid++;
+  // Every signed head at or after the start must still be there, with the signed hash.
+  const wanted = new Map<number, string>();
+  for (const h of signed) {
+    if (h.seq >= start.seq) {
+      wanted.set(h.seq, h.hash);
     }
+  }
+  const held = new Map(
+    ((await stub.hashesAt([...wanted.keys()])) as unknown as { seq: number; hash: string }[]).map((r) => [
+      r.seq,
+      r.hash,
+    ]),
+  );
+  for (const [seq, hash] of [...wanted.entries()].sort((a, b) => a[0] - b[0])) {
+    const stored = held.get(seq);
+    if (stored === undefined) {
+      return {
+        ...result,
+        ok: false,
+        firstBadSeq: verdict.head.seq + 1,
+        reason: `entries up to ${seq} were signed in a tree checkpoint but are gone`,
+      };
+    }
+    if (stored !== hash) {
+      return {
+        ...result,
+        ok: false,
+        firstBadSeq: seq,
+        reason: `entry ${seq} differs from the signed tree checkpoint at ${seq}`,
+      };
+    }
+  }
+  return result;
+}
+
+type LedgerResult = Omit<VerifyResult, "shards" | "treeCheckpoints">;
+
+/**
+ * The ledger chain from the genesis or from the latest valid signed head: recomputes every hash,
+ * checks contiguity, and compares every signed head in range (format-1 checkpoints and the ledger
+ * leaf of tree checkpoints) with the entry it names, which catches a chain rewritten wholesale.
+ */
+async function verifyLedger(
+  d1: Db,
+  set: CheckpointSet,
+  from: "genesis" | "checkpoint",
+): Promise<LedgerResult> {
+  const signedAt = new Map<number, SignedPoint[]>();
+  for (const p of set.ledger) {
+    signedAt.set(p.seq, [...(signedAt.get(p.seq) ?? []), p]);
   }
   let previous = { seq: 0, hash: GENESIS_HASH };
   let fromCheckpoint = false;
   if (from === "checkpoint") {
-    const latest = [...valid.values()].pop();
+    const latest = set.ledger[set.ledger.length - 1];
     if (latest) {
       previous = { seq: latest.seq, hash: latest.hash };
       fromCheckpoint = true;
@@ -225,13 +432,11 @@ export async function verifyChain(
   const start = previous.seq;
   let checked = 0;
   let cpChecked = 0;
+  const invalid = set.invalid;
   // A stored checkpoint whose signature does not verify was edited or forged: that is a fault
   // (else rewriting an entry, every later hash and the checkpoint's hash would pass).
-  const forged = checkpoints.find((cp) => !valid.has(cp.seq));
-  const forgedReason = forged
-    ? `the checkpoint at ${forged.seq} does not verify with the audit key (kid ${forged.kid})`
-    : "";
-  const fail = (seq: number, reason: string): VerifyResult => ({
+  const forged = set.forged;
+  const fail = (seq: number, reason: string): LedgerResult => ({
     ok: false,
     checked,
     from: { seq: start, checkpoint: fromCheckpoint },
@@ -239,7 +444,7 @@ export async function verifyChain(
     unsealed: 0,
     checkpoints: { checked: cpChecked, invalid },
     ...(forged && forged.seq < seq
-      ? { firstBadSeq: forged.seq, reason: forgedReason }
+      ? { firstBadSeq: forged.seq, reason: forged.reason }
       : { firstBadSeq: seq, reason }),
   });
   if (fromCheckpoint) {
@@ -254,9 +459,8 @@ export async function verifyChain(
       d1,
       sql`SELECT ${COLUMNS} FROM audit_log WHERE seq > ${last.seq} ORDER BY seq LIMIT ${READ_CHUNK}`,
     );
-    const sealed = rows.filter((r) => r.hash !== null);
     const firstUnsealed = rows.findIndex((r) => r.hash === null);
-    const run = firstUnsealed === -1 ? sealed : rows.slice(0, firstUnsealed);
+    const run = firstUnsealed === -1 ? rows : rows.slice(0, firstUnsealed);
     const { fault, last: reached } = await verifyRun(run.map(toEntry), last);
     checked += reached.seq - last.seq;
     if (fault) {
@@ -264,11 +468,10 @@ export async function verifyChain(
       return fail(fault.kind === "gap" ? fault.expected : fault.seq, describe(fault));
     }
     for (const r of run) {
-      const cp = valid.get(r.seq);
-      if (cp) {
+      for (const p of signedAt.get(r.seq) ?? []) {
         cpChecked++;
-        if (cp.hash !== r.hash) {
-          return fail(r.seq, `entry ${r.seq} differs from the signed checkpoint at ${r.seq}`);
+        if (p.hash !== r.hash) {
+          return fail(r.seq, `entry ${r.seq} differs from ${p.what}`);
         }
       }
     }
@@ -291,20 +494,19 @@ export async function verifyChain(
     );
   }
   if (forged) {
-    return fail(forged.seq, forgedReason);
+    return fail(forged.seq, forged.reason);
   }
-  // A signed checkpoint beyond the verified head means signed entries are gone.
-  const beyond = [...valid.keys()].find((seq) => seq > last.seq);
+  // A signed head beyond the verified head means signed entries are gone.
+  const beyond = set.ledger.find((p) => p.seq > last.seq);
   if (beyond !== undefined) {
-    return fail(last.seq + 1, `entries up to ${beyond} were signed in a checkpoint but are gone`);
+    return fail(last.seq + 1, `entries up to ${beyond.seq} were signed in a checkpoint but are gone`);
   }
-  const pending = { n: tail?.n ?? 0 };
   return {
     ok: true,
     checked,
     from: { seq: start, checkpoint: fromCheckpoint },
     head: last.seq === 0 ? null : last,
-    unsealed: pending.n,
+    unsealed: tail?.n ?? 0,
     checkpoints: { checked: cpChecked, invalid },
   };
 }

@@ -54,8 +54,13 @@ export interface EntryFilter {
   requestId?: string;
   since?: number;
   until?: number;
-  /** Entries with seq below this (newest first paging). */
+  /** Entries with seq below this. */
   beforeSeq?: number;
+  /**
+   * Entries strictly after this position in the list's order, (at, seq) descending: the audit
+   * list's cursor. `seq: 0` means "every entry before `at`", MAX_SAFE_INTEGER "at `at` or before".
+   */
+  before?: { at: number; seq: number };
   limit: number;
 }
 
@@ -102,6 +107,10 @@ const SCHEMA = [
   `CREATE INDEX IF NOT EXISTS entries_target ON entries (target, seq)`,
   `CREATE INDEX IF NOT EXISTS entries_request ON entries (request_id)`,
   `CREATE INDEX IF NOT EXISTS entries_at ON entries (at)`,
+  // The audit list reads newest first by (at, seq) under each filter: one index range each.
+  `CREATE INDEX IF NOT EXISTS entries_actor_at ON entries (actor, at)`,
+  `CREATE INDEX IF NOT EXISTS entries_action_at ON entries (action, at)`,
+  `CREATE INDEX IF NOT EXISTS entries_target_at ON entries (target, at)`,
   // The erasable part of an entry: its subject keys and the salt of their commitment.
   `CREATE TABLE IF NOT EXISTS entry_keys (seq INTEGER PRIMARY KEY, salt TEXT NOT NULL, keys TEXT NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS inquiries (
@@ -390,7 +399,7 @@ export class LogShard extends DurableObject {
     return { ...this.stats };
   }
 
-  /** Entries matching a filter, newest first (the admin's audit list). */
+  /** Entries matching a filter, newest first by (at, seq) (the admin's audit list). */
   entries(f: EntryFilter): LogEntry[] {
     const where: string[] = [];
     const binds: unknown[] = [];
@@ -412,11 +421,17 @@ export class LogShard extends DurableObject {
         add(clause, value);
       }
     }
+    if (f.before) {
+      // A range on `at` the index serves, then the tie on `at` broken by seq.
+      add("e.at <= ?", f.before.at);
+      where.push("(e.at < ? OR e.seq < ?)");
+      binds.push(f.before.at, f.before.seq);
+    }
     const clause = where.length > 0 ? `WHERE ${where.join(" AND ")}` : "";
     return this.sql
       .exec<EntryRow>(
         `SELECT ${ENTRY_COLUMNS} FROM entries e LEFT JOIN entry_keys k ON k.seq = e.seq ${clause}
-         ORDER BY e.seq DESC LIMIT ?`,
+         ORDER BY e.at DESC, e.seq DESC LIMIT ?`,
         ...binds,
         f.limit,
       )
@@ -435,6 +450,25 @@ export class LogShard extends DurableObject {
       )
       .toArray()
       .map((r) => toEntry(this.shard, r));
+  }
+
+  /** The hashes stored at these seqs (a checkpoint's heads are compared with them). */
+  hashesAt(seqs: readonly number[]): { seq: number; hash: string }[] {
+    return this.sql
+      .exec<{ seq: number; hash: string }>(
+        "SELECT e.seq, e.hash FROM json_each(?) j CROSS JOIN entries e ON e.seq = j.value",
+        JSON.stringify(seqs),
+      )
+      .toArray();
+  }
+
+  /** The first seq written at or after `at`, or null (an export's `since`). */
+  firstSeqSince(at: number): number | null {
+    return (
+      this.sql
+        .exec<{ seq: number | null }>("SELECT min(seq) AS seq FROM entries WHERE at >= ?", at)
+        .toArray()[0]?.seq ?? null
+    );
   }
 
   /**

@@ -1,12 +1,16 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { type SQL, sql } from "drizzle-orm";
 import type { App } from "../app";
-import { publicAuditKeys, sealPending, verifyChain } from "../audit/ledger";
+import { currentHeads, publicAuditKeys, treeCheckpoints, verifyLog } from "../audit/ledger";
+import { LEDGER_LEAF } from "../audit/tree";
 import { all } from "../lib/batch";
+import { decodeTimeIdCursor, encodeTimeIdCursor } from "../lib/cursor";
 import { ProblemError, problemResponses } from "../lib/problem";
 import { toRfc3339 } from "../lib/time";
+import type { LogEntry, ShardHead } from "../log/chain";
+import { everyShard, shardStub } from "../log/client";
 import { guard } from "../middleware/auth";
-import { LimitQuery, page, Rfc3339 } from "../schemas/common";
+import { CursorQuery, LimitQuery, page, Rfc3339 } from "../schemas/common";
 
 const EntrySchema = z
   .object({
@@ -19,7 +23,23 @@ const EntrySchema = z
     outcome: z.string(),
     details: z.record(z.string(), z.unknown()).nullable(),
     prevHash: z.string().nullable(),
-    hash: z.string().nullable().openapi({ description: "Null until the sealer chains the entry" }),
+    hash: z
+      .string()
+      .nullable()
+      .openapi({ description: "Null until the sealer chains a ledger entry; never null in a shard" }),
+    shard: z
+      .number()
+      .int()
+      .nullable()
+      .openapi({ description: "The log shard whose chain holds the entry; null for the ledger chain (D1)" }),
+    keys: z
+      .string()
+      .nullable()
+      .openapi({ description: "Shard entries: the chained commitment to the subject keys, or null" }),
+    subjectKeys: z.array(z.string()).nullable().openapi({
+      description:
+        "Shard entries: the subject keys committed to, while retained; null once erased (and for the ledger)",
+    }),
   })
   .openapi("AuditEntry");
 
@@ -27,7 +47,10 @@ const list = createRoute({
   method: "get",
   path: "/v1/admin/audit",
   tags: ["Admin: audit"],
-  summary: "Audit entries, newest first, filtered by actor, action, target and time",
+  summary:
+    "Audit entries of the ledger chain and every log shard, newest first, filtered by actor, action, target and time",
+  description:
+    "Ordered by (at descending, source, seq descending), the ledger chain (D1) being the first source and the shards following in shard order; `nextCursor` is an opaque position in that order.",
   security: [{ bearer: [] }],
   middleware: [guard("audit.list", "admin")] as const,
   request: {
@@ -37,10 +60,7 @@ const list = createRoute({
       target: z.string().max(200).optional(),
       since: Rfc3339.optional(),
       until: Rfc3339.optional(),
-      cursor: z
-        .string()
-        .regex(/^\d{1,15}$/, "must be a cursor from a previous page")
-        .optional(),
+      cursor: CursorQuery,
       limit: LimitQuery,
     }),
   },
@@ -57,9 +77,10 @@ const verify = createRoute({
   method: "get",
   path: "/v1/admin/audit/verify",
   tags: ["Admin: audit"],
-  summary: "Verify the hash chain, from the genesis or from the latest signed checkpoint",
+  summary:
+    "Verify the ledger chain and every log shard's chain, from the genesis or from the latest signed checkpoint",
   description:
-    "Seals pending entries first. `ok: false` names the first bad `seq` when an entry was altered, removed or reordered; `unsealed` counts entries written but not yet chained (not a fault).",
+    "Seals pending ledger entries first. The top-level fields are the ledger chain's verdict (`firstBadSeq` names its first bad `seq` when an entry was altered, removed or reordered; `unsealed` counts entries written but not yet chained, not a fault); `shards` holds one verdict per log shard (never anything unsealed: a shard chains as it writes). `ok` is true only when the ledger, every shard and every stored checkpoint verify.",
   security: [{ bearer: [] }],
   middleware: [guard("audit.verify", "admin")] as const,
   request: { query: z.object({ from: z.enum(["genesis", "checkpoint"]).default("genesis") }) },
@@ -75,8 +96,21 @@ const verify = createRoute({
             head: z.object({ seq: z.number().int(), hash: z.string() }).nullable(),
             unsealed: z.number().int(),
             checkpoints: z.object({ checked: z.number().int(), invalid: z.number().int() }),
+            treeCheckpoints: z.object({ count: z.number().int(), invalid: z.number().int() }),
             firstBadSeq: z.number().int().optional(),
             reason: z.string().optional(),
+            shards: z.array(
+              z.object({
+                shard: z.number().int(),
+                ok: z.boolean(),
+                checked: z.number().int(),
+                from: z.object({ seq: z.number().int(), checkpoint: z.boolean() }),
+                head: z.object({ seq: z.number().int(), hash: z.string() }),
+                unsealed: z.literal(0),
+                firstBadSeq: z.number().int().optional(),
+                reason: z.string().optional(),
+              }),
+            ),
           }),
         },
       },
@@ -113,9 +147,73 @@ export function toAuditEntry(r: Row) {
   };
 }
 
+/** A position in the merged list: (at, source, seq), the source −1 for the ledger chain. */
+interface Position {
+  at: number;
+  source: number;
+  seq: number;
+}
+
+/** The cursor's id part: `<source>.<seq>`. */
+const SOURCE_SEQ = /^(-1|0|[1-9][0-9]?)\.([1-9][0-9]{0,15})$/;
+
+function decodePosition(cursor: string | undefined): Position | null {
+  const c = decodeTimeIdCursor(cursor, SOURCE_SEQ);
+  if (c === null) {
+    return null;
+  }
+  const [source, seq] = c.id.split(".").map(Number) as [number, number];
+  return { at: c.at, source, seq };
+}
+
+/**
+ * What a source still has to list after `p`: entries strictly before (at, seq) in its own order.
+ * A source listed before `p.source` at the same instant is done with it (seq 0: only earlier `at`);
+ * one listed after has all of that instant still to come.
+ */
+function beforeIn(source: number, p: Position | null): { at: number; seq: number } | undefined {
+  if (p === null) {
+    return undefined;
+  }
+  if (source < p.source) {
+    return { at: p.at, seq: 0 };
+  }
+  return { at: p.at, seq: source === p.source ? p.seq : Number.MAX_SAFE_INTEGER };
+}
+
+type Listed = ReturnType<typeof toAuditEntry> & {
+  shard: number | null;
+  keys: string | null;
+  subjectKeys: string[] | null;
+  /** Epoch ms, for the merge. */
+  atMs: number;
+};
+
+function fromShard(e: LogEntry): Listed {
+  return {
+    seq: e.seq,
+    at: toRfc3339(e.at),
+    actor: e.actor,
+    action: e.action,
+    target: e.target,
+    requestId: e.requestId,
+    outcome: e.outcome,
+    details: e.details,
+    prevHash: e.prevHash,
+    hash: e.hash,
+    shard: e.shard,
+    keys: e.keys,
+    subjectKeys: e.subjectKeys,
+    atMs: e.at,
+  };
+}
+
 export function registerAdminAuditList(app: App) {
   app.openapi(list, async (c) => {
     const q = c.req.valid("query");
+    const position = decodePosition(q.cursor);
+    const since = q.since ? Date.parse(q.since) : undefined;
+    const until = q.until ? Date.parse(q.until) : undefined;
     const where: SQL[] = [];
     if (q.actor) {
       where.push(sql`actor = ${q.actor}`);
@@ -126,27 +224,56 @@ export function registerAdminAuditList(app: App) {
     if (q.target) {
       where.push(sql`target = ${q.target}`);
     }
-    if (q.since) {
-      where.push(sql`at >= ${Date.parse(q.since)}`);
+    if (since !== undefined) {
+      where.push(sql`at >= ${since}`);
     }
-    if (q.until) {
-      where.push(sql`at < ${Date.parse(q.until)}`);
+    if (until !== undefined) {
+      where.push(sql`at < ${until}`);
     }
-    if (q.cursor) {
-      where.push(sql`seq < ${Number(q.cursor)}`);
+    const ledgerBefore = beforeIn(LEDGER_LEAF, position);
+    if (ledgerBefore) {
+      // A range on `at` the (…, at) indexes serve; the tie on `at` broken by seq.
+      where.push(sql`at <= ${ledgerBefore.at} AND (at < ${ledgerBefore.at} OR seq < ${ledgerBefore.seq})`);
     }
     const clause = where.length > 0 ? sql`WHERE ${sql.join(where, sql` AND `)}` : sql``;
-    const rows = await all<Row>(
-      c.var.db,
-      sql`SELECT seq, at, actor, action, target, request_id, outcome, details, prev_hash, hash
-          FROM audit_log ${clause} ORDER BY seq DESC LIMIT ${q.limit + 1}`,
-    );
-    const items = rows.slice(0, q.limit);
+    // Each source's next `limit + 1`: the page is among them whatever the interleaving.
+    const [ledgerRows, shardRows] = await Promise.all([
+      all<Row>(
+        c.var.db,
+        sql`SELECT seq, at, actor, action, target, request_id, outcome, details, prev_hash, hash
+            FROM audit_log ${clause} ORDER BY at DESC, seq DESC LIMIT ${q.limit + 1}`,
+      ),
+      everyShard(
+        c.var.config,
+        async (stub, shard) =>
+          (await stub.entries({
+            actor: q.actor,
+            action: q.action,
+            target: q.target,
+            since,
+            until,
+            before: beforeIn(shard, position),
+            limit: q.limit + 1,
+          })) as unknown as LogEntry[],
+      ),
+    ]);
+    const merged: Listed[] = [
+      ...ledgerRows.map((r) => ({
+        ...toAuditEntry(r),
+        shard: null,
+        keys: null,
+        subjectKeys: null,
+        atMs: r.at,
+      })),
+      ...shardRows.flat().map(fromShard),
+    ].sort((a, b) => b.atMs - a.atMs || (a.shard ?? LEDGER_LEAF) - (b.shard ?? LEDGER_LEAF) || b.seq - a.seq);
+    const items = merged.slice(0, q.limit);
     const last = items[items.length - 1];
-    return c.json(
-      { items: items.map(toAuditEntry), nextCursor: rows.length > q.limit && last ? String(last.seq) : null },
-      200,
-    );
+    const nextCursor =
+      merged.length > q.limit && last
+        ? encodeTimeIdCursor({ at: last.atMs, id: `${last.shard ?? LEDGER_LEAF}.${last.seq}` })
+        : null;
+    return c.json({ items: items.map(({ atMs: _at, ...item }) => item), nextCursor }, 200);
   });
 }
 
@@ -154,7 +281,13 @@ export function registerAdminAuditVerify(app: App) {
   app.openapi(verify, async (c) => {
     const { from } = c.req.valid("query");
     return c.json(
-      await verifyChain(c.var.db, c.var.config.AUDIT_SIGNING_JWK, from, c.var.config.AUDIT_RETIRED_KEYS),
+      await verifyLog(
+        c.var.db,
+        c.var.config,
+        c.var.config.AUDIT_SIGNING_JWK,
+        from,
+        c.var.config.AUDIT_RETIRED_KEYS,
+      ),
       200,
     );
   });
@@ -164,15 +297,20 @@ const exportRoute = createRoute({
   method: "get",
   path: "/v1/admin/audit/export",
   tags: ["Admin: audit"],
-  summary: "Stream the sealed chain from `since` as NDJSON, with the signed checkpoints that cover it",
+  summary: "Stream the ledger chain and every log shard's chain as NDJSON, with the signed checkpoints",
   description:
-    "Lines: one `header`, one `keys` (the ledger's public audit keys), then `entry` lines in seq order, then `checkpoint` lines. Verify offline with `npm run audit:verify -- export.ndjson`.",
+    "Format `pixiu-audit-export/2` (docs/audit.md): one `header`, one `keys` (the ledger's public audit keys), the ledger chain's `entry` lines in seq order (from `since` or `sinceSeq`), then each shard's `log-entry` lines in shard and seq order (from `since`, else whole), then `checkpoint` (format 1) and `tree-checkpoint` lines. Verify offline with `npm run audit:verify -- export.ndjson`.",
   security: [{ bearer: [] }],
   middleware: [guard("audit.export", "admin")] as const,
   request: {
     query: z.object({
       since: Rfc3339.optional(),
-      sinceSeq: z.coerce.number().int().min(1).optional(),
+      sinceSeq: z.coerce
+        .number()
+        .int()
+        .min(1)
+        .optional()
+        .openapi({ description: "First seq of the ledger chain (shards are then exported whole)" }),
     }),
   },
   responses: {
@@ -180,6 +318,9 @@ const exportRoute = createRoute({
     ...problemResponses,
   },
 });
+
+/** Lines read per pull: one D1 query or one shard call each. */
+const EXPORT_CHUNK = 1000;
 
 export function registerAdminAuditExport(app: App) {
   app.openapi(exportRoute, async (c) => {
@@ -191,18 +332,32 @@ export function registerAdminAuditExport(app: App) {
     }
     const { config, now } = c.var;
     const d1 = c.var.db;
-    const { head } = await sealPending(d1);
+    // One snapshot of every head: the export ends there, whatever is written while it streams.
+    const heads = await currentHeads(d1, config);
+    const [ledgerHead, ...shardHeads] = heads as [ShardHead, ...ShardHead[]];
+    const sinceMs = since ? Date.parse(since) : undefined;
     let from = sinceSeq ?? 1;
-    if (since) {
+    if (sinceMs !== undefined) {
       const [row] = await all<{ seq: number | null }>(
         d1,
-        sql`SELECT min(seq) AS seq FROM audit_log WHERE at >= ${Date.parse(since)}`,
+        sql`SELECT min(seq) AS seq FROM audit_log WHERE at >= ${sinceMs}`,
       );
-      from = row?.seq ?? head.seq + 1;
+      from = row?.seq ?? ledgerHead.seq + 1;
     }
+    // Each shard from its first entry at or after `since`, else from its genesis.
+    const shardFrom = await everyShard(config, async (stub, shard) => {
+      const head = shardHeads[shard] as ShardHead;
+      if (sinceMs === undefined) {
+        return 1;
+      }
+      return ((await stub.firstSeqSince(sinceMs)) as number | null) ?? head.seq + 1;
+    });
     const encoder = new TextEncoder();
     let cursor = from - 1;
-    let stage: "header" | "entries" | "checkpoints" | "done" = "header";
+    let shard = 0;
+    let shardCursor = (shardFrom[0] ?? 1) - 1;
+    let treeCursor = 0;
+    let stage: "header" | "entries" | "shards" | "checkpoints" | "trees" | "done" = "header";
     const stream = new ReadableStream<Uint8Array>({
       async pull(controller) {
         // A pull that enqueues nothing is not called again and the response would hang: an empty
@@ -212,9 +367,10 @@ export function registerAdminAuditExport(app: App) {
           if (stage === "header") {
             lines.push({
               type: "header",
-              format: "pixiu-audit-export/1",
+              format: "pixiu-audit-export/2",
               from,
-              to: head.seq,
+              to: ledgerHead.seq,
+              shards: shardHeads.map((h, i) => ({ shard: i, from: shardFrom[i], to: h.seq })),
               exportedAt: toRfc3339(now),
             });
             lines.push({
@@ -226,15 +382,36 @@ export function registerAdminAuditExport(app: App) {
             const rows = await all<Row>(
               d1,
               sql`SELECT seq, at, actor, action, target, request_id, outcome, details, prev_hash, hash FROM audit_log
-                  WHERE seq > ${cursor} AND seq <= ${head.seq} ORDER BY seq LIMIT 1000`,
+                  WHERE seq > ${cursor} AND seq <= ${ledgerHead.seq} ORDER BY seq LIMIT ${EXPORT_CHUNK}`,
             );
             for (const r of rows) {
               const { at: _at, ...entry } = toAuditEntry(r);
               lines.push({ type: "entry", ...entry, at: r.at });
               cursor = r.seq;
             }
-            if (rows.length < 1000) {
+            if (rows.length < EXPORT_CHUNK) {
+              stage = "shards";
+            }
+          } else if (stage === "shards") {
+            const head = shardHeads[shard];
+            if (head === undefined) {
               stage = "checkpoints";
+              continue;
+            }
+            const run =
+              shardCursor >= head.seq
+                ? []
+                : ((await shardStub(config, shard).range(
+                    shardCursor,
+                    Math.min(EXPORT_CHUNK, head.seq - shardCursor),
+                  )) as unknown as LogEntry[]);
+            for (const e of run) {
+              lines.push({ type: "log-entry", ...e });
+              shardCursor = e.seq;
+            }
+            if (run.length === 0 || shardCursor >= head.seq) {
+              shard++;
+              shardCursor = (shardFrom[shard] ?? 1) - 1;
             }
           } else if (stage === "checkpoints") {
             const cps = await all<Record<string, unknown>>(
@@ -244,7 +421,20 @@ export function registerAdminAuditExport(app: App) {
             for (const cp of cps) {
               lines.push({ type: "checkpoint", ...cp });
             }
-            stage = "done";
+            stage = "trees";
+          } else if (stage === "trees") {
+            // Tree checkpoints whose ledger head is in range, as the format-1 ones above.
+            const cps = await treeCheckpoints(d1, treeCursor, 500);
+            for (const { id, ...cp } of cps) {
+              treeCursor = id;
+              const ledger = cp.heads.find((h) => h.shard === LEDGER_LEAF);
+              if ((ledger?.seq ?? 0) >= from) {
+                lines.push({ type: "tree-checkpoint", ...cp });
+              }
+            }
+            if (cps.length < 500) {
+              stage = "done";
+            }
           } else {
             controller.close();
             return;

@@ -29,7 +29,22 @@ const route = createRoute({
             eventsPurged: z.number().int(),
             webhooksResent: z.number().int(),
             complete: z.boolean(),
-            checkpoint: z.object({ seq: z.number().int(), hash: z.string() }).nullable(),
+            log: z.object({ keysErased: z.number().int(), inquiriesPurged: z.number().int() }),
+            checkpoint: z
+              .object({
+                seq: z.number().int(),
+                hash: z.string(),
+                at: z.number().int(),
+                root: z.string(),
+                heads: z.array(
+                  z.object({ shard: z.number().int(), seq: z.number().int(), hash: z.string() }),
+                ),
+              })
+              .nullable()
+              .openapi({
+                description:
+                  "The tree checkpoint signed, if any head moved: `seq`/`hash` the ledger chain's head, `heads` every leaf (the ledger as shard −1)",
+              }),
           }),
         },
       },

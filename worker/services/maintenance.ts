@@ -1,10 +1,12 @@
 import { sql } from "drizzle-orm";
 import { checkpoint } from "../audit/ledger";
+import { headFor, LEDGER_LEAF } from "../audit/tree";
 import type { Config, WebhookMessage } from "../env";
 import { all, batch } from "../lib/batch";
 import type { Db } from "../lib/db";
 import { orm } from "../lib/db";
 import { DAY_MS } from "../lib/time";
+import { everyShard, type LogConfig } from "../log/client";
 import { auditInsert } from "./audit";
 import { markOverdueDisputes } from "./disputes";
 import { deliveriesOf, reportEvents, sendDeliveries } from "./events";
@@ -20,6 +22,10 @@ export interface MaintenanceRun {
   requestId: string;
   now: number;
   retentionDays: number;
+  /** Look-up inquiries in the log store older than this are deleted. */
+  inquiryRetentionDays: number;
+  /** The log store, whose shards purge with the run. */
+  log: LogConfig;
   /** Events and their webhook deliveries older than this are deleted (≥ 30). */
   eventRetentionDays: number;
   /** Where the webhook deliveries the run creates or re-sends go. */
@@ -40,6 +46,30 @@ export interface MaintenanceResult {
   webhooksResent: number;
   /** False when the retention backlog was larger than one run handles. */
   complete: boolean;
+  /** The log store's retention, over every shard. */
+  log: { keysErased: number; inquiriesPurged: number };
+}
+
+/**
+ * Retention in every log shard: subject keys of entries older than the retention period and of
+ * entries about `targets` (purged reports) are erased (the chain keeps their commitment and still
+ * verifies), inquiries past their retention, cap rows of past days and append ids older than a
+ * day (a retry comes within seconds) are deleted.
+ */
+async function purgeLog(run: MaintenanceRun, targets: string[]) {
+  const results = await everyShard(run.log, (stub) =>
+    stub.purge({
+      keysBefore: run.now - run.retentionDays * DAY_MS,
+      inquiriesBefore: run.now - run.inquiryRetentionDays * DAY_MS,
+      targets,
+      dayBefore: new Date(run.now).toISOString().slice(0, 10),
+      appendsBefore: run.now - DAY_MS,
+    }),
+  );
+  return {
+    keysErased: results.reduce((n, r) => n + r.keysErased, 0),
+    inquiriesPurged: results.reduce((n, r) => n + r.inquiriesPurged, 0),
+  };
 }
 
 /**
@@ -62,6 +92,7 @@ export async function runMaintenance(d1: Db, run: MaintenanceRun): Promise<Maint
   const deliveries: string[] = [];
   let reportsPurged = 0;
   let complete = false;
+  const log = { keysErased: 0, inquiriesPurged: 0 };
   for (let chunk = 0; chunk < MAX_PURGE_CHUNKS; chunk++) {
     const rows = await all<{ id: string }>(
       d1,
@@ -71,6 +102,15 @@ export async function runMaintenance(d1: Db, run: MaintenanceRun): Promise<Maint
       complete = true;
       break;
     }
+    // The log forgets whom these records were about before they go: were the deletion to fail,
+    // the records stay and the next run erases again (idempotent); the other way round, a failed
+    // erasure would lose the ids it needs.
+    const erased = await purgeLog(
+      run,
+      rows.map((r) => r.id),
+    );
+    log.keysErased += erased.keysErased;
+    log.inquiriesPurged += erased.inquiriesPurged;
     const ids = JSON.stringify(rows.map((r) => r.id));
     const inIds = sql`(SELECT value FROM json_each(${ids}))`;
     const results = await batch(d1, [
@@ -97,6 +137,9 @@ export async function runMaintenance(d1: Db, run: MaintenanceRun): Promise<Maint
     sql`DELETE FROM token_uses WHERE expires_at < ${run.now}`,
   ]);
   const inquiriesPurged = inquiries?.meta.changes ?? 0;
+  const erased = await purgeLog(run, []);
+  log.keysErased += erased.keysErased;
+  log.inquiriesPurged += erased.inquiriesPurged;
   const tokenUsesPurged = tokens?.meta.changes ?? 0;
   const overdue = await markOverdueDisputes(d1, run.now);
   deliveries.push(...overdue.deliveries);
@@ -111,6 +154,7 @@ export async function runMaintenance(d1: Db, run: MaintenanceRun): Promise<Maint
     eventsPurged,
     webhooksResent,
     complete,
+    log,
   };
   await auditInsert(db, ctx, {
     actor: run.actor,
@@ -142,19 +186,32 @@ async function purgeEvents(d1: Db, cutoff: number): Promise<number> {
 /**
  * The scheduled job (Cron Trigger every minute, or the admin trigger): maintenance, then the
  * webhook deliveries it created and those still unacknowledged past their time go on the queue,
- * then seal the audit chain and sign a checkpoint of its head.
+ * then seal the ledger chain and sign one tree checkpoint of its head and every log shard's head.
  */
 export async function scheduledJob(
   config: Config,
-  run: Omit<MaintenanceRun, "retentionDays" | "eventRetentionDays" | "webhooks">,
+  run: Omit<
+    MaintenanceRun,
+    "retentionDays" | "inquiryRetentionDays" | "eventRetentionDays" | "webhooks" | "log"
+  >,
   db: Db = config.DB,
 ) {
   const result = await runMaintenance(db, {
     ...run,
     retentionDays: config.RETENTION_DAYS,
+    inquiryRetentionDays: config.INQUIRY_RETENTION_DAYS ?? config.RETENTION_DAYS,
+    log: config,
     eventRetentionDays: config.EVENT_RETENTION_DAYS,
     webhooks: config.WEBHOOKS,
   });
-  const signed = await checkpoint(db, config.AUDIT_SIGNING_JWK, run.now);
-  return { ...result, checkpoint: signed ? { seq: signed.seq, hash: signed.hash } : null };
+  const signed = await checkpoint(db, config, config.AUDIT_SIGNING_JWK, run.now);
+  const ledger = signed ? headFor(signed, LEDGER_LEAF) : undefined;
+  return {
+    ...result,
+    // `seq`/`hash`: the ledger chain's head it signed; `root` and `heads`: the whole tree.
+    checkpoint:
+      signed && ledger
+        ? { seq: ledger.seq, hash: ledger.hash, at: signed.at, root: signed.root, heads: signed.heads }
+        : null,
+  };
 }
