@@ -99,7 +99,9 @@ export function registerAdminStats(app: App) {
           GROUP BY opened_by`,
       sql`SELECT (SELECT max(seq) FROM audit_log) AS entries,
             (SELECT count(*) FROM audit_log WHERE seq > coalesce((SELECT max(seq) FROM audit_log WHERE hash IS NOT NULL), 0)) AS unsealed`,
-      sql`SELECT seq, at FROM audit_checkpoints ORDER BY seq DESC LIMIT 1`,
+      // The latest signed tree checkpoint, by its ledger-chain leaf (shard −1).
+      sql`SELECT json_extract(h.value, '$.seq') AS seq, c.at FROM log_checkpoints c, json_each(c.heads) h
+          WHERE c.id = (SELECT max(id) FROM log_checkpoints) AND json_extract(h.value, '$.shard') = -1`,
     ]);
     const shards = await logged;
     const a = rowsOf<{ entries: number | null; unsealed: number }>(audit)[0];
