@@ -8,6 +8,7 @@
  */
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
+import { classifyD1Error, isUniqueViolation } from "../worker/lib/batch";
 import {
   adminToken,
   call,
@@ -638,5 +639,27 @@ describe("429 rate limited", () => {
     const rows = await auditRowsEventually(problem.instance);
     expect(rows.map((r) => [r.actor, r.outcome])).toEqual([[`platform:${flood.id}`, "rate_limited"]]);
     expect(await countRows("reports", "platform_id = ?", flood.id)).toBe(0);
+  });
+});
+
+describe("D1 failures are classified in one place", () => {
+  it("names a unique constraint, a failed precondition, or neither", async () => {
+    const id = `dup-${Date.now()}`;
+    await env.DB.prepare("INSERT INTO token_uses (key, expires_at) VALUES (?, 1)").bind(id).run();
+    const unique = await env.DB.prepare("INSERT INTO token_uses (key, expires_at) VALUES (?, 1)")
+      .bind(id)
+      .run()
+      .catch((e: unknown) => e);
+    expect(classifyD1Error(unique)).toEqual({ kind: "unique", constraints: ["token_uses.key"] });
+    expect(isUniqueViolation(unique, "token_uses.key")).toBe(true);
+    expect(isUniqueViolation(unique, "platforms.id")).toBe(false);
+    const precondition = await env.DB.prepare("SELECT json('pixiu-precondition')")
+      .run()
+      .catch((e: unknown) => e);
+    expect(classifyD1Error(precondition)).toEqual({ kind: "precondition" });
+    const other = await env.DB.prepare("SELECT * FROM no_such_table")
+      .run()
+      .catch((e: unknown) => e);
+    expect(classifyD1Error(other)).toEqual({ kind: "other" });
   });
 });

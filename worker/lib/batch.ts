@@ -48,5 +48,38 @@ export function abortUnlessChanged(): SQL {
 
 /** Whether a batch failed on `abortUnlessChanged()`. */
 export function isPreconditionFailure(err: unknown): boolean {
-  return String((err as Error)?.message ?? err).includes("malformed JSON");
+  return classifyD1Error(err).kind === "precondition";
+}
+
+/**
+ * What a failed D1 statement or batch ran into, read in one place from SQLite's message:
+ * a failed `abortUnlessChanged()` precondition; a unique or primary-key constraint, named
+ * `table.column` as SQLite names it (`token_uses.key`, `disputes.report_id`, `platforms.id`); or
+ * anything else. Callers map the constraint they expect to a problem and rethrow the rest.
+ *
+ * @example if (isUniqueViolation(err, "platforms.id")) throw new ProblemError("conflict", …);
+ */
+export type D1Failure =
+  | { kind: "precondition" }
+  | { kind: "unique"; constraints: string[] }
+  | { kind: "other" };
+
+const UNIQUE = /UNIQUE constraint failed: ([\w.]+(?:, [\w.]+)*)/;
+
+export function classifyD1Error(err: unknown): D1Failure {
+  const message = String((err as Error)?.message ?? err);
+  if (message.includes("malformed JSON")) {
+    return { kind: "precondition" };
+  }
+  const unique = UNIQUE.exec(message);
+  if (unique?.[1]) {
+    return { kind: "unique", constraints: unique[1].split(", ") };
+  }
+  return { kind: "other" };
+}
+
+/** Whether a D1 failure is the unique constraint on `constraint` (`table.column`). */
+export function isUniqueViolation(err: unknown, constraint: string): boolean {
+  const failure = classifyD1Error(err);
+  return failure.kind === "unique" && failure.constraints.includes(constraint);
 }

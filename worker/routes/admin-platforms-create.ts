@@ -2,6 +2,7 @@ import { createRoute } from "@hono/zod-openapi";
 import { platforms } from "../../schema";
 import type { App } from "../app";
 import { evictPlatform } from "../auth/principal";
+import { isUniqueViolation } from "../lib/batch";
 import { orm } from "../lib/db";
 import { conflictResponse, ProblemError, problemResponses } from "../lib/problem";
 import { guard } from "../middleware/auth";
@@ -45,7 +46,7 @@ export function registerAdminPlatformsCreate(app: App) {
         }),
       ]);
     } catch (err) {
-      if (String(err).includes("platforms.id")) {
+      if (isUniqueViolation(err, "platforms.id")) {
         throw new ProblemError("conflict", `platform ${body.id} already exists`);
       }
       throw err;

@@ -2,7 +2,7 @@ import { createRoute } from "@hono/zod-openapi";
 import { sql } from "drizzle-orm";
 import { disputes } from "../../schema";
 import type { App } from "../app";
-import { abortUnlessChanged, all } from "../lib/batch";
+import { abortUnlessChanged, all, isUniqueViolation } from "../lib/batch";
 import { ledgerFor, orm } from "../lib/db";
 import { newId } from "../lib/ids";
 import { conflictResponse, notFoundResponse, ProblemError, problemResponses } from "../lib/problem";
@@ -122,7 +122,7 @@ export function registerDisputesOpen(app: App) {
         ]),
       ]);
     } catch (err) {
-      if (String(err).includes("disputes.report_id")) {
+      if (isUniqueViolation(err, "disputes.report_id")) {
         throw new ProblemError("conflict", `record ${reportRef} already has an undecided dispute`);
       }
       throw err;

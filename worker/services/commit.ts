@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import { tokenUses } from "../../schema";
 import type { AppEnv } from "../app";
-import { batch, isPreconditionFailure, type Statement } from "../lib/batch";
+import { batch, isPreconditionFailure, isUniqueViolation, type Statement } from "../lib/batch";
 import { orm } from "../lib/db";
 import { ProblemError } from "../lib/problem";
 
@@ -54,7 +54,7 @@ function tokenClaim(c: Context<AppEnv>) {
 
 /** The 401 for a batch that failed on the token claim's primary key, or null. */
 function replayProblem(err: unknown): ProblemError | null {
-  if (!String((err as Error)?.message ?? err).includes("token_uses.key")) {
+  if (!isUniqueViolation(err, "token_uses.key")) {
     return null;
   }
   return new ProblemError("unauthenticated", "token already used (jti replay); sign a new token", {

@@ -2,7 +2,7 @@ import { and, eq, inArray, sql } from "drizzle-orm";
 import type { Context } from "hono";
 import { type DisputeStatus, disputes, reports, UNDECIDED } from "../../schema";
 import type { AppEnv } from "../app";
-import { abortUnlessChanged, all, batch } from "../lib/batch";
+import { abortUnlessChanged, all, batch, isUniqueViolation } from "../lib/batch";
 import type { Db } from "../lib/db";
 import { orm } from "../lib/db";
 import { ProblemError } from "../lib/problem";
@@ -245,7 +245,7 @@ export async function escalateDispute(
     ]);
   } catch (err) {
     // Another platform's dispute of the record opened since: one undecided dispute per record.
-    if (String((err as Error)?.message ?? err).includes("disputes.report_id")) {
+    if (isUniqueViolation(err, "disputes.report_id")) {
       throw new ProblemError(
         "conflict",
         `record ${dispute.report_id} has another undecided dispute; dispute ${dispute.id} cannot be escalated now`,
