@@ -781,6 +781,7 @@ describe("POST /v1/admin/maintenance/run", () => {
     };
     expect(Object.keys(result).sort()).toEqual(
       [
+        "archived",
         "checkpoint",
         "complete",
         "disputesMarkedOverdue",

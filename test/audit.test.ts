@@ -871,7 +871,7 @@ const CASES: { name: string; run: (f: Fixture) => Promise<CaseResult> }[] = [
         token: await adminToken(),
         body: {},
       });
-      const { checkpoint: _cp, ...result } = res.body;
+      const { checkpoint: _cp, archived: _archived, ...result } = res.body;
       const purges = Math.ceil(result.reportsPurged / PURGE_CHUNK);
       return {
         status: res.status,

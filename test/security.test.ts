@@ -618,6 +618,34 @@ const ROUTES: RouteCase[] = [
   },
   {
     method: "GET",
+    path: "/v1/admin/audit/archive",
+    access: "`admin`",
+    expected: ADMIN_ONLY(200),
+    build: async () => ({ path: "/v1/admin/audit/archive" }),
+  },
+  {
+    method: "GET",
+    path: "/v1/admin/audit/archive/verify",
+    access: "`admin`, an archived segment",
+    expected: ADMIN_ONLY(200),
+    build: async () => {
+      // A stored object to verify (its verdict does not matter here, only who may ask).
+      const key = "log/shard-999/000000000001-000000000001.ndjson";
+      const keys = await (await call("/.well-known/pixiu-audit-keys.json")).json();
+      await env.LOG_ARCHIVE.put(
+        key,
+        [
+          { type: "header", format: "pixiu-audit-export/2", from: 1, to: 0, shards: [] },
+          { type: "keys", ...(keys as object) },
+        ]
+          .map((l) => JSON.stringify(l))
+          .join("\n"),
+      );
+      return { path: `/v1/admin/audit/archive/verify?key=${encodeURIComponent(key)}` };
+    },
+  },
+  {
+    method: "GET",
     path: "/v1/admin/stats",
     access: "`admin`",
     expected: ADMIN_ONLY(200),

@@ -58,6 +58,13 @@ export const envSchema = z.object({
   RL_AUTH_FAILURES_GLOBAL: limiter,
   /** The log store: SQLite-backed Durable Objects, one per shard (docs/architecture.md, "Log store"). */
   LOG: durableObjects<DurableObjectNamespace<LogShard>>(),
+  /**
+   * Where old log segments go (R2, object lock in production: docs/audit.md, "Archive"), as
+   * audit exports that verify on their own.
+   */
+  LOG_ARCHIVE: bindingOf<R2Bucket>((v) => "put" in v && "get" in v && "list" in v, "R2 bucket"),
+  /** Log entries older than this many days move to the archive (in signed segments). */
+  LOG_ARCHIVE_AFTER_DAYS: intVar(30, 1, 3650),
   /** How many log shards the look-up log and the audit log are spread over (by actor). */
   LOG_SHARDS: intVar(1, 1, 64),
   /**

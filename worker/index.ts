@@ -10,6 +10,7 @@ import {
   registerAdminAuditList,
   registerAdminAuditVerify,
 } from "./routes/admin-audit";
+import { registerAdminAuditArchive } from "./routes/admin-audit-archive";
 import { registerAdminDisputesList, registerAdminDisputesResolve } from "./routes/admin-disputes";
 import { registerAdminMaintenance } from "./routes/admin-maintenance";
 import { registerAdminPlatformsCreate } from "./routes/admin-platforms-create";
@@ -100,6 +101,7 @@ registerAdminMaintenance(app);
 registerAdminAuditList(app);
 registerAdminAuditVerify(app);
 registerAdminAuditExport(app);
+registerAdminAuditArchive(app);
 registerAdminStats(app);
 
 export { LogShard } from "./log/shard";

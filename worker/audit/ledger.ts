@@ -369,10 +369,12 @@ async function verifyShard(
   if (!verdict.ok) {
     return result;
   }
-  // Every signed head at or after the start must still be there, with the signed hash.
+  // Every signed head at or after the start must still be there, with the signed hash; heads in
+  // the archived part are checked with their archived segment (`verifySegment`).
+  const archivedThrough = verdict.archivedThrough ?? 0;
   const wanted = new Map<number, string>();
   for (const h of signed) {
-    if (h.seq >= start.seq) {
+    if (h.seq >= start.seq && h.seq >= archivedThrough) {
       wanted.set(h.seq, h.hash);
     }
   }

@@ -76,6 +76,8 @@ export interface ShardVerdict {
   ok: boolean;
   checked: number;
   head: { seq: number; hash: string };
+  /** Entries through this seq are in the archive (R2), verified there. */
+  archivedThrough?: number;
   firstBadSeq?: number;
   reason?: string;
 }
@@ -112,7 +114,12 @@ const SCHEMA = [
   `CREATE INDEX IF NOT EXISTS entries_action_at ON entries (action, at)`,
   `CREATE INDEX IF NOT EXISTS entries_target_at ON entries (target, at)`,
   // The erasable part of an entry: its subject keys and the salt of their commitment.
-  `CREATE TABLE IF NOT EXISTS entry_keys (seq INTEGER PRIMARY KEY, salt TEXT NOT NULL, keys TEXT NOT NULL)`,
+  // With the entry's time and target copied, so keys are erased on time even once the entry itself
+  // has moved to the archive.
+  `CREATE TABLE IF NOT EXISTS entry_keys (
+     seq INTEGER PRIMARY KEY, salt TEXT NOT NULL, keys TEXT NOT NULL, at INTEGER NOT NULL, target TEXT)`,
+  `CREATE INDEX IF NOT EXISTS entry_keys_at ON entry_keys (at)`,
+  `CREATE INDEX IF NOT EXISTS entry_keys_target ON entry_keys (target)`,
   `CREATE TABLE IF NOT EXISTS inquiries (
      subject_key TEXT NOT NULL, platform_id TEXT NOT NULL, purpose TEXT NOT NULL,
      at INTEGER NOT NULL, request_id TEXT NOT NULL)`,
@@ -179,6 +186,8 @@ export class LogShard extends DurableObject {
   private readonly sql: SqlStorage;
   private shard = -1;
   private head: { seq: number; hash: string } = { seq: 0, hash: GENESIS_HASH };
+  /** The last entry moved to the archive (R2) and removed from here; the genesis if none. */
+  private archived: { seq: number; hash: string } = { seq: 0, hash: GENESIS_HASH };
   private pending: Pending[] = [];
   private flushScheduled = false;
   /** Group-commit statistics since this instance started (the bench reads them). */
@@ -196,9 +205,11 @@ export class LogShard extends DurableObject {
       const last = this.sql
         .exec<{ seq: number; hash: string }>("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1")
         .toArray()[0];
-      if (last) {
-        this.head = { seq: last.seq, hash: last.hash };
+      const archived = this.sql.exec<{ v: string }>("SELECT v FROM meta WHERE k = 'archived'").toArray()[0];
+      if (archived) {
+        this.archived = JSON.parse(archived.v) as { seq: number; hash: string };
       }
+      this.head = last ? { seq: last.seq, hash: last.hash } : this.archived;
     });
   }
 
@@ -353,10 +364,12 @@ export class LogShard extends DurableObject {
       );
       if (keys && salt) {
         this.sql.exec(
-          "INSERT INTO entry_keys (seq, salt, keys) VALUES (?, ?, ?)",
+          "INSERT INTO entry_keys (seq, salt, keys, at, target) VALUES (?, ?, ?, ?, ?)",
           content.seq,
           salt,
           JSON.stringify(keys),
+          content.at,
+          content.target,
         );
       }
       this.head = { seq: content.seq, hash };
@@ -454,12 +467,14 @@ export class LogShard extends DurableObject {
 
   /** The hashes stored at these seqs (a checkpoint's heads are compared with them). */
   hashesAt(seqs: readonly number[]): { seq: number; hash: string }[] {
-    return this.sql
+    const held = this.sql
       .exec<{ seq: number; hash: string }>(
         "SELECT e.seq, e.hash FROM json_each(?) j CROSS JOIN entries e ON e.seq = j.value",
         JSON.stringify(seqs),
       )
       .toArray();
+    // The archive's last entry is gone from here, but its hash is what the chain goes on from.
+    return this.archived.seq > 0 && seqs.includes(this.archived.seq) ? [...held, this.archived] : held;
   }
 
   /** The first seq written at or after `at`, or null (an export's `since`). */
@@ -472,24 +487,28 @@ export class LogShard extends DurableObject {
   }
 
   /**
-   * Verifies this shard's chain from `from` (the genesis, or a checkpointed head) to its head,
-   * in place, so a verify never ships the log over the network.
+   * Verifies this shard's chain from `from` (a checkpointed head; by default where the archive
+   * ends, or the genesis) to its head, in place, so a verify never ships the log over the network.
+   * A `from` inside the archived part starts at the archive's end instead: archived segments are
+   * verified on their own (`GET /v1/admin/audit/archive/verify`).
    */
-  verify(from: { seq: number; hash: string } = { seq: 0, hash: GENESIS_HASH }): ShardVerdict {
-    let last = from;
+  verify(from?: { seq: number; hash: string }): ShardVerdict {
+    const start = from === undefined || from.seq < this.archived.seq ? this.archived : from;
+    let last = start;
     let checked = 0;
-    if (from.seq > 0) {
-      const at = this.sql
-        .exec<{ hash: string }>("SELECT hash FROM entries WHERE seq = ?", from.seq)
-        .toArray()[0];
-      if (!at || at.hash !== from.hash) {
+    if (start.seq > 0) {
+      const at =
+        start.seq === this.archived.seq
+          ? this.archived
+          : this.sql.exec<{ hash: string }>("SELECT hash FROM entries WHERE seq = ?", start.seq).toArray()[0];
+      if (!at || at.hash !== start.hash) {
         return {
           shard: this.shard,
           ok: false,
           checked,
           head: last,
-          firstBadSeq: from.seq,
-          reason: `entry ${from.seq} no longer matches the signed checkpoint`,
+          firstBadSeq: start.seq,
+          reason: `entry ${start.seq} no longer matches the signed checkpoint`,
         };
       }
     }
@@ -512,7 +531,47 @@ export class LogShard extends DurableObject {
       }
       last = reached;
     }
-    return { shard: this.shard, ok: true, checked, head: last };
+    return { shard: this.shard, ok: true, checked, head: last, archivedThrough: this.archived.seq };
+  }
+
+  /**
+   * Entries old enough to archive (written before `before`), oldest first, after what is already
+   * archived: without their subject keys, which stay here until their own retention ends (an
+   * archive under object lock cannot erase anything).
+   */
+  archivable(before: number, max: number): LogEntry[] {
+    return this.sql
+      .exec<EntryRow>(
+        `SELECT e.seq, e.at, e.actor, e.action, e.target, e.request_id, e.outcome, e.details,
+           e.keys_commitment, e.prev_hash, e.hash, NULL AS salt, NULL AS subject_keys
+         FROM entries e WHERE e.seq > ? AND e.at < ? ORDER BY e.seq LIMIT ?`,
+        this.archived.seq,
+        before,
+        max,
+      )
+      .toArray()
+      .map((r) => toEntry(this.shard, r));
+  }
+
+  /**
+   * Records that entries through `seq` are safely in the archive and removes them from here (their
+   * subject keys stay until retention). Refused unless `hash` is the hash of the entry at `seq`:
+   * the chain goes on from the archived head this shard records.
+   */
+  markArchived(seq: number, hash: string): { archivedThrough: number } {
+    return this.ctx.storage.transactionSync(() => {
+      const at = this.sql.exec<{ hash: string }>("SELECT hash FROM entries WHERE seq = ?", seq).toArray()[0];
+      if (!at || at.hash !== hash) {
+        throw new Error(`entry ${seq} is not the archived segment's last entry`);
+      }
+      this.sql.exec("DELETE FROM entries WHERE seq <= ?", seq);
+      this.archived = { seq, hash };
+      this.sql.exec(
+        "INSERT INTO meta (k, v) VALUES ('archived', ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+        JSON.stringify(this.archived),
+      );
+      return { archivedThrough: seq };
+    });
   }
 
   /** Look-ups of these subject keys, one per request, newest first. */
@@ -574,16 +633,12 @@ export class LogShard extends DurableObject {
     appendsBefore: number;
   }) {
     return this.ctx.storage.transactionSync(() => {
-      const keys = this.sql.exec(
-        "DELETE FROM entry_keys WHERE seq IN (SELECT seq FROM entries WHERE at < ?)",
-        p.keysBefore,
-      ).rowsWritten;
+      const keys = this.sql.exec("DELETE FROM entry_keys WHERE at < ?", p.keysBefore).rowsWritten;
       const targeted =
         p.targets.length === 0
           ? 0
           : this.sql.exec(
-              `DELETE FROM entry_keys WHERE seq IN (SELECT e.seq FROM json_each(?) j
-                 CROSS JOIN entries e ON e.target = j.value)`,
+              "DELETE FROM entry_keys WHERE target IN (SELECT value FROM json_each(?))",
               JSON.stringify(p.targets),
             ).rowsWritten;
       const inquiries = this.sql.exec("DELETE FROM inquiries WHERE at < ?", p.inquiriesBefore).rowsWritten;

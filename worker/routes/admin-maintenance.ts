@@ -30,6 +30,9 @@ const route = createRoute({
             webhooksResent: z.number().int(),
             complete: z.boolean(),
             log: z.object({ keysErased: z.number().int(), inquiriesPurged: z.number().int() }),
+            archived: z
+              .object({ segments: z.array(z.string()), entries: z.number().int() })
+              .openapi({ description: "Log segments moved to the R2 archive by this run" }),
             checkpoint: z
               .object({
                 seq: z.number().int(),

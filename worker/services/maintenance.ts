@@ -6,6 +6,7 @@ import { all, batch } from "../lib/batch";
 import type { Db } from "../lib/db";
 import { orm } from "../lib/db";
 import { DAY_MS } from "../lib/time";
+import { archiveLog } from "../log/archive";
 import { everyShard, type LogConfig } from "../log/client";
 import { auditInsert } from "./audit";
 import { markOverdueDisputes } from "./disputes";
@@ -206,8 +207,11 @@ export async function scheduledJob(
   });
   const signed = await checkpoint(db, config, config.AUDIT_SIGNING_JWK, run.now);
   const ledger = signed ? headFor(signed, LEDGER_LEAF) : undefined;
+  // After signing, so the newest heads can end a segment.
+  const archived = await archiveLog(db, config, run.now);
   return {
     ...result,
+    archived,
     // `seq`/`hash`: the ledger chain's head it signed; `root` and `heads`: the whole tree.
     checkpoint:
       signed && ledger

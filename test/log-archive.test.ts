@@ -1,0 +1,124 @@
+/**
+ * Old log segments move to R2 (issue 10, point 5): as audit exports that verify on their own,
+ * each ending on a head a tree checkpoint signed; the shard keeps chaining from the archived
+ * head, and verify still passes.
+ */
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import type { AppendInput } from "../worker/log/shard";
+import { adminToken, callJson, logShards, uniqueId } from "./harness";
+
+const DAY = 86_400_000;
+
+interface Verdict {
+  ok: boolean;
+  error?: string;
+  badShard?: number;
+  firstBadSeq?: number;
+  shards: { shard: number; ok: boolean; from?: number; to?: number }[];
+}
+
+function oldAppend(id: string, at: number): AppendInput {
+  return {
+    id,
+    entries: [
+      {
+        at,
+        actor: "platform:archive-test",
+        action: "score.query",
+        requestId: id,
+        outcome: "ok",
+        details: { purpose: "refund_review" },
+        subjectKeys: ["d".repeat(64)],
+      },
+    ],
+  };
+}
+
+async function maintenance() {
+  const res = await callJson<{ archived: { segments: string[]; entries: number } }>(
+    "/v1/admin/maintenance/run",
+    { token: await adminToken(), body: {} },
+  );
+  expect(res.status, JSON.stringify(res.body)).toBe(200);
+  return res.body;
+}
+
+describe("archiving old log segments to R2", () => {
+  it("moves signed, old entries to a segment that verifies on its own; the shard chains on and verifies", async () => {
+    const [shard0] = logShards();
+    const stub = shard0 as NonNullable<typeof shard0>;
+    const old = Date.now() - 40 * DAY;
+    for (let i = 0; i < 5; i++) {
+      expect((await stub.append(0, oldAppend(uniqueId("req_old"), old + i))).ok).toBe(true);
+    }
+    const headBefore = await stub.headOf();
+
+    const run = await maintenance();
+    expect(run.archived.entries).toBeGreaterThanOrEqual(5);
+    const [key] = run.archived.segments.filter((k) => k.startsWith("log/shard-000/"));
+    expect(key).toMatch(/^log\/shard-000\/\d{12}-\d{12}\.ndjson$/);
+    const object = await env.LOG_ARCHIVE.get(key as string);
+    const text = (await object?.text()) ?? "";
+    const lines = text
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { type: string; subjectKeys?: unknown });
+    expect(lines[0]).toMatchObject({ type: "header", format: "pixiu-audit-export/2" });
+    expect(lines.filter((l) => l.type === "log-entry").length).toBeGreaterThanOrEqual(5);
+    expect(lines.filter((l) => l.type === "tree-checkpoint").length).toBeGreaterThanOrEqual(1);
+    // No erasable data in an archive that cannot be erased.
+    expect(lines.filter((l) => l.type === "log-entry").every((l) => l.subjectKeys === null)).toBe(true);
+    expect(text).not.toContain("d".repeat(64));
+
+    // The shard no longer holds them, but chains on from the archived head.
+    expect(await stub.range(0, 10)).toEqual([]);
+    expect(await stub.headOf()).toEqual(headBefore);
+    expect((await stub.append(0, oldAppend(uniqueId("req_new"), Date.now()))).ok).toBe(true);
+    expect(await stub.verify()).toMatchObject({ ok: true, checked: 1 });
+
+    const listed = await callJson<{ items: { key: string; shard: number; from: number; to: number }[] }>(
+      "/v1/admin/audit/archive",
+      { token: await adminToken() },
+    );
+    expect(listed.status).toBe(200);
+    expect(listed.body.items.find((i) => i.key === key)).toMatchObject({ shard: 0, from: 1 });
+
+    const verified = await callJson<Verdict>(
+      `/v1/admin/audit/archive/verify?key=${encodeURIComponent(key as string)}`,
+      {
+        token: await adminToken(),
+      },
+    );
+    expect(verified.status).toBe(200);
+    expect(verified.body.ok, JSON.stringify(verified.body)).toBe(true);
+
+    const whole = await callJson<{ ok: boolean }>("/v1/admin/audit/verify", { token: await adminToken() });
+    expect(whole.body.ok, JSON.stringify(whole.body)).toBe(true);
+    expect((await maintenance()).archived.segments).toEqual([]);
+
+    // One changed byte in the stored segment is caught, at its shard and seq.
+    const tampered = text.replace('"outcome":"ok"', '"outcome":"no"');
+    await env.LOG_ARCHIVE.put(key as string, tampered);
+    const caught = await callJson<Verdict>(
+      `/v1/admin/audit/archive/verify?key=${encodeURIComponent(key as string)}`,
+      {
+        token: await adminToken(),
+      },
+    );
+    expect(caught.body).toMatchObject({ ok: false, badShard: 0, firstBadSeq: 1 });
+    await env.LOG_ARCHIVE.put(key as string, text);
+  });
+
+  it("an unknown segment is 404; a key that is not a segment's is 422", async () => {
+    const missing = await callJson(
+      "/v1/admin/audit/archive/verify?key=log/shard-000/000000000001-000000000002.ndjson",
+      {
+        token: await adminToken(),
+      },
+    );
+    expect(missing.status).toBe(404);
+    const bad = await callJson("/v1/admin/audit/archive/verify?key=../../etc", { token: await adminToken() });
+    expect(bad.status).toBe(422);
+  });
+});
