@@ -91,6 +91,7 @@ interface MaintenanceBody {
   disputesMarkedOverdue: number;
   complete: boolean;
   checkpoint: { seq: number; hash: string; at: number; root: string; heads: Head[] } | null;
+  archived: { segments: string[]; entries: number };
 }
 
 interface Head {
