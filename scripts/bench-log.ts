@@ -529,7 +529,7 @@ async function load(design: Design, seconds = SECONDS): Promise<Run> {
     const after = await stats(design.shards.mode, design.shards.n);
     run.group = (after.appends - before.appends) / Math.max(1, after.flushes - before.flushes);
     log(
-      `  appends per flush ${run.group.toFixed(2)} (largest so far ${after.maxGroup}); appends per shard so far ${after.perShard.join(" / ")}`,
+      `  appends per flush ${run.group.toFixed(2)} (largest since the shard started ${after.maxGroup}); appends per shard since it started ${after.perShard.join(" / ")}`,
     );
   }
   return run;
