@@ -162,6 +162,9 @@ export class LogShard extends DurableObject {
     });
   }
 
+  /** Nothing: the RPC round trip alone. */
+  ping() {}
+
   getStats() {
     return this.stats;
   }
@@ -265,6 +268,16 @@ export default {
         const stub = shardStub(env, design, url, n, b.platform);
         const [found] = await Promise.all([read(env, keysJson), stub.appendGrouped(b, design === "micro" ? "micro" : "timer")]);
         rows = found.results.length;
+        break;
+      }
+      case "ping": {
+        await shardStub(env, "ping", url, n, b.platform).ping();
+        rows = 0;
+        break;
+      }
+      case "alone": {
+        await shardStub(env, "alone", url, n, b.platform).appendGrouped(b, "timer");
+        rows = 0;
         break;
       }
       case "logdb": {
@@ -459,6 +472,13 @@ const DESIGNS: Design[] = [
     shards: { mode: "micro", n: 1 },
   },
   { name: "4. D1 read ‖ LOG_DB batch [inquiries, audit]", path: "/logdb", shape: "single" },
+  { name: "DO RPC alone (a no-op method), N = 1", path: "/ping?n=1", shape: "single" },
+  {
+    name: "DO group commit alone (no read), N = 1",
+    path: "/alone?n=1",
+    shape: "single",
+    shards: { mode: "alone", n: 1 },
+  },
   { name: "5. D1 read + queue send (not durable locally)", path: "/queue", shape: "single" },
   { name: "look-up floor: the read alone, 200 keys", path: "/read", shape: "batch of 100" },
   { name: "1. today, batch of 100", path: "/today", shape: "batch of 100" },
