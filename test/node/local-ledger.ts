@@ -9,8 +9,9 @@
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readdir, readFile } from "node:fs/promises";
 import { createServer } from "node:net";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { promisify } from "node:util";
 import { DEMO_PLATFORMS, DEV_VARS, KEYS_DIR, ROOT } from "../../scripts/lib/local";
 
@@ -77,17 +78,70 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** The live (not zombie) processes of a process group, from `ps`. */
+/**
+ * The live (not zombie) processes of a process group: from /proc on Linux (no `ps` needed, which
+ * slim CI images lack), else from `ps`.
+ */
 export async function groupMembers(pgid: number): Promise<GroupMember[]> {
+  const rows = existsSync("/proc/self/stat") ? await procRows(pgid) : await psRows();
+  return rows.filter((r) => r.pgid === pgid && r.state !== "Z").map(({ pid, command }) => ({ pid, command }));
+}
+
+type ProcessRow = GroupMember & { pgid: number; state: string };
+
+/**
+ * The processes of one group from /proc: <pid>/stat is `pid (comm) state ppid pgrp …`, where comm
+ * may hold spaces and parentheses.
+ */
+async function procRows(pgid: number): Promise<ProcessRow[]> {
+  const rows: ProcessRow[] = [];
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) {
+      continue;
+    }
+    let stat: string;
+    try {
+      stat = await readFile(`/proc/${entry}/stat`, "utf8");
+    } catch {
+      continue; // gone meanwhile
+    }
+    const close = stat.lastIndexOf(")");
+    const [state = "", , pgrp = ""] = stat.slice(close + 2).split(" ");
+    if (Number(pgrp) !== pgid) {
+      continue;
+    }
+    // A readable name: node shows as "MainThread" in stat, so the start of its command line.
+    const argv = (await readFile(`/proc/${entry}/cmdline`, "utf8").catch(() => "")).split("\0");
+    const command = argv
+      .filter((a) => a !== "" && !a.startsWith("--"))
+      .slice(0, 2)
+      .map((a) => basename(a))
+      .join(" ");
+    rows.push({
+      pid: Number(entry),
+      command: command || stat.slice(stat.indexOf("(") + 1, close),
+      pgid: Number(pgrp),
+      state,
+    });
+  }
+  return rows;
+}
+
+async function psRows(): Promise<ProcessRow[]> {
   const { stdout } = await promisify(execFile)("ps", ["-eo", "pid=,pgid=,stat=,comm="], { encoding: "utf8" });
-  const members: GroupMember[] = [];
+  const rows: ProcessRow[] = [];
   for (const line of stdout.split("\n")) {
     const m = /^\s*(\d+)\s+(\d+)\s+(\S+)\s+(.*)$/.exec(line);
-    if (m && Number(m[2]) === pgid && !m[3]?.startsWith("Z")) {
-      members.push({ pid: Number(m[1]), command: (m[4] ?? "").trim() });
+    if (m) {
+      rows.push({
+        pid: Number(m[1]),
+        pgid: Number(m[2]),
+        state: (m[3] ?? "").slice(0, 1),
+        command: (m[4] ?? "").trim(),
+      });
     }
   }
-  return members;
+  return rows;
 }
 
 /**
