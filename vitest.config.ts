@@ -1,12 +1,18 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { exportJWK, generateKeyPair } from "jose";
-import { defineConfig } from "vitest/config";
+import { configDefaults, defineConfig } from "vitest/config";
 
 /**
- * Tests run inside workerd with a real local D1 (miniflare). Migrations are read here and
- * applied in test/setup.ts; a fresh admin key pair is made per run, its public half bound as
- * ADMIN_JWKS exactly as production binds it, its private half handed to the tests. A webhook
- * receiver runs on the Node side (test/receiver.global.ts); its URL reaches tests by inject().
+ * Two projects, both run by `npm test`:
+ *
+ * - `workers`: the tests inside workerd with a real local D1 (miniflare). Migrations are read here
+ *   and applied in test/setup.ts; a fresh admin key pair is made per run, its public half bound as
+ *   ADMIN_JWKS exactly as production binds it, its private half handed to the tests. A webhook
+ *   receiver runs on the Node side (test/receiver.global.ts); its URL reaches tests by inject().
+ * - `node`: tests that drive the ledger from outside, as `npm start` runs it (test/node/): they
+ *   start and kill real processes, so they get minutes, not seconds.
+ *
+ * Inline projects inherit the root's options (Vitest 5), so the root holds none of its own.
  */
 export default defineConfig(async () => {
   const migrations = await readD1Migrations("schema/migrations");
@@ -18,28 +24,45 @@ export default defineConfig(async () => {
   const auditJwk = { ...(await exportJWK(audit.privateKey)), kid: "test-audit" };
   const pepper = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
   return {
-    plugins: [
-      cloudflareTest({
-        wrangler: { configPath: "./wrangler.toml" },
-        miniflare: {
-          bindings: {
-            TEST_MIGRATIONS: migrations,
-            TEST_ADMIN_JWK: JSON.stringify(privateJwk),
-            ADMIN_JWKS: JSON.stringify({ keys: [publicJwk] }),
-            LEDGER_PEPPER: pepper,
-            AUDIT_SIGNING_JWK: JSON.stringify(auditJwk),
-            // The log store runs sharded in the tests (one shard locally by default).
-            LOG_SHARDS: "2",
-            // Webhooks may point at the test receiver on 127.0.0.1 (test/receiver.global.ts).
-            WEBHOOK_ALLOW_LOOPBACK: "true",
+    test: {
+      projects: [
+        {
+          plugins: [
+            cloudflareTest({
+              wrangler: { configPath: "./wrangler.toml" },
+              miniflare: {
+                bindings: {
+                  TEST_MIGRATIONS: migrations,
+                  TEST_ADMIN_JWK: JSON.stringify(privateJwk),
+                  ADMIN_JWKS: JSON.stringify({ keys: [publicJwk] }),
+                  LEDGER_PEPPER: pepper,
+                  AUDIT_SIGNING_JWK: JSON.stringify(auditJwk),
+                  // The log store runs sharded in the tests (one shard locally by default).
+                  LOG_SHARDS: "2",
+                  // Webhooks may point at the test receiver on 127.0.0.1 (test/receiver.global.ts).
+                  WEBHOOK_ALLOW_LOOPBACK: "true",
+                },
+              },
+            }),
+          ],
+          test: {
+            name: "workers",
+            include: ["test/**/*.test.ts"],
+            exclude: [...configDefaults.exclude, "test/node/**"],
+            setupFiles: ["./test/setup.ts"],
+            globalSetup: ["./test/receiver.global.ts"],
           },
         },
-      }),
-    ],
-    test: {
-      include: ["test/**/*.test.ts"],
-      setupFiles: ["./test/setup.ts"],
-      globalSetup: ["./test/receiver.global.ts"],
+        {
+          test: {
+            name: "node",
+            environment: "node",
+            include: ["test/node/**/*.test.ts"],
+            testTimeout: 180_000,
+            hookTimeout: 60_000,
+          },
+        },
+      ],
     },
   };
 });

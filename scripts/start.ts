@@ -7,10 +7,14 @@
  * 3. Local D1: migrations applied, demo platforms upserted with their public keys.
  * 4. `wrangler dev` started; once it answers, demo cases are reported through the API
  *    (idempotent by caseId, so a second start changes nothing) and a short guide is printed.
+ *
+ * PIXIU_PORT (default 8787) and PIXIU_STATE_DIR (default wrangler's .wrangler/state, given to
+ * every wrangler call as --persist-to) let a second ledger run beside a developer's, on its own
+ * data: the durability test (test/node/durability.test.ts) starts one that way.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { consortiumKey, hashSubject } from "../client/identifiers";
 import { signToken } from "../client/token";
 import {
@@ -27,12 +31,29 @@ import {
 } from "./lib/local";
 
 const HOST = "127.0.0.1";
-const PORT = 8787;
+const PORT = portFrom(process.env.PIXIU_PORT);
 const BASE = `http://${HOST}:${PORT}`;
+/** Where the local D1 and log store live: wrangler's own default unless PIXIU_STATE_DIR is set. */
+const PERSIST = process.env.PIXIU_STATE_DIR ? ["--persist-to", resolve(process.env.PIXIU_STATE_DIR)] : [];
 const quietEnv = { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" };
 
+function portFrom(value: string | undefined): number {
+  if (value === undefined || value === "") {
+    return 8787;
+  }
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new Error(`PIXIU_PORT must be a port number, not ${JSON.stringify(value)}`);
+  }
+  return port;
+}
+
 function wrangler(args: string[]) {
-  const result = spawnSync("wrangler", args, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: quietEnv });
+  const result = spawnSync("wrangler", [...args, ...PERSIST], {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: quietEnv,
+  });
   if (result.status !== 0) {
     process.stderr.write(result.stdout?.toString() ?? "");
     process.stderr.write(result.stderr?.toString() ?? "");
@@ -194,7 +215,7 @@ function guide(buyer: { type: string; hash: string }[]) {
 async function main() {
   const platformKeys = await prepare();
   console.log(`Starting wrangler dev on ${BASE}…`);
-  const child = spawn("wrangler", ["dev", "--ip", HOST, "--port", String(PORT)], {
+  const child = spawn("wrangler", ["dev", "--ip", HOST, "--port", String(PORT), ...PERSIST], {
     cwd: ROOT,
     stdio: "inherit",
     env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
