@@ -2,11 +2,10 @@ import { sql } from "drizzle-orm";
 import type { Config } from "../env";
 import { all, batch } from "../lib/batch";
 import type { Db } from "../lib/db";
-import { type ShardHead, treeHead } from "../log/chain";
+import { describeFault, type ShardHead, treeHead } from "../log/chain";
 import { everyShard, type LogConfig } from "../log/client";
 import type { LogShard, ShardVerdict } from "../log/shard";
 import {
-  type ChainFault,
   type Checkpoint,
   entryHash,
   GENESIS_HASH,
@@ -224,17 +223,6 @@ export interface VerifyResult {
   reason?: string;
   /** One verdict per log shard, in shard order. */
   shards: ShardVerifyResult[];
-}
-
-function describe(fault: ChainFault): string {
-  switch (fault.kind) {
-    case "gap":
-      return `entry ${fault.expected} is missing (next present: ${fault.seq})`;
-    case "prev_hash":
-      return `entry ${fault.seq} does not chain to the entry before it`;
-    case "hash":
-      return `entry ${fault.seq} was altered: its content does not match its hash`;
-  }
 }
 
 /** A signed statement about one ledger seq, from either checkpoint format. */
@@ -467,7 +455,7 @@ async function verifyLedger(
     checked += reached.seq - last.seq;
     if (fault) {
       // A removed entry is named by its own seq, not by the next one still present.
-      return fail(fault.kind === "gap" ? fault.expected : fault.seq, describe(fault));
+      return fail(fault.kind === "gap" ? fault.expected : fault.seq, describeFault(fault));
     }
     for (const r of run) {
       for (const p of signedAt.get(r.seq) ?? []) {
