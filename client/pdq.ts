@@ -22,7 +22,12 @@ export interface Pixels {
   data: Uint8Array | Uint8ClampedArray;
 }
 
-/** The reference's order of the dihedral hashes (`pdqDihedralHash256esFromFloatLuma`). */
+/**
+ * The reference's order of the dihedral hashes (`pdqDihedralHash256esFromFloatLuma`), each the
+ * hash of the image so transformed: rotate90 turns it a quarter anticlockwise (EXIF orientation
+ * 8), rotate270 clockwise (6); flipX mirrors it top to bottom (4), flipY left to right (2);
+ * flipPlus1 transposes it (5), flipMinus1 transposes it about the other diagonal (7).
+ */
 export const DIHEDRAL = [
   "original",
   "rotate90",
