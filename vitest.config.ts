@@ -10,7 +10,8 @@ import { configDefaults, defineConfig } from "vitest/config";
  *   ADMIN_JWKS exactly as production binds it, its private half handed to the tests. A webhook
  *   receiver runs on the Node side (test/receiver.global.ts); its URL reaches tests by inject().
  * - `node`: tests that drive the ledger from outside, as `npm start` runs it (test/node/): they
- *   start and kill real processes, so they get minutes, not seconds.
+ *   start and kill real processes, so they get minutes, not seconds. The PDQ compatibility test
+ *   is here too, as it reads its fixture photos from disk.
  *
  * Inline projects inherit the root's options (Vitest 5), so the root holds none of its own.
  */
