@@ -4,6 +4,7 @@ import { all, batch } from "../lib/batch";
 import type { Db } from "../lib/db";
 import { type ShardHead, treeHead } from "../log/chain";
 import { everyShard, type LogConfig } from "../log/client";
+import { drainAll } from "../log/outbox";
 import type { LogShard, ShardVerdict } from "../log/shard";
 import {
   type ChainFault,
@@ -140,6 +141,8 @@ function toBase64Url(bytes: ArrayBuffer): string {
 
 /** The head of every chain now: the ledger's sealed head (shard −1), then each log shard's. */
 export async function currentHeads(d1: Db, log: LogConfig): Promise<ShardHead[]> {
+  // Entries still in the outbox belong in the shards' heads: move them first.
+  await drainAll(log, d1);
   const { head } = await sealPending(d1);
   // An unwritten shard does not know its number yet: the number is the one it is addressed by.
   const shards = await everyShard(log, async (stub, shard) => ({
@@ -332,6 +335,8 @@ export async function verifyLog(
   from: "genesis" | "checkpoint",
   retired: Config["AUDIT_RETIRED_KEYS"] = undefined,
 ): Promise<VerifyResult> {
+  // As the sealer runs first, so does the outbox's drain: what was written is checked chained.
+  await drainAll(log, d1);
   await sealPending(d1);
   const set = await loadCheckpoints(d1, jwk, retired);
   const [ledger, shards] = await Promise.all([
