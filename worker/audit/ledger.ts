@@ -19,10 +19,12 @@ import {
 import { headFor, LEDGER_LEAF, type TreeCheckpoint, treeMessage, verifyTreeCheckpoint } from "./tree";
 
 /**
- * The D1 side of the audit chain. Entries are inserted unsealed (hash NULL) inside each
- * request's own batch, so auditing never adds a round trip; the sealer chains them in `seq`
- * order. It runs from the Cron Trigger (every minute) and before every verify or export, so an
- * entry is sealed within about a minute of being written (docs/audit.md).
+ * The D1 side of the audit chain: the ledger chain (format 1), now a closed legacy prefix. Its
+ * entries were inserted unsealed (hash NULL) inside each request's own batch and chained by the
+ * sealer in `seq` order; new entries go through the audit outbox to the log shards
+ * (worker/log/outbox.ts), so the sealer only finishes a tail written before the outbox and is a
+ * no-op after that. It still runs from the Cron Trigger and before every verify or export
+ * (docs/audit.md).
  */
 export const SEAL_CHUNK = 500;
 export const READ_CHUNK = 1000;
