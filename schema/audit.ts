@@ -2,7 +2,9 @@ import { index, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlit
 import { epochMs } from "./columns";
 
 /**
- * The append-only audit log. `seq` is assigned by SQLite (AUTOINCREMENT never reuses a value),
+ * The ledger chain (format 1, docs/audit.md): the closed legacy prefix of the audit log. New
+ * entries go through `audit_outbox` to the log shards; this table keeps verifying as it is and
+ * stays the leaf −1 of every tree checkpoint. `seq` is assigned by SQLite (AUTOINCREMENT never reuses a value),
  * so entries are totally ordered; `hash` chains each entry to the previous one once sealed.
  */
 export const auditLog = sqliteTable(
@@ -31,6 +33,25 @@ export const auditLog = sqliteTable(
     index("audit_target_at").on(t.target, t.at),
   ],
 );
+
+/**
+ * Audit entries waiting for the log store: every write inserts its entry here, in the same D1
+ * batch as the change it records (so the two commit or fail together), and `drainOutbox`
+ * (worker/log/outbox.ts) appends each row to its actor's log shard with append id
+ * `outbox:<id>`, then deletes it. The columns of `audit_log` without the chain's: the shard
+ * chains the entry as it writes it.
+ */
+export const auditOutbox = sqliteTable("audit_outbox", {
+  id: integer("id").primaryKey({ autoIncrement: true }),
+  at: epochMs("at").notNull(),
+  actor: text("actor").notNull(),
+  action: text("action").notNull(),
+  target: text("target"),
+  requestId: text("request_id").notNull(),
+  outcome: text("outcome").notNull(),
+  /** JSON object: purpose, reasons; `subjectKeys` moves beside the entry in the shard (erasable). */
+  details: text("details", { mode: "json" }).$type<Record<string, unknown>>(),
+});
 
 /**
  * Signed checkpoints of the chain head: (seq, hash, at) signed with the ledger's audit key,

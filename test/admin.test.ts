@@ -788,6 +788,7 @@ describe("POST /v1/admin/maintenance/run", () => {
         "eventsPurged",
         "inquiriesPurged",
         "log",
+        "outbox",
         "reportsPurged",
         "tokenUsesPurged",
         "webhooksResent",

@@ -21,6 +21,7 @@ import {
   adminToken,
   call,
   callJson,
+  drainAuditOutbox,
   logQuery,
   newBuyer,
   newKeyPair,
@@ -58,6 +59,7 @@ interface Verdict {
   checkpoints: { checked: number; invalid: number };
   firstBadSeq?: number;
   reason?: string;
+  shards: { shard: number; ok: boolean; checked: number; unsealed: number }[];
 }
 
 interface ListedEntry {
@@ -92,6 +94,7 @@ interface MaintenanceBody {
   complete: boolean;
   checkpoint: { seq: number; hash: string; at: number; root: string; heads: Head[] } | null;
   archived: { segments: string[]; entries: number };
+  outbox: { drained: number; failed: number };
 }
 
 interface Head {
@@ -198,7 +201,12 @@ function treeMessage(cp: { at: number; root: string; heads: readonly Head[] }): 
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * A request's entries: the ledger chain's (its legacy prefix) and the log shards', after moving
+ * every outbox row to the shards as the drain after a write would.
+ */
 async function auditRows(requestId: string): Promise<AuditRow[]> {
+  await drainAuditOutbox();
   const { results } = await env.DB.prepare("SELECT * FROM audit_log WHERE request_id = ? ORDER BY seq")
     .bind(requestId)
     .all<AuditRow>();
@@ -210,11 +218,16 @@ async function auditRows(requestId: string): Promise<AuditRow[]> {
  * folded into `details` as the D1 chain keeps them.
  */
 async function lookupRows(requestId: string): Promise<(AuditRow & { shard: number })[]> {
+  return shardRows("e.request_id = ?", requestId);
+}
+
+/** Shard entries matching `where` (over `entries e`), shaped like D1 rows as `lookupRows`. */
+async function shardRows(where: string, ...binds: unknown[]): Promise<(AuditRow & { shard: number })[]> {
   const rows = await logQuery<AuditRow & { subject_keys: string | null }>(
     `SELECT e.seq, e.at, e.actor, e.action, e.target, e.request_id, e.outcome, e.details, e.prev_hash, e.hash,
        k.keys AS subject_keys, (SELECT v FROM meta WHERE k = 'shard') AS shard
-     FROM entries e LEFT JOIN entry_keys k ON k.seq = e.seq WHERE e.request_id = ? ORDER BY e.seq`,
-    requestId,
+     FROM entries e LEFT JOIN entry_keys k ON k.seq = e.seq WHERE ${where} ORDER BY e.seq`,
+    ...binds,
   );
   return rows.map(({ subject_keys, ...r }) => ({
     ...r,
@@ -325,20 +338,28 @@ async function createReport(p: TestPlatform, subjects: Subject[], overrides: Rec
   return { report: res.body, requestId: res.headers.get("x-request-id") ?? "" };
 }
 
-/** The one entry a request wrote in its own batch. */
-async function entryOf(requestId: string): Promise<AuditRow> {
-  const rows = await auditRows(requestId);
-  expect(rows).toHaveLength(1);
-  return rows[0] as AuditRow;
-}
-
-/** Creates `n` reports and returns the seqs of their entries, ascending. */
-async function someEntries(n: number): Promise<number[]> {
-  const p = await newPlatform();
+/**
+ * Inserts `n` unsealed entries straight into the ledger chain and returns their seqs, ascending:
+ * API writes go to the log shards now (through the outbox), so the format-1 chain these tests
+ * tamper with is built as the legacy prefix it has become. Each has its own request id.
+ */
+async function legacyEntries(n: number): Promise<number[]> {
+  const actor = `platform:legacy-${crypto.randomUUID().slice(0, 8)}`;
   const seqs: number[] = [];
   for (let i = 0; i < n; i++) {
-    const { requestId } = await createReport(p, await newBuyer());
-    seqs.push((await entryOf(requestId)).seq);
+    const row = await env.DB.prepare(
+      `INSERT INTO audit_log (at, actor, action, target, request_id, outcome, details)
+       VALUES (?, ?, 'report.create', ?, ?, 'created', ?) RETURNING seq`,
+    )
+      .bind(
+        Date.now(),
+        actor,
+        `rpt_legacy${i}`,
+        `req_legacy_${crypto.randomUUID()}`,
+        JSON.stringify({ caseId: `legacy-${i}`, item: 0, subjectKeys: [] }),
+      )
+      .first<{ seq: number }>();
+    seqs.push(row?.seq ?? 0);
   }
   return seqs;
 }
@@ -872,7 +893,7 @@ const CASES: { name: string; run: (f: Fixture) => Promise<CaseResult> }[] = [
         token: await adminToken(),
         body: {},
       });
-      const { checkpoint: _cp, archived: _archived, ...result } = res.body;
+      const { checkpoint: _cp, archived: _archived, outbox: _outbox, ...result } = res.body;
       const purges = Math.ceil(result.reportsPurged / PURGE_CHUNK);
       return {
         status: res.status,
@@ -1064,7 +1085,7 @@ describe("every action leaves exactly one entry (or one per item)", () => {
 
 describe("the hash chain", () => {
   it("verifies from the genesis, every entry recomputing with the documented rule", async () => {
-    await someEntries(3);
+    await legacyEntries(3);
     const v = await verify();
     expect(v).toMatchObject({ ok: true, from: { seq: 0, checkpoint: false } });
     expect(v.firstBadSeq).toBeUndefined();
@@ -1076,7 +1097,7 @@ describe("the hash chain", () => {
   });
 
   it("an altered entry is reported at its seq, online and offline; restored, it verifies again", async () => {
-    const [, victim, after] = await someEntries(3);
+    const [, victim, after] = await legacyEntries(3);
     await sealAndSign();
     const original = await rowAt(victim as number);
     try {
@@ -1105,7 +1126,7 @@ describe("the hash chain", () => {
   });
 
   it("a removed entry is reported at the removed seq", async () => {
-    const [, victim, after] = await someEntries(3);
+    const [, victim, after] = await legacyEntries(3);
     await verify();
     const original = await rowAt(victim as number);
     try {
@@ -1125,7 +1146,7 @@ describe("the hash chain", () => {
   });
 
   it("two entries swapped (reordered) are reported at the lower seq", async () => {
-    const [low, , high] = await someEntries(3);
+    const [low, , high] = await legacyEntries(3);
     await verify();
     const a = await rowAt(low as number);
     const b = await rowAt(high as number);
@@ -1142,7 +1163,7 @@ describe("the hash chain", () => {
 
   it("unsealed entries at the tail are reported apart from broken ones, and sealed by verify", async () => {
     await verify();
-    const mine = await someEntries(2);
+    const mine = await legacyEntries(2);
     const before = await callJson<{ audit: { entries: number; unsealed: number } }>("/v1/admin/stats", {
       token: await adminToken(),
     });
@@ -1169,7 +1190,7 @@ describe("the hash chain", () => {
   });
 
   it("an entry that lost its hash between sealed ones is a fault at its seq, not 'unsealed'", async () => {
-    const [, victim] = await someEntries(3);
+    const [, victim] = await legacyEntries(3);
     await verify();
     const original = await rowAt(victim as number);
     try {
@@ -1218,39 +1239,41 @@ describe("the hash chain", () => {
     for (const v of verdicts) {
       expect(v.ok, JSON.stringify(v)).toBe(true);
     }
-    // Reports write to the ledger's chain; look-ups to the log shards, chained as written.
+    // Reports (through the outbox) and look-ups alike are in the log shards, chained as written:
+    // one entry each, the reports' at distinct seqs of their platform's shard.
     const seqs: number[] = [];
     for (const [i, id] of ids.entries()) {
-      const rows = await auditRows(id);
+      const rows = await lookupRows(id);
       expect(rows, id).toHaveLength(1);
       if (jobs[i]?.path === "/v1/reports") {
         seqs.push((rows[0] as AuditRow).seq);
       }
     }
     expect(new Set(seqs).size).toBe(10);
-    const min = Math.min(...seqs);
-    const max = Math.max(...seqs);
-    await expectChained(Math.max(1, min - 1), max);
-    const forks = await env.DB.prepare(
-      "SELECT prev_hash, count(*) AS n FROM audit_log WHERE prev_hash IS NOT NULL GROUP BY prev_hash HAVING n > 1",
-    ).all();
-    expect(forks.results).toEqual([]);
-    const distinct = await env.DB.prepare(
-      "SELECT count(hash) AS n, count(DISTINCT hash) AS d FROM audit_log",
-    ).first<{ n: number; d: number }>();
-    expect(distinct?.d).toBe(distinct?.n);
+    for (const v of verdicts) {
+      expect(v.shards.every((sh) => sh.ok && sh.unsealed === 0)).toBe(true);
+    }
+    const forks = await logQuery(
+      "SELECT prev_hash, count(*) AS n FROM entries GROUP BY prev_hash HAVING n > 1",
+    );
+    expect(forks).toEqual([]);
+    const distinct = await logQuery<{ n: number; d: number }>(
+      "SELECT count(hash) AS n, count(DISTINCT hash) AS d FROM entries",
+    );
+    expect(distinct.every((r) => r.d === r.n)).toBe(true);
   });
 });
 
 describe("signed checkpoints", () => {
   it("the scheduled job signs the head with the key published at the well-known path", async () => {
-    await someEntries(1);
+    await legacyEntries(2);
     const { body, requestId } = await runMaintenance();
-    const run = (await auditRows(requestId)).find((r) => r.action === "maintenance.run") as AuditRow;
+    const run = (await lookupRows(requestId)).find((r) => r.action === "maintenance.run");
     expect(body.checkpoint).not.toBeNull();
     const cp = await checkpointAt(body.checkpoint?.seq as number);
-    // The run's own entry is inside what it signed.
-    expect(cp.seq).toBeGreaterThanOrEqual(run.seq);
+    // The run's own entry (drained to its shard before signing) is inside what it signed.
+    expect(run, "the run's entry is in a log shard").toBeDefined();
+    expect(cp.heads.find((h) => h.shard === run?.shard)?.seq).toBeGreaterThanOrEqual(run?.seq ?? Infinity);
     expect(cp.hash).toBe(body.checkpoint?.hash);
     expect(cp.hash).toBe((await rowAt(cp.seq)).hash);
 
@@ -1312,8 +1335,10 @@ describe("signed checkpoints", () => {
   });
 
   it("a forged checkpoint (a head or the signature edited in D1) is rejected", async () => {
+    // The ledger head moves, so no earlier checkpoint names the same head.
+    await legacyEntries(1);
     const cp = await sealAndSign();
-    await someEntries(1);
+    await legacyEntries(1);
     const clean = await verify();
     expect(clean.ok).toBe(true);
     expect(clean.checkpoints.invalid).toBe(0);
@@ -1353,9 +1378,9 @@ describe("signed checkpoints", () => {
   });
 
   it("an edit covered by re-chaining every later hash is still caught by the signed checkpoint", async () => {
-    const [victim] = await someEntries(2);
+    const [victim] = await legacyEntries(2);
     const cp = await sealAndSign();
-    await someEntries(1);
+    await legacyEntries(1);
     await verify();
     const original = await rowAt(victim as number);
     try {
@@ -1383,9 +1408,9 @@ describe("signed checkpoints", () => {
   });
 
   it("verify from the latest checkpoint checks only what came after it, and catches edits there", async () => {
-    const [before] = await someEntries(1);
+    const [before] = await legacyEntries(1);
     const cp = await sealAndSign();
-    const [, victim] = await someEntries(3);
+    const [, victim] = await legacyEntries(3);
     const v = await verify("checkpoint");
     expect(v.ok).toBe(true);
     expect(v.from).toEqual({ seq: cp.seq, checkpoint: true });
@@ -1424,7 +1449,7 @@ describe("signed checkpoints", () => {
 describe("export and offline verification", () => {
   it("streams the chain from `since` with the covering checkpoints, and verifies offline", async () => {
     await sealAndSign();
-    const mine = await someEntries(3);
+    const mine = await legacyEntries(3);
     const cp = await sealAndSign();
     const first = await rowAt(mine[0] as number);
     const since = new Date(first.at).toISOString();
@@ -1502,7 +1527,7 @@ describe("export and offline verification", () => {
 
   it("one changed byte fails at the right seq; a dropped line fails at the missing seq", async () => {
     await sealAndSign();
-    const mine = await someEntries(3);
+    const mine = await legacyEntries(3);
     const cp = await sealAndSign();
     const text = await exportText(`?sinceSeq=${mine[0]}`);
     expect((await verifyExport(text)).ok).toBe(true);
@@ -1567,18 +1592,16 @@ describe("GET /v1/admin/audit", () => {
       await sleep(3); // distinct milliseconds, for the since/until filters
       reports.push((await createReport(p, await newBuyer())).report);
     }
+    await drainAuditOutbox(); // the reports' entries are in the shard before the look-up's
     await sleep(3);
     const q = await callJson("/v1/scores/query", {
       token: await p.token(),
       body: { subjects: await newBuyer(), purpose: "refund_review" },
     });
     expect(q.status).toBe(200);
-    const { results } = await env.DB.prepare("SELECT * FROM audit_log WHERE actor = ? ORDER BY seq DESC")
-      .bind(`platform:${p.id}`)
-      .all<AuditRow>();
-    // The look-up went to the platform's log shard; it is the newest entry.
-    const lookup = await lookupRows(q.headers.get("x-request-id") as string);
-    rows = [...lookup, ...results];
+    // Reports (through the outbox) and the look-up are all in the platform's log shard, one
+    // chain; the look-up is the newest entry.
+    rows = (await shardRows("e.actor = ?", `platform:${p.id}`)).reverse();
   });
 
   it("filters by actor, newest first, with every field", async () => {
@@ -1604,7 +1627,13 @@ describe("GET /v1/admin/audit", () => {
       subjectKeys,
     });
     const second = rows[1] as AuditRow;
-    expect(page.items[1]).toMatchObject({ seq: second.seq, shard: null, keys: null, subjectKeys: null });
+    expect(page.items[1]).toMatchObject({
+      seq: second.seq,
+      action: "report.create",
+      shard: top.shard,
+      keys: expect.stringMatching(/^[0-9a-f]{64}$/),
+      subjectKeys: (JSON.parse(second.details ?? "{}") as { subjectKeys: string[] }).subjectKeys,
+    });
     expect((await list("actor=platform:nobody-at-all")).items).toEqual([]);
   });
 
@@ -1683,6 +1712,7 @@ describe("GET /v1/admin/audit", () => {
       body: { reason: "Filed in error." },
     });
     expect(retract.status).toBe(200);
+    await drainAuditOutbox(); // the list reads the shards; the retraction's entry is drained after its answer
     const two = await list(`target=${victim.id}`);
     expect(two.items.map((i) => i.action)).toEqual(["report.retract", "report.create"]);
     expect((await list(`target=${victim.id}&action=report.retract`)).items).toHaveLength(1);
@@ -1795,9 +1825,12 @@ describe("GET /v1/admin/stats", () => {
 
     expect(cp.seq).toBeGreaterThan(0);
     expect(after.audit.lastCheckpoint).toEqual({ seq: cp.seq, at: new Date(cp.at).toISOString() });
+    // Entries: the ledger chain's (legacy prefix), every shard's, and the outbox's.
     const max = await env.DB.prepare("SELECT max(seq) AS m FROM audit_log").first<{ m: number }>();
-    expect(after.audit.entries).toBeGreaterThanOrEqual(cp.seq);
-    expect(after.audit.entries).toBeLessThanOrEqual(max?.m ?? 0);
-    expect(after.audit.unsealed).toBe(after.audit.entries - cp.seq);
+    const inShards = cp.heads.filter((h) => h.shard >= 0).reduce((sum, h) => sum + h.seq, 0);
+    expect(after.audit.entries).toBeGreaterThanOrEqual((max?.m ?? 0) + inShards);
+    // Sealed and drained by the run: at most the after-response entries of the last few requests
+    // can be waiting in the outbox.
+    expect(after.audit.unsealed).toBeLessThanOrEqual(3);
   });
 });

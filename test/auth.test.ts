@@ -12,11 +12,15 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { anonymousAuditAllowed } from "../worker/middleware/auth";
 import {
   adminToken,
+  auditCount,
+  auditRows,
   call,
   callJson,
   countRows,
+  drainAuditOutbox,
   inOneRateLimitWindow,
   logCount,
+  logQuery,
   newBuyer,
   newKeyPair,
   newPlatform,
@@ -116,12 +120,13 @@ async function reportCount(platformId: string) {
 }
 
 async function auditRowsFor(requestId: string): Promise<AuditRow[]> {
-  const { results } = await env.DB.prepare(
-    "SELECT actor, action, target, outcome, details FROM audit_log WHERE request_id = ? ORDER BY seq",
-  )
-    .bind(requestId)
-    .all<AuditRow>();
-  return results;
+  return (await auditRows(requestId)).map(({ actor, action, target, outcome, details }) => ({
+    actor,
+    action,
+    target,
+    outcome,
+    details,
+  })) as AuditRow[];
 }
 
 /** Entries written after the response (waitUntil) need a moment to land. */
@@ -137,7 +142,7 @@ async function auditRowsEventually(requestId: string): Promise<AuditRow[]> {
 }
 
 async function rejectionsAuditedFor(source: string): Promise<number> {
-  return countRows("audit_log", "action = 'auth.reject' AND json_extract(details, '$.source') = ?", source);
+  return auditCount("action = 'auth.reject' AND json_extract(details, '$.source') = ?", source);
 }
 
 /** A source address no other request uses, so the per-source audit limit never hides an entry. */
@@ -950,12 +955,12 @@ describe("happy paths", () => {
     const score = await scoreQuery(await h.token(), subjects);
     expect(score.status).toBe(200);
     expect(score.body.score).toBeGreaterThan(0);
-    const rows = await env.DB.prepare(
-      "SELECT actor FROM audit_log WHERE action = 'report.create' AND outcome = 'created' AND target = ?",
-    )
-      .bind(created.body.id)
-      .all<{ actor: string }>();
-    expect(rows.results.map((r) => r.actor)).toEqual([`platform:${h.id}`]);
+    await drainAuditOutbox();
+    const rows = await logQuery<{ actor: string }>(
+      "SELECT actor FROM entries WHERE action = 'report.create' AND outcome = 'created' AND target = ?",
+      created.body.id,
+    );
+    expect(rows.map((r) => r.actor)).toEqual([`platform:${h.id}`]);
   });
 
   it("an admin token is accepted on admin routes with actor admin:<kid>", async () => {
@@ -998,8 +1003,7 @@ describe("rejected-token audit is rate limited per source address", () => {
 describe("unauthenticated requests write at most the rejected-token budget", () => {
   /** Audit entries of anonymous requests that name `marker` in their target or details. */
   const anonymousEntriesFor = (marker: string) =>
-    countRows(
-      "audit_log",
+    auditCount(
       "actor = 'anonymous' AND (instr(coalesce(target, ''), ?1) > 0 OR instr(coalesce(details, ''), ?1) > 0)",
       marker,
     );
@@ -1106,8 +1110,7 @@ describe("429 answers are audited within a budget per principal", () => {
       return { flood, statuses };
     });
     expect(new Set(statuses)).toEqual(new Set([429]));
-    const limited = () =>
-      countRows("audit_log", "actor = ? AND outcome = 'rate_limited'", `platform:${flood.id}`);
+    const limited = () => auditCount("actor = ? AND outcome = 'rate_limited'", `platform:${flood.id}`);
     for (let i = 0; i < 100 && (await limited()) < AUDITED_REJECTIONS_PER_PERIOD; i++) {
       await new Promise((r) => setTimeout(r, 20));
     }

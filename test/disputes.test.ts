@@ -10,6 +10,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import {
   adminToken,
+  auditCount,
   auditRows,
   auditRowsEventually,
   call,
@@ -330,11 +331,7 @@ describe("POST /v1/disputes (open)", () => {
     const winner = results.find((r) => r.status === 201);
     expect((await reportStatus(report.id)).statement).toBe(winner?.body.reason);
     expect(
-      await countRows(
-        "audit_log",
-        "action = 'dispute.open' AND outcome = 'created' AND target = ?",
-        winner?.body.id,
-      ),
+      await auditCount("action = 'dispute.open' AND outcome = 'created' AND target = ?", winner?.body.id),
     ).toBe(1);
   });
 });
@@ -850,11 +847,7 @@ describe("POST /v1/subject-access", () => {
     expect(await logCount("inquiries", "platform_id = ?", p.id)).toBe(0);
     expect(await logCount("usage", "platform_id = ? AND subject_access > 0", p.id)).toBe(0);
     expect(
-      await countRows(
-        "audit_log",
-        "actor = ? AND action = 'subject.access' AND outcome = 'ok'",
-        `platform:${p.id}`,
-      ),
+      await auditCount("actor = ? AND action = 'subject.access' AND outcome = 'ok'", `platform:${p.id}`),
     ).toBe(0);
   });
 
@@ -1235,13 +1228,9 @@ describe("races between decisions", () => {
     );
     expect(results.map((r) => r.status).sort()).toEqual([200, 409, 409, 409, 409]);
     expect((await reportStatus(report.id)).status).toBe("active");
-    expect(
-      await countRows(
-        "audit_log",
-        "action = 'dispute.respond' AND outcome = 'ok' AND target = ?",
-        dispute.id,
-      ),
-    ).toBe(1);
+    expect(await auditCount("action = 'dispute.respond' AND outcome = 'ok' AND target = ?", dispute.id)).toBe(
+      1,
+    );
   });
 
   // The open is guarded on the report still being active: a racing retraction wins whole.

@@ -11,6 +11,8 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { classifyD1Error, isUniqueViolation } from "../worker/lib/batch";
 import {
   adminToken,
+  auditCount,
+  auditRows,
   call,
   callJson,
   countRows,
@@ -108,7 +110,7 @@ async function footprint(platformId: string) {
       "report_id IN (SELECT id FROM reports WHERE platform_id = ?)",
       platformId,
     ),
-    audit: await countRows("audit_log", "actor = ?", `platform:${platformId}`),
+    audit: await auditCount("actor = ?", `platform:${platformId}`),
     tokenUses: await countRows("token_uses", "key LIKE ?", `${platformId} %`),
   };
 }
@@ -123,13 +125,9 @@ interface AuditRow {
 /** Entries written after the response (waitUntil) need a moment to land. */
 async function auditRowsEventually(requestId: string): Promise<AuditRow[]> {
   const read = async () =>
-    (
-      await env.DB.prepare(
-        "SELECT actor, action, outcome, details FROM audit_log WHERE request_id = ? ORDER BY seq",
-      )
-        .bind(requestId)
-        .all<AuditRow>()
-    ).results;
+    (await auditRows(requestId)).map(
+      ({ actor, action, outcome, details }) => ({ actor, action, outcome, details }) as AuditRow,
+    );
   for (let i = 0; i < 100; i++) {
     const rows = await read();
     if (rows.length > 0) {

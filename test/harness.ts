@@ -9,6 +9,7 @@ import { signToken, type TokenOptions } from "../client/token";
 import type { RateLimiter } from "../worker/env";
 import type { LogEntry } from "../worker/log/chain";
 import { type LogConfig, shardOf, shardStub } from "../worker/log/client";
+import { drainOutbox } from "../worker/log/outbox";
 import type { LogShard } from "../worker/log/shard";
 
 /** The consortium key the test "platforms" share (never given to the ledger). */
@@ -266,10 +267,37 @@ export async function logRows(requestId: string): Promise<(AuditRowView & { shar
 }
 
 /**
- * The audit entries a request wrote, in order: those of the ledger's own chain (D1), then those
- * of the log shards (look-ups).
+ * Moves every audit outbox row to the log shards now, as the drain after each write and the
+ * scheduled job do: tests call it instead of waiting for a `waitUntil`.
+ */
+export async function drainAuditOutbox(): Promise<void> {
+  for (let chunk = 0; chunk < 100; chunk++) {
+    const r = await drainOutbox(env as unknown as LogConfig, env.DB);
+    if (r.failed > 0) {
+      throw new Error(`the outbox drain failed for ${r.failed} rows`);
+    }
+    if (!r.more) {
+      return;
+    }
+  }
+}
+
+/**
+ * Audit entries matching `where` (over the columns both chains have: actor, action, target,
+ * request_id, outcome, details), in the ledger chain and every log shard, after draining the
+ * outbox.
+ */
+export async function auditCount(where: string, ...binds: unknown[]): Promise<number> {
+  await drainAuditOutbox();
+  return (await countRows("audit_log", where, ...binds)) + (await logCount("entries", where, ...binds));
+}
+
+/**
+ * The audit entries a request wrote, in order: those of the ledger's own chain (D1, the legacy
+ * prefix), then those of the log shards, after draining the outbox into them.
  */
 export async function auditRows(requestId: string | null): Promise<AuditRowView[]> {
+  await drainAuditOutbox();
   const { results } = await env.DB.prepare(
     "SELECT seq, actor, action, target, outcome, details FROM audit_log WHERE request_id = ? ORDER BY seq",
   )

@@ -125,6 +125,7 @@ describe("log shard: the chain is written as entries are", () => {
       targets: [],
       dayBefore: "2026-01-01",
       appendsBefore: 0,
+      outboxAppendsBefore: 0,
     });
     expect(purged).toEqual({ keysErased: 2, inquiriesPurged: 3 });
     const [erased] = (await shard.range(0, 1)) as unknown as LogEntry[];

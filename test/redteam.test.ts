@@ -5,6 +5,7 @@
  */
 import { describe, expect, it, vi } from "vitest";
 import {
+  auditCount,
   call,
   callJson,
   countRows,
@@ -244,8 +245,7 @@ describe("red team: anonymous traffic and the audit log", () => {
       expect(res.status).toBe(401);
     }
     await new Promise((r) => setTimeout(r, 300)); // the entries are written after the response
-    const written = await countRows(
-      "audit_log",
+    const written = await auditCount(
       "actor = 'anonymous' AND json_extract(details, '$.source') LIKE ?",
       `${prefix}::%`,
     );

@@ -7,6 +7,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import {
   adminToken,
+  auditCount,
   auditRows,
   call,
   callJson,
@@ -313,12 +314,8 @@ describe("POST /v1/reports", () => {
     expect(id).toMatch(REPORT_ID);
     expect(await countRows("reports", "platform_id = ? AND case_id = ?", p.id, body.caseId)).toBe(1);
     expect(await countRows("report_subjects", "report_id = ?", id)).toBe(2);
-    expect(
-      await countRows("audit_log", "action = 'report.create' AND target = ? AND outcome = 'created'", id),
-    ).toBe(1);
-    expect(
-      await countRows("audit_log", "action = 'report.create' AND target = ? AND outcome = 'replayed'", id),
-    ).toBe(9);
+    expect(await auditCount("action = 'report.create' AND target = ? AND outcome = 'created'", id)).toBe(1);
+    expect(await auditCount("action = 'report.create' AND target = ? AND outcome = 'replayed'", id)).toBe(9);
   });
 
   it("subjectNotifiedAt is stored and returned", async () => {

@@ -4,6 +4,7 @@ import { all, batch } from "../lib/batch";
 import type { Db } from "../lib/db";
 import { describeFault, type ShardHead, treeHead } from "../log/chain";
 import { everyShard, type LogConfig } from "../log/client";
+import { drainAll } from "../log/outbox";
 import type { LogShard, ShardVerdict } from "../log/shard";
 import {
   type Checkpoint,
@@ -17,10 +18,12 @@ import {
 import { headFor, LEDGER_LEAF, type TreeCheckpoint, treeMessage, verifyTreeCheckpoint } from "./tree";
 
 /**
- * The D1 side of the audit chain. Entries are inserted unsealed (hash NULL) inside each
- * request's own batch, so auditing never adds a round trip; the sealer chains them in `seq`
- * order. It runs from the Cron Trigger (every minute) and before every verify or export, so an
- * entry is sealed within about a minute of being written (docs/audit.md).
+ * The D1 side of the audit chain: the ledger chain (format 1), now a closed legacy prefix. Its
+ * entries were inserted unsealed (hash NULL) inside each request's own batch and chained by the
+ * sealer in `seq` order; new entries go through the audit outbox to the log shards
+ * (worker/log/outbox.ts), so the sealer only finishes a tail written before the outbox and is a
+ * no-op after that. It still runs from the Cron Trigger and before every verify or export
+ * (docs/audit.md).
  */
 export const SEAL_CHUNK = 500;
 export const READ_CHUNK = 1000;
@@ -139,6 +142,8 @@ function toBase64Url(bytes: ArrayBuffer): string {
 
 /** The head of every chain now: the ledger's sealed head (shard −1), then each log shard's. */
 export async function currentHeads(d1: Db, log: LogConfig): Promise<ShardHead[]> {
+  // Entries still in the outbox belong in the shards' heads: move them first.
+  await drainAll(log, d1);
   const { head } = await sealPending(d1);
   // An unwritten shard does not know its number yet: the number is the one it is addressed by.
   const shards = await everyShard(log, async (stub, shard) => ({
@@ -320,6 +325,8 @@ export async function verifyLog(
   from: "genesis" | "checkpoint",
   retired: Config["AUDIT_RETIRED_KEYS"] = undefined,
 ): Promise<VerifyResult> {
+  // As the sealer runs first, so does the outbox's drain: what was written is checked chained.
+  await drainAll(log, d1);
   await sealPending(d1);
   const set = await loadCheckpoints(d1, jwk, retired);
   const [ledger, shards] = await Promise.all([

@@ -237,6 +237,27 @@ export class LogShard extends DurableObject {
     });
   }
 
+  /**
+   * Appends several logs in one call, in the order given, in the same group commit (the outbox
+   * drainer's: its rows keep their order in the shard's chain). Each input is its own append,
+   * deduplicated by its own id, and settles on its own: one failing fails only itself.
+   */
+  appendMany(shard: number, inputs: AppendInput[]): Promise<PromiseSettledResult<AppendResult>[]> {
+    this.bind(shard);
+    return Promise.allSettled(
+      inputs.map(
+        (input) =>
+          new Promise<AppendResult>((resolve, reject) => {
+            this.pending.push({ input, resolve, reject });
+            if (!this.flushScheduled) {
+              this.flushScheduled = true;
+              setTimeout(() => this.flush(), 0);
+            }
+          }),
+      ),
+    );
+  }
+
   private flush(): void {
     this.flushScheduled = false;
     const group = this.pending;
@@ -400,7 +421,15 @@ export class LogShard extends DurableObject {
       );
     }
     const last = this.head.seq;
-    this.sql.exec("INSERT INTO appends (id, first, last, at) VALUES (?, ?, ?, ?)", input.id, first, last, at);
+    // When the shard wrote it (not the entry's time: an outbox row may be drained late), so an
+    // id is kept for its whole retention after the append it guards.
+    this.sql.exec(
+      "INSERT INTO appends (id, first, last, at) VALUES (?, ?, ?, ?)",
+      input.id,
+      first,
+      last,
+      Date.now(),
+    );
     return { ok: true, shard: this.shard, first, last, replayed: false };
   }
 
@@ -631,6 +660,8 @@ export class LogShard extends DurableObject {
     targets: string[];
     dayBefore: string;
     appendsBefore: number;
+    /** Outbox append ids (`outbox:<id>`) are kept longer: see `OUTBOX_APPEND_RETENTION_MS`. */
+    outboxAppendsBefore: number;
   }) {
     return this.ctx.storage.transactionSync(() => {
       const keys = this.sql.exec("DELETE FROM entry_keys WHERE at < ?", p.keysBefore).rowsWritten;
@@ -644,7 +675,8 @@ export class LogShard extends DurableObject {
       const inquiries = this.sql.exec("DELETE FROM inquiries WHERE at < ?", p.inquiriesBefore).rowsWritten;
       this.sql.exec("DELETE FROM lookups WHERE day < ?", p.dayBefore);
       this.sql.exec("DELETE FROM lookup_counts WHERE day < ?", p.dayBefore);
-      this.sql.exec("DELETE FROM appends WHERE at < ?", p.appendsBefore);
+      this.sql.exec("DELETE FROM appends WHERE at < ? AND id NOT LIKE 'outbox:%'", p.appendsBefore);
+      this.sql.exec("DELETE FROM appends WHERE at < ? AND id LIKE 'outbox:%'", p.outboxAppendsBefore);
       return { keysErased: keys + targeted, inquiriesPurged: inquiries };
     });
   }

@@ -6,6 +6,7 @@ import type { Config } from "../env";
 import { orm } from "../lib/db";
 import { sourceKey } from "../lib/ip";
 import { ProblemError } from "../lib/problem";
+import { drainOutbox } from "../log/outbox";
 import { auditInsert, clipForAudit } from "../services/audit";
 
 const BEARER = /^Bearer ([A-Za-z0-9_.-]{1,8192})$/;
@@ -102,7 +103,9 @@ async function auditRejectedToken(c: Context<AppEnv>, reason: string, claimedIss
         source,
       },
     },
-  ).run();
+  )
+    .run()
+    .then(() => drainOutbox(c.var.config, c.var.db));
   c.executionCtx.waitUntil(write.catch((err) => console.error("audit write failed", String(err))));
 }
 

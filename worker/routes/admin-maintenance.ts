@@ -30,6 +30,9 @@ const route = createRoute({
             webhooksResent: z.number().int(),
             complete: z.boolean(),
             log: z.object({ keysErased: z.number().int(), inquiriesPurged: z.number().int() }),
+            outbox: z.object({ drained: z.number().int(), failed: z.number().int() }).openapi({
+              description: "Audit outbox rows this run moved to the log shards, and those left for the next",
+            }),
             archived: z
               .object({ segments: z.array(z.string()), entries: z.number().int() })
               .openapi({ description: "Log segments moved to the R2 archive by this run" }),

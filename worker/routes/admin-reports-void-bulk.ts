@@ -5,6 +5,7 @@ import { all } from "../lib/batch";
 import { problemResponses } from "../lib/problem";
 import { guard } from "../middleware/auth";
 import { freeText, Rfc3339 } from "../schemas/common";
+import { AUDIT_INSERT } from "../services/audit";
 import { commit } from "../services/commit";
 import { enqueueDeliveries, eventsFromSelect } from "../services/events";
 import { REPORT_ID } from "../services/report-queries";
@@ -124,7 +125,7 @@ export function registerAdminReportsVoidBulk(app: App) {
     const results = await commit(c, [
       sql`SELECT r.id FROM json_each(${ids}) j CROSS JOIN reports r ON r.id = j.value
           WHERE r.status IN ('active', 'disputed')`,
-      sql`INSERT INTO audit_log (at, actor, action, target, request_id, outcome, details)
+      sql`${AUDIT_INSERT}
           SELECT ${now}, ${principal.actor}, ${c.var.action}, r.id, ${requestId}, 'ok',
             json_object('from', r.status, 'to', 'voided', 'reason', ${body.reason}, 'bulk', json(${JSON.stringify(filter)}))
           FROM json_each(${ids}) j CROSS JOIN reports r ON r.id = j.value

@@ -53,8 +53,14 @@ const route = createRoute({
                 }),
               ),
               audit: z.object({
-                entries: z.number().int(),
-                unsealed: z.number().int(),
+                entries: z.number().int().openapi({
+                  description:
+                    "Audit entries written: the ledger chain's, every log shard's, and those in the outbox",
+                }),
+                unsealed: z.number().int().openapi({
+                  description:
+                    "Entries written but not yet chained: the ledger chain's unsealed tail (its closed legacy prefix) plus outbox rows not yet drained to the log shards",
+                }),
                 lastCheckpoint: z.object({ seq: z.number().int(), at: z.string() }).nullable(),
               }),
             })
@@ -85,6 +91,7 @@ export function registerAdminStats(app: App) {
     const logged = everyShard(c.var.config, async (stub) => ({
       usage: (await stub.usage(since)) as unknown as ShardUsage[],
       today: (await stub.lookupCounts(today)) as unknown as { platform_id: string; n: number }[],
+      head: (await stub.headOf()).seq,
     }));
     const [platforms, reports, disputes, days, usage, opened, audit, cp] = await batch(c.var.db, [
       sql`SELECT status AS k, count(*) AS n FROM platforms GROUP BY status`,
@@ -97,14 +104,18 @@ export function registerAdminStats(app: App) {
           FROM usage_daily WHERE day >= ${since} GROUP BY platform_id`,
       sql`SELECT opened_by AS platform_id, count(*) AS n FROM disputes WHERE opened_at >= ${sinceMs}
           GROUP BY opened_by`,
+      // The ledger chain (closed legacy prefix) and its unsealed tail; the outbox's rows are
+      // written but not yet chained in a shard.
       sql`SELECT (SELECT max(seq) FROM audit_log) AS entries,
-            (SELECT count(*) FROM audit_log WHERE seq > coalesce((SELECT max(seq) FROM audit_log WHERE hash IS NOT NULL), 0)) AS unsealed`,
+            (SELECT count(*) FROM audit_log WHERE seq > coalesce((SELECT max(seq) FROM audit_log WHERE hash IS NOT NULL), 0)) AS unsealed,
+            (SELECT count(*) FROM audit_outbox) AS outbox`,
       // The latest signed tree checkpoint, by its ledger-chain leaf (shard −1).
       sql`SELECT json_extract(h.value, '$.seq') AS seq, c.at FROM log_checkpoints c, json_each(c.heads) h
           WHERE c.id = (SELECT max(id) FROM log_checkpoints) AND json_extract(h.value, '$.shard') = -1`,
     ]);
     const shards = await logged;
-    const a = rowsOf<{ entries: number | null; unsealed: number }>(audit)[0];
+    const a = rowsOf<{ entries: number | null; unsealed: number; outbox: number }>(audit)[0];
+    const chainedInShards = shards.reduce((n, s) => n + s.head, 0);
     const last = rowsOf<{ seq: number; at: number }>(cp)[0];
     const disputesOpened = new Map(
       rowsOf<{ platform_id: string; n: number }>(opened).map((d) => [d.platform_id, d.n]),
@@ -174,8 +185,8 @@ export function registerAdminStats(app: App) {
         lookupDailyCap: c.var.config.LOOKUP_DAILY_CAP,
         usage: usageRows,
         audit: {
-          entries: a?.entries ?? 0,
-          unsealed: a?.unsealed ?? 0,
+          entries: (a?.entries ?? 0) + chainedInShards + (a?.outbox ?? 0),
+          unsealed: (a?.unsealed ?? 0) + (a?.outbox ?? 0),
           lastCheckpoint: last ? { seq: last.seq, at: new Date(last.at).toISOString() } : null,
         },
       },

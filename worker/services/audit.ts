@@ -1,6 +1,6 @@
 import { sql } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
-import { auditLog } from "../../schema";
+import { auditOutbox } from "../../schema";
 import { orm } from "../lib/db";
 
 export interface AuditEntry {
@@ -69,13 +69,23 @@ export interface AuditContext {
 }
 
 /**
+ * The head of a set-based audit write (`${AUDIT_INSERT} SELECT …` with these seven columns): the
+ * statements that write one entry per row of a set use it, so every audit write names the
+ * outbox in one place.
+ */
+export const AUDIT_INSERT = sql.raw(
+  "INSERT INTO audit_outbox (at, actor, action, target, request_id, outcome, details)",
+);
+
+/**
  * The audit writer: builds the statement that records one entry, for the caller to put in the
- * same `db.batch([...])` as the change it records, so the two commit or fail together. Every
- * audit write in the Worker goes through here (or `auditRowsSql` for set-based writes), which
- * keeps the log's storage behind one seam.
+ * same `db.batch([...])` as the change it records, so the two commit or fail together. The entry
+ * goes into the outbox (`audit_outbox`), which `drainOutbox` moves to the actor's log shard
+ * exactly once (docs/architecture.md, "Audit"). Every audit write in the Worker goes through here
+ * (or `AUDIT_INSERT` for set-based writes), which keeps the log's storage behind one seam.
  */
 export function auditInsert(db: DrizzleD1Database, ctx: AuditContext, entry: AuditEntry) {
-  return db.insert(auditLog).values({
+  return db.insert(auditOutbox).values({
     at: ctx.now,
     actor: entry.actor,
     action: entry.action,
@@ -116,7 +126,7 @@ export function auditInsertMany(ctx: AuditContext, entries: readonly AuditEntry[
   const json = JSON.stringify(
     entries.map((e) => ({ ...e, target: clipForAudit(e.target ?? null), details: e.details ?? {} })),
   );
-  return sql`INSERT INTO audit_log (at, actor, action, target, request_id, outcome, details)
+  return sql`${AUDIT_INSERT}
     SELECT ${ctx.now}, e.value ->> 'actor', e.value ->> 'action', e.value ->> 'target', ${ctx.requestId},
       e.value ->> 'outcome', e.value -> 'details'
     FROM json_each(${json}) e ORDER BY e.key`;

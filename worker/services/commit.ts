@@ -4,14 +4,16 @@ import type { AppEnv } from "../app";
 import { batch, isPreconditionFailure, isUniqueViolation, type Statement } from "../lib/batch";
 import { orm } from "../lib/db";
 import { ProblemError } from "../lib/problem";
+import { drainOutbox } from "../log/outbox";
 
 /**
  * Runs a state-changing request's statements as one D1 batch (one round trip, one
  * transaction), with the token's `jti` claimed as the batch's first statement: a replayed
  * token hits the primary key, the whole batch rolls back, and the request answers 401. The
  * caller's statements must include the request's audit entry; the request is then marked
- * audited. A failed `abortUnlessChanged()` precondition answers 409. Returns the results of the
- * caller's statements, in order.
+ * audited, and its entries (in the audit outbox, committed with the change) are drained to the
+ * log store after the response. A failed `abortUnlessChanged()` precondition answers 409.
+ * Returns the results of the caller's statements, in order.
  *
  * @example const [update, , read] = await commit(c, [update, auditInsert(...), select]);
  */
@@ -29,6 +31,7 @@ export async function commit(c: Context<AppEnv>, statements: readonly Statement[
     throw replayProblem(err) ?? err;
   }
   c.set("audited", true);
+  drainSoon(c);
   return results.slice(1);
 }
 
@@ -60,4 +63,16 @@ function replayProblem(err: unknown): ProblemError | null {
   return new ProblemError("unauthenticated", "token already used (jti replay); sign a new token", {
     headers: { "www-authenticate": `Bearer realm="pixiu", error="invalid_token"` },
   });
+}
+
+/**
+ * Drains the audit outbox after the response (`waitUntil`, off the latency path). A drain that
+ * fails leaves the rows for the next one; the scheduled job drains every minute.
+ */
+export function drainSoon(c: Pick<Context<AppEnv>, "var" | "executionCtx">): void {
+  c.executionCtx.waitUntil(
+    drainOutbox(c.var.config, c.var.db).catch((err) =>
+      console.error("outbox drain failed", c.var.requestId, String(err)),
+    ),
+  );
 }

@@ -8,7 +8,8 @@ import { orm } from "../lib/db";
 import { DAY_MS } from "../lib/time";
 import { archiveLog } from "../log/archive";
 import { everyShard, type LogConfig } from "../log/client";
-import { auditInsert } from "./audit";
+import { drainAll, OUTBOX_APPEND_RETENTION_MS } from "../log/outbox";
+import { AUDIT_INSERT, auditInsert } from "./audit";
 import { markOverdueDisputes } from "./disputes";
 import { deliveriesOf, reportEvents, sendDeliveries } from "./events";
 import { resendDue } from "./webhooks";
@@ -55,7 +56,8 @@ export interface MaintenanceResult {
  * Retention in every log shard: subject keys of entries older than the retention period and of
  * entries about `targets` (purged reports) are erased (the chain keeps their commitment and still
  * verifies), inquiries past their retention, cap rows of past days and append ids older than a
- * day (a retry comes within seconds) are deleted.
+ * day (a retry comes within seconds; outbox append ids a month, see worker/log/outbox.ts) are
+ * deleted.
  */
 async function purgeLog(run: MaintenanceRun, targets: string[]) {
   const results = await everyShard(run.log, (stub) =>
@@ -65,6 +67,7 @@ async function purgeLog(run: MaintenanceRun, targets: string[]) {
       targets,
       dayBefore: new Date(run.now).toISOString().slice(0, 10),
       appendsBefore: run.now - DAY_MS,
+      outboxAppendsBefore: run.now - OUTBOX_APPEND_RETENTION_MS,
     }),
   );
   return {
@@ -121,7 +124,7 @@ export async function runMaintenance(d1: Db, run: MaintenanceRun): Promise<Maint
         "report.expired",
         rows.map((r) => r.id),
       ),
-      sql`INSERT INTO audit_log (at, actor, action, target, request_id, outcome, details)
+      sql`${AUDIT_INSERT}
           SELECT ${run.now}, ${run.actor}, 'retention.purge', NULL, ${run.requestId}, 'ok',
             json_object('cutoff', ${cutoff}, 'reports', (SELECT count(*) FROM reports WHERE id IN ${inIds}),
               'subjectLinks', (SELECT count(*) FROM report_subjects WHERE report_id IN ${inIds}),
@@ -187,7 +190,9 @@ async function purgeEvents(d1: Db, cutoff: number): Promise<number> {
 /**
  * The scheduled job (Cron Trigger every minute, or the admin trigger): maintenance, then the
  * webhook deliveries it created and those still unacknowledged past their time go on the queue,
- * then seal the ledger chain and sign one tree checkpoint of its head and every log shard's head.
+ * then drain the audit outbox to the log shards, seal what is left of the ledger chain (its
+ * closed legacy prefix: nothing new reaches it) and sign one tree checkpoint of its head and
+ * every log shard's head.
  */
 export async function scheduledJob(
   config: Config,
@@ -205,12 +210,16 @@ export async function scheduledJob(
     eventRetentionDays: config.EVENT_RETENTION_DAYS,
     webhooks: config.WEBHOOKS,
   });
+  // Every entry written so far (this run's own included) goes to the shards before their heads
+  // are signed; rows a failed drain left behind are retried here, every minute.
+  const outbox = await drainAll(config, db);
   const signed = await checkpoint(db, config, config.AUDIT_SIGNING_JWK, run.now);
   const ledger = signed ? headFor(signed, LEDGER_LEAF) : undefined;
   // After signing, so the newest heads can end a segment.
   const archived = await archiveLog(db, config, run.now);
   return {
     ...result,
+    outbox,
     archived,
     // `seq`/`hash`: the ledger chain's head it signed; `root` and `heads`: the whole tree.
     checkpoint:

@@ -7,6 +7,7 @@ import { type FieldError, ProblemError } from "../lib/problem";
 import { DAY_MS, toRfc3339, toRfc3339OrNull } from "../lib/time";
 import type { Category, Confirmation, Report, ReportBody } from "../schemas/reports";
 import { DEFAULT_MODEL } from "../scoring/model";
+import { AUDIT_INSERT } from "./audit";
 import { type KeyedSubject, pepperSubjects } from "./subjects";
 import { utcDay } from "./usage";
 
@@ -247,7 +248,7 @@ export function reportWriteStatements(
       CROSS JOIN json_each(j.value -> 'subjects') s`,
     // Refused items have no report row. Evaluated again after the insert, the refusals stay the
     // same: the insert only adds links, and every reason is monotone in them.
-    sql`${refused} INSERT INTO audit_log (at, actor, action, target, request_id, outcome, details)
+    sql`${refused} ${AUDIT_INSERT}
       SELECT ${ctx.now}, ${ctx.actor}, ${ctx.action}, r.id, ${ctx.requestId},
         CASE WHEN r.id IS NULL THEN 'invalid' ELSE ${outcome} END,
         json_object('caseId', j.value ->> 'caseId', 'item', j.value ->> 'item', 'subjectKeys', j.value -> 'keys',

@@ -1,0 +1,148 @@
+import { sql } from "drizzle-orm";
+import { all, batch } from "../lib/batch";
+import type { Db } from "../lib/db";
+import { DAY_MS } from "../lib/time";
+import type { JsonObject, LogEntryInput } from "./chain";
+import { type LogConfig, shardOf, shardStub } from "./client";
+import type { AppendInput } from "./shard";
+
+/**
+ * The audit outbox's drainer: moves entries written in D1 (`audit_outbox`, in the batch of the
+ * change they record) to their actor's log shard, exactly once.
+ *
+ * Exactly once: a row is appended with append id `outbox:<id>` and deleted only after that
+ * append resolved. A drain that dies (or whose delete fails) between the two leaves the row,
+ * and the next drain appends it again under the same id, which the shard answers as a replay
+ * (its `appends` table) instead of writing a copy. So an entry is written at most once as long
+ * as the shard keeps the id, and the shard keeps an outbox id `OUTBOX_APPEND_RETENTION_MS` from
+ * the append it guards; the row it guards is deleted by the same drain, or by the next one (the
+ * scheduled job drains every minute), so it would take D1 refusing the delete for that long to
+ * make a copy. At least once: a row leaves the outbox only once its append resolved.
+ */
+
+/** Rows one drain reads and appends; the scheduled job loops over chunks. */
+export const DRAIN_CHUNK = 500;
+
+/** How long a shard keeps an outbox append id (from the append): far beyond a row's life after it. */
+export const OUTBOX_APPEND_RETENTION_MS = 30 * DAY_MS;
+
+/** The append id of an outbox row: stable across retries, never reused (AUTOINCREMENT). */
+export function outboxAppendId(id: number): string {
+  return `outbox:${id}`;
+}
+
+interface OutboxRow {
+  id: number;
+  at: number;
+  actor: string;
+  action: string;
+  target: string | null;
+  request_id: string;
+  outcome: string;
+  details: string | null;
+}
+
+/** An outbox row as a shard entry: `details.subjectKeys` moves beside it (committed, erasable). */
+export function outboxEntry(row: OutboxRow): LogEntryInput {
+  const parsed = row.details === null ? null : (JSON.parse(row.details) as JsonObject);
+  let details: JsonObject | null = parsed;
+  let subjectKeys: string[] | undefined;
+  if (parsed && Array.isArray(parsed.subjectKeys)) {
+    const { subjectKeys: keys, ...rest } = parsed;
+    subjectKeys = (keys as unknown[]).filter((k): k is string => typeof k === "string");
+    details = rest;
+  }
+  return {
+    at: row.at,
+    actor: row.actor,
+    action: row.action,
+    target: row.target,
+    requestId: row.request_id,
+    outcome: row.outcome,
+    details,
+    ...(subjectKeys && subjectKeys.length > 0 ? { subjectKeys } : {}),
+  };
+}
+
+export interface DrainResult {
+  /** Rows appended (or found already appended) and deleted. */
+  drained: number;
+  /** Rows whose append failed: they stay for the next drain. */
+  failed: number;
+  /** Whether the chunk was full (more rows may wait). */
+  more: boolean;
+}
+
+/**
+ * Drains one chunk of the outbox: reads up to `limit` rows in id order, appends them to their
+ * actors' shards (one call per shard, rows in id order, group-committed there), and deletes the
+ * rows whose append resolved. Safe to run concurrently with itself: a row two drains both read is
+ * appended by the first and answered as a replay to the second.
+ *
+ * @example ctx.waitUntil(drainOutbox(config, db).catch(…)); // after a committed write
+ */
+export async function drainOutbox(
+  config: LogConfig,
+  db: Db,
+  { limit = DRAIN_CHUNK }: { limit?: number } = {},
+): Promise<DrainResult> {
+  const rows = await all<OutboxRow>(
+    db,
+    sql`SELECT id, at, actor, action, target, request_id, outcome, details FROM audit_outbox
+        ORDER BY id LIMIT ${limit}`,
+  );
+  if (rows.length === 0) {
+    return { drained: 0, failed: 0, more: false };
+  }
+  const byShard = new Map<number, OutboxRow[]>();
+  for (const row of rows) {
+    const shard = shardOf(row.actor, config.LOG_SHARDS);
+    byShard.set(shard, [...(byShard.get(shard) ?? []), row]);
+  }
+  const acked: number[] = [];
+  await Promise.all(
+    [...byShard].map(async ([shard, group]) => {
+      const inputs: AppendInput[] = group.map((row) => ({
+        id: outboxAppendId(row.id),
+        entries: [outboxEntry(row)],
+      }));
+      try {
+        const settled = await shardStub(config, shard).appendMany(shard, inputs);
+        settled.forEach((s, i) => {
+          const row = group[i];
+          if (s.status === "fulfilled" && s.value.ok && row) {
+            acked.push(row.id);
+          }
+        });
+      } catch (err) {
+        // The shard is unreachable: its rows wait for the next drain.
+        console.error("outbox drain: shard", shard, String(err));
+      }
+    }),
+  );
+  if (acked.length > 0) {
+    await batch(db, [
+      sql`DELETE FROM audit_outbox WHERE id IN (SELECT value FROM json_each(${JSON.stringify(acked)}))`,
+    ]);
+  }
+  return { drained: acked.length, failed: rows.length - acked.length, more: rows.length === limit };
+}
+
+/** Drains chunk after chunk until the outbox is empty, a chunk fails, or `maxChunks` ran. */
+export async function drainAll(
+  config: LogConfig,
+  db: Db,
+  maxChunks = 40,
+): Promise<{ drained: number; failed: number }> {
+  let drained = 0;
+  let failed = 0;
+  for (let chunk = 0; chunk < maxChunks; chunk++) {
+    const r = await drainOutbox(config, db);
+    drained += r.drained;
+    failed += r.failed;
+    if (!r.more || r.failed > 0) {
+      break;
+    }
+  }
+  return { drained, failed };
+}
