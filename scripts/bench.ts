@@ -634,7 +634,7 @@ async function main() {
     const res = await fetch(`${FLOOR}/sql`, {
       method: "POST",
       body: JSON.stringify({
-        sql: `SELECT (SELECT count(*) FROM audit_log) + (SELECT count(*) FROM inquiries)
+        sql: `SELECT (SELECT count(*) FROM audit_log) + (SELECT count(*) FROM audit_outbox) + (SELECT count(*) FROM inquiries)
           + (SELECT coalesce(sum(queries), 0) + coalesce(sum(subjects), 0) FROM usage_daily)
           + (SELECT count(*) FROM token_uses) + (SELECT count(*) FROM reports) AS n`,
         params: [],
