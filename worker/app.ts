@@ -3,6 +3,7 @@ import { HTTPException } from "hono/http-exception";
 import type { Principal } from "./auth/principal";
 import type { Bindings, Config } from "./env";
 import { fieldErrors, ProblemError, problemResponse } from "./lib/problem";
+import type { RequestScope } from "./lib/scope";
 
 export interface Variables {
   requestId: string;
@@ -18,6 +19,8 @@ export interface Variables {
   auditTarget: string | null;
   /** Set when the handler wrote its own audit entry in its batch. */
   audited: boolean;
+  /** What services get instead of the context, built by the route guard (`worker/lib/scope.ts`). */
+  scope: RequestScope;
 }
 
 export interface AppEnv {

@@ -6,6 +6,7 @@ import type { Config } from "../env";
 import { orm } from "../lib/db";
 import { sourceKey } from "../lib/ip";
 import { ProblemError } from "../lib/problem";
+import { requestScope } from "../lib/scope";
 import { drainOutbox } from "../log/outbox";
 import { auditInsert, clipForAudit } from "../services/audit";
 
@@ -110,7 +111,8 @@ async function auditRejectedToken(c: Context<AppEnv>, reason: string, claimedIss
 }
 
 /**
- * Route guard: names the route's audit action and requires a scope.
+ * Route guard: names the route's audit action, requires a scope, and builds the request scope
+ * the route's services get.
  *
  * @example createRoute({ ..., middleware: [guard("report.create", "reports:write")] })
  */
@@ -120,6 +122,7 @@ export function guard(action: string, ...anyOf: [Scope, ...Scope[]]): Middleware
     if (!anyOf.some((scope) => c.var.principal.scopes.has(scope))) {
       throw new ProblemError("forbidden", `this request needs scope ${anyOf.join(" or ")}`);
     }
+    c.set("scope", requestScope(c));
     await next();
   };
 }

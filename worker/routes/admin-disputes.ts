@@ -81,11 +81,11 @@ export function registerAdminDisputesList(app: App) {
 export function registerAdminDisputesResolve(app: App) {
   app.openapi(resolve, async (c) => {
     const { outcome, note } = c.req.valid("json");
-    const row = await visibleDispute(c, c.req.valid("param").id);
+    const row = await visibleDispute(c.var.scope, c.req.valid("param").id);
     if (!UNDECIDED.includes(row.status)) {
       throw new ProblemError("conflict", `dispute ${row.id} is already ${row.status}`);
     }
-    const decided = await decideDispute(c, row, {
+    const decided = await decideDispute(c.var.scope, row, {
       status: outcome,
       reportTo: outcome === "report_upheld" ? "active" : "voided",
       note,

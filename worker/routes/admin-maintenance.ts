@@ -63,7 +63,7 @@ export function registerAdminMaintenance(app: App) {
   app.openapi(route, async (c) => {
     const { config, now, requestId, principal } = c.var;
     // An admin write like any other: a replayed token runs nothing.
-    await claimToken(c);
+    await claimToken(c.var.scope);
     const result = await scheduledJob(config, { actor: principal.actor, requestId, now }, c.var.db);
     // The job writes its own entries (maintenance.run, retention.purge) under this request id.
     c.set("audited", true);

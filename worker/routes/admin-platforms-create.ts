@@ -37,9 +37,9 @@ export function registerAdminPlatformsCreate(app: App) {
       throw new ProblemError("conflict", `platform ${body.id} already exists`);
     }
     try {
-      await commit(c, [
+      await commit(c.var.scope, [
         db.insert(platforms).values({ ...body, status: "active", createdAt: now, updatedAt: now }),
-        requestAudit(c, {
+        requestAudit(c.var.scope, {
           target: body.id,
           outcome: "created",
           details: { name: body.name, scopes: body.scopes, kids: body.jwks.keys.map((k) => k.kid) },

@@ -65,12 +65,12 @@ async function updatePlatform(
   if (!existing) {
     throw new ProblemError("not_found", `no platform ${id}`);
   }
-  await commit(c, [
+  await commit(c.var.scope, [
     db
       .update(platforms)
       .set({ ...changes, updatedAt: now })
       .where(eq(platforms.id, id)),
-    requestAudit(c, { target: id, outcome: "ok", details }),
+    requestAudit(c.var.scope, { target: id, outcome: "ok", details }),
   ]);
   evictPlatform(id);
   const [row] = await platformById(db, id);

@@ -122,7 +122,7 @@ export function registerAdminReportsVoidBulk(app: App) {
     const filter = body.ids
       ? { ids: body.ids.length }
       : { platformId: body.platformId, since: body.since, until: body.until };
-    const results = await commit(c, [
+    const results = await commit(c.var.scope, [
       sql`SELECT r.id FROM json_each(${ids}) j CROSS JOIN reports r ON r.id = j.value
           WHERE r.status IN ('active', 'disputed')`,
       sql`${AUDIT_INSERT}
@@ -155,7 +155,7 @@ export function registerAdminReportsVoidBulk(app: App) {
             updated_at = ${now}
           WHERE id IN (SELECT value FROM json_each(${ids})) AND status IN ('active', 'disputed')`,
     ]);
-    enqueueDeliveries(c, results);
+    enqueueDeliveries(c.var.scope, results);
     const done = new Set((results[0]?.results ?? []).map((r) => (r as { id: string }).id));
     const raced = targets
       .filter((t) => !done.has(t.id))

@@ -91,6 +91,6 @@ export function registerAdminReportsVoid(app: App) {
   app.openapi(voidRoute, async (c) => {
     const { id } = c.req.valid("param");
     const { reason } = c.req.valid("json");
-    return c.json(await closeReport(c, { id, platformId: null, to: "voided", reason }), 200);
+    return c.json(await closeReport(c.var.scope, { id, platformId: null, to: "voided", reason }), 200);
   });
 }

@@ -34,7 +34,7 @@ const route = createRoute({
 export function registerDisputesEscalate(app: App) {
   app.openapi(route, async (c) => {
     const { reason } = c.req.valid("json");
-    const row = await visibleDispute(c, c.req.valid("param").id);
+    const row = await visibleDispute(c.var.scope, c.req.valid("param").id);
     const { principal, now, config } = c.var;
     if (principal.kind !== "platform" || row.opened_by !== principal.platformId) {
       throw new ProblemError("forbidden", "only the platform that opened a dispute escalates it");
@@ -57,7 +57,7 @@ export function registerDisputesEscalate(app: App) {
         `dispute ${row.id} was upheld more than ${config.DISPUTE_DEADLINE_DAYS} days ago; it can no longer be escalated`,
       );
     }
-    const escalated = await escalateDispute(c, row, { reason, deadlineAt: now + window });
+    const escalated = await escalateDispute(c.var.scope, row, { reason, deadlineAt: now + window });
     return c.json(toDispute(escalated, false), 200);
   });
 }

@@ -90,7 +90,7 @@ export function registerDisputesOpen(app: App) {
     const db = orm(c.var.db);
     let results: D1Result[];
     try {
-      results = await commit(c, [
+      results = await commit(c.var.scope, [
         // The record must still be active when the dispute lands: a racing retraction wins whole.
         sql`UPDATE reports SET status = 'disputed', dispute_deadline_at = ${deadlineAt}, statement = ${reason},
               dispute_id = ${id}, updated_at = ${now} WHERE id = ${reportRef} AND status = 'active'`,
@@ -107,7 +107,7 @@ export function registerDisputesOpen(app: App) {
           createdAt: now,
           updatedAt: now,
         }),
-        requestAudit(c, {
+        requestAudit(c.var.scope, {
           target: id,
           outcome: "created",
           details: { report: reportRef, subjectKeys: keys, deadlineAt },
@@ -127,7 +127,7 @@ export function registerDisputesOpen(app: App) {
       }
       throw err;
     }
-    enqueueDeliveries(c, results);
+    enqueueDeliveries(c.var.scope, results);
     const row = await disputeById(c.var.db, id);
     if (!row) {
       throw new Error(`dispute ${id} vanished after it was opened`);

@@ -44,7 +44,7 @@ const respond = createRoute({
 
 export function registerDisputesGet(app: App) {
   app.openapi(get, async (c) => {
-    const row = await visibleDispute(c, c.req.valid("param").id);
+    const row = await visibleDispute(c.var.scope, c.req.valid("param").id);
     return c.json(toDispute(row, c.var.principal.kind === "admin"), 200);
   });
 }
@@ -52,7 +52,7 @@ export function registerDisputesGet(app: App) {
 export function registerDisputesRespond(app: App) {
   app.openapi(respond, async (c) => {
     const { decision, note } = c.req.valid("json");
-    const row = await visibleDispute(c, c.req.valid("param").id);
+    const row = await visibleDispute(c.var.scope, c.req.valid("param").id);
     const p = c.var.principal;
     if (p.kind !== "platform" || row.report_platform_id !== p.platformId) {
       throw new ProblemError("forbidden", "only the reporting platform responds to a dispute");
@@ -67,7 +67,7 @@ export function registerDisputesRespond(app: App) {
       throw new ProblemError("conflict", `dispute ${row.id} is past its deadline; an admin decides it now`);
     }
     const decided = await decideDispute(
-      c,
+      c.var.scope,
       row,
       decision === "uphold"
         ? { status: "upheld", reportTo: "active", note, event: { type: "dispute.responded", decision } }

@@ -98,7 +98,7 @@ export function registerReportsBulk(app: App) {
     }
     const cap = config.MAX_ACTIVE_REPORTS_PER_SUBJECT;
     const ctx = { platformId, actor: principal.actor, action: c.var.action, requestId, now, cap };
-    const written = await commit(c, [
+    const written = await commit(c.var.scope, [
       ...reportWriteStatements(ctx, prepared, positions),
       auditInsertMany({ requestId, now }, rejected),
     ]);

@@ -46,7 +46,7 @@ export function registerReportsCreate(app: App) {
     const prepared = await prepareReport(body, config.LEDGER_PEPPER);
     const cap = config.MAX_ACTIVE_REPORTS_PER_SUBJECT;
     const ctx = { platformId, actor: principal.actor, action: c.var.action, requestId, now, cap };
-    const [result] = writeResults(await commit(c, reportWriteStatements(ctx, [prepared])));
+    const [result] = writeResults(await commit(c.var.scope, reportWriteStatements(ctx, [prepared])));
     if (!result) {
       throw new Error("report write returned no row");
     }

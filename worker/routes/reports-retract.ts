@@ -30,7 +30,12 @@ export function registerReportsRetract(app: App) {
   app.openapi(route, async (c) => {
     const { id } = c.req.valid("param");
     const { reason } = c.req.valid("json");
-    const report = await closeReport(c, { id, platformId: callerPlatform(c), to: "retracted", reason });
+    const report = await closeReport(c.var.scope, {
+      id,
+      platformId: callerPlatform(c),
+      to: "retracted",
+      reason,
+    });
     return c.json(report, 200);
   });
 }

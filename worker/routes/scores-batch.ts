@@ -31,7 +31,7 @@ const route = createRoute({
 export function registerScoresBatch(app: App) {
   app.openapi(route, async (c) => {
     const { purpose, queries } = c.req.valid("json");
-    const answers = await scoreBuyers(c, purpose, queries);
+    const answers = await scoreBuyers(c.var.scope, purpose, queries);
     return c.json({ results: answers.map((a, i) => ({ ref: queries[i]?.ref ?? "", ...a })) }, 200);
   });
 }

@@ -28,7 +28,7 @@ const route = createRoute({
 export function registerScoresQuery(app: App) {
   app.openapi(route, async (c) => {
     const { purpose, subjects } = c.req.valid("json");
-    const [answer] = await scoreBuyers(c, purpose, [{ subjects }]);
+    const [answer] = await scoreBuyers(c.var.scope, purpose, [{ subjects }]);
     return c.json(answer as NonNullable<typeof answer>, 200);
   });
 }

@@ -225,7 +225,7 @@ export function registerSubjectAccess(app: App) {
     ]);
     // Then this look-up is logged, before anything is answered: it shows from the buyer's next
     // request on, never in its own pages, and all pages of one request are one inquiry.
-    await logLookups(c, {
+    await logLookups(c.var.scope, {
       purpose: "subject_access",
       buyers: [{ target: requestRef, keys }],
       usage: { subjectAccess: 1 },

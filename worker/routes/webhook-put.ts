@@ -42,13 +42,13 @@ export function registerWebhookPut(app: App) {
       });
     }
     const nonce = crypto.randomUUID();
-    const [saved] = await commit(c, [
+    const [saved] = await commit(c.var.scope, [
       sql`INSERT INTO webhooks (platform_id, url, events, secret_nonce, created_at, updated_at)
           VALUES (${platformId}, ${url}, ${JSON.stringify(events)}, ${nonce}, ${now}, ${now})
           ON CONFLICT (platform_id) DO UPDATE SET url = excluded.url, events = excluded.events,
             secret_nonce = excluded.secret_nonce, updated_at = excluded.updated_at
           RETURNING created_at, updated_at`,
-      requestAudit(c, {
+      requestAudit(c.var.scope, {
         target: platformId,
         outcome: "ok",
         // The host only: a receiver's path or query may carry its own access token.

@@ -124,13 +124,13 @@ export function registerWebhookDelete(app: App) {
     if (!hook) {
       throw new ProblemError("not_found", "no webhook registered");
     }
-    await commit(c, [
+    await commit(c.var.scope, [
       sql`DELETE FROM webhooks WHERE platform_id = ${platformId}`,
       abortUnlessChanged(),
       // Nothing is left to deliver them to: say so rather than leave them pending.
       sql`UPDATE webhook_deliveries SET status = 'dead', last_error = 'the webhook was removed'
           WHERE platform_id = ${platformId} AND status IN ('pending', 'failed')`,
-      requestAudit(c, {
+      requestAudit(c.var.scope, {
         target: platformId,
         outcome: "ok",
         details: { host: new URL(hook.url).host },

@@ -2,6 +2,7 @@ import { sql } from "drizzle-orm";
 import type { DrizzleD1Database } from "drizzle-orm/d1";
 import { auditOutbox } from "../../schema";
 import { orm } from "../lib/db";
+import type { RequestScope } from "../lib/scope";
 
 export interface AuditEntry {
   actor: string;
@@ -100,21 +101,13 @@ export function auditInsert(db: DrizzleD1Database, ctx: AuditContext, entry: Aud
  * The audit entry of the request being served, by its principal, under the route's action name:
  * the one place a handler's entry is built, to go in the same batch as the change it records.
  *
- * @example await commit(c, [update, requestAudit(c, { target: id, outcome: "ok", details })]);
+ * @example await commit(scope, [update, requestAudit(scope, { target: id, outcome: "ok", details })]);
  */
 export function requestAudit(
-  c: {
-    var: {
-      db: D1DatabaseSession;
-      requestId: string;
-      now: number;
-      action: string;
-      principal: { actor: string };
-    };
-  },
+  scope: Pick<RequestScope, "db" | "requestId" | "now" | "action" | "principal">,
   entry: Omit<AuditEntry, "actor" | "action">,
 ) {
-  const { db, requestId, now, action, principal } = c.var;
+  const { db, requestId, now, action, principal } = scope;
   return auditInsert(orm(db), { requestId, now }, { actor: principal.actor, action, ...entry });
 }
 

@@ -1,9 +1,8 @@
-import type { Context } from "hono";
 import { tokenUses } from "../../schema";
-import type { AppEnv } from "../app";
 import { batch, isPreconditionFailure, isUniqueViolation, type Statement } from "../lib/batch";
 import { orm } from "../lib/db";
 import { ProblemError } from "../lib/problem";
+import type { RequestScope } from "../lib/scope";
 import { drainOutbox } from "../log/outbox";
 
 /**
@@ -15,12 +14,12 @@ import { drainOutbox } from "../log/outbox";
  * log store after the response. A failed `abortUnlessChanged()` precondition answers 409.
  * Returns the results of the caller's statements, in order.
  *
- * @example const [update, , read] = await commit(c, [update, auditInsert(...), select]);
+ * @example const [update, , read] = await commit(scope, [update, auditInsert(...), select]);
  */
-export async function commit(c: Context<AppEnv>, statements: readonly Statement[]): Promise<D1Result[]> {
+export async function commit(scope: RequestScope, statements: readonly Statement[]): Promise<D1Result[]> {
   let results: D1Result[];
   try {
-    results = await batch(c.var.db, [tokenClaim(c), ...statements]);
+    results = await batch(scope.db, [tokenClaim(scope), ...statements]);
   } catch (err) {
     if (isPreconditionFailure(err)) {
       throw new ProblemError(
@@ -30,8 +29,8 @@ export async function commit(c: Context<AppEnv>, statements: readonly Statement[
     }
     throw replayProblem(err) ?? err;
   }
-  c.set("audited", true);
-  drainSoon(c);
+  scope.markAudited();
+  drainSoon(scope);
   return results.slice(1);
 }
 
@@ -40,17 +39,17 @@ export async function commit(c: Context<AppEnv>, statements: readonly Statement[
  * batch (the maintenance job runs many, each with its own audit entries): a replayed token
  * answers 401 before anything runs. A job that then fails has spent the token; sign a new one.
  */
-export async function claimToken(c: Context<AppEnv>): Promise<void> {
+export async function claimToken(scope: RequestScope): Promise<void> {
   try {
-    await batch(c.var.db, [tokenClaim(c)]);
+    await batch(scope.db, [tokenClaim(scope)]);
   } catch (err) {
     throw replayProblem(err) ?? err;
   }
 }
 
-function tokenClaim(c: Context<AppEnv>) {
-  const { token } = c.var.principal;
-  return orm(c.var.db)
+function tokenClaim(scope: RequestScope) {
+  const { token } = scope.principal;
+  return orm(scope.db)
     .insert(tokenUses)
     .values({ key: `${token.iss} ${token.jti}`, expiresAt: token.exp * 1000 });
 }
@@ -69,10 +68,10 @@ function replayProblem(err: unknown): ProblemError | null {
  * Drains the audit outbox after the response (`waitUntil`, off the latency path). A drain that
  * fails leaves the rows for the next one; the scheduled job drains every minute.
  */
-export function drainSoon(c: Pick<Context<AppEnv>, "var" | "executionCtx">): void {
-  c.executionCtx.waitUntil(
-    drainOutbox(c.var.config, c.var.db).catch((err) =>
-      console.error("outbox drain failed", c.var.requestId, String(err)),
+export function drainSoon(scope: RequestScope): void {
+  scope.waitUntil(
+    drainOutbox(scope.config, scope.db).catch((err) =>
+      console.error("outbox drain failed", scope.requestId, String(err)),
     ),
   );
 }

@@ -1,11 +1,10 @@
 import { and, eq, inArray, sql } from "drizzle-orm";
-import type { Context } from "hono";
 import { type DisputeStatus, disputes, reports, UNDECIDED } from "../../schema";
-import type { AppEnv } from "../app";
 import { abortUnlessChanged, all, batch, isUniqueViolation } from "../lib/batch";
 import type { Db } from "../lib/db";
 import { orm } from "../lib/db";
 import { ProblemError } from "../lib/problem";
+import type { RequestScope } from "../lib/scope";
 import { toRfc3339, toRfc3339OrNull } from "../lib/time";
 import { requestAudit } from "./audit";
 import { commit } from "./commit";
@@ -62,10 +61,10 @@ export async function disputeById(d1: Db, id: string): Promise<DisputeRow | unde
  * A dispute as the caller may see it: admins see all, platforms only disputes they opened or
  * about their own reports; anything else is not found, so existence does not leak.
  */
-export async function visibleDispute(c: Context<AppEnv>, id: string): Promise<DisputeRow> {
-  c.set("auditTarget", id);
-  const row = DISPUTE_ID.test(id) ? await disputeById(c.var.db, id) : undefined;
-  const p = c.var.principal;
+export async function visibleDispute(scope: RequestScope, id: string): Promise<DisputeRow> {
+  scope.setTarget(id);
+  const row = DISPUTE_ID.test(id) ? await disputeById(scope.db, id) : undefined;
+  const p = scope.principal;
   const visible =
     row && (p.kind === "admin" || row.opened_by === p.platformId || row.report_platform_id === p.platformId);
   if (!row || !visible) {
@@ -98,7 +97,7 @@ export function decisionEvents(
  * both go to the reporter and the opener.
  */
 export async function decideDispute(
-  c: Context<AppEnv>,
+  scope: RequestScope,
   dispute: DisputeRow,
   decision: {
     status: DisputeStatus;
@@ -107,10 +106,10 @@ export async function decideDispute(
     event: { type: "dispute.responded"; decision: "uphold" | "withdraw" } | { type: "dispute.decided" };
   },
 ): Promise<DisputeRow> {
-  const { now, principal } = c.var;
-  const db = orm(c.var.db);
+  const { now, principal } = scope;
+  const db = orm(scope.db);
   const { type, ...extra } = decision.event;
-  const results = await commit(c, [
+  const results = await commit(scope, [
     db
       .update(disputes)
       .set({
@@ -134,7 +133,7 @@ export async function decideDispute(
       .where(and(eq(reports.id, dispute.report_id), eq(reports.status, "disputed"))),
     // Withdrawn or voided, the report stops counting; upheld, its links stay counted.
     uncountLinksSql(dispute.report_id, { dueProcess: true }),
-    requestAudit(c, {
+    requestAudit(scope, {
       target: dispute.id,
       outcome: "ok",
       details: { report: dispute.report_id, decision: decision.status, reportStatus: decision.reportTo },
@@ -144,8 +143,8 @@ export async function decideDispute(
       decisionEvents(dispute, type, { ...extra, status: decision.status, reportStatus: decision.reportTo }),
     ),
   ]);
-  enqueueDeliveries(c, results);
-  return (await disputeById(c.var.db, dispute.id)) ?? dispute;
+  enqueueDeliveries(scope, results);
+  return (await disputeById(scope.db, dispute.id)) ?? dispute;
 }
 
 /** Disputes marked overdue per run; a larger backlog is finished by the next runs (every minute). */
@@ -193,15 +192,15 @@ export async function markOverdueDisputes(
  * it roll back whole (409). The reporter is told (`dispute.escalated`).
  */
 export async function escalateDispute(
-  c: Context<AppEnv>,
+  scope: RequestScope,
   dispute: DisputeRow,
   args: { reason: string; deadlineAt: number },
 ): Promise<DisputeRow> {
-  const { now } = c.var;
-  const db = orm(c.var.db);
+  const { now } = scope;
+  const db = orm(scope.db);
   let results: D1Result[];
   try {
-    results = await commit(c, [
+    results = await commit(scope, [
       db
         .update(disputes)
         .set({
@@ -225,7 +224,7 @@ export async function escalateDispute(
         })
         .where(and(eq(reports.id, dispute.report_id), eq(reports.status, "active"))),
       abortUnlessChanged(),
-      requestAudit(c, {
+      requestAudit(scope, {
         target: dispute.id,
         outcome: "ok",
         details: { report: dispute.report_id, deadlineAt: args.deadlineAt },
@@ -253,6 +252,6 @@ export async function escalateDispute(
     }
     throw err;
   }
-  enqueueDeliveries(c, results);
-  return (await disputeById(c.var.db, dispute.id)) ?? dispute;
+  enqueueDeliveries(scope, results);
+  return (await disputeById(scope.db, dispute.id)) ?? dispute;
 }

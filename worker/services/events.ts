@@ -1,8 +1,8 @@
 import { type SQL, sql } from "drizzle-orm";
 import type { EventType } from "../../schema";
-import type { Config } from "../env";
 import type { Statement } from "../lib/batch";
 import { newId } from "../lib/ids";
+import type { RequestScope } from "../lib/scope";
 import { MINUTE_MS } from "../lib/time";
 
 /**
@@ -74,7 +74,7 @@ function base32of(n: SQL): SQL {
  * whatever the row count.
  *
  * @example
- * await commit(c, [
+ * await commit(scope, [
  *   ...eventsFromSelect({ now }, sql`SELECT d.opened_by AS platform_id, 'dispute.decided' AS type,
  *        json_object('disputeId', d.id, 'reportId', d.report_id) AS data, j.key AS n
  *      FROM json_each(${JSON.stringify(ids)}) j JOIN disputes d ON d.id = j.value`),
@@ -107,7 +107,7 @@ export function eventsFromSelect(ctx: EventContext, source: SQL): Statement[] {
  * the causing change's own batch. The events travel as one JSON parameter.
  *
  * @example
- * await commit(c, [
+ * await commit(scope, [
  *   update, abortUnlessChanged(),
  *   ...eventInserts({ now }, [{ platformId: reporter, type: "dispute.escalated", data: { disputeId, reportId } }]),
  *   auditInsert(...),
@@ -179,19 +179,19 @@ export async function sendDeliveries(queue: Queue<{ eventId: string }>, eventIds
  * A failure to enqueue is only logged; the scheduled job re-sends the delivery.
  *
  * @example
- * const results = await commit(c, [...statements]);
- * enqueueDeliveries(c, results);
+ * const results = await commit(scope, [...statements]);
+ * enqueueDeliveries(scope, results);
  */
 export function enqueueDeliveries(
-  c: { var: { config: Config; requestId: string }; executionCtx: { waitUntil(p: Promise<unknown>): void } },
+  scope: Pick<RequestScope, "config" | "requestId" | "waitUntil">,
   results: readonly (D1Result | undefined)[],
 ): void {
   const ids = deliveriesOf(results);
   if (ids.length === 0) {
     return;
   }
-  const { config, requestId } = c.var;
-  c.executionCtx.waitUntil(
+  const { config, requestId } = scope;
+  scope.waitUntil(
     sendDeliveries(config.WEBHOOKS, ids).catch((err) =>
       console.error(
         JSON.stringify({

@@ -1,12 +1,11 @@
 import { and, eq, inArray, type SQL, sql } from "drizzle-orm";
-import type { Context } from "hono";
 import { disputes, type ReportStatus, reports, UNDECIDED } from "../../schema";
-import type { AppEnv } from "../app";
 import { abortUnlessChanged, all, rowsOf } from "../lib/batch";
 import { pageByTimeOf, type TimeIdCursor } from "../lib/cursor";
 import type { Db } from "../lib/db";
 import { orm } from "../lib/db";
 import { ProblemError } from "../lib/problem";
+import type { RequestScope } from "../lib/scope";
 import type { Report } from "../schemas/reports";
 import { requestAudit } from "./audit";
 import { commit } from "./commit";
@@ -82,13 +81,13 @@ const OPEN_STATUSES: readonly ReportStatus[] = ["active", "disputed"];
  * tenant's), refuse if already closed (409), then update it and audit the change in one batch.
  */
 export async function closeReport(
-  c: Context<AppEnv>,
+  scope: RequestScope,
   args: { id: string; platformId: string | null; to: "retracted" | "voided"; reason: string },
 ): Promise<Report> {
-  const { now, principal } = c.var;
-  const db = orm(c.var.db);
-  c.set("auditTarget", args.id);
-  const row = await reportById(c.var.db, args.id, args.platformId);
+  const { now, principal } = scope;
+  const db = orm(scope.db);
+  scope.setTarget(args.id);
+  const row = await reportById(scope.db, args.id, args.platformId);
   if (!row) {
     throw new ProblemError("not_found", `no report ${args.id}`);
   }
@@ -96,7 +95,7 @@ export async function closeReport(
     throw new ProblemError("conflict", `report ${args.id} is already ${row.status}`);
   }
   const disputeStatus = args.to === "retracted" ? "withdrawn" : "report_voided";
-  const results = await commit(c, [
+  const results = await commit(scope, [
     db
       .update(reports)
       .set({ status: args.to, statusReason: args.reason, disputeDeadlineAt: null, updatedAt: now })
@@ -129,14 +128,14 @@ export async function closeReport(
       .where(and(eq(disputes.reportId, args.id), inArray(disputes.status, [...UNDECIDED]))),
     // A void is news to the reporter; a retraction is its own doing.
     ...(args.to === "voided" ? reportEvents({ now }, "report.voided", [args.id]) : []),
-    requestAudit(c, {
+    requestAudit(scope, {
       target: args.id,
       outcome: "ok",
       details: { from: row.status, to: args.to, reason: args.reason },
     }),
     reportByIdSql(args.id, null),
   ]);
-  enqueueDeliveries(c, results);
+  enqueueDeliveries(scope, results);
   const after = results[results.length - 1];
   const [updated] = rowsOf<ReportRow>(after);
   if (!updated) {

@@ -1,12 +1,11 @@
 import { sql } from "drizzle-orm";
-import type { Context } from "hono";
 import type { ReportStatus } from "../../schema";
-import type { AppEnv } from "../app";
 import type { Config } from "../env";
 import { all } from "../lib/batch";
 import { canonicalJson } from "../lib/crypto";
 import { ledgerFor } from "../lib/db";
 import { ProblemError } from "../lib/problem";
+import type { RequestScope } from "../lib/scope";
 import { DAY_MS, toRfc3339 } from "../lib/time";
 import { appendLog, LogUnavailable } from "../log/client";
 import type { AppendResult } from "../log/shard";
@@ -190,7 +189,7 @@ export const LOG_RETRY_AFTER_SECONDS = 2;
  * No answer about a buyer leaves before its look-up is logged.
  */
 export async function logLookups(
-  c: Context<AppEnv>,
+  scope: RequestScope,
   look: {
     purpose: string;
     /** The entries, one per buyer: target (a batch `ref`) and the buyer's subject keys. */
@@ -203,7 +202,7 @@ export async function logLookups(
     cap: boolean;
   },
 ): Promise<void> {
-  const { config, principal, now, requestId } = c.var;
+  const { config, principal, now, requestId } = scope;
   if (principal.kind !== "platform") {
     throw new Error("look-ups are made by platforms");
   }
@@ -216,7 +215,7 @@ export async function logLookups(
       entries: look.buyers.map((b) => ({
         at: now,
         actor: principal.actor,
-        action: c.var.action,
+        action: scope.action,
         target: b.target,
         requestId,
         outcome: "ok",
@@ -258,7 +257,7 @@ export async function logLookups(
       { headers: { "retry-after": String(secondsToNextUtcDay(now)) } },
     );
   }
-  c.set("audited", true);
+  scope.markAudited();
 }
 
 /**
@@ -272,18 +271,18 @@ export async function logLookups(
  * within D1's 100-bound-parameter limit.
  */
 export async function scoreBuyers(
-  c: Context<AppEnv>,
+  scope: RequestScope,
   purpose: Purpose,
   queries: readonly ScoreQuery[],
 ): Promise<ScoreAnswer[]> {
-  const { config, now } = c.var;
+  const { config, now } = scope;
   const keyed = await Promise.all(queries.map((q) => pepperSubjects(config.LEDGER_PEPPER, q.subjects)));
   const keys = [...new Set(keyed.flatMap((subjects) => subjects.map((s) => s.key)))];
   const cap = config.MAX_ACTIVE_REPORTS_PER_SUBJECT;
   const [found] = await Promise.all([
     // One more than the cap, to know whether records were left unread (RECORDS_CAPPED).
-    all<MatchRow>(ledgerFor(c.var.db, keys), scoreReadSql(JSON.stringify(keys), cap + 1)),
-    logLookups(c, {
+    all<MatchRow>(ledgerFor(scope.db, keys), scoreReadSql(JSON.stringify(keys), cap + 1)),
+    logLookups(scope, {
       purpose,
       buyers: keyed.map((subjects, i) => ({
         target: queries[i]?.ref ?? null,
