@@ -60,6 +60,8 @@ function randomBits(n: number): number[] {
   return all.slice(0, n);
 }
 
+const DAY = 86_400_000;
+
 const pdq = (value: string, quality = 90) => ({ kind: "image_pdq", value, quality });
 
 async function report(p: TestPlatform, evidence: unknown[], overrides: Record<string, unknown> = {}) {
@@ -233,6 +235,28 @@ describe("POST /v1/evidence/match", () => {
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     expect((await match(checker, [{ pdq: hash }])).body.photos[0]?.matches).toEqual([]);
     expect(await countRows("fingerprints", "report_id = ? AND counted = 1", id)).toBe(0);
+  });
+
+  it("a report purged at the end of its retention takes its fingerprints and their index rows with it", async () => {
+    const hash = randomHash();
+    const { id } = await report(reporter, [pdq(hash)]);
+    const fingerprint = "fingerprint_id IN (SELECT id FROM fingerprints WHERE report_id = ?)";
+    const chunks = await env.DB.prepare(
+      `SELECT chunk, value, fingerprint_id FROM fingerprint_chunks WHERE ${fingerprint}`,
+    )
+      .bind(id)
+      .all();
+    expect(chunks.results).toHaveLength(16);
+    await env.DB.prepare("UPDATE reports SET incident_at = ?, confirmed_at = ? WHERE id = ?")
+      .bind(Date.now() - 1830 * DAY, Date.now() - 1829 * DAY, id)
+      .run();
+    const res = await callJson("/v1/admin/maintenance/run", { token: await adminToken(), body: {} });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(await countRows("reports", "id = ?", id)).toBe(0);
+    expect(await countRows("fingerprints", "report_id = ?", id)).toBe(0);
+    const [first] = chunks.results as { fingerprint_id: number }[];
+    expect(await countRows("fingerprint_chunks", "fingerprint_id = ?", first?.fingerprint_id)).toBe(0);
+    expect((await match(checker, [{ pdq: hash }])).body.photos[0]?.matches).toEqual([]);
   });
 
   it("is logged in the log store as evidence.match and writes nothing to the ledger", async () => {
