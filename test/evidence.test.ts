@@ -8,7 +8,8 @@
 import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
-import { chunkDistance, chunksOf, matchReadSql } from "../worker/services/fingerprints";
+import { envSchema } from "../worker/env";
+import { chunkDistance, chunksOf, MAX_EXACT_DISTANCE, matchReadSql } from "../worker/services/fingerprints";
 import {
   adminToken,
   auditRows,
@@ -126,6 +127,22 @@ describe("image_pdq evidence on reports", () => {
     });
     expect(res.status).toBe(422);
     expect(errorPaths(res.body)).toEqual(["evidence.0.value"]);
+  });
+
+  it("an idempotent replay indexes nothing again", async () => {
+    const hash = randomHash();
+    const body = reportBody(await newBuyer(), { evidence: [pdq(hash)] });
+    const token = await reporter.token();
+    expect((await callJson("/v1/reports", { token, body })).status).toBe(201);
+    expect((await callJson("/v1/reports", { token: await reporter.token(), body })).status).toBe(200);
+    expect(await countRows("fingerprints", "hash = ?", hash)).toBe(1);
+  });
+
+  it("MAX_MATCH_DISTANCE is 0–31, the range the index answers without misses", () => {
+    const limit = envSchema.shape.MAX_MATCH_DISTANCE;
+    expect(limit.parse(undefined)).toBe(MAX_EXACT_DISTANCE);
+    expect(limit.parse("0")).toBe(0);
+    expect(limit.safeParse(String(MAX_EXACT_DISTANCE + 1)).success).toBe(false);
   });
 
   it("a report's fingerprints are indexed once each in its own write (16 chunks each)", async () => {
@@ -350,8 +367,9 @@ describe("the chunk index", () => {
 
   it("reads a bounded number of rows with 2,000 unrelated fingerprints", async () => {
     const query = randomHash();
-    const read = async () => {
-      const statement = matchReadSql(JSON.stringify(chunksOf(query).map((v, k) => [k, v])));
+    const read = async (hashes: string[]) => {
+      const pairs = new Set(hashes.flatMap((h) => chunksOf(h).map((v, k) => `[${k},${v}]`)));
+      const statement = matchReadSql(`[${[...pairs].join(",")}]`);
       const { SQLiteAsyncDialect } = await import("drizzle-orm/sqlite-core");
       const q = new SQLiteAsyncDialect().sqlToQuery(statement);
       const result = await env.DB.prepare(q.sql)
@@ -359,7 +377,7 @@ describe("the chunk index", () => {
         .all();
       return { rowsRead: result.meta.rows_read, candidates: result.results.length };
     };
-    const small = await read();
+    const small = await read([query]);
     const bodies = await Promise.all(
       Array.from({ length: 125 }, async () =>
         reportBody(await newBuyer(), { evidence: Array.from({ length: 16 }, () => pdq(randomHash())) }),
@@ -372,10 +390,15 @@ describe("the chunk index", () => {
     expect(res.status).toBe(200);
     const total = await countRows("fingerprints", "counted = 1");
     expect(total).toBeGreaterThan(2000);
-    const large = await read();
-    console.log(JSON.stringify({ total, small, large }));
-    // 272 probes; each candidate costs an index entry and a fingerprint row.
-    expect(large.rowsRead).toBeLessThanOrEqual(2 * 272 + 4 * large.candidates);
+    const large = await read([query]);
+    // The largest request: 16 photos, each with its eight dihedral hashes (the first its own).
+    const full = await read(Array.from({ length: 16 * 8 }, randomHash));
+    console.log(JSON.stringify({ total, small, large, full }));
+    // D1 counts the probe expansion (16 pairs, 17 masks each: 288 rows per hash) and about three
+    // rows per candidate (its index entry, the candidate list, its fingerprint); empty seeks are free.
+    expect(small.rowsRead).toBe(16 + 16 * 17 + 3 * small.candidates);
+    expect(large.rowsRead).toBeLessThanOrEqual(16 + 16 * 17 + 4 * large.candidates);
     expect(large.rowsRead).toBeLessThan(total);
+    expect(full.rowsRead).toBeLessThanOrEqual(128 * (16 + 16 * 17) + 4 * full.candidates);
   });
 });
