@@ -1,5 +1,6 @@
 export * from "./audit";
 export * from "./disputes";
 export * from "./events";
+export * from "./evidence";
 export * from "./platforms";
 export * from "./reports";

@@ -364,6 +364,16 @@ const ROUTES: RouteCase[] = [
   },
   {
     method: "POST",
+    path: "/v1/evidence/match",
+    access: "`scores:read`",
+    expected: "401 200 403 200 403 200 403 403",
+    build: async () => ({
+      path: "/v1/evidence/match",
+      body: { purpose: "refund_review", photos: [{ pdq: "0f".repeat(32) }] },
+    }),
+  },
+  {
+    method: "POST",
     path: "/v1/disputes",
     access: "`disputes:write`, subjects must match the record",
     expected: "401 201 403 403 201 201 403 403",
@@ -1369,6 +1379,16 @@ const BODY_ROUTES: BodyRoute[] = [
       body: { purpose: "account_review", queries: [{ ref: "order-1", subjects: await newBuyer() }] },
     }),
     extras: { platformId: "someone-else" },
+  },
+  {
+    route: "POST /v1/evidence/match",
+    method: "POST",
+    admin: false,
+    valid: async () => ({
+      path: "/v1/evidence/match",
+      body: { purpose: "refund_review", photos: [{ pdq: "0f".repeat(32) }] },
+    }),
+    extras: { platformId: "someone-else", maxDistance: 64 },
   },
   {
     route: "POST /v1/disputes",

@@ -130,6 +130,13 @@ export const envSchema = z.object({
    * most records per (subject key, platform) a score query reads: bounds the work per buyer.
    */
   MAX_ACTIVE_REPORTS_PER_SUBJECT: intVar(50, 1, 500),
+  /**
+   * Largest PDQ distance (bits of 256) at which `POST /v1/evidence/match` reports a fingerprint.
+   * 31 is PDQ's authors' threshold for "the same image, edited"; the chunk index is exact up to
+   * 31 (`MAX_EXACT_DISTANCE` in worker/services/fingerprints.ts), so more is refused rather than
+   * answered with silent misses.
+   */
+  MAX_MATCH_DISTANCE: intVar(31, 0, 31),
   /** Lowest scores of the medium, high and critical bands, e.g. "20,50,75" (docs/scoring.md). */
   SCORE_BANDS: z
     .string()

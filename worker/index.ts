@@ -28,6 +28,7 @@ import { registerDisputesList } from "./routes/disputes-list";
 import { registerDisputesOpen } from "./routes/disputes-open";
 import { registerDisputesGet, registerDisputesRespond } from "./routes/disputes-read-respond";
 import { registerEventsList } from "./routes/events-list";
+import { registerEvidenceMatch } from "./routes/evidence-match";
 import { registerAuditKeys, registerDocs, registerHealth } from "./routes/meta";
 import { registerReportsBulk } from "./routes/reports-bulk";
 import { registerReportsCreate } from "./routes/reports-create";
@@ -61,9 +62,10 @@ registerReportsList(app);
 registerReportsGet(app);
 registerReportsRetract(app);
 
-// Scores (scores:read)
+// Scores and evidence matches (scores:read)
 registerScoresQuery(app);
 registerScoresBatch(app);
+registerEvidenceMatch(app);
 
 // Disputes and subject access (disputes:write)
 registerDisputesOpen(app);

@@ -33,6 +33,7 @@ export const READ_ONLY_POSTS: ReadonlySet<string> = new Set([
   "/v1/scores/query",
   "/v1/scores/batch",
   "/v1/subject-access",
+  "/v1/evidence/match",
 ]);
 
 /**

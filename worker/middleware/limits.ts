@@ -111,7 +111,7 @@ export function nestingDepth(text: string): number {
 export const RATE_LIMIT_PERIOD_SECONDS = 60;
 
 /**
- * Per-principal rate limits by route class (scores, subject access, writes, admin), with the Workers Rate
+ * Per-principal rate limits by route class (scores and evidence matches, subject access, writes, admin), with the Workers Rate
  * Limiting binding; a 429 carries Retry-After.
  */
 export function rateLimit(): MiddlewareHandler<AppEnv> {
@@ -120,7 +120,7 @@ export function rateLimit(): MiddlewareHandler<AppEnv> {
     const path = c.req.path;
     const [limiter, cls]: [RateLimiter, string] = path.startsWith("/v1/admin")
       ? [config.RL_ADMIN, "admin"]
-      : path.startsWith("/v1/scores")
+      : path.startsWith("/v1/scores") || path === "/v1/evidence/match"
         ? [config.RL_SCORES, "scores"]
         : path === "/v1/subject-access"
           ? [config.RL_SUBJECT_ACCESS, "subject_access"]

@@ -8,6 +8,7 @@ import { freeText, Rfc3339 } from "../schemas/common";
 import { AUDIT_INSERT } from "../services/audit";
 import { commit } from "../services/commit";
 import { enqueueDeliveries, eventsFromSelect } from "../services/events";
+import { uncountFingerprintsSql } from "../services/fingerprints";
 import { REPORT_ID } from "../services/report-queries";
 
 /** Reports one request voids at most; a larger flood takes several calls (`more: true`). */
@@ -154,6 +155,8 @@ export function registerAdminReportsVoidBulk(app: App) {
       sql`UPDATE reports SET status = 'voided', status_reason = ${body.reason}, dispute_deadline_at = NULL,
             updated_at = ${now}
           WHERE id IN (SELECT value FROM json_each(${ids})) AND status IN ('active', 'disputed')`,
+      // After the void: the voided reports' fingerprints stop matching.
+      ...uncountFingerprintsSql(sql`SELECT value FROM json_each(${ids})`),
     ]);
     enqueueDeliveries(c.var.scope, results);
     const done = new Set((results[0]?.results ?? []).map((r) => (r as { id: string }).id));

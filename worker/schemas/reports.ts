@@ -30,10 +30,41 @@ export const EVIDENCE_KINDS = [
   "other",
 ] as const;
 
+/**
+ * The lowest PDQ quality a fingerprint may have. PDQ's own authors treat hashes below 50 as
+ * unreliable: flat, tiny or mostly blank images hash alike, so they would match unrelated photos.
+ */
+export const PDQ_MIN_QUALITY = 50;
+
+/** A PDQ hash as `client/pdq.ts` prints it: 256 bits, 64 lower-case hex digits. */
+export const PDQ_HASH = /^[0-9a-f]{64}$/;
+export const PdqHash = z.string().regex(PDQ_HASH, "must be a PDQ hash: 64 lower-case hex digits");
+
+/** An image fingerprint (`npm run -s fingerprint -- <image>`), indexed for `POST /v1/evidence/match`. */
+const PdqEvidenceSchema = z
+  .object({
+    kind: z.literal("image_pdq"),
+    value: PdqHash,
+    quality: z
+      .number()
+      .int()
+      .min(0)
+      .max(100)
+      .refine(
+        (q) => q >= PDQ_MIN_QUALITY,
+        `quality below ${PDQ_MIN_QUALITY}: the image is too flat or too small for its PDQ hash to tell it from unrelated images; leave this fingerprint out`,
+      ),
+  })
+  .strict();
+
 export const EvidenceSchema = z
-  .object({ kind: z.enum(EVIDENCE_KINDS), value: z.string().min(1).max(256) })
-  .strict()
+  .discriminatedUnion("kind", [
+    PdqEvidenceSchema,
+    z.object({ kind: z.enum(EVIDENCE_KINDS), value: z.string().min(1).max(256) }).strict(),
+  ])
   .openapi("Evidence");
+
+export type Evidence = z.infer<typeof EvidenceSchema>;
 
 export const ReportBodySchema = z
   .object({

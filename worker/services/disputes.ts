@@ -132,7 +132,7 @@ export async function decideDispute(
       })
       .where(and(eq(reports.id, dispute.report_id), eq(reports.status, "disputed"))),
     // Withdrawn or voided, the report stops counting; upheld, its links stay counted.
-    uncountLinksSql(dispute.report_id, { dueProcess: true }),
+    ...uncountLinksSql(dispute.report_id, { dueProcess: true }),
     requestAudit(scope, {
       target: dispute.id,
       outcome: "ok",

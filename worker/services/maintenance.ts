@@ -12,6 +12,7 @@ import { drainAll, OUTBOX_APPEND_RETENTION_MS } from "../log/outbox";
 import { AUDIT_INSERT, auditInsert } from "./audit";
 import { markOverdueDisputes } from "./disputes";
 import { deliveriesOf, reportEvents, sendDeliveries } from "./events";
+import { purgeFingerprintsSql } from "./fingerprints";
 import { resendDue } from "./webhooks";
 
 /** Reports deleted per batch: small enough for D1's statement limits, large enough to be quick. */
@@ -130,6 +131,7 @@ export async function runMaintenance(d1: Db, run: MaintenanceRun): Promise<Maint
               'subjectLinks', (SELECT count(*) FROM report_subjects WHERE report_id IN ${inIds}),
               'disputes', (SELECT count(*) FROM disputes WHERE report_id IN ${inIds}))`,
       sql`DELETE FROM report_subjects WHERE report_id IN ${inIds}`,
+      ...purgeFingerprintsSql(inIds),
       sql`DELETE FROM disputes WHERE report_id IN ${inIds}`,
       sql`DELETE FROM reports WHERE id IN ${inIds}`,
     ]);

@@ -114,7 +114,7 @@ export async function closeReport(
     ),
     // A closed report frees its slot under the per-subject cap and leaves the score read. Closed
     // by an admin, or while the buyer disputes it, the reporter may not re-file the incident.
-    uncountLinksSql(args.id, { dueProcess: args.to === "voided" || row.status === "disputed" }),
+    ...uncountLinksSql(args.id, { dueProcess: args.to === "voided" || row.status === "disputed" }),
     // A retraction withdraws, a void decides, any dispute still undecided on the report.
     db
       .update(disputes)

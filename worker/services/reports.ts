@@ -5,9 +5,10 @@ import { canonicalJson, sha256Hex } from "../lib/crypto";
 import { newId } from "../lib/ids";
 import { type FieldError, ProblemError } from "../lib/problem";
 import { DAY_MS, toRfc3339, toRfc3339OrNull } from "../lib/time";
-import type { Category, Confirmation, Report, ReportBody } from "../schemas/reports";
+import type { Category, Confirmation, Evidence, Report, ReportBody } from "../schemas/reports";
 import { DEFAULT_MODEL } from "../scoring/model";
 import { AUDIT_INSERT } from "./audit";
+import { fingerprintWriteStatements, uncountFingerprintsSql } from "./fingerprints";
 import { type KeyedSubject, pepperSubjects } from "./subjects";
 import { utcDay } from "./usage";
 
@@ -32,7 +33,7 @@ export interface PreparedReport {
   confirmedAt: number;
   amountValue: number;
   amountCurrency: string;
-  evidence: { kind: string; value: string }[];
+  evidence: Evidence[];
   note: string | null;
   subjectNotifiedAt: number | null;
   subjects: KeyedSubject[];
@@ -207,7 +208,7 @@ function refusedCte(platformId: string, cap: number, json: string): SQL {
  * POST, up to 500 for bulk), to run in one `db.batch`: find the items over the per-subject cap,
  * insert the other new reports (a case id already held by this platform is left alone), link
  * their subjects, write one audit entry per item, read back what each item now maps to, and
- * count the usage. Six statements whatever the count, each with a handful of bound parameters
+ * count the usage, and index the reports' image fingerprints. Eight statements whatever the count, each with a handful of bound parameters
  * (the items travel as one JSON parameter), so D1's 100-parameter limit never bites and the
  * whole write is one round trip and one transaction. Read the results with `writeResults`.
  */
@@ -262,6 +263,8 @@ export function reportWriteStatements(
       FROM json_each(${json}) j CROSS JOIN reports r ON r.id = j.value ->> 'id'
       WHERE true
       ON CONFLICT (day, platform_id) DO UPDATE SET reports = reports + excluded.reports`,
+    // Last, so the results above keep their places: the new reports' fingerprints, indexed.
+    ...fingerprintWriteStatements(json),
   ];
 }
 
@@ -329,14 +332,17 @@ export function refusalProblem(
 }
 
 /**
- * Stops a report's subject links counting once the report has left `active`/`disputed`; put it
- * in the same batch as the status change, after it. It reads the status back, so it is a no-op
+ * Stops a report's subject links counting, and its fingerprints matching, once the report has
+ * left `active`/`disputed`; put them in the same batch as the status change, after it. It reads the status back, so it is a no-op
  * when the change did not happen or the report stayed open (a dispute upheld). `dueProcess`: the
  * report was closed by a dispute's outcome or an admin's void, so its reporter may not re-file the
  * incident (`refusedCte`).
  */
-export function uncountLinksSql(reportId: string, options: { dueProcess: boolean }) {
-  return sql`UPDATE report_subjects SET counted = 0, blocks_refiling = ${options.dueProcess ? 1 : 0}
+export function uncountLinksSql(reportId: string, options: { dueProcess: boolean }): SQL[] {
+  return [
+    sql`UPDATE report_subjects SET counted = 0, blocks_refiling = ${options.dueProcess ? 1 : 0}
     WHERE report_id = ${reportId} AND counted = 1
-      AND (SELECT r.status FROM reports r WHERE r.id = ${reportId}) NOT IN ('active', 'disputed')`;
+      AND (SELECT r.status FROM reports r WHERE r.id = ${reportId}) NOT IN ('active', 'disputed')`,
+    ...uncountFingerprintsSql(sql`${reportId}`),
+  ];
 }

@@ -1,0 +1,404 @@
+/**
+ * Image fingerprints (issue 11, points 3–5): `image_pdq` evidence on reports, indexed in
+ * `fingerprint_chunks`, and `POST /v1/evidence/match` at refund time. The index must be exact
+ * (no miss against brute force within distance 31), forget closed reports, read a bounded number
+ * of rows whatever else the ledger holds, and the match must be logged like a score query while
+ * writing nothing to the ledger.
+ */
+import { env } from "cloudflare:workers";
+import fc from "fast-check";
+import { beforeAll, describe, expect, it } from "vitest";
+import { envSchema } from "../worker/env";
+import { chunkDistance, chunksOf, MAX_EXACT_DISTANCE, matchReadSql } from "../worker/services/fingerprints";
+import {
+  adminToken,
+  auditRows,
+  callJson,
+  countRows,
+  errorPaths,
+  newBuyer,
+  newPlatform,
+  queryPlan,
+  reportBody,
+  type TestPlatform,
+} from "./harness";
+
+interface MatchAnswer {
+  maxDistance: number;
+  photos: {
+    index: number;
+    matches: {
+      distance: number;
+      platforms: number;
+      categories: string[];
+      firstSeenAt: string;
+      lastSeenAt: string;
+    }[];
+  }[];
+}
+
+/** A random 256-bit hash, as PDQ prints it. */
+function randomHash(): string {
+  return [...crypto.getRandomValues(new Uint8Array(32))].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** `hash` with the given bits (0–255) flipped. */
+function flip(hash: string, bits: readonly number[]): string {
+  const bytes = hash.match(/../g)?.map((b) => Number.parseInt(b, 16)) ?? [];
+  for (const bit of bits) {
+    bytes[bit >> 3] = (bytes[bit >> 3] ?? 0) ^ (1 << (bit & 7));
+  }
+  return bytes.map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** `n` distinct random bit positions. */
+function randomBits(n: number): number[] {
+  const all = Array.from({ length: 256 }, (_, i) => i);
+  for (let i = all.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [all[i], all[j]] = [all[j] as number, all[i] as number];
+  }
+  return all.slice(0, n);
+}
+
+const DAY = 86_400_000;
+
+const pdq = (value: string, quality = 90) => ({ kind: "image_pdq", value, quality });
+
+async function report(p: TestPlatform, evidence: unknown[], overrides: Record<string, unknown> = {}) {
+  const res = await callJson<{ id: string; caseId: string }>("/v1/reports", {
+    token: await p.token(),
+    body: reportBody(await newBuyer(), { evidence, ...overrides }),
+  });
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  return res.body;
+}
+
+async function match(p: TestPlatform, photos: unknown[], purpose = "refund_review") {
+  const res = await callJson<MatchAnswer>("/v1/evidence/match", {
+    token: await p.token(),
+    body: { purpose, photos },
+  });
+  expect(res.status, JSON.stringify(res.body)).toBe(200);
+  return res;
+}
+
+/** Every counted fingerprint within `max` of `query`, by brute force over the whole table. */
+async function bruteForce(query: string, max = 31): Promise<number[]> {
+  const { results } = await env.DB.prepare("SELECT DISTINCT hash FROM fingerprints WHERE counted = 1").all<{
+    hash: string;
+  }>();
+  const q = chunksOf(query);
+  return results
+    .map((r) => chunkDistance(q, chunksOf(r.hash)))
+    .filter((d) => d <= max)
+    .sort((a, b) => a - b);
+}
+
+let reporter: TestPlatform;
+let checker: TestPlatform;
+
+beforeAll(async () => {
+  [reporter, checker] = await Promise.all([newPlatform(), newPlatform()]);
+});
+
+describe("image_pdq evidence on reports", () => {
+  it("quality ≤ 49 is refused with 422 naming the item, and nothing is written", async () => {
+    const hash = randomHash();
+    const body = reportBody(await newBuyer(), { evidence: [pdq(randomHash()), pdq(hash, 49)] });
+    const res = await callJson<{ detail: string; errors: { path: string; message: string }[] }>(
+      "/v1/reports",
+      {
+        token: await reporter.token(),
+        body,
+      },
+    );
+    expect(res.status).toBe(422);
+    expect(errorPaths(res.body)).toEqual(["evidence.1.quality"]);
+    expect(res.body.errors[0]?.message).toMatch(/quality below 50/);
+    expect(await countRows("reports", "case_id = ?", body.caseId)).toBe(0);
+    expect(await countRows("fingerprints", "hash = ?", hash)).toBe(0);
+  });
+
+  it("a hash that is not 64 lower-case hex digits is refused", async () => {
+    const res = await callJson("/v1/reports", {
+      token: await reporter.token(),
+      body: reportBody(await newBuyer(), { evidence: [pdq(randomHash().toUpperCase())] }),
+    });
+    expect(res.status).toBe(422);
+    expect(errorPaths(res.body)).toEqual(["evidence.0.value"]);
+  });
+
+  it("an idempotent replay indexes nothing again", async () => {
+    const hash = randomHash();
+    const body = reportBody(await newBuyer(), { evidence: [pdq(hash)] });
+    const token = await reporter.token();
+    expect((await callJson("/v1/reports", { token, body })).status).toBe(201);
+    expect((await callJson("/v1/reports", { token: await reporter.token(), body })).status).toBe(200);
+    expect(await countRows("fingerprints", "hash = ?", hash)).toBe(1);
+  });
+
+  it("MAX_MATCH_DISTANCE is 0–31, the range the index answers without misses", () => {
+    const limit = envSchema.shape.MAX_MATCH_DISTANCE;
+    expect(limit.parse(undefined)).toBe(MAX_EXACT_DISTANCE);
+    expect(limit.parse("0")).toBe(0);
+    expect(limit.safeParse(String(MAX_EXACT_DISTANCE + 1)).success).toBe(false);
+  });
+
+  it("a report's fingerprints are indexed once each in its own write (16 chunks each)", async () => {
+    const [a, b] = [randomHash(), randomHash()];
+    const { id } = await report(reporter, [pdq(a), pdq(b, 60), pdq(a), { kind: "ai_label", value: "C2PA" }]);
+    expect(await countRows("fingerprints", "report_id = ? AND counted = 1", id)).toBe(2);
+    expect(
+      await countRows(
+        "fingerprint_chunks",
+        "fingerprint_id IN (SELECT id FROM fingerprints WHERE report_id = ?)",
+        id,
+      ),
+    ).toBe(32);
+    const chunks = await env.DB.prepare(
+      `SELECT c.chunk, c.value FROM fingerprint_chunks c JOIN fingerprints f ON f.id = c.fingerprint_id
+       WHERE f.report_id = ? AND f.hash = ? ORDER BY c.chunk`,
+    )
+      .bind(id, a)
+      .all<{ chunk: number; value: number }>();
+    expect(chunks.results.map((r) => r.value)).toEqual(chunksOf(a));
+  });
+});
+
+describe("POST /v1/evidence/match", () => {
+  it("another platform finds an edited copy (≤ 31 bits flipped) with its distance, and nothing about the case", async () => {
+    const hash = randomHash();
+    const { id, caseId } = await report(reporter, [pdq(hash)], { category: "edited_image" });
+    for (const n of [0, 1, 17, 31]) {
+      const res = await match(checker, [{ pdq: flip(hash, randomBits(n)) }]);
+      expect(res.body.maxDistance).toBe(31);
+      expect(res.body.photos).toHaveLength(1);
+      const [photo] = res.body.photos;
+      expect(photo?.index).toBe(0);
+      expect(photo?.matches).toHaveLength(1);
+      expect(photo?.matches[0]).toMatchObject({ distance: n, platforms: 1, categories: ["edited_image"] });
+      expect(photo?.matches[0]?.firstSeenAt).toBe(photo?.matches[0]?.lastSeenAt);
+      const text = JSON.stringify(res.body);
+      for (const secret of [id, caseId, reporter.id, hash]) {
+        expect(text).not.toContain(secret);
+      }
+    }
+  });
+
+  it("32 flipped bits are not a match", async () => {
+    const hash = randomHash();
+    await report(reporter, [pdq(hash)]);
+    const res = await match(checker, [{ pdq: flip(hash, randomBits(32)) }]);
+    expect(res.body.photos[0]?.matches).toEqual([]);
+  });
+
+  it("counts distinct platforms per hash and answers each photo by its index", async () => {
+    const hash = randomHash();
+    const third = await newPlatform();
+    await report(reporter, [pdq(hash)], { category: "reused_image" });
+    await report(third, [pdq(hash)], { category: "ai_generated_image" });
+    const res = await match(checker, [{ pdq: randomHash() }, { pdq: flip(hash, randomBits(3)) }]);
+    expect(res.body.photos.map((p) => p.index)).toEqual([0, 1]);
+    expect(res.body.photos[0]?.matches).toEqual([]);
+    expect(res.body.photos[1]?.matches).toEqual([
+      expect.objectContaining({
+        distance: 3,
+        platforms: 2,
+        categories: ["ai_generated_image", "reused_image"],
+      }),
+    ]);
+  });
+
+  it("matches through a dihedral hash only (a turned copy), at the best distance over the eight", async () => {
+    const stored = randomHash();
+    await report(reporter, [pdq(stored)]);
+    const own = randomHash();
+    const dihedral = [own, randomHash(), randomHash(), flip(stored, randomBits(9)), randomHash()];
+    dihedral.push(flip(stored, randomBits(20)), randomHash(), randomHash());
+    const res = await match(checker, [{ pdq: own, dihedral }]);
+    expect(res.body.photos[0]?.matches.map((m) => m.distance)).toEqual([9]);
+    const without = await match(checker, [{ pdq: own }]);
+    expect(without.body.photos[0]?.matches).toEqual([]);
+  });
+
+  it("a retracted report's fingerprints stop matching and leave the index", async () => {
+    const hash = randomHash();
+    const { id } = await report(reporter, [pdq(hash)]);
+    expect((await match(checker, [{ pdq: hash }])).body.photos[0]?.matches).toHaveLength(1);
+    const retracted = await callJson(`/v1/reports/${id}/retract`, {
+      token: await reporter.token(),
+      body: { reason: "Filed against the wrong account." },
+    });
+    expect(retracted.status).toBe(200);
+    expect((await match(checker, [{ pdq: hash }])).body.photos[0]?.matches).toEqual([]);
+    expect(await countRows("fingerprints", "report_id = ? AND counted = 0", id)).toBe(1);
+    expect(
+      await countRows(
+        "fingerprint_chunks",
+        "fingerprint_id IN (SELECT id FROM fingerprints WHERE report_id = ?)",
+        id,
+      ),
+    ).toBe(0);
+  });
+
+  it("a report voided in bulk by an admin stops matching", async () => {
+    const hash = randomHash();
+    const { id } = await report(reporter, [pdq(hash)]);
+    const res = await callJson("/v1/admin/reports/void", {
+      token: await adminToken(),
+      body: { ids: [id], reason: "Voided after the platform's audit found a batch error." },
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect((await match(checker, [{ pdq: hash }])).body.photos[0]?.matches).toEqual([]);
+    expect(await countRows("fingerprints", "report_id = ? AND counted = 1", id)).toBe(0);
+  });
+
+  it("a report purged at the end of its retention takes its fingerprints and their index rows with it", async () => {
+    const hash = randomHash();
+    const { id } = await report(reporter, [pdq(hash)]);
+    const fingerprint = "fingerprint_id IN (SELECT id FROM fingerprints WHERE report_id = ?)";
+    const chunks = await env.DB.prepare(
+      `SELECT chunk, value, fingerprint_id FROM fingerprint_chunks WHERE ${fingerprint}`,
+    )
+      .bind(id)
+      .all();
+    expect(chunks.results).toHaveLength(16);
+    await env.DB.prepare("UPDATE reports SET incident_at = ?, confirmed_at = ? WHERE id = ?")
+      .bind(Date.now() - 1830 * DAY, Date.now() - 1829 * DAY, id)
+      .run();
+    const res = await callJson("/v1/admin/maintenance/run", { token: await adminToken(), body: {} });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(await countRows("reports", "id = ?", id)).toBe(0);
+    expect(await countRows("fingerprints", "report_id = ?", id)).toBe(0);
+    const [first] = chunks.results as { fingerprint_id: number }[];
+    expect(await countRows("fingerprint_chunks", "fingerprint_id = ?", first?.fingerprint_id)).toBe(0);
+    expect((await match(checker, [{ pdq: hash }])).body.photos[0]?.matches).toEqual([]);
+  });
+
+  it("is logged in the log store as evidence.match and writes nothing to the ledger", async () => {
+    const photo = randomHash();
+    const tables = ["reports", "fingerprints", "fingerprint_chunks", "audit_log", "report_subjects"];
+    const before = await Promise.all(tables.map((t) => countRows(t)));
+    const res = await match(checker, [{ pdq: photo }], "dispute_handling");
+    const requestId = res.headers.get("x-request-id");
+    expect(await Promise.all(tables.map((t) => countRows(t)))).toEqual(before);
+    expect(await countRows("audit_log", "request_id = ?", requestId)).toBe(0);
+    const rows = await auditRows(requestId);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({
+      action: "evidence.match",
+      actor: `platform:${checker.id}`,
+      outcome: "ok",
+    });
+    expect(JSON.parse(rows[0]?.details ?? "{}")).toMatchObject({
+      purpose: "dispute_handling",
+      photos: [photo],
+    });
+  });
+
+  it("needs a purpose, 1–16 photos and eight dihedral hashes when any", async () => {
+    const token = await checker.token();
+    const cases: [unknown, string][] = [
+      [{ photos: [{ pdq: randomHash() }] }, "purpose"],
+      [{ purpose: "refund_review", photos: [] }, "photos"],
+      [
+        { purpose: "refund_review", photos: Array.from({ length: 17 }, () => ({ pdq: randomHash() })) },
+        "photos",
+      ],
+      [
+        { purpose: "refund_review", photos: [{ pdq: randomHash(), dihedral: [randomHash()] }] },
+        "photos.0.dihedral",
+      ],
+    ];
+    for (const [body, path] of cases) {
+      const res = await callJson("/v1/evidence/match", { token, body });
+      expect(res.status, JSON.stringify(res.body)).toBe(422);
+      expect(errorPaths(res.body)).toContain(path);
+    }
+  });
+});
+
+describe("the chunk index", () => {
+  const planted: string[] = [];
+
+  beforeAll(async () => {
+    // A few hundred random fingerprints, 16 per report, in one bulk write.
+    const reports = await Promise.all(
+      Array.from({ length: 20 }, async () => {
+        const hashes = Array.from({ length: 16 }, randomHash);
+        planted.push(...hashes);
+        return reportBody(await newBuyer(), { evidence: hashes.map((h) => pdq(h)) });
+      }),
+    );
+    const res = await callJson<{ results: { status: number }[] }>("/v1/reports/bulk", {
+      token: await reporter.token(),
+      body: { reports },
+    });
+    expect(res.status).toBe(200);
+    expect(res.body.results.every((r) => r.status === 201)).toBe(true);
+  });
+
+  it("finds every planted near-duplicate (0–31 bits flipped), exactly as brute force does", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 0, max: 319 }),
+        fc.uniqueArray(fc.integer({ min: 0, max: 255 }), { maxLength: 31 }),
+        async (which, bits) => {
+          const query = flip(planted[which] as string, bits);
+          const res = await match(checker, [{ pdq: query }]);
+          const distances = (res.body.photos[0]?.matches ?? []).map((m) => m.distance).sort((a, b) => a - b);
+          expect(distances).toContain(bits.length);
+          expect(distances).toEqual(await bruteForce(query));
+        },
+      ),
+      { numRuns: 40 },
+    );
+  });
+
+  it("probes the chunk index by seek and fingerprints by primary key", async () => {
+    const plan = await queryPlan(matchReadSql(JSON.stringify(chunksOf(randomHash()).map((v, k) => [k, v]))));
+    expect(plan.join("\n")).toMatch(
+      /SEARCH c USING (PRIMARY KEY|COVERING INDEX sqlite_autoindex_fingerprint_chunks_1) \(chunk=\? AND value=\?\)/,
+    );
+    expect(plan.join("\n")).toMatch(/SEARCH f USING INTEGER PRIMARY KEY \(rowid=\?\)/);
+    expect(plan.join("\n")).not.toMatch(/SCAN (c|f)\b/);
+  });
+
+  it("reads a bounded number of rows with 2,000 unrelated fingerprints", async () => {
+    const query = randomHash();
+    const read = async (hashes: string[]) => {
+      const pairs = new Set(hashes.flatMap((h) => chunksOf(h).map((v, k) => `[${k},${v}]`)));
+      const statement = matchReadSql(`[${[...pairs].join(",")}]`);
+      const { SQLiteAsyncDialect } = await import("drizzle-orm/sqlite-core");
+      const q = new SQLiteAsyncDialect().sqlToQuery(statement);
+      const result = await env.DB.prepare(q.sql)
+        .bind(...q.params)
+        .all();
+      return { rowsRead: result.meta.rows_read, candidates: result.results.length };
+    };
+    const small = await read([query]);
+    const bodies = await Promise.all(
+      Array.from({ length: 125 }, async () =>
+        reportBody(await newBuyer(), { evidence: Array.from({ length: 16 }, () => pdq(randomHash())) }),
+      ),
+    );
+    const res = await callJson("/v1/reports/bulk", {
+      token: await reporter.token(),
+      body: { reports: bodies },
+    });
+    expect(res.status).toBe(200);
+    const total = await countRows("fingerprints", "counted = 1");
+    expect(total).toBeGreaterThan(2000);
+    const large = await read([query]);
+    // The largest request: 16 photos, each with its eight dihedral hashes (the first its own).
+    const full = await read(Array.from({ length: 16 * 8 }, randomHash));
+    console.log(JSON.stringify({ total, small, large, full }));
+    // D1 counts the probe expansion (16 pairs, 17 masks each: 288 rows per hash) and about three
+    // rows per candidate (its index entry, the candidate list, its fingerprint); empty seeks are free.
+    expect(small.rowsRead).toBe(16 + 16 * 17 + 3 * small.candidates);
+    expect(large.rowsRead).toBeLessThanOrEqual(16 + 16 * 17 + 4 * large.candidates);
+    expect(large.rowsRead).toBeLessThan(total);
+    expect(full.rowsRead).toBeLessThanOrEqual(128 * (16 + 16 * 17) + 4 * full.candidates);
+  });
+});

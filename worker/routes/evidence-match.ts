@@ -1,0 +1,115 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import type { App } from "../app";
+import { all } from "../lib/batch";
+import { logUnavailableResponse, problemResponses } from "../lib/problem";
+import { toRfc3339 } from "../lib/time";
+import { guard } from "../middleware/auth";
+import { CATEGORIES, PdqHash } from "../schemas/reports";
+import { type CandidateRow, chunkDistance, chunksOf, matchReadSql } from "../services/fingerprints";
+import { logLookups, PURPOSES } from "../services/scores";
+
+export const MAX_MATCH_PHOTOS = 16;
+
+const PhotoSchema = z
+  .object({
+    pdq: PdqHash,
+    dihedral: z.array(PdqHash).length(8).optional().openapi({
+      description:
+        "The photo's eight dihedral hashes (`npm run -s fingerprint` prints them): a copy turned or mirrored matches too; the best distance over them counts.",
+    }),
+  })
+  .strict();
+
+const MatchBodySchema = z
+  .object({
+    purpose: z.enum(PURPOSES),
+    photos: z.array(PhotoSchema).min(1).max(MAX_MATCH_PHOTOS),
+  })
+  .strict()
+  .openapi("EvidenceMatchQuery");
+
+const MatchSchema = z.object({
+  distance: z.number().int().openapi({ description: "Bits of 256 that differ from the nearest hash given" }),
+  platforms: z.number().int().openapi({ description: "Distinct platforms that confirmed a case with it" }),
+  categories: z.array(z.enum(CATEGORIES)),
+  firstSeenAt: z.string(),
+  lastSeenAt: z.string(),
+});
+
+const MatchAnswerSchema = z
+  .object({
+    maxDistance: z.number().int(),
+    photos: z.array(z.object({ index: z.number().int(), matches: z.array(MatchSchema) })),
+  })
+  .openapi("EvidenceMatchAnswer");
+
+type Match = z.infer<typeof MatchSchema>;
+
+const route = createRoute({
+  method: "post",
+  path: "/v1/evidence/match",
+  tags: ["Scores"],
+  summary: "Match refund photos against confirmed fingerprints",
+  description:
+    "Per photo, the confirmed fingerprints (`image_pdq` evidence of active or disputed reports) within MAX_MATCH_DISTANCE, one entry per fingerprint hash: its distance, how many platforms confirmed a case with it, the categories and the incident times. Never the reporter, the case or the buyer. One read on the ledger database; the look-up is logged in the log store before the answer leaves (503 when it cannot be).",
+  security: [{ bearer: [] }],
+  middleware: [guard("evidence.match", "scores:read")] as const,
+  request: { body: { required: true, content: { "application/json": { schema: MatchBodySchema } } } },
+  responses: {
+    200: {
+      description: "The matches, per photo",
+      content: { "application/json": { schema: MatchAnswerSchema } },
+    },
+    ...logUnavailableResponse,
+    ...problemResponses,
+  },
+});
+
+export function registerEvidenceMatch(app: App) {
+  app.openapi(route, async (c) => {
+    const { purpose, photos } = c.req.valid("json");
+    const maxDistance = c.var.config.MAX_MATCH_DISTANCE;
+    // Each photo's hashes as chunks: the photo's own and, given, its dihedral variants.
+    const variants = photos.map((p) => [...new Set([p.pdq, ...(p.dihedral ?? [])])].map(chunksOf));
+    // The distinct (chunk, value) pairs of all of them, one JSON parameter: the read probes each once.
+    const pairs = new Set(variants.flat().flatMap((h) => h.map((v, k) => `[${k},${v}]`)));
+    const chunksJson = `[${[...pairs].join(",")}]`;
+    const [candidates] = await Promise.all([
+      // The request's session: a read replica may answer (READ_ONLY_POSTS).
+      all<CandidateRow>(c.var.db, matchReadSql(chunksJson)),
+      logLookups(c.var.scope, {
+        purpose,
+        buyers: [{ target: null, keys: [] }],
+        usage: { queries: 1 },
+        details: { photos: photos.map((p) => p.pdq), dihedral: photos.filter((p) => p.dihedral).length },
+        cap: false,
+      }),
+    ]);
+    const byHash = new Map<string, { chunks: number[]; rows: CandidateRow[] }>();
+    for (const row of candidates) {
+      const entry = byHash.get(row.hash) ?? { chunks: chunksOf(row.hash), rows: [] };
+      entry.rows.push(row);
+      byHash.set(row.hash, entry);
+    }
+    const answer = variants.map((hashes, index) => {
+      const matches: Match[] = [];
+      for (const { chunks, rows } of byHash.values()) {
+        const distance = Math.min(...hashes.map((h) => chunkDistance(h, chunks)));
+        if (distance > maxDistance) {
+          continue;
+        }
+        const times = rows.map((r) => r.incident_at);
+        matches.push({
+          distance,
+          platforms: new Set(rows.map((r) => r.platform_id)).size,
+          categories: [...new Set(rows.map((r) => r.category as Match["categories"][number]))].sort(),
+          firstSeenAt: toRfc3339(Math.min(...times)),
+          lastSeenAt: toRfc3339(Math.max(...times)),
+        });
+      }
+      matches.sort((a, b) => a.distance - b.distance || b.platforms - a.platforms);
+      return { index, matches };
+    });
+    return c.json({ maxDistance, photos: answer }, 200);
+  });
+}

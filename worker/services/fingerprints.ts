@@ -1,0 +1,128 @@
+import { type SQL, sql } from "drizzle-orm";
+
+/**
+ * The exact near-duplicate index of PDQ fingerprints (multi-index hashing, after Norouzi, Punjani
+ * and Fleet): a 256-bit hash is split into 16 chunks of 16 bits, and `fingerprint_chunks` holds
+ * one row per (chunk, value) of every counted fingerprint. Two hashes within distance 31 differ
+ * in fewer than 32 bits spread over 16 chunks, so by pigeonhole some chunk differs in at most one
+ * bit: probing each chunk's own value and its 16 one-bit neighbours (272 probes per hash) finds
+ * every fingerprint within 31, with no false negative. Candidates are then verified on the full
+ * distance. A distance above 31 needs more neighbours per chunk; MAX_MATCH_DISTANCE is capped to
+ * what the probes guarantee (`PROBE_RADIUS`).
+ */
+export const CHUNKS = 16;
+export const CHUNK_BITS = 16;
+/** Bits a chunk may differ in and still be probed: the index is exact up to 16·(1+1)−1 = 31. */
+export const PROBE_RADIUS = 1;
+export const MAX_EXACT_DISTANCE = CHUNKS * (PROBE_RADIUS + 1) - 1;
+
+const CHUNK_NUMBERS = JSON.stringify(Array.from({ length: CHUNKS }, (_, i) => i));
+/** XOR masks of a chunk's probes: itself (0) and each one-bit neighbour. */
+const PROBE_MASKS = JSON.stringify([0, ...Array.from({ length: CHUNK_BITS }, (_, b) => 2 ** b)]);
+
+/** The 16 chunk values of a hash, as the index stores them (hex digits 4k … 4k+3 of chunk k). */
+export function chunksOf(hash: string): number[] {
+  return Array.from({ length: CHUNKS }, (_, k) => Number.parseInt(hash.slice(4 * k, 4 * k + 4), 16));
+}
+
+/** Bits that differ between two hashes given as chunks. */
+export function chunkDistance(a: readonly number[], b: readonly number[]): number {
+  let distance = 0;
+  for (let k = 0; k < CHUNKS; k++) {
+    let x = ((a[k] ?? 0) ^ (b[k] ?? 0)) & 0xffff;
+    while (x !== 0) {
+      x &= x - 1;
+      distance++;
+    }
+  }
+  return distance;
+}
+
+/** Chunk `chunk` of the 64-hex-digit `hash`, in SQL (the same value `chunksOf` computes). */
+function chunkValueSql(hash: SQL, chunk: SQL): SQL {
+  const digit = (i: number) =>
+    sql`(instr('0123456789abcdef', substr(${hash}, 4 * ${chunk} + ${i + 1}, 1)) - 1)`;
+  return sql`(${digit(0)} * 4096 + ${digit(1)} * 256 + ${digit(2)} * 16 + ${digit(3)})`;
+}
+
+/** The index rows `(chunk, value, fingerprint_id)` of the fingerprints `f` selected by `where`. */
+function chunkRowsSql(where: SQL): SQL {
+  return sql`SELECT c.value AS chunk, ${chunkValueSql(sql`f.hash`, sql`c.value`)} AS value, f.id AS fingerprint_id
+    FROM fingerprints f CROSS JOIN json_each(${CHUNK_NUMBERS}) c WHERE ${where}`;
+}
+
+/**
+ * The statements that index the `image_pdq` evidence of newly created reports, for the report
+ * write batch (`reportWriteStatements`), after the reports are inserted: `json` is that batch's
+ * items parameter. Set-based like the subject links: two statements whatever the count. A
+ * replayed or refused item has no report with its fresh id, so it indexes nothing; a hash given
+ * twice in one report is indexed once.
+ */
+export function fingerprintWriteStatements(json: string): SQL[] {
+  return [
+    sql`INSERT INTO fingerprints (report_id, platform_id, hash, quality, category, incident_at, counted)
+      SELECT r.id, r.platform_id, e.value ->> 'value', max(e.value ->> 'quality'), r.category, r.incident_at, 1
+      FROM json_each(${json}) j
+      CROSS JOIN reports r ON r.id = j.value ->> 'id'
+      CROSS JOIN json_each(j.value -> 'evidence') e
+      WHERE e.value ->> 'kind' = 'image_pdq'
+      GROUP BY r.id, e.value ->> 'value'`,
+    sql`INSERT INTO fingerprint_chunks (chunk, value, fingerprint_id)
+      ${chunkRowsSql(sql`f.report_id IN (SELECT j.value ->> 'id' FROM json_each(${json}) j)`)}`,
+  ];
+}
+
+/**
+ * Stops the fingerprints of reports that left `active`/`disputed` matching: their index rows go
+ * and they are marked uncounted. `reportIds` is a subquery of report ids; each statement reads
+ * the status again, so a report still open is left alone. Put them in the closing batch, after
+ * the status change.
+ */
+export function uncountFingerprintsSql(reportIds: SQL): SQL[] {
+  const closed = sql`f.counted = 1 AND f.report_id IN (SELECT r.id FROM reports r
+      WHERE r.id IN (${reportIds}) AND r.status NOT IN ('active', 'disputed'))`;
+  return [
+    sql`DELETE FROM fingerprint_chunks WHERE (chunk, value, fingerprint_id) IN (${chunkRowsSql(closed)})`,
+    sql`UPDATE fingerprints SET counted = 0 WHERE id IN (SELECT f.id FROM fingerprints f WHERE ${closed})`,
+  ];
+}
+
+/** Deletes the fingerprints of purged reports (`reportIds`, a subquery) with their index rows. */
+export function purgeFingerprintsSql(reportIds: SQL): SQL[] {
+  return [
+    sql`DELETE FROM fingerprint_chunks WHERE (chunk, value, fingerprint_id) IN (${chunkRowsSql(
+      sql`f.report_id IN ${reportIds}`,
+    )})`,
+    sql`DELETE FROM fingerprints WHERE report_id IN ${reportIds}`,
+  ];
+}
+
+export interface CandidateRow {
+  hash: string;
+  platform_id: string;
+  category: string;
+  incident_at: number;
+}
+
+/**
+ * The match read, one statement for every photo of a request: `chunksJson` is a JSON array of
+ * `[chunk, value]` pairs, the distinct chunk values of every hash asked about (a photo and its
+ * dihedral variants). Each pair is expanded in SQL into its 17 probes (the value and its one-bit
+ * neighbours; XOR as `(v | m) - (v & m)`); each distinct probe is one seek on the primary key of
+ * `fingerprint_chunks` (a covering index), each distinct candidate one primary-key probe of
+ * `fingerprints`. Rows read follow the probes and the candidates they find (the fingerprints
+ * sharing a near-identical chunk with a hash asked about), not the table size. The Worker
+ * verifies the full distance (`chunkDistance`) and answers only those within the limit.
+ * CROSS JOIN fixes the order: probes outermost, as the planner might otherwise walk the index.
+ */
+export function matchReadSql(chunksJson: string): SQL {
+  return sql`WITH probes AS (
+      SELECT DISTINCT p.value ->> 0 AS chunk, ((p.value ->> 1) | m.value) - ((p.value ->> 1) & m.value) AS value
+      FROM json_each(${chunksJson}) p CROSS JOIN json_each(${PROBE_MASKS}) m),
+    candidates AS (
+      SELECT DISTINCT c.fingerprint_id AS id FROM probes
+      CROSS JOIN fingerprint_chunks c ON c.chunk = probes.chunk AND c.value = probes.value)
+    SELECT f.hash, f.platform_id, f.category, f.incident_at
+    FROM candidates CROSS JOIN fingerprints f ON f.id = candidates.id
+    WHERE f.counted = 1`;
+}
