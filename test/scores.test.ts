@@ -687,7 +687,11 @@ describe("query plans of the hot SQL", () => {
       },
       [prepared],
     );
-    const plans = await Promise.all(statements.map((s) => planOfSql(s)));
+    const plans = await Promise.all(
+      Object.values(statements)
+        .flat()
+        .map((s) => planOfSql(s)),
+    );
     plans.forEach((plan, i) => {
       expectIndexedOnly(plan, `write statement ${i}`);
     });

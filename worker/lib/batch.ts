@@ -23,6 +23,52 @@ export function batch(d1: Db, statements: readonly Statement[]): Promise<D1Resul
   return d1.batch(statements.map((s) => prepare(d1, s)));
 }
 
+/** Statements by name for one batch: a statement, or a run of them (in order). */
+export type NamedStatements = Record<string, Statement | readonly Statement[]>;
+
+/** A named batch's results, by the same names: one result per statement, a list per run. */
+export type NamedResults<T extends NamedStatements> = {
+  [K in keyof T]: T[K] extends readonly Statement[] ? D1Result[] : D1Result;
+};
+
+/** The statements of a named batch in order, and a way to give its results their names back. */
+export function flattenNamed<T extends NamedStatements>(named: T) {
+  const statements: Statement[] = [];
+  const spans: [keyof T, number, number | null][] = [];
+  for (const [name, value] of Object.entries(named) as [keyof T, Statement | readonly Statement[]][]) {
+    if (Array.isArray(value)) {
+      spans.push([name, statements.length, value.length]);
+      statements.push(...(value as readonly Statement[]));
+    } else {
+      spans.push([name, statements.length, null]);
+      statements.push(value as Statement);
+    }
+  }
+  const name = (results: readonly D1Result[]): NamedResults<T> => {
+    const out: Record<keyof T, D1Result | D1Result[]> = {} as Record<keyof T, D1Result | D1Result[]>;
+    for (const [key, start, length] of spans) {
+      out[key] = length === null ? (results[start] as D1Result) : results.slice(start, start + length);
+    }
+    return out as NamedResults<T>;
+  };
+  return { statements, name };
+}
+
+/**
+ * A batch whose results come back by name (one round trip, one transaction, all or nothing).
+ *
+ * @example const { update, readBack } = await batchNamed(db, { update: sql`…`, readBack: sql`…` });
+ */
+export async function batchNamed<T extends NamedStatements>(d1: Db, named: T): Promise<NamedResults<T>> {
+  const { statements, name } = flattenNamed(named);
+  return name(await batch(d1, statements));
+}
+
+/** Every result of a named batch, in statement order (for what scans them all, like event deliveries). */
+export function allResults(results: NamedResults<NamedStatements>): D1Result[] {
+  return Object.values(results).flatMap((r) => (Array.isArray(r) ? r : [r]));
+}
+
 /** The rows of one statement's result. */
 export function rowsOf<T>(result: D1Result | undefined): T[] {
   return (result?.results ?? []) as T[];

@@ -6,7 +6,7 @@ import { problemResponses } from "../lib/problem";
 import { guard } from "../middleware/auth";
 import { freeText, Rfc3339 } from "../schemas/common";
 import { AUDIT_INSERT } from "../services/audit";
-import { commit } from "../services/commit";
+import { commitNamed } from "../services/commit";
 import { enqueueDeliveries, eventsFromSelect } from "../services/events";
 import { uncountFingerprintsSql } from "../services/fingerprints";
 import { REPORT_ID } from "../services/report-queries";
@@ -123,23 +123,23 @@ export function registerAdminReportsVoidBulk(app: App) {
     const filter = body.ids
       ? { ids: body.ids.length }
       : { platformId: body.platformId, since: body.since, until: body.until };
-    const results = await commit(c.var.scope, [
-      sql`SELECT r.id FROM json_each(${ids}) j CROSS JOIN reports r ON r.id = j.value
+    const results = await commitNamed(c.var.scope, {
+      stillOpen: sql`SELECT r.id FROM json_each(${ids}) j CROSS JOIN reports r ON r.id = j.value
           WHERE r.status IN ('active', 'disputed')`,
-      sql`${AUDIT_INSERT}
+      audit: sql`${AUDIT_INSERT}
           SELECT ${now}, ${principal.actor}, ${c.var.action}, r.id, ${requestId}, 'ok',
             json_object('from', r.status, 'to', 'voided', 'reason', ${body.reason}, 'bulk', json(${JSON.stringify(filter)}))
           FROM json_each(${ids}) j CROSS JOIN reports r ON r.id = j.value
           WHERE r.status IN ('active', 'disputed') ORDER BY j.key`,
       // Events before the changes they announce select from the rows still open.
-      ...eventsFromSelect(
+      reporterEvents: eventsFromSelect(
         { now },
         sql`SELECT r.platform_id AS platform_id, 'report.voided' AS type,
               json_object('reportId', r.id, 'caseId', r.case_id) AS data, j.key AS n
             FROM json_each(${ids}) j CROSS JOIN reports r ON r.id = j.value
             WHERE r.status IN ('active', 'disputed')`,
       ),
-      ...eventsFromSelect(
+      openerEvents: eventsFromSelect(
         { now },
         sql`SELECT d.opened_by AS platform_id, 'dispute.decided' AS type,
               json_object('disputeId', d.id, 'reportId', d.report_id, 'status', 'report_voided',
@@ -147,19 +147,19 @@ export function registerAdminReportsVoidBulk(app: App) {
             FROM json_each(${ids}) j CROSS JOIN disputes d ON d.report_id = j.value
             WHERE d.status IN ('open', 'overdue', 'escalated')`,
       ),
-      sql`UPDATE disputes SET status = 'report_voided', response_note = ${body.reason},
+      decide: sql`UPDATE disputes SET status = 'report_voided', response_note = ${body.reason},
             decided_by = ${principal.actor}, decided_at = ${now}, updated_at = ${now}
           WHERE report_id IN (${open}) AND status IN ('open', 'overdue', 'escalated')`,
       // Voided by an admin: the links stop counting and the reporter may not re-file the incidents.
-      sql`UPDATE report_subjects SET counted = 0, blocks_refiling = 1 WHERE report_id IN (${open})`,
-      sql`UPDATE reports SET status = 'voided', status_reason = ${body.reason}, dispute_deadline_at = NULL,
+      uncount: sql`UPDATE report_subjects SET counted = 0, blocks_refiling = 1 WHERE report_id IN (${open})`,
+      void: sql`UPDATE reports SET status = 'voided', status_reason = ${body.reason}, dispute_deadline_at = NULL,
             updated_at = ${now}
           WHERE id IN (SELECT value FROM json_each(${ids})) AND status IN ('active', 'disputed')`,
       // After the void: the voided reports' fingerprints stop matching.
-      ...uncountFingerprintsSql(sql`SELECT value FROM json_each(${ids})`),
-    ]);
-    enqueueDeliveries(c.var.scope, results);
-    const done = new Set((results[0]?.results ?? []).map((r) => (r as { id: string }).id));
+      fingerprints: uncountFingerprintsSql(sql`SELECT value FROM json_each(${ids})`),
+    });
+    enqueueDeliveries(c.var.scope, [...results.reporterEvents, ...results.openerEvents]);
+    const done = new Set((results.stillOpen.results ?? []).map((r) => (r as { id: string }).id));
     const raced = targets
       .filter((t) => !done.has(t.id))
       .map((t) => ({ id: t.id, reason: "closed meanwhile" }));

@@ -4,7 +4,7 @@ import { fieldErrors, ProblemError, ProblemSchema, problemResponses, toProblem }
 import { callerPlatform, guard } from "../middleware/auth";
 import { ReportBodySchema } from "../schemas/reports";
 import { type AuditEntry, auditInsertMany } from "../services/audit";
-import { commit } from "../services/commit";
+import { commitNamed } from "../services/commit";
 import {
   checkReportTimes,
   type PreparedReport,
@@ -98,10 +98,10 @@ export function registerReportsBulk(app: App) {
     }
     const cap = config.MAX_ACTIVE_REPORTS_PER_SUBJECT;
     const ctx = { platformId, actor: principal.actor, action: c.var.action, requestId, now, cap };
-    const written = await commit(c.var.scope, [
+    const written = await commitNamed(c.var.scope, {
       ...reportWriteStatements(ctx, prepared, positions),
-      auditInsertMany({ requestId, now }, rejected),
-    ]);
+      rejected: auditInsertMany({ requestId, now }, rejected),
+    });
     for (const result of writeResults(written)) {
       const index = positions[result.item] as number;
       if (result.outcome === "refused") {

@@ -3,7 +3,7 @@ import type { App } from "../app";
 import { conflictResponse, ProblemError, problemResponses } from "../lib/problem";
 import { callerPlatform, guard } from "../middleware/auth";
 import { ReportBodySchema, ReportSchema } from "../schemas/reports";
-import { commit } from "../services/commit";
+import { commitNamed } from "../services/commit";
 import {
   checkReportTimes,
   prepareReport,
@@ -46,7 +46,7 @@ export function registerReportsCreate(app: App) {
     const prepared = await prepareReport(body, config.LEDGER_PEPPER);
     const cap = config.MAX_ACTIVE_REPORTS_PER_SUBJECT;
     const ctx = { platformId, actor: principal.actor, action: c.var.action, requestId, now, cap };
-    const [result] = writeResults(await commit(c.var.scope, reportWriteStatements(ctx, [prepared])));
+    const [result] = writeResults(await commitNamed(c.var.scope, reportWriteStatements(ctx, [prepared])));
     if (!result) {
       throw new Error("report write returned no row");
     }

@@ -1,5 +1,13 @@
 import { tokenUses } from "../../schema";
-import { batch, isPreconditionFailure, isUniqueViolation, type Statement } from "../lib/batch";
+import {
+  batch,
+  flattenNamed,
+  isPreconditionFailure,
+  isUniqueViolation,
+  type NamedResults,
+  type NamedStatements,
+  type Statement,
+} from "../lib/batch";
 import { orm } from "../lib/db";
 import { ProblemError } from "../lib/problem";
 import type { RequestScope } from "../lib/scope";
@@ -32,6 +40,19 @@ export async function commit(scope: RequestScope, statements: readonly Statement
   scope.markAudited();
   drainSoon(scope);
   return results.slice(1);
+}
+
+/**
+ * `commit` with statements and results by name.
+ *
+ * @example const { readBack } = await commitNamed(scope, { update, guard: abortUnlessChanged(), audit, readBack });
+ */
+export async function commitNamed<T extends NamedStatements>(
+  scope: RequestScope,
+  named: T,
+): Promise<NamedResults<T>> {
+  const { statements, name } = flattenNamed(named);
+  return name(await commit(scope, statements));
 }
 
 /**

@@ -1,6 +1,6 @@
 import { and, eq, inArray, sql } from "drizzle-orm";
 import { type DisputeStatus, disputes, reports, UNDECIDED } from "../../schema";
-import { abortUnlessChanged, all, batch, isUniqueViolation } from "../lib/batch";
+import { abortUnlessChanged, all, batchNamed, isUniqueViolation } from "../lib/batch";
 import type { Db } from "../lib/db";
 import { orm } from "../lib/db";
 import { ProblemError } from "../lib/problem";
@@ -168,8 +168,8 @@ export async function markOverdueDisputes(
     return { marked: 0, deliveries: [] };
   }
   const ids = JSON.stringify(due.map((d) => d.id));
-  const results = await batch(d1, [
-    ...eventsFromSelect(
+  const results = await batchNamed(d1, {
+    events: eventsFromSelect(
       { now },
       sql`SELECT r.platform_id AS platform_id, 'dispute.overdue' AS type,
             json_object('disputeId', d.id, 'reportId', d.report_id,
@@ -178,10 +178,10 @@ export async function markOverdueDisputes(
           FROM json_each(${ids}) j JOIN disputes d ON d.id = j.value JOIN reports r ON r.id = d.report_id
           WHERE d.status = 'open'`,
     ),
-    sql`UPDATE disputes SET status = 'overdue', updated_at = ${now}
+    marked: sql`UPDATE disputes SET status = 'overdue', updated_at = ${now}
         WHERE id IN (SELECT value FROM json_each(${ids})) AND status = 'open'`,
-  ]);
-  return { marked: results[results.length - 1]?.meta.changes ?? 0, deliveries: deliveriesOf(results) };
+  });
+  return { marked: results.marked.meta.changes ?? 0, deliveries: deliveriesOf(results.events) };
 }
 
 /**

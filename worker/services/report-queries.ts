@@ -8,7 +8,7 @@ import { ProblemError } from "../lib/problem";
 import type { RequestScope } from "../lib/scope";
 import type { Report } from "../schemas/reports";
 import { requestAudit } from "./audit";
-import { commit } from "./commit";
+import { commitNamed } from "./commit";
 import { enqueueDeliveries, eventsFromSelect, reportEvents } from "./events";
 import { REPORT_COLUMNS, type ReportRow, toReport, uncountLinksSql } from "./reports";
 
@@ -95,16 +95,18 @@ export async function closeReport(
     throw new ProblemError("conflict", `report ${args.id} is already ${row.status}`);
   }
   const disputeStatus = args.to === "retracted" ? "withdrawn" : "report_voided";
-  const results = await commit(scope, [
-    db
-      .update(reports)
-      .set({ status: args.to, statusReason: args.reason, disputeDeadlineAt: null, updatedAt: now })
-      .where(and(eq(reports.id, args.id), inArray(reports.status, [...OPEN_STATUSES]))),
-    abortUnlessChanged(),
+  const results = await commitNamed(scope, {
+    close: [
+      db
+        .update(reports)
+        .set({ status: args.to, statusReason: args.reason, disputeDeadlineAt: null, updatedAt: now })
+        .where(and(eq(reports.id, args.id), inArray(reports.status, [...OPEN_STATUSES]))),
+      abortUnlessChanged(),
+    ],
     // The opener of a dispute this closes learns its outcome; selected before the update below
     // changes the dispute's status. The data names the dispute and the record, not the reporter.
     // A report has at most one undecided dispute (disputes_one_undecided), hence `0 AS n`.
-    ...eventsFromSelect(
+    openerEvents: eventsFromSelect(
       { now },
       sql`SELECT d.opened_by AS platform_id, 'dispute.decided' AS type,
             json_object('disputeId', d.id, 'reportId', d.report_id, 'status', ${disputeStatus},
@@ -114,9 +116,9 @@ export async function closeReport(
     ),
     // A closed report frees its slot under the per-subject cap and leaves the score read. Closed
     // by an admin, or while the buyer disputes it, the reporter may not re-file the incident.
-    ...uncountLinksSql(args.id, { dueProcess: args.to === "voided" || row.status === "disputed" }),
+    uncount: uncountLinksSql(args.id, { dueProcess: args.to === "voided" || row.status === "disputed" }),
     // A retraction withdraws, a void decides, any dispute still undecided on the report.
-    db
+    decide: db
       .update(disputes)
       .set({
         status: disputeStatus,
@@ -127,17 +129,16 @@ export async function closeReport(
       })
       .where(and(eq(disputes.reportId, args.id), inArray(disputes.status, [...UNDECIDED]))),
     // A void is news to the reporter; a retraction is its own doing.
-    ...(args.to === "voided" ? reportEvents({ now }, "report.voided", [args.id]) : []),
-    requestAudit(scope, {
+    reporterEvents: args.to === "voided" ? reportEvents({ now }, "report.voided", [args.id]) : [],
+    audit: requestAudit(scope, {
       target: args.id,
       outcome: "ok",
       details: { from: row.status, to: args.to, reason: args.reason },
     }),
-    reportByIdSql(args.id, null),
-  ]);
-  enqueueDeliveries(scope, results);
-  const after = results[results.length - 1];
-  const [updated] = rowsOf<ReportRow>(after);
+    readBack: reportByIdSql(args.id, null),
+  });
+  enqueueDeliveries(scope, [...results.openerEvents, ...results.reporterEvents]);
+  const [updated] = rowsOf<ReportRow>(results.readBack);
   if (!updated) {
     throw new Error(`report ${args.id} vanished while it was being ${args.to}`);
   }

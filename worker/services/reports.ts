@@ -228,9 +228,9 @@ export function reportWriteStatements(
     LEFT JOIN reports r ON r.platform_id = ${ctx.platformId} AND r.case_id = j.value ->> 'caseId'`;
   const outcome: SQL = sql`CASE WHEN r.id IS NULL THEN 'refused' WHEN r.id = j.value ->> 'id' THEN 'created'
              WHEN r.content_hash = j.value ->> 'contentHash' THEN 'replayed' ELSE 'conflict' END`;
-  return [
-    sql`${refused} SELECT item, subject, reason FROM refused ORDER BY item`,
-    sql`${refused}
+  return {
+    refused: sql`${refused} SELECT item, subject, reason FROM refused ORDER BY item`,
+    reports: sql`${refused}
       INSERT INTO reports (id, platform_id, case_id, status, category, confirmation, incident_at,
         confirmed_at, amount_value, amount_currency, evidence, note, subject_notified_at, content_hash,
         status_reason, created_at, updated_at)
@@ -242,30 +242,30 @@ export function reportWriteStatements(
       ON CONFLICT (platform_id, case_id) DO NOTHING`,
     // The report's platform and incident time are copied onto its links (counted from the start):
     // the score read and the cap walk the partial index on them.
-    sql`INSERT INTO report_subjects (subject_key, report_id, subject_type, platform_id, incident_at, counted)
+    links: sql`INSERT INTO report_subjects (subject_key, report_id, subject_type, platform_id, incident_at, counted)
       SELECT s.value ->> 'key', r.id, s.value ->> 'type', r.platform_id, r.incident_at, 1
       FROM json_each(${json}) j
       CROSS JOIN reports r ON r.id = j.value ->> 'id'
       CROSS JOIN json_each(j.value -> 'subjects') s`,
     // Refused items have no report row. Evaluated again after the insert, the refusals stay the
     // same: the insert only adds links, and every reason is monotone in them.
-    sql`${refused} ${AUDIT_INSERT}
+    audit: sql`${refused} ${AUDIT_INSERT}
       SELECT ${ctx.now}, ${ctx.actor}, ${ctx.action}, r.id, ${ctx.requestId},
         CASE WHEN r.id IS NULL THEN 'invalid' ELSE ${outcome} END,
         json_object('caseId', j.value ->> 'caseId', 'item', j.value ->> 'item', 'subjectKeys', j.value -> 'keys',
           'error', CASE WHEN r.id IS NULL THEN (SELECT x.reason FROM refused x WHERE x.item = j.key) END,
           'cap', CASE WHEN r.id IS NULL THEN ${ctx.cap} END)
       ${matched} ORDER BY j.key`,
-    sql`SELECT j.key AS item, ${outcome} AS outcome, ${REPORT_COLUMNS}
+    readBack: sql`SELECT j.key AS item, ${outcome} AS outcome, ${REPORT_COLUMNS}
       ${matched} ORDER BY j.key`,
-    sql`INSERT INTO usage_daily (day, platform_id, queries, subjects, reports)
+    usage: sql`INSERT INTO usage_daily (day, platform_id, queries, subjects, reports)
       SELECT ${utcDay(ctx.now)}, ${ctx.platformId}, 0, 0, count(*)
       FROM json_each(${json}) j CROSS JOIN reports r ON r.id = j.value ->> 'id'
       WHERE true
       ON CONFLICT (day, platform_id) DO UPDATE SET reports = reports + excluded.reports`,
     // Last, so the results above keep their places: the new reports' fingerprints, indexed.
-    ...fingerprintWriteStatements(json),
-  ];
+    fingerprints: fingerprintWriteStatements(json),
+  };
 }
 
 export type RefusalReason = "over_cap" | "dispute_pending" | "refiling";
@@ -275,14 +275,14 @@ export type WriteResult =
   | { item: number; outcome: "created" | "replayed" | "conflict"; row: ReportRow }
   | { item: number; outcome: "refused"; reason: RefusalReason; subject: number };
 
-/** The per-item results of `reportWriteStatements`, from the batch results of those statements. */
-export function writeResults(results: readonly D1Result[]): WriteResult[] {
+/** The per-item results of `reportWriteStatements`, from the named results of its batch. */
+export function writeResults(results: { refused: D1Result; readBack: D1Result }): WriteResult[] {
   const refused = new Map(
-    rowsOf<{ item: number; subject: number; reason: RefusalReason }>(results[0]).map(
+    rowsOf<{ item: number; subject: number; reason: RefusalReason }>(results.refused).map(
       (r) => [r.item, r] as const,
     ),
   );
-  return rowsOf<ReportRow & { item: number; outcome: WriteOutcome }>(results[4]).map(
+  return rowsOf<ReportRow & { item: number; outcome: WriteOutcome }>(results.readBack).map(
     ({ item, outcome, ...row }): WriteResult => {
       if (outcome !== "refused") {
         return { item, outcome, row };
