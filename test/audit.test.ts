@@ -115,7 +115,7 @@ interface CheckpointRow {
   signature: string;
 }
 
-const LOG = { LOG: env.LOG, LOG_SHARDS: Number(env.LOG_SHARDS) };
+const LOG = { LOG: env.LOG, LOG_SHARDS: Number(env.LOG_SHARDS), LOG_ARCHIVE: env.LOG_ARCHIVE };
 
 // ---------------------------------------------------------------------------------------------
 // Independent re-implementations of the documented formats (docs/audit.md, CONTRACT §1).

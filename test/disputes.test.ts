@@ -819,7 +819,8 @@ describe("POST /v1/subject-access", () => {
       queries: 0,
       subjectAccess: 2,
       disputesOpened: 1,
-      distinctSubjectsToday: 0,
+      // Subject access counts against the daily cap on distinct subject keys, like a score query.
+      distinctSubjectsToday: 2,
     });
     expect(stats.body.usage.find((u) => u.platformId === reporter.id)).toMatchObject({
       reports: 1,

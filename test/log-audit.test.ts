@@ -12,7 +12,7 @@ import { entryHash, type LogEntry } from "../worker/log/chain";
 import { appendLog, shardOf, shardStub } from "../worker/log/client";
 import { adminToken, call, callJson, newBuyer, newPlatform, reportBody, uniqueId } from "./harness";
 
-const LOG = { LOG: env.LOG, LOG_SHARDS: Number(env.LOG_SHARDS) };
+const LOG = { LOG: env.LOG, LOG_SHARDS: Number(env.LOG_SHARDS), LOG_ARCHIVE: env.LOG_ARCHIVE };
 const DAY = 86_400_000;
 
 interface Item {

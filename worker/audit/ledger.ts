@@ -2,6 +2,7 @@ import { sql } from "drizzle-orm";
 import type { Config } from "../env";
 import { all, batch } from "../lib/batch";
 import type { Db } from "../lib/db";
+import { archiveCoverage } from "../log/archive";
 import { describeFault, type ShardHead, treeHead } from "../log/chain";
 import { everyShard, type LogConfig } from "../log/client";
 import { drainAll } from "../log/outbox";
@@ -331,7 +332,7 @@ export async function verifyLog(
   const set = await loadCheckpoints(d1, jwk, retired);
   const [ledger, shards] = await Promise.all([
     verifyLedger(d1, set, from),
-    everyShard(log, (stub, shard) => verifyShard(stub, shard, set.trees, from)),
+    everyShard(log, (stub, shard) => verifyShard(log, stub, shard, set.trees, from)),
   ]);
   return {
     ...ledger,
@@ -343,6 +344,7 @@ export async function verifyLog(
 
 /** One shard, in place (the shard walks its own chain), then every signed head it must still hold. */
 async function verifyShard(
+  log: LogConfig,
   stub: DurableObjectStub<LogShard>,
   shard: number,
   trees: readonly TreeCheckpoint[],
@@ -363,6 +365,14 @@ async function verifyShard(
   };
   if (!verdict.ok) {
     return result;
+  }
+  // What the shard removed as archived must be in the archive, whole, up to its archived head.
+  if ((verdict.archivedThrough ?? 0) > 0) {
+    const archived = (await stub.archivedHead()) as { seq: number; hash: string };
+    const gap = await archiveCoverage(log.LOG_ARCHIVE, shard, archived);
+    if (gap) {
+      return { ...result, ok: false, firstBadSeq: gap.seq, reason: gap.reason };
+    }
   }
   // Every signed head at or after the start must still be there, with the signed hash; heads in
   // the archived part are checked with their archived segment (`verifySegment`).

@@ -1,5 +1,6 @@
+import { importVerifyKey } from "../audit/chain";
 import { publicAuditKeys, treeCheckpoints } from "../audit/ledger";
-import { headFor, type TreeCheckpoint } from "../audit/tree";
+import { headFor, type TreeCheckpoint, verifyTreeCheckpoint } from "../audit/tree";
 import { type ExportVerdict, verifyExport } from "../audit/verify-export";
 import type { Config } from "../env";
 import type { Db } from "../lib/db";
@@ -93,21 +94,149 @@ export async function archiveLog(d1: Db, config: Config, now: number): Promise<A
         hash: last.hash,
       },
     });
-    await stub.markArchived(last.seq, last.hash);
+    await stub.markArchived(last.seq, last.hash, key);
     return { key, entries: entries.length };
   });
   const done = perShard.filter((s): s is { key: string; entries: number } => s !== null);
   return { segments: done.map((s) => s.key), entries: done.reduce((n, s) => n + s.entries, 0) };
 }
 
-/** Checks one archived segment with the ledger's published audit keys. */
-export async function verifySegment(config: Config, key: string): Promise<ExportVerdict | null> {
+/** The R2 key prefix of one shard's segments. */
+export function segmentPrefix(shard: number): string {
+  return `log/shard-${String(shard).padStart(3, "0")}/`;
+}
+
+interface SegmentHeader {
+  shard: number;
+  from: number;
+  to: number;
+  prevHash: string;
+  hash: string;
+}
+
+/**
+ * Checks one archived segment: its chain and embedded checkpoints with the ledger's published
+ * audit keys (the offline verifier), and that it is whole: its entries run exactly from the
+ * header's `from` to its `to`, end on the header's and the object's `hash`, and that last entry
+ * is a head a tree checkpoint stored in the ledger (not only a copy inside the object) signed
+ * for this shard. A segment cut short, or rewritten without its signed end, fails.
+ */
+export async function verifySegment(config: Config, db: Db, key: string): Promise<ExportVerdict | null> {
   const object = await config.LOG_ARCHIVE.get(key);
   if (!object) {
     return null;
   }
-  return verifyExport(
-    await object.text(),
-    publicAuditKeys(config.AUDIT_SIGNING_JWK, config.AUDIT_RETIRED_KEYS),
-  );
+  const text = await object.text();
+  const keys = publicAuditKeys(config.AUDIT_SIGNING_JWK, config.AUDIT_RETIRED_KEYS);
+  const verdict = await verifyExport(text, keys);
+  if (!verdict.ok) {
+    return verdict;
+  }
+  const items = text
+    .split("\n")
+    .filter((l) => l.trim().length > 0)
+    .map((l) => JSON.parse(l) as { type: string; segment?: SegmentHeader; seq?: number; hash?: string });
+  const segment = items.find((i) => i.type === "header")?.segment;
+  const entries = items.filter((i) => i.type === "log-entry");
+  const first = entries[0];
+  const last = entries[entries.length - 1];
+  const fail = (error: string, seq?: number): ExportVerdict => ({
+    ...verdict,
+    ok: false,
+    error,
+    ...(segment ? { badShard: segment.shard } : {}),
+    ...(seq !== undefined ? { firstBadSeq: seq } : {}),
+  });
+  if (!segment || !first || !last) {
+    return fail("the object is not a whole segment: no segment header or no entries");
+  }
+  if (first.seq !== segment.from || last.seq !== segment.to || last.hash !== segment.hash) {
+    return fail(
+      `the segment's entries run ${first.seq}–${last.seq} but its header says ${segment.from}–${segment.to}: entries are missing`,
+      (last.seq ?? 0) + 1,
+    );
+  }
+  const meta = object.customMetadata ?? {};
+  if (meta.to !== String(segment.to) || meta.hash !== segment.hash || meta.shard !== String(segment.shard)) {
+    return fail("the segment's header and the object's metadata disagree", segment.to);
+  }
+  const trusted = await signedHeads(db, keys);
+  if (!trusted.some((h) => h.shard === segment.shard && h.seq === segment.to && h.hash === segment.hash)) {
+    return fail(
+      `no tree checkpoint signed entry ${segment.to} of shard ${segment.shard} with this hash`,
+      segment.to,
+    );
+  }
+  return verdict;
+}
+
+/** Every shard head a stored tree checkpoint signed with a key the ledger publishes. */
+async function signedHeads(db: Db, keys: ReturnType<typeof publicAuditKeys>) {
+  const byKid = new Map<string, CryptoKey>();
+  for (const key of keys.keys) {
+    byKid.set(key.kid, await importVerifyKey(key as JsonWebKey));
+  }
+  const heads: { shard: number; seq: number; hash: string }[] = [];
+  for (const cp of await treeCheckpoints(db)) {
+    const key = byKid.get(cp.kid);
+    if (key && (await verifyTreeCheckpoint(key, cp))) {
+      heads.push(...cp.heads);
+    }
+  }
+  return heads;
+}
+
+/**
+ * Whether the archive holds every entry a shard says it archived: segments that chain from seq 1
+ * to `archived.seq` without a gap and end on the shard's archived hash. Null when they do, else
+ * the first seq not covered and why.
+ */
+export async function archiveCoverage(
+  bucket: R2Bucket,
+  shard: number,
+  archived: { seq: number; hash: string },
+): Promise<{ seq: number; reason: string } | null> {
+  const segments: { from: number; to: number; hash: string }[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await bucket.list({
+      prefix: segmentPrefix(shard),
+      include: ["customMetadata"],
+      ...(cursor ? { cursor } : {}),
+    });
+    for (const o of page.objects) {
+      segments.push({
+        from: Number(o.customMetadata?.from ?? 0),
+        to: Number(o.customMetadata?.to ?? 0),
+        hash: o.customMetadata?.hash ?? "",
+      });
+    }
+    cursor = page.truncated ? page.cursor : undefined;
+  } while (cursor);
+  segments.sort((a, b) => a.from - b.from);
+  let next = 1;
+  let lastHash = "";
+  for (const seg of segments) {
+    if (seg.from > archived.seq) {
+      break;
+    }
+    if (seg.from !== next) {
+      return { seq: next, reason: `entries from ${next} were archived but no segment in R2 holds them` };
+    }
+    next = seg.to + 1;
+    lastHash = seg.hash;
+  }
+  if (next <= archived.seq) {
+    return {
+      seq: next,
+      reason: `entries ${next}–${archived.seq} were removed as archived but no segment in R2 holds them`,
+    };
+  }
+  if (next - 1 !== archived.seq || lastHash !== archived.hash) {
+    return {
+      seq: archived.seq,
+      reason: `the archive does not end on the shard's archived head ${archived.seq}`,
+    };
+  }
+  return null;
 }

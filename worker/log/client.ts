@@ -17,7 +17,7 @@ export function shardOf(actor: string, shards: number): number {
   return (h >>> 0) % shards;
 }
 
-export type LogConfig = Pick<Config, "LOG" | "LOG_SHARDS">;
+export type LogConfig = Pick<Config, "LOG" | "LOG_SHARDS" | "LOG_ARCHIVE">;
 
 export function shardStub(config: LogConfig, shard: number): DurableObjectStub<LogShard> {
   return config.LOG.get(config.LOG.idFromName(`log-shard-${shard}`));

@@ -522,13 +522,15 @@ export class LogShard extends DurableObject {
    * verified on their own (`GET /v1/admin/audit/archive/verify`).
    */
   verify(from?: { seq: number; hash: string }): ShardVerdict {
-    const start = from === undefined || from.seq < this.archived.seq ? this.archived : from;
+    // From storage, not memory: verify checks what is stored.
+    const archived = this.archivedHead();
+    const start = from === undefined || from.seq < archived.seq ? archived : from;
     let last = start;
     let checked = 0;
     if (start.seq > 0) {
       const at =
-        start.seq === this.archived.seq
-          ? this.archived
+        start.seq === archived.seq
+          ? archived
           : this.sql.exec<{ hash: string }>("SELECT hash FROM entries WHERE seq = ?", start.seq).toArray()[0];
       if (!at || at.hash !== start.hash) {
         return {
@@ -560,7 +562,7 @@ export class LogShard extends DurableObject {
       }
       last = reached;
     }
-    return { shard: this.shard, ok: true, checked, head: last, archivedThrough: this.archived.seq };
+    return { shard: this.shard, ok: true, checked, head: last, archivedThrough: archived.seq };
   }
 
   /**
@@ -587,7 +589,14 @@ export class LogShard extends DurableObject {
    * subject keys stay until retention). Refused unless `hash` is the hash of the entry at `seq`:
    * the chain goes on from the archived head this shard records.
    */
-  markArchived(seq: number, hash: string): { archivedThrough: number } {
+  async markArchived(seq: number, hash: string, key: string): Promise<{ archivedThrough: number }> {
+    // Nothing leaves this shard unless the segment holding it is in the archive, ending on it.
+    const bucket = (this.env as unknown as { LOG_ARCHIVE: R2Bucket }).LOG_ARCHIVE;
+    const segment = await bucket.head(key);
+    const meta = segment?.customMetadata ?? {};
+    if (!segment || meta.shard !== String(this.shard) || meta.to !== String(seq) || meta.hash !== hash) {
+      throw new Error(`no archived segment ${key} ends on entry ${seq} of shard ${this.shard}`);
+    }
     return this.ctx.storage.transactionSync(() => {
       const at = this.sql.exec<{ hash: string }>("SELECT hash FROM entries WHERE seq = ?", seq).toArray()[0];
       if (!at || at.hash !== hash) {
@@ -601,6 +610,12 @@ export class LogShard extends DurableObject {
       );
       return { archivedThrough: seq };
     });
+  }
+
+  /** Where this shard's chain goes on from after the archive: the last archived entry, or the genesis. */
+  archivedHead(): { seq: number; hash: string } {
+    const row = this.sql.exec<{ v: string }>("SELECT v FROM meta WHERE k = 'archived'").toArray()[0];
+    return row ? (JSON.parse(row.v) as { seq: number; hash: string }) : { seq: 0, hash: GENESIS_HASH };
   }
 
   /** Look-ups of these subject keys, one per request, newest first. */

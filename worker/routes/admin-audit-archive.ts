@@ -106,7 +106,7 @@ export function registerAdminAuditArchive(app: App) {
   app.openapi(verify, async (c) => {
     const { key } = c.req.valid("query");
     c.set("auditTarget", key);
-    const verdict = await verifySegment(c.var.config, key);
+    const verdict = await verifySegment(c.var.config, c.var.db, key);
     if (!verdict) {
       throw new ProblemError("not_found", `no archived segment ${key}`);
     }

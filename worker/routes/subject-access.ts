@@ -231,7 +231,7 @@ export function registerSubjectAccess(app: App) {
       usage: { subjectAccess: 1 },
       inquiryRequestId: from.q,
       details: { requestRef, page: from.n, accessRequestId: from.q },
-      cap: false,
+      cap: true,
     });
 
     const recordRows = rowsOf<RecordRow>(records);
