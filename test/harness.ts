@@ -10,7 +10,7 @@ import type { RateLimiter } from "../worker/env";
 import type { LogEntry } from "../worker/log/chain";
 import { type LogConfig, shardOf, shardStub } from "../worker/log/client";
 import { drainOutbox } from "../worker/log/outbox";
-import type { LogShard } from "../worker/log/shard";
+import type { AppendInput, LogShard } from "../worker/log/shard";
 
 /** The consortium key the test "platforms" share (never given to the ledger). */
 const CONSORTIUM_KEY = "dGVzdC1jb25zb3J0aXVtLWtleS0zMi1ieXRlcy1sb25nISE";
@@ -229,6 +229,34 @@ export function logShards(): DurableObjectStub<LogShard>[] {
 export function logShardOf(actor: string): DurableObjectStub<LogShard> {
   const shards = Number(env.LOG_SHARDS ?? 1);
   return shardStub(env as unknown as LogConfig, shardOf(actor, shards));
+}
+
+/** A look-up's log append written at `at` (e.g. long ago, for the archive), straight to a shard. */
+export function lookupAppend(id: string, at: number, actor: string, subjectKey: string): AppendInput {
+  return {
+    id,
+    entries: [
+      {
+        at,
+        actor,
+        action: "score.query",
+        requestId: id,
+        outcome: "ok",
+        details: { purpose: "refund_review" },
+        subjectKeys: [subjectKey],
+      },
+    ],
+  };
+}
+
+/** What the archive and offline verifiers answer, as the tests read it. */
+export interface SegmentVerdict {
+  ok: boolean;
+  error?: string;
+  badShard?: number;
+  firstBadSeq?: number;
+  treeCheckpoints?: number;
+  shards: { shard: number; ok: boolean; from?: number; to?: number }[];
 }
 
 /** Runs one query on every log shard and returns all their rows: tests look inside the log store. */

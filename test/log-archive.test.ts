@@ -7,35 +7,21 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { checkpoint } from "../worker/audit/ledger";
 import { loadConfig } from "../worker/env";
-import type { AppendInput } from "../worker/log/shard";
-import { adminToken, callJson, drainAuditOutbox, logShards, uniqueId } from "./harness";
+import {
+  adminToken,
+  callJson,
+  drainAuditOutbox,
+  logShards,
+  lookupAppend,
+  type SegmentVerdict,
+  uniqueId,
+} from "./harness";
 
 const DAY = 86_400_000;
 
-interface Verdict {
-  ok: boolean;
-  error?: string;
-  badShard?: number;
-  firstBadSeq?: number;
-  shards: { shard: number; ok: boolean; from?: number; to?: number }[];
-}
+type Verdict = SegmentVerdict;
 
-function oldAppend(id: string, at: number): AppendInput {
-  return {
-    id,
-    entries: [
-      {
-        at,
-        actor: "platform:archive-test",
-        action: "score.query",
-        requestId: id,
-        outcome: "ok",
-        details: { purpose: "refund_review" },
-        subjectKeys: ["d".repeat(64)],
-      },
-    ],
-  };
-}
+const oldAppend = (id: string, at: number) => lookupAppend(id, at, "platform:archive-test", "d".repeat(64));
 
 async function maintenance() {
   const res = await callJson<{ archived: { segments: string[]; entries: number } }>(

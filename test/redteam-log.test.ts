@@ -11,7 +11,6 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { checkpoint } from "../worker/audit/ledger";
 import { loadConfig } from "../worker/env";
-import type { AppendInput } from "../worker/log/shard";
 import {
   adminToken,
   callJson,
@@ -20,38 +19,19 @@ import {
   logQuery,
   logShardOf,
   logShards,
+  lookupAppend,
   newBuyer,
   newPlatform,
+  type SegmentVerdict,
   uniqueId,
 } from "./harness";
 
 const DAY = 86_400_000;
 
-interface Verdict {
-  ok: boolean;
-  error?: string;
-  badShard?: number;
-  firstBadSeq?: number;
-  treeCheckpoints?: number;
-  shards: { shard: number; ok: boolean; from?: number; to?: number }[];
-}
+type Verdict = SegmentVerdict;
 
-function oldAppend(id: string, at: number): AppendInput {
-  return {
-    id,
-    entries: [
-      {
-        at,
-        actor: "platform:redteam-archive",
-        action: "score.query",
-        requestId: id,
-        outcome: "ok",
-        details: { purpose: "refund_review" },
-        subjectKeys: ["e".repeat(64)],
-      },
-    ],
-  };
-}
+const oldAppend = (id: string, at: number) =>
+  lookupAppend(id, at, "platform:redteam-archive", "e".repeat(64));
 
 async function verifySegment(key: string) {
   return callJson<Verdict>(`/v1/admin/audit/archive/verify?key=${encodeURIComponent(key)}`, {
