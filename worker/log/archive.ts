@@ -94,7 +94,10 @@ export async function archiveLog(d1: Db, config: Config, now: number): Promise<A
         hash: last.hash,
       },
     });
-    await stub.markArchived(last.seq, last.hash, key);
+    const marked = (await stub.markArchived(last.seq, last.hash, key)) as { refused?: string };
+    if (marked.refused) {
+      throw new Error(`archive of shard ${shard}: ${marked.refused}`);
+    }
     return { key, entries: entries.length };
   });
   const done = perShard.filter((s): s is { key: string; entries: number } => s !== null);

@@ -589,18 +589,22 @@ export class LogShard extends DurableObject {
    * subject keys stay until retention). Refused unless `hash` is the hash of the entry at `seq`:
    * the chain goes on from the archived head this shard records.
    */
-  async markArchived(seq: number, hash: string, key: string): Promise<{ archivedThrough: number }> {
+  async markArchived(
+    seq: number,
+    hash: string,
+    key: string,
+  ): Promise<{ archivedThrough: number } | { refused: string }> {
     // Nothing leaves this shard unless the segment holding it is in the archive, ending on it.
     const bucket = (this.env as unknown as { LOG_ARCHIVE: R2Bucket }).LOG_ARCHIVE;
     const segment = await bucket.head(key);
     const meta = segment?.customMetadata ?? {};
     if (!segment || meta.shard !== String(this.shard) || meta.to !== String(seq) || meta.hash !== hash) {
-      throw new Error(`no archived segment ${key} ends on entry ${seq} of shard ${this.shard}`);
+      return { refused: `no archived segment ${key} ends on entry ${seq} of shard ${this.shard}` };
     }
     return this.ctx.storage.transactionSync(() => {
       const at = this.sql.exec<{ hash: string }>("SELECT hash FROM entries WHERE seq = ?", seq).toArray()[0];
       if (!at || at.hash !== hash) {
-        throw new Error(`entry ${seq} is not the archived segment's last entry`);
+        return { refused: `entry ${seq} is not the archived segment's last entry` };
       }
       this.sql.exec("DELETE FROM entries WHERE seq <= ?", seq);
       this.archived = { seq, hash };
