@@ -17,6 +17,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { signToken } from "../client/token";
 import { publicAuditKeys, verifyLog } from "../worker/audit/ledger";
 import { verifyExport } from "../worker/audit/verify-export";
+import type { AuditEntryRow } from "../worker/services/audit";
 import {
   adminToken,
   call,
@@ -37,18 +38,7 @@ const PURGE_CHUNK = 200;
 
 type Subject = { type: string; hash: string };
 
-interface AuditRow {
-  seq: number;
-  at: number;
-  actor: string;
-  action: string;
-  target: string | null;
-  request_id: string;
-  outcome: string;
-  details: string | null;
-  prev_hash: string | null;
-  hash: string | null;
-}
+type AuditRow = AuditEntryRow & { seq: number; prev_hash: string | null; hash: string | null };
 
 interface Verdict {
   ok: boolean;

@@ -7,6 +7,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { LogConfig } from "../worker/log/client";
+import type { OutboxRow } from "../worker/log/outbox";
 import { drainOutbox } from "../worker/log/outbox";
 import {
   adminToken,
@@ -23,17 +24,6 @@ import {
 } from "./harness";
 
 const LOG = env as unknown as LogConfig;
-
-interface OutboxRow {
-  id: number;
-  at: number;
-  actor: string;
-  action: string;
-  target: string | null;
-  request_id: string;
-  outcome: string;
-  details: string | null;
-}
 
 async function outboxRows(requestId: string): Promise<OutboxRow[]> {
   const { results } = await env.DB.prepare("SELECT * FROM audit_outbox WHERE request_id = ? ORDER BY id")

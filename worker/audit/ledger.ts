@@ -7,6 +7,7 @@ import { describeFault, type ShardHead, treeHead } from "../log/chain";
 import { everyShard, type LogConfig } from "../log/client";
 import { drainAll } from "../log/outbox";
 import type { LogShard, ShardVerdict } from "../log/shard";
+import type { AuditEntryRow } from "../services/audit";
 import {
   type Checkpoint,
   entryHash,
@@ -29,18 +30,7 @@ import { headFor, LEDGER_LEAF, type TreeCheckpoint, treeMessage, verifyTreeCheck
 export const SEAL_CHUNK = 500;
 export const READ_CHUNK = 1000;
 
-interface Row {
-  seq: number;
-  at: number;
-  actor: string;
-  action: string;
-  target: string | null;
-  request_id: string;
-  outcome: string;
-  details: string | null;
-  prev_hash: string | null;
-  hash: string | null;
-}
+type Row = AuditEntryRow & { seq: number; prev_hash: string | null; hash: string | null };
 
 function toEntry(r: Row): SealedEntry {
   return {

@@ -2,6 +2,7 @@ import { sql } from "drizzle-orm";
 import { all, batch } from "../lib/batch";
 import type { Db } from "../lib/db";
 import { DAY_MS } from "../lib/time";
+import type { AuditEntryRow } from "../services/audit";
 import type { JsonObject, LogEntryInput } from "./chain";
 import { type LogConfig, shardOf, shardStub } from "./client";
 import type { AppendInput } from "./shard";
@@ -31,16 +32,8 @@ export function outboxAppendId(id: number): string {
   return `outbox:${id}`;
 }
 
-interface OutboxRow {
-  id: number;
-  at: number;
-  actor: string;
-  action: string;
-  target: string | null;
-  request_id: string;
-  outcome: string;
-  details: string | null;
-}
+/** An outbox row: an audit entry waiting for its shard. */
+export type OutboxRow = AuditEntryRow & { id: number };
 
 /** An outbox row as a shard entry: `details.subjectKeys` moves beside it (committed, erasable). */
 export function outboxEntry(row: OutboxRow): LogEntryInput {

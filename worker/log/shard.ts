@@ -1,5 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { toHex } from "../lib/crypto";
+import type { AuditEntryRow } from "../services/audit";
 import {
   type ChainedContent,
   describeFault,
@@ -82,15 +83,8 @@ export interface ShardVerdict {
   reason?: string;
 }
 
-type EntryRow = {
+type EntryRow = AuditEntryRow & {
   seq: number;
-  at: number;
-  actor: string;
-  action: string;
-  target: string | null;
-  request_id: string;
-  outcome: string;
-  details: string | null;
   keys_commitment: string | null;
   prev_hash: string;
   hash: string;

@@ -4,6 +4,20 @@ import { auditOutbox } from "../../schema";
 import { orm } from "../lib/db";
 import type { RequestScope } from "../lib/scope";
 
+/**
+ * An audit entry's columns as SQL returns them, the same in the ledger chain (`audit_log`), the
+ * outbox (`audit_outbox`) and a log shard's `entries`: each of those adds its own columns.
+ */
+export type AuditEntryRow = {
+  at: number;
+  actor: string;
+  action: string;
+  target: string | null;
+  request_id: string;
+  outcome: string;
+  details: string | null;
+};
+
 export interface AuditEntry {
   actor: string;
   action: string;
