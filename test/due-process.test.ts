@@ -14,8 +14,11 @@ import {
   daysAgo,
   newBuyer,
   newPlatform,
+  openDispute,
   type ReportView,
   reportBody,
+  respondToDispute,
+  scoreOk,
   type TestPlatform,
 } from "./harness";
 
@@ -42,19 +45,11 @@ interface ScoreAnswer {
   records: { ref: string; status: string; counted: boolean; disputed: boolean }[];
 }
 
-async function open(p: TestPlatform, reportRef: string, subjects: Subject[]) {
-  return callJson<Dispute>("/v1/disputes", {
-    token: await p.token(),
-    body: { reportRef, subjects, reason: REASON },
-  });
-}
+const open = (p: TestPlatform, reportRef: string, subjects: Subject[]) =>
+  openDispute<Dispute>(p, reportRef, subjects, REASON);
 
-async function respond(p: TestPlatform, id: string, decision: "uphold" | "withdraw") {
-  return callJson<Dispute>(`/v1/disputes/${id}/respond`, {
-    token: await p.token(),
-    body: { decision, note: "Our forensic report stands." },
-  });
-}
+const respond = (p: TestPlatform, id: string, decision: "uphold" | "withdraw") =>
+  respondToDispute<Dispute>(p, id, decision);
 
 async function escalate(p: TestPlatform, id: string, reason = ESCALATION) {
   return callJson<Dispute>(`/v1/disputes/${id}/escalate`, { token: await p.token(), body: { reason } });
@@ -67,14 +62,7 @@ async function resolve(id: string, outcome: "report_upheld" | "report_voided") {
   });
 }
 
-async function score(p: TestPlatform, subjects: Subject[]) {
-  const res = await callJson<ScoreAnswer>("/v1/scores/query", {
-    token: await p.token(),
-    body: { subjects, purpose: "refund_review" },
-  });
-  expect(res.status).toBe(200);
-  return res.body;
-}
+const score = (p: TestPlatform, subjects: Subject[]) => scoreOk<ScoreAnswer>(p, subjects);
 
 /** Every event of a platform's feed, oldest first. */
 async function events(p: TestPlatform) {

@@ -146,6 +146,37 @@ export function reportBody(
   };
 }
 
+/** Opens a buyer's dispute of a record as platform `p` (any answer: the caller checks). */
+export async function openDispute<T = Record<string, unknown>>(
+  p: TestPlatform,
+  reportRef: string,
+  subjects: { type: string; hash: string }[],
+  reason: string,
+) {
+  return callJson<T>("/v1/disputes", { token: await p.token(), body: { reportRef, subjects, reason } });
+}
+
+/** The reporting platform's answer to a dispute. */
+export async function respondToDispute<T = Record<string, unknown>>(
+  p: TestPlatform,
+  id: string,
+  decision: "uphold" | "withdraw",
+  note = "Our forensic report stands.",
+) {
+  return callJson<T>(`/v1/disputes/${id}/respond`, { token: await p.token(), body: { decision, note } });
+}
+
+/** A score query that must answer 200; its answer. */
+export async function scoreOk<T = Record<string, unknown>>(
+  p: TestPlatform,
+  subjects: { type: string; hash: string }[],
+  purpose = "refund_review",
+): Promise<T> {
+  const res = await callJson<T>("/v1/scores/query", { token: await p.token(), body: { subjects, purpose } });
+  expect(res.status, JSON.stringify(res.body)).toBe(200);
+  return res.body;
+}
+
 /** Rows in a table, for "changed nothing" assertions. */
 export async function countRows(table: string, where = "1=1", ...binds: unknown[]): Promise<number> {
   const row = await env.DB.prepare(`SELECT count(*) AS n FROM ${table} WHERE ${where}`)

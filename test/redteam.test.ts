@@ -13,7 +13,10 @@ import {
   daysAgo,
   newBuyer,
   newPlatform,
+  openDispute,
   reportBody,
+  respondToDispute,
+  scoreOk,
   type TestPlatform,
   uniqueId,
 } from "./harness";
@@ -33,30 +36,13 @@ interface ScoreAnswer {
   records: { ref: string; status: string; counted: boolean; disputed: boolean; statement: string | null }[];
 }
 
-async function openDispute(
-  p: TestPlatform,
-  reportRef: string,
-  subjects: Subject[],
-  reason = BUYER_STATEMENT,
-) {
-  return callJson<Dispute>("/v1/disputes", { token: await p.token(), body: { reportRef, subjects, reason } });
-}
+const open = (p: TestPlatform, ref: string, subjects: Subject[], reason = BUYER_STATEMENT) =>
+  openDispute<Dispute>(p, ref, subjects, reason);
 
-async function respond(p: TestPlatform, id: string, decision: "uphold" | "withdraw") {
-  return callJson<Dispute>(`/v1/disputes/${id}/respond`, {
-    token: await p.token(),
-    body: { decision, note: "Our forensic report stands." },
-  });
-}
+const respond = (p: TestPlatform, id: string, decision: "uphold" | "withdraw") =>
+  respondToDispute<Dispute>(p, id, decision);
 
-async function score(p: TestPlatform, subjects: Subject[]) {
-  const res = await callJson<ScoreAnswer>("/v1/scores/query", {
-    token: await p.token(),
-    body: { subjects, purpose: "refund_review" },
-  });
-  expect(res.status).toBe(200);
-  return res.body;
-}
+const score = (p: TestPlatform, subjects: Subject[]) => scoreOk<ScoreAnswer>(p, subjects);
 
 describe("red team: the first opener owns a record's due process", () => {
   /**
@@ -82,7 +68,7 @@ describe("red team: the first opener owns a record's due process", () => {
     const buyer = await newBuyer();
     const report = await createReport(reporter, buyer);
 
-    const planted = await openDispute(
+    const planted = await open(
       sister,
       report.id,
       buyer,
@@ -96,7 +82,7 @@ describe("red team: the first opener owns a record's due process", () => {
     expect(seen.records[0]?.statement).toMatch(/I admit/);
 
     // The real buyer, through the platform they actually use, tries to contest the record.
-    const real = await openDispute(buyersPlatform, report.id, buyer);
+    const real = await open(buyersPlatform, report.id, buyer);
     expect(real.status, `buyer's genuine dispute refused: ${JSON.stringify(real.body)}`).toBe(201);
   });
 });
@@ -119,7 +105,7 @@ describe("red team: a reporter neutralises a dispute by re-filing the same incid
     const incidentAt = daysAgo(10);
     const confirmedAt = daysAgo(7);
     const original = await createReport(reporter, buyer, { incidentAt, confirmedAt });
-    expect((await openDispute(buyersPlatform, original.id, buyer)).status).toBe(201);
+    expect((await open(buyersPlatform, original.id, buyer)).status).toBe(201);
     const during = await score(buyersPlatform, buyer);
     expect(during.records.find((r) => r.ref === original.id)?.disputed).toBe(true);
 
@@ -148,7 +134,7 @@ describe("red team: a reporter neutralises a dispute by re-filing the same incid
     const buyer = await newBuyer();
     const body = reportBody(buyer);
     const original = await createReport(reporter, buyer, body);
-    expect((await openDispute(buyersPlatform, original.id, buyer)).status).toBe(201);
+    expect((await open(buyersPlatform, original.id, buyer)).status).toBe(201);
 
     const retracted = await callJson(`/v1/reports/${original.id}/retract`, {
       token: await reporter.token(),
