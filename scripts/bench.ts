@@ -780,6 +780,10 @@ async function main() {
     ["bulk back-fill ≥ 2,000 reports/s", bulkReportsPerSecond, 2000],
   ] as const;
   const rowsOk = maxExcess(small) <= 0 && maxExcess(large) <= 0;
+  // v1's bound, which issue 10 kept as its target: 2 × matches + 4 (before the per-platform cap).
+  const v1Excess = (rows: typeof small) =>
+    rows.reduce((m, r) => Math.max(m, r.rowsRead - 2 * r.matches - 4), -Infinity);
+  const v1RowsOk = v1Excess(small) <= 0 && v1Excess(large) <= 0;
   const writesOk = ledgerWritesPerQuery === 0;
 
   const lines: string[] = [];
@@ -827,6 +831,7 @@ async function main() {
   }
   lines.push(
     `| rows read ≤ 3 × matches + 4 × keys + 4 × (key, platform) pairs, at both sizes | ${Math.max(maxExcess(small), maxExcess(large))} over | ≤ 0 | ${rowsOk ? "yes" : "**no**"} |`,
+    `| rows read ≤ 2 × matches + 4 (v1's bound), at both sizes | ${Math.max(v1Excess(small), v1Excess(large))} over | ≤ 0 | ${v1RowsOk ? "yes" : "**no**"} |`,
   );
   lines.push(
     `| ledger-primary writes per score query | ${ledgerWritesPerQuery.toFixed(3)} | 0 | ${writesOk ? "yes" : "**no**"} |`,

@@ -105,7 +105,12 @@ interface CheckpointRow {
   signature: string;
 }
 
-const LOG = { LOG: env.LOG, LOG_SHARDS: Number(env.LOG_SHARDS), LOG_ARCHIVE: env.LOG_ARCHIVE };
+const LOG = {
+  LOG: env.LOG,
+  LOG_SHARDS: Number(env.LOG_SHARDS),
+  LOG_ARCHIVE: env.LOG_ARCHIVE,
+  RETENTION_DAYS: 1826,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Independent re-implementations of the documented formats (docs/audit.md, CONTRACT §1).

@@ -134,6 +134,58 @@ describe("log shard: the chain is written as entries are", () => {
     expect(await shard.inquiries([K1], null, 10)).toEqual([]);
   });
 
+  it("verify holds a look-up to its inquiry rows and keys while their retention runs, and not after", async () => {
+    const shard = freshShard();
+    const inquired = (id: string, keys: string[], at: number) => {
+      const input = lookup(id, keys);
+      const [entry] = input.entries;
+      input.entries = [
+        {
+          ...(entry as AppendInput["entries"][0]),
+          at,
+          target: "rpt_named",
+          details: { purpose: "refund_review", inquired: true },
+        },
+      ];
+      return input;
+    };
+    const old = Date.now() - 10_000;
+    await shard.append(0, inquired("req_i1", [K1, K2], old));
+    await shard.append(0, inquired("req_i2", [K3], Date.now()));
+    const since = old - 1;
+    expect(await shard.verify(undefined, { inquiriesSince: since })).toMatchObject({ ok: true, checked: 2 });
+
+    // A purged report the batch `ref` happens to name does not take the look-up's keys.
+    await shard.purge({
+      keysBefore: 0,
+      inquiriesBefore: 0,
+      targets: ["rpt_named"],
+      dayBefore: "2026-01-01",
+      appendsBefore: 0,
+      outboxAppendsBefore: 0,
+    });
+    expect(await shard.verify(undefined, { inquiriesSince: since })).toMatchObject({ ok: true });
+
+    // One inquiry row of the first look-up deleted: caught at that entry.
+    await runInDurableObject(shard, (_o, state) => {
+      state.storage.sql.exec("DELETE FROM inquiries WHERE request_id = 'req_i1' AND subject_key = ?", K2);
+    });
+    const caught = await shard.verify(undefined, { inquiriesSince: since });
+    expect(caught).toMatchObject({ ok: false, firstBadSeq: 1 });
+    expect(caught.reason).toMatch(/inquiry rows are gone/);
+    // Past the inquiries' retention the same state is retention, not a fault.
+    expect(await shard.verify(undefined, { inquiriesSince: old + 1 })).toMatchObject({ ok: true });
+
+    // The second look-up's keys erased early (and its rows with them): caught too.
+    await runInDurableObject(shard, (_o, state) => {
+      state.storage.sql.exec("DELETE FROM entry_keys WHERE seq = 2");
+      state.storage.sql.exec("DELETE FROM inquiries WHERE request_id = 'req_i2'");
+    });
+    const erased = await shard.verify(undefined, { inquiriesSince: old + 1 });
+    expect(erased).toMatchObject({ ok: false, firstBadSeq: 2 });
+    expect(erased.reason).toMatch(/subject keys were erased before their retention ended/);
+  });
+
   it("the daily cap on distinct subject keys: repeats are free, the next new key is refused and nothing is written", async () => {
     const shard = freshShard();
     const cap = (id: string, keys: string[]) =>

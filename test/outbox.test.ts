@@ -8,7 +8,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { LogConfig } from "../worker/log/client";
 import type { OutboxRow } from "../worker/log/outbox";
-import { drainOutbox } from "../worker/log/outbox";
+import { accountOutbox, drainOutbox, uncovered } from "../worker/log/outbox";
 import {
   adminToken,
   call,
@@ -182,5 +182,57 @@ describe("the audit outbox", () => {
     expect(verdict.body.ok, JSON.stringify(verdict.body)).toBe(true);
     expect(verdict.body.unsealed).toBe(0);
     expect(verdict.body.shards.every((s) => s.ok && s.unsealed === 0)).toBe(true);
+  });
+});
+
+describe("the outbox's accounting", () => {
+  it("uncovered lists the ids no range covers, within (after, through]", () => {
+    expect(
+      uncovered(0, 10, [
+        [1, 3],
+        [5, 5],
+        [7, 12],
+      ]),
+    ).toEqual([
+      [4, 4],
+      [6, 6],
+    ]);
+    expect(
+      uncovered(3, 10, [
+        [1, 3],
+        [2, 6],
+        [8, 8],
+      ]),
+    ).toEqual([
+      [7, 7],
+      [9, 10],
+    ]);
+    expect(uncovered(5, 5, [])).toEqual([]);
+    expect(uncovered(0, 3, [])).toEqual([[1, 3]]);
+  });
+
+  it("rows still waiting are accounted for, and the scheduled job moves the watermark up to just below them", async () => {
+    const p = await newPlatform();
+    await drainAuditOutbox();
+    const drained = await accountOutbox(LOG, env.DB);
+    expect(drained.missing).toEqual([]);
+    // A failed drain leaves the row waiting: accounted for, and the watermark stops below it.
+    const waiting = await withBrokenShard(`platform:${p.id}`, async () => {
+      const res = await call("/v1/reports", { token: await p.token(), body: reportBody(await newBuyer()) });
+      expect(res.status).toBe(201);
+      await drainOutbox(LOG, env.DB);
+      const rows = (await outboxRows(res.headers.get("x-request-id") as string)).map((r) => r.id);
+      expect(rows.length).toBeGreaterThan(0);
+      const account = await accountOutbox(LOG, env.DB, { advance: true });
+      expect(account.missing).toEqual([]);
+      expect(account.pending).toBeGreaterThan(0);
+      expect(account.through).toBeLessThan(Math.min(...rows));
+      return rows;
+    });
+    await drainAuditOutbox();
+    const after = await accountOutbox(LOG, env.DB, { advance: true });
+    expect(after).toMatchObject({ missing: [], pending: 0 });
+    expect(after.through).toBe(after.top);
+    expect(after.through).toBeGreaterThanOrEqual(Math.max(...waiting));
   });
 });

@@ -71,7 +71,10 @@ describe("red team: the R2 archive", () => {
     expect(run.status, JSON.stringify(run.body)).toBe(200);
     const key = run.body.archived.segments.find((k) => k.startsWith("log/shard-000/")) as string;
     expect(key).toBeTruthy();
-    const text = (await (await env.LOG_ARCHIVE.get(key))?.text()) ?? "";
+    const stored = await env.LOG_ARCHIVE.get(key);
+    const text = (await stored?.text()) ?? "";
+    // Rewritten with its metadata, as an operator would (and restored whole afterwards).
+    const customMetadata = stored?.customMetadata ?? {};
     expect((await verifySegment(key)).body.ok).toBe(true);
 
     // Drop the last log-entry line (the signed head); keep header, keys and tree checkpoints.
@@ -80,13 +83,13 @@ describe("red team: the R2 archive", () => {
     expect(entryIdx.length).toBeGreaterThanOrEqual(2);
     const lastEntry = entryIdx[entryIdx.length - 1] as number;
     const truncated = `${lines.filter((_, i) => i !== lastEntry).join("\n")}\n`;
-    await env.LOG_ARCHIVE.put(key, truncated);
+    await env.LOG_ARCHIVE.put(key, truncated, { customMetadata });
     try {
       const caught = await verifySegment(key);
       expect(caught.status).toBe(200);
       expect(caught.body.ok, JSON.stringify(caught.body)).toBe(false);
     } finally {
-      await env.LOG_ARCHIVE.put(key, text);
+      await env.LOG_ARCHIVE.put(key, text, { customMetadata });
     }
   });
 });
@@ -103,8 +106,7 @@ describe("red team: what verify covers", () => {
    * wrote, or verify checks that every retained look-up entry's subject keys have their inquiry
    * rows), answering `ok: false` for that shard.
    */
-  // Known gap, issue 10 still open: inquiry rows are not chained nor cross-checked by verify.
-  it.skip("deleting a look-up's inquiry row in a shard is caught by verify", async () => {
+  it("deleting a look-up's inquiry row in a shard is caught by verify", async () => {
     const [reporter, asker] = await Promise.all([newPlatform(), newPlatform()]);
     const buyer = await newBuyer();
     await createReport(reporter, buyer);
@@ -126,6 +128,10 @@ describe("red team: what verify covers", () => {
     const after = await callJson<Verdict>("/v1/admin/audit/verify", { token: await adminToken() });
     expect(after.status).toBe(200);
     expect(after.body.ok, "an erased look-up went unnoticed").toBe(false);
+    const shard = (after.body as unknown as { shards: { ok: boolean; reason?: string }[] }).shards.find(
+      (s) => !s.ok,
+    );
+    expect(shard?.reason).toMatch(/inquiry rows are gone/);
   });
 
   /**
@@ -137,27 +143,35 @@ describe("red team: what verify covers", () => {
    * Safe behaviour: the drain (or verify) detects a gap in the outbox ids it has appended
    * (e.g. a high-water mark per shard that must advance by one), and verify reports it.
    */
-  // Known gap, issue 10 still open: nothing tracks which outbox ids reached a shard.
-  it.skip("an outbox row deleted before its drain is caught by verify", async () => {
+  it("an outbox row deleted before its drain is caught by verify", async () => {
+    type Outbox = { outbox: { missing: [number, number][]; top: number } };
     const p = await newPlatform();
-    await drainAuditOutbox();
-    const buyer = await newBuyer();
-    await createReport(p, buyer);
-    // Delete the report's own audit entry before it leaves the outbox (plus one after it, so the
-    // drain still has something to move and the gap sits in the middle).
-    const pending = await env.DB.prepare("SELECT id, action FROM audit_outbox ORDER BY id").all<{
-      id: number;
-      action: string;
-    }>();
-    const created = pending.results.find((r) => r.action.startsWith("report."));
-    expect(created, JSON.stringify(pending.results)).toBeTruthy();
     await createReport(p, await newBuyer());
-    await env.DB.prepare("DELETE FROM audit_outbox WHERE id = ?").bind(created?.id).run();
+    await drainAuditOutbox();
+    const before = await callJson<Verdict & Outbox>("/v1/admin/audit/verify", { token: await adminToken() });
+    expect(before.body.outbox.missing).toEqual([]);
+    // An action's entry written and deleted before any drain could see it (one transaction, so
+    // no drain in flight can race it), then more writes after it, so the gap sits in the middle.
+    await env.DB.batch([
+      env.DB.prepare(
+        `INSERT INTO audit_outbox (at, actor, action, target, request_id, outcome, details)
+         VALUES (?, ?, 'report.create', NULL, ?, 'ok', NULL)`,
+      ).bind(Date.now(), `platform:${p.id}`, uniqueId("req_rt_gap")),
+      env.DB.prepare(
+        "DELETE FROM audit_outbox WHERE id = (SELECT seq FROM sqlite_sequence WHERE name = 'audit_outbox')",
+      ),
+    ]);
+    const deleted = (await env.DB.prepare(
+      "SELECT seq FROM sqlite_sequence WHERE name = 'audit_outbox'",
+    ).first<number>("seq")) as number;
+    await createReport(p, await newBuyer());
     await drainAuditOutbox();
 
-    const verdict = await callJson<Verdict>("/v1/admin/audit/verify", { token: await adminToken() });
+    const verdict = await callJson<Verdict & Outbox>("/v1/admin/audit/verify", { token: await adminToken() });
     expect(verdict.status).toBe(200);
     expect(verdict.body.ok, "an audit entry deleted from the outbox went unnoticed").toBe(false);
+    expect(verdict.body.outbox.missing, JSON.stringify(verdict.body)).toEqual([[deleted, deleted]]);
+    expect(verdict.body.outbox.top).toBeGreaterThan(deleted);
   });
   /**
    * Attack (operator, or a buggy archiver): call the shard's `markArchived(seq, hash)` at its

@@ -2,10 +2,11 @@ import { sql } from "drizzle-orm";
 import type { Config } from "../env";
 import { all, batch } from "../lib/batch";
 import type { Db } from "../lib/db";
+import { DAY_MS } from "../lib/time";
 import { archiveCoverage } from "../log/archive";
 import { describeFault, type ShardHead, treeHead } from "../log/chain";
 import { everyShard, type LogConfig } from "../log/client";
-import { drainAll } from "../log/outbox";
+import { accountOutbox, drainAll, type OutboxAccount } from "../log/outbox";
 import type { LogShard, ShardVerdict } from "../log/shard";
 import type { AuditEntryRow } from "../services/audit";
 import {
@@ -217,6 +218,8 @@ export interface VerifyResult {
   treeCheckpoints: { count: number; invalid: number };
   firstBadSeq?: number;
   reason?: string;
+  /** The audit outbox's accounting (worker/log/outbox.ts): `missing` ids are a fault. */
+  outbox: OutboxAccount;
   /** One verdict per log shard, in shard order. */
   shards: ShardVerifyResult[];
 }
@@ -311,7 +314,7 @@ async function loadCheckpoints(
  */
 export async function verifyLog(
   d1: Db,
-  log: LogConfig,
+  log: LogConfig & Pick<Config, "RETENTION_DAYS" | "INQUIRY_RETENTION_DAYS">,
   jwk: Config["AUDIT_SIGNING_JWK"],
   from: "genesis" | "checkpoint",
   retired: Config["AUDIT_RETIRED_KEYS"] = undefined,
@@ -320,14 +323,25 @@ export async function verifyLog(
   await drainAll(log, d1);
   await sealPending(d1);
   const set = await loadCheckpoints(d1, jwk, retired);
-  const [ledger, shards] = await Promise.all([
+  // A look-up's inquiry rows must be there as long as their retention runs (and its keys with them).
+  const inquiriesSince =
+    Date.now() - Math.min(log.RETENTION_DAYS, log.INQUIRY_RETENTION_DAYS ?? log.RETENTION_DAYS) * DAY_MS;
+  const [ledger, shards, outbox] = await Promise.all([
     verifyLedger(d1, set, from),
-    everyShard(log, (stub, shard) => verifyShard(log, stub, shard, set.trees, from)),
+    everyShard(log, (stub, shard) => verifyShard(log, stub, shard, set.trees, from, inquiriesSince)),
+    accountOutbox(log, d1),
   ]);
+  const lost = outbox.missing[0];
   return {
     ...ledger,
-    ok: ledger.ok && shards.every((s) => s.ok),
+    ok: ledger.ok && shards.every((s) => s.ok) && lost === undefined,
+    ...(ledger.ok && lost
+      ? {
+          reason: `audit outbox entries ${lost[0]}–${lost[1]} never reached the log: deleted before their drain`,
+        }
+      : {}),
     treeCheckpoints: { count: set.treeCount, invalid: set.treeInvalid },
+    outbox,
     shards,
   };
 }
@@ -339,6 +353,7 @@ async function verifyShard(
   shard: number,
   trees: readonly TreeCheckpoint[],
   from: "genesis" | "checkpoint",
+  inquiriesSince: number,
 ): Promise<ShardVerifyResult> {
   const signed = trees
     .map((cp) => headFor(cp, shard))
@@ -346,7 +361,7 @@ async function verifyShard(
   const latest = signed.reduce<ShardHead | null>((a, h) => (a === null || h.seq > a.seq ? h : a), null);
   const start =
     from === "checkpoint" && latest ? { seq: latest.seq, hash: latest.hash } : { seq: 0, hash: GENESIS_HASH };
-  const verdict = (await stub.verify(start)) as unknown as ShardVerdict;
+  const verdict = (await stub.verify(start, { inquiriesSince })) as unknown as ShardVerdict;
   const result: ShardVerifyResult = {
     ...verdict,
     shard,
@@ -401,7 +416,7 @@ async function verifyShard(
   return result;
 }
 
-type LedgerResult = Omit<VerifyResult, "shards" | "treeCheckpoints">;
+type LedgerResult = Omit<VerifyResult, "shards" | "treeCheckpoints" | "outbox">;
 
 /**
  * The ledger chain from the genesis or from the latest valid signed head: recomputes every hash,

@@ -91,7 +91,9 @@ export type LogFault =
   | { kind: "gap"; seq: number; expected: number }
   | { kind: "prev_hash"; seq: number }
   | { kind: "hash"; seq: number }
-  | { kind: "keys"; seq: number };
+  | { kind: "keys"; seq: number }
+  | { kind: "keys_erased"; seq: number }
+  | { kind: "inquiry"; seq: number };
 
 /**
  * Checks consecutive entries of one shard: seqs contiguous, each prevHash the previous hash,
@@ -130,7 +132,46 @@ export function describeFault(f: LogFault): string {
       return `entry ${f.seq} was altered: its content does not match its hash`;
     case "keys":
       return `entry ${f.seq}'s subject keys do not match the commitment in the chain`;
+    case "keys_erased":
+      return `entry ${f.seq} is a look-up whose subject keys were erased before their retention ended`;
+    case "inquiry":
+      return `entry ${f.seq} is a look-up whose inquiry rows are gone before their retention ended (subject access would not show it)`;
   }
+}
+
+/**
+ * A look-up's entry says so in its chained details (`inquired: true`, set by `logLookups`): it
+ * wrote one inquiry row per subject key, with the entry's time and the actor's platform. While the
+ * inquiries' retention runs, verify checks those rows are still there (and the keys that name
+ * them), so deleting a look-up from a buyer's subject access cannot go unnoticed.
+ */
+export function isInquiredLookup(e: Pick<ChainedContent, "details">): boolean {
+  return e.details?.inquired === true;
+}
+
+/**
+ * The inquiry rows a run of entries must still hold, as `[subjectKey, at, platformId, seq]`, and
+ * the first look-up whose keys are gone: entries written at or after `since` (the start of the
+ * inquiries' retention, when verify runs) that are inquired look-ups by a platform.
+ */
+export function expectedInquiries(
+  entries: readonly LogEntry[],
+  since: number,
+): { rows: [string, number, string, number][]; fault: LogFault | null } {
+  const rows: [string, number, string, number][] = [];
+  for (const e of entries) {
+    if (e.at < since || e.keys === null || !isInquiredLookup(e) || !e.actor.startsWith("platform:")) {
+      continue;
+    }
+    if (e.subjectKeys === null) {
+      return { rows, fault: { kind: "keys_erased", seq: e.seq } };
+    }
+    const platformId = e.actor.slice("platform:".length);
+    for (const key of e.subjectKeys) {
+      rows.push([key, e.at, platformId, e.seq]);
+    }
+  }
+  return { rows, fault: null };
 }
 
 /** One shard's head, as a checkpoint commits to it. */

@@ -4,7 +4,7 @@ import type { Db } from "../lib/db";
 import { DAY_MS } from "../lib/time";
 import type { AuditEntryRow } from "../services/audit";
 import type { JsonObject, LogEntryInput } from "./chain";
-import { type LogConfig, shardOf, shardStub } from "./client";
+import { everyShard, type LogConfig, shardOf, shardStub } from "./client";
 import type { AppendInput } from "./shard";
 
 /**
@@ -98,6 +98,7 @@ export async function drainOutbox(
       const inputs: AppendInput[] = group.map((row) => ({
         id: outboxAppendId(row.id),
         entries: [outboxEntry(row)],
+        outboxId: row.id,
       }));
       try {
         const settled = await shardStub(config, shard).appendMany(shard, inputs);
@@ -138,4 +139,108 @@ export async function drainAll(
     }
   }
   return { drained, failed };
+}
+
+/**
+ * The outbox's accounting: proof that no audit entry was lost between its write and its shard.
+ *
+ * Outbox ids come from AUTOINCREMENT inside the write's own transaction, so they have no holes:
+ * a batch that fails takes its id back with it. Every id ever assigned (up to the table's
+ * `sqlite_sequence`) is therefore either still waiting in the outbox or held by the shard it was
+ * appended to (`outbox_held`, written in the append's own transaction). An id that is neither
+ * was deleted before its drain: an action with no audit entry. Log shard 0 keeps a watermark
+ * below which everything was accounted for, so each run looks only at the ids since.
+ *
+ * The outbox is read first and the shards second: a row drained in between was appended before
+ * its deletion, so the shards show it.
+ */
+export interface OutboxAccount {
+  /** Every id at or below this is accounted for (the watermark, moved up by `advance`). */
+  through: number;
+  /** The highest id the outbox ever assigned. */
+  top: number;
+  /** Rows waiting for their drain. */
+  pending: number;
+  /** Ids neither waiting nor held by a shard, as inclusive ranges: deleted before their drain. */
+  missing: [number, number][];
+}
+
+/** Merges inclusive integer ranges (any order, may overlap or touch). */
+function mergeRanges(ranges: readonly [number, number][]): [number, number][] {
+  const out: [number, number][] = [];
+  for (const [a, b] of [...ranges].sort((x, y) => x[0] - y[0])) {
+    const tail = out[out.length - 1];
+    if (tail && a <= tail[1] + 1) {
+      tail[1] = Math.max(tail[1], b);
+    } else {
+      out.push([a, b]);
+    }
+  }
+  return out;
+}
+
+/** Ids in `(after, through]` that no range covers. */
+export function uncovered(
+  after: number,
+  through: number,
+  ranges: readonly [number, number][],
+): [number, number][] {
+  const gaps: [number, number][] = [];
+  let next = after + 1;
+  for (const [a, b] of mergeRanges(ranges)) {
+    if (b < next) {
+      continue;
+    }
+    if (a > through) {
+      break;
+    }
+    if (a > next) {
+      gaps.push([next, Math.min(a - 1, through)]);
+    }
+    next = Math.max(next, b + 1);
+  }
+  if (next <= through) {
+    gaps.push([next, through]);
+  }
+  return gaps;
+}
+
+/**
+ * Accounts for every outbox id since the watermark (see `OutboxAccount`); with `advance`, moves
+ * the watermark up to just below the first id still waiting or missing. Missing ids keep the
+ * watermark below them, so every later verify reports them too.
+ */
+export async function accountOutbox(
+  config: LogConfig,
+  db: Db,
+  { advance = false }: { advance?: boolean } = {},
+): Promise<OutboxAccount> {
+  const [state] = await all<{ top: number | null; pending: string }>(
+    db,
+    sql`SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'audit_outbox') AS top,
+          (SELECT json_group_array(id) FROM (SELECT id FROM audit_outbox ORDER BY id)) AS pending`,
+  );
+  const top = state?.top ?? 0;
+  const pendingIds = JSON.parse(state?.pending ?? "[]") as number[];
+  const shard0 = shardStub(config, 0);
+  const watermark = (await shard0.outboxWatermark()) as number | null;
+  const held = (
+    (await everyShard(config, (stub) => stub.outboxHeld(watermark, top))) as unknown as [number, number][][]
+  ).flat();
+  const pending = mergeRanges(pendingIds.map((id) => [id, id] as [number, number]));
+  // Before the first accounting, start where the oldest id still known (held or waiting) is.
+  const firstKnown = Math.min(...held.map((r) => r[0]), ...pending.map((r) => r[0]));
+  const after = watermark ?? (Number.isFinite(firstKnown) ? firstKnown - 1 : top);
+  const missing = uncovered(after, top, [...held, ...pending]);
+  const firstOpen = Math.min(
+    missing[0]?.[0] ?? Number.POSITIVE_INFINITY,
+    pending.find((r) => r[1] > after)?.[0] ?? Number.POSITIVE_INFINITY,
+  );
+  let through = Number.isFinite(firstOpen) ? Math.max(after, firstOpen - 1) : top;
+  if (advance) {
+    through = (await shard0.advanceOutboxWatermark(through)) as number;
+  } else {
+    through = after;
+  }
+  return { through, top, pending: pendingIds.length, missing };
 }

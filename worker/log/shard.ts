@@ -5,11 +5,13 @@ import {
   type ChainedContent,
   describeFault,
   entryHash,
+  expectedInquiries,
   GENESIS_HASH,
   type JsonObject,
   keysCommitment,
   type LogEntry,
   type LogEntryInput,
+  type LogFault,
   type ShardHead,
   verifyEntries,
 } from "./chain";
@@ -42,6 +44,8 @@ export interface AppendInput {
   inquiries?: InquiryInput[];
   usage?: UsageInput;
   lookupCap?: { platformId: string; day: string; keys: string[]; limit: number };
+  /** The audit outbox row this append drains (worker/log/outbox.ts): held for the outbox's accounting. */
+  outboxId?: number;
 }
 
 export type AppendResult =
@@ -133,6 +137,8 @@ const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS appends (
      id TEXT PRIMARY KEY, first INTEGER NOT NULL, last INTEGER NOT NULL, at INTEGER NOT NULL)`,
   `CREATE INDEX IF NOT EXISTS appends_at ON appends (at)`,
+  // Audit outbox ids appended here and not yet accounted for (worker/log/outbox.ts, "accounting").
+  `CREATE TABLE IF NOT EXISTS outbox_held (id INTEGER PRIMARY KEY)`,
 ];
 
 const ENTRY_COLUMNS = `e.seq, e.at, e.actor, e.action, e.target, e.request_id, e.outcome, e.details,
@@ -346,6 +352,7 @@ export class LogShard extends DurableObject {
       }
     }
     const first = this.head.seq + 1;
+    const lookup = (input.inquiries?.length ?? 0) > 0;
     for (const e of input.entries) {
       const keys = e.subjectKeys && e.subjectKeys.length > 0 ? [...e.subjectKeys] : null;
       const salt = keys ? randomHex(16) : null;
@@ -378,13 +385,15 @@ export class LogShard extends DurableObject {
         hash,
       );
       if (keys && salt) {
+        // A look-up's keys are erased by age only, never with a purged record its target happens
+        // to name (a batch `ref` is the caller's text): verify holds them for the inquiries' life.
         this.sql.exec(
           "INSERT INTO entry_keys (seq, salt, keys, at, target) VALUES (?, ?, ?, ?, ?)",
           content.seq,
           salt,
           JSON.stringify(keys),
           content.at,
-          content.target,
+          lookup ? null : content.target,
         );
       }
       this.head = { seq: content.seq, hash };
@@ -413,6 +422,9 @@ export class LogShard extends DurableObject {
         u.subjects ?? 0,
         u.subjectAccess ?? 0,
       );
+    }
+    if (input.outboxId !== undefined) {
+      this.sql.exec("INSERT OR IGNORE INTO outbox_held (id) VALUES (?)", input.outboxId);
     }
     const last = this.head.seq;
     // When the shard wrote it (not the entry's time: an outbox row may be drained late), so an
@@ -515,7 +527,7 @@ export class LogShard extends DurableObject {
    * A `from` inside the archived part starts at the archive's end instead: archived segments are
    * verified on their own (`GET /v1/admin/audit/archive/verify`).
    */
-  verify(from?: { seq: number; hash: string }): ShardVerdict {
+  verify(from?: { seq: number; hash: string }, opts: { inquiriesSince?: number } = {}): ShardVerdict {
     // From storage, not memory: verify checks what is stored.
     const archived = this.archivedHead();
     const start = from === undefined || from.seq < archived.seq ? archived : from;
@@ -542,8 +554,12 @@ export class LogShard extends DurableObject {
       if (run.length === 0) {
         break;
       }
-      const { fault, last: reached } = verifyEntries(run, last);
+      const chained = verifyEntries(run, last);
+      const { last: reached } = chained;
       checked += reached.seq - last.seq;
+      const fault =
+        chained.fault ??
+        (opts.inquiriesSince === undefined ? null : this.missingInquiry(run, opts.inquiriesSince));
       if (fault) {
         return {
           shard: this.shard,
@@ -557,6 +573,29 @@ export class LogShard extends DurableObject {
       last = reached;
     }
     return { shard: this.shard, ok: true, checked, head: last, archivedThrough: archived.seq };
+  }
+
+  /**
+   * The first look-up among `run` whose keys or inquiry rows are gone though the inquiries'
+   * retention (from `since`) still runs: a look-up deleted from a buyer's subject access.
+   */
+  private missingInquiry(run: readonly LogEntry[], since: number): LogFault | null {
+    const expected = expectedInquiries(run, since);
+    if (expected.rows.length > 0) {
+      const missing = this.sql
+        .exec<{ seq: number }>(
+          `SELECT min(j.value ->> 3) AS seq FROM json_each(?) j
+           WHERE NOT EXISTS (SELECT 1 FROM inquiries i WHERE i.subject_key = j.value ->> 0
+             AND i.at = j.value ->> 1 AND i.platform_id = j.value ->> 2)`,
+          JSON.stringify(expected.rows),
+        )
+        .toArray()[0]?.seq;
+      if (missing !== null && missing !== undefined) {
+        const inquiry: LogFault = { kind: "inquiry", seq: missing };
+        return expected.fault && expected.fault.seq < missing ? expected.fault : inquiry;
+      }
+    }
+    return expected.fault;
   }
 
   /**
@@ -645,6 +684,47 @@ export class LogShard extends DurableObject {
     }));
   }
 
+  /**
+   * Audit outbox ids this shard holds in `(after, through]`, as inclusive ranges `[first, last]`
+   * (worker/log/outbox.ts, "accounting"); with `after` null, every held id.
+   */
+  outboxHeld(after: number | null, through: number): [number, number][] {
+    const ranges: [number, number][] = [];
+    const rows = this.sql.exec<{ id: number }>(
+      "SELECT id FROM outbox_held WHERE id > ? AND id <= ? ORDER BY id",
+      after ?? -1,
+      through,
+    );
+    for (const { id } of rows) {
+      const tail = ranges[ranges.length - 1];
+      if (tail && tail[1] === id - 1) {
+        tail[1] = id;
+      } else {
+        ranges.push([id, id]);
+      }
+    }
+    return ranges;
+  }
+
+  /** Shard 0 keeps the outbox's watermark: every outbox id at or below it reached a shard. */
+  outboxWatermark(): number | null {
+    const row = this.sql.exec<{ v: string }>("SELECT v FROM meta WHERE k = 'outbox_through'").toArray()[0];
+    return row ? Number(row.v) : null;
+  }
+
+  /** Moves the outbox's watermark up (never down). */
+  advanceOutboxWatermark(through: number): number {
+    const current = this.outboxWatermark();
+    if (current !== null && through <= current) {
+      return current;
+    }
+    this.sql.exec(
+      "INSERT INTO meta (k, v) VALUES ('outbox_through', ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+      String(through),
+    );
+    return through;
+  }
+
   /** Usage rows from `sinceDay` on (admin stats). */
   usage(sinceDay: string) {
     return this.sql
@@ -675,6 +755,8 @@ export class LogShard extends DurableObject {
     appendsBefore: number;
     /** Outbox append ids (`outbox:<id>`) are kept longer: see `OUTBOX_APPEND_RETENTION_MS`. */
     outboxAppendsBefore: number;
+    /** Held outbox ids at or below the outbox's watermark are accounted for. */
+    outboxThrough?: number | null;
   }) {
     return this.ctx.storage.transactionSync(() => {
       const keys = this.sql.exec("DELETE FROM entry_keys WHERE at < ?", p.keysBefore).rowsWritten;
@@ -690,6 +772,9 @@ export class LogShard extends DurableObject {
       this.sql.exec("DELETE FROM lookup_counts WHERE day < ?", p.dayBefore);
       this.sql.exec("DELETE FROM appends WHERE at < ? AND id NOT LIKE 'outbox:%'", p.appendsBefore);
       this.sql.exec("DELETE FROM appends WHERE at < ? AND id LIKE 'outbox:%'", p.outboxAppendsBefore);
+      if (p.outboxThrough !== undefined && p.outboxThrough !== null) {
+        this.sql.exec("DELETE FROM outbox_held WHERE id <= ?", p.outboxThrough);
+      }
       return { keysErased: keys + targeted, inquiriesPurged: inquiries };
     });
   }

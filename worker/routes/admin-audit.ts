@@ -80,7 +80,7 @@ const verify = createRoute({
   summary:
     "Verify the ledger chain and every log shard's chain, from the genesis or from the latest signed checkpoint",
   description:
-    "Seals pending ledger entries first. The top-level fields are the ledger chain's verdict (`firstBadSeq` names its first bad `seq` when an entry was altered, removed or reordered; `unsealed` counts entries written but not yet chained, not a fault); `shards` holds one verdict per log shard (never anything unsealed: a shard chains as it writes). `ok` is true only when the ledger, every shard and every stored checkpoint verify.",
+    "Seals pending ledger entries first. The top-level fields are the ledger chain's verdict (`firstBadSeq` names its first bad `seq` when an entry was altered, removed or reordered; `unsealed` counts entries written but not yet chained, not a fault); `shards` holds one verdict per log shard (never anything unsealed: a shard chains as it writes). `outbox` accounts for every audit outbox id (none deleted before its drain). `ok` is true only when the ledger, every shard, every stored checkpoint and the outbox's accounting verify.",
   security: [{ bearer: [] }],
   middleware: [guard("audit.verify", "admin")] as const,
   request: { query: z.object({ from: z.enum(["genesis", "checkpoint"]).default("genesis") }) },
@@ -99,6 +99,16 @@ const verify = createRoute({
             treeCheckpoints: z.object({ count: z.number().int(), invalid: z.number().int() }),
             firstBadSeq: z.number().int().optional(),
             reason: z.string().optional(),
+            outbox: z
+              .object({
+                through: z.number().int(),
+                top: z.number().int(),
+                pending: z.number().int(),
+                missing: z.array(z.tuple([z.number().int(), z.number().int()])),
+              })
+              .describe(
+                "The audit outbox's accounting: every id up to `top` is waiting (`pending`) or held by a shard; `missing` ranges were deleted before reaching the log (a fault).",
+              ),
             shards: z.array(
               z.object({
                 shard: z.number().int(),

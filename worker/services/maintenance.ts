@@ -7,8 +7,8 @@ import type { Db } from "../lib/db";
 import { orm } from "../lib/db";
 import { DAY_MS } from "../lib/time";
 import { archiveLog } from "../log/archive";
-import { everyShard, type LogConfig } from "../log/client";
-import { drainAll, OUTBOX_APPEND_RETENTION_MS } from "../log/outbox";
+import { everyShard, type LogConfig, shardStub } from "../log/client";
+import { accountOutbox, drainAll, OUTBOX_APPEND_RETENTION_MS } from "../log/outbox";
 import { AUDIT_INSERT, auditInsert } from "./audit";
 import { markOverdueDisputes } from "./disputes";
 import { deliveriesOf, reportEvents, sendDeliveries } from "./events";
@@ -61,6 +61,8 @@ export interface MaintenanceResult {
  * deleted.
  */
 async function purgeLog(run: MaintenanceRun, targets: string[]) {
+  // Outbox ids the accounting has passed need no holding any more.
+  const outboxThrough = (await shardStub(run.log, 0).outboxWatermark()) as number | null;
   const results = await everyShard(run.log, (stub) =>
     stub.purge({
       keysBefore: run.now - run.retentionDays * DAY_MS,
@@ -69,6 +71,7 @@ async function purgeLog(run: MaintenanceRun, targets: string[]) {
       dayBefore: new Date(run.now).toISOString().slice(0, 10),
       appendsBefore: run.now - DAY_MS,
       outboxAppendsBefore: run.now - OUTBOX_APPEND_RETENTION_MS,
+      outboxThrough,
     }),
   );
   return {
@@ -215,13 +218,18 @@ export async function scheduledJob(
   // Every entry written so far (this run's own included) goes to the shards before their heads
   // are signed; rows a failed drain left behind are retried here, every minute.
   const outbox = await drainAll(config, db);
+  // Every outbox id since the last run reached a shard (or waits): the watermark moves up.
+  const accounted = await accountOutbox(config, db, { advance: true });
+  if (accounted.missing.length > 0) {
+    console.error(JSON.stringify({ level: "error", alert: "audit_outbox_gap", missing: accounted.missing }));
+  }
   const signed = await checkpoint(db, config, config.AUDIT_SIGNING_JWK, run.now);
   const ledger = signed ? headFor(signed, LEDGER_LEAF) : undefined;
   // After signing, so the newest heads can end a segment.
   const archived = await archiveLog(db, config, run.now);
   return {
     ...result,
-    outbox,
+    outbox: { ...outbox, through: accounted.through, missing: accounted.missing },
     archived,
     // `seq`/`hash`: the ledger chain's head it signed; `root` and `heads`: the whole tree.
     checkpoint:

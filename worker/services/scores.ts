@@ -219,7 +219,8 @@ export async function logLookups(
         target: b.target,
         requestId,
         outcome: "ok",
-        details: { purpose: look.purpose, ...look.details },
+        // `inquired`: this look-up wrote inquiry rows, which verify holds it to (worker/log/chain.ts).
+        details: { purpose: look.purpose, ...look.details, ...(b.keys.length > 0 ? { inquired: true } : {}) },
         subjectKeys: b.keys,
       })),
       inquiries: keys.map((subjectKey) => ({
