@@ -59,6 +59,8 @@ export default defineConfig(async () => {
             name: "node",
             environment: "node",
             include: ["test/node/**/*.test.ts"],
+            // One file at a time: the ledgers they start share .dev.vars and .local/keys.
+            fileParallelism: false,
             testTimeout: 180_000,
             hookTimeout: 60_000,
           },

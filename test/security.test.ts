@@ -851,6 +851,8 @@ describe("rate limits (Workers Rate Limiting binding, wrangler.toml [[ratelimits
       expect(res.status).not.toBe(429);
       await res.arrayBuffer();
     },
+    // Hundreds of requests each: seconds on a loaded machine, so more than the default 5 s.
+    30_000,
   );
 });
 
@@ -1823,5 +1825,5 @@ describe("API4: the per-isolate platform cache is bounded", () => {
     const platform = await newPlatform();
     const res = await call("/v1/reports", { token: await platform.token() });
     expect(res.status).toBe(200);
-  });
+  }, 30_000);
 });

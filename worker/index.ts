@@ -1,4 +1,6 @@
+import { secureHeaders } from "hono/secure-headers";
 import { newApp } from "./app";
+import { API_CSP, DOCS_CSP } from "./docs/page";
 import { type Bindings, loadConfig, type WebhookMessage } from "./env";
 import { newId } from "./lib/ids";
 import { auditTrail } from "./middleware/audit-trail";
@@ -46,6 +48,11 @@ import { deadLetterBatch, deliverBatch, WEBHOOK_DLQ, WEBHOOK_QUEUE } from "./ser
 const app = newApp();
 
 app.use("*", requestContext());
+// The usual security headers on every answer, errors included; a policy that lets an API answer
+// load nothing, and one that lets the reference page load from the ledger's own origin only.
+const apiHeaders = secureHeaders({ contentSecurityPolicy: API_CSP, xFrameOptions: "DENY" });
+const docsHeaders = secureHeaders({ contentSecurityPolicy: DOCS_CSP, xFrameOptions: "DENY" });
+app.use("*", (c, next) => (c.req.path === "/docs" ? docsHeaders(c, next) : apiHeaders(c, next)));
 // Authentication before anything else reads the request: a request without a valid token is
 // audited only within the rejected-token budget per source address, however else it is wrong.
 app.use("/v1/*", auditTrail(), bearerAuth(), rateLimit(), rejectBadBookmark(), jsonBody());

@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { Scalar } from "@scalar/hono-api-reference";
 import type { App } from "../app";
 import { publicAuditKeys } from "../audit/ledger";
+import { docsHtml } from "../docs/page";
 import { MODEL_VERSION } from "../scoring/model";
 
 const health = createRoute({
@@ -66,5 +66,9 @@ export function registerDocs(app: App) {
       ].join("\n"),
     },
   });
-  app.get("/docs", Scalar({ url: "/openapi.json", pageTitle: "Pixiu API reference" }));
+  // The page only: its scripts and styles are static assets of the ledger itself (worker/docs/page.ts).
+  app.get("/docs", (c) => {
+    c.header("cache-control", "no-cache");
+    return c.html(docsHtml());
+  });
 }
