@@ -3,7 +3,7 @@
  *   npm run -s fingerprint -- photo.jpg
  *   → {"pdq":"<64 hex>","quality":0-100,"dihedral":["<64 hex>", … 8],"provenance":{…}}
  * The photo is read and hashed here; nothing is sent anywhere. An unreadable file or one that is
- * not a JPEG or PNG exits 1 with the reason.
+ * not a JPEG, PNG or WebP exits 1 with the reason.
  */
 import { readFile } from "node:fs/promises";
 import { decodeImage } from "../client/images";
@@ -12,7 +12,7 @@ import { pdqHash } from "../client/pdq";
 async function main() {
   const [path, ...rest] = process.argv.slice(2);
   if (!path || rest.length > 0) {
-    throw new Error("usage: npm run -s fingerprint -- <image.jpg|image.png>");
+    throw new Error("usage: npm run -s fingerprint -- <image.jpg|image.png|image.webp>");
   }
   let bytes: Uint8Array;
   try {
@@ -20,10 +20,9 @@ async function main() {
   } catch (err) {
     throw new Error(`cannot read ${path}: ${(err as Error).message}`);
   }
-  const { format, pixels, exif } = decodeImage(bytes);
+  const { format, pixels, orientation } = decodeImage(bytes);
   const { hash, quality, dihedral } = pdqHash(pixels);
-  const { orientation, ...camera } = exif;
-  const provenance = { format, width: pixels.width, height: pixels.height, orientation, ...camera };
+  const provenance = { format, width: pixels.width, height: pixels.height, orientation };
   process.stdout.write(`${JSON.stringify({ pdq: hash, quality, dihedral, provenance })}\n`);
 }
 
