@@ -135,14 +135,34 @@ describe("npm run fingerprint", () => {
       encoding: "utf8",
     });
 
-  it("prints the hash, quality, eight dihedral hashes and provenance of a photo", () => {
+  it("prints the hash, quality, eight dihedral hashes and provenance of a photo, in that order", () => {
     const out = run(join(FIXTURES, "wee.jpg"));
     expect(out.status, out.stderr).toBe(0);
     const printed = JSON.parse(out.stdout);
+    expect(Object.keys(printed)).toEqual(["pdq", "quality", "dihedral", "provenance"]);
     expect(printed.pdq).toBe(hashFile("wee.jpg").hash);
     expect(printed.quality).toBe(hashFile("wee.jpg").quality);
     expect(printed.dihedral).toEqual(hashFile("wee.jpg").dihedral);
-    expect(printed.provenance).toMatchObject({ format: "jpeg", width: 34, height: 42, orientation: 1 });
+    // wee.jpg was saved by Photoshop, which its EXIF says and nothing else does.
+    expect(printed.provenance).toEqual({
+      c2pa: { present: false, digitalSourceTypes: [], aiGenerated: false, claimGenerator: null },
+      aiLabel: null,
+      exif: {
+        make: null,
+        model: null,
+        software: "Adobe Photoshop CC 2014 (Macintosh)",
+        dateTimeOriginal: null,
+      },
+    });
+  });
+
+  it("fingerprints a WebP", () => {
+    const out = run(join(WEBP, "wee-orientation-6.webp"));
+    expect(out.status, out.stderr).toBe(0);
+    const printed = JSON.parse(out.stdout);
+    const upright = decodeImage(new Uint8Array(readFileSync(join(WEBP, "wee-orientation-6.webp"))));
+    expect(printed.pdq).toBe(pdqHash(upright.pixels).hash);
+    expect(printed.provenance).toMatchObject({ c2pa: { present: false }, aiLabel: null, exif: null });
   });
 
   it("exits non-zero, saying why, on a text file and on a missing file", () => {
