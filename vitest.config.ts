@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { exportJWK, generateKeyPair } from "jose";
 import { configDefaults, defineConfig } from "vitest/config";
@@ -9,6 +10,8 @@ import { configDefaults, defineConfig } from "vitest/config";
  *   and applied in test/setup.ts; a fresh admin key pair is made per run, its public half bound as
  *   ADMIN_JWKS exactly as production binds it, its private half handed to the tests. A webhook
  *   receiver runs on the Node side (test/receiver.global.ts); its URL reaches tests by inject().
+ *   Workers cannot read the disk, so the fixture photos they decode are bound as base64
+ *   (TEST_IMAGES, by path under test/fixtures/).
  * - `node`: tests that drive the ledger from outside, as `npm start` runs it (test/node/): they
  *   start and kill real processes, so they get minutes, not seconds. The PDQ compatibility test
  *   is here too, as it reads its fixture photos from disk.
@@ -23,6 +26,16 @@ export default defineConfig(async () => {
   const privateJwk = { ...(await exportJWK(admin.privateKey)), kid, alg: "EdDSA" };
   const audit = await generateKeyPair("EdDSA", { extractable: true });
   const auditJwk = { ...(await exportJWK(audit.privateKey)), kid: "test-audit" };
+  const images = Object.fromEntries(
+    [
+      "pdq/wee.jpg",
+      "pdq/variants/square-256x256.jpg",
+      "webp/square-lossy.webp",
+      "webp/wee-lossless.webp",
+      "webp/wee-animated.webp",
+      "webp/wee-orientation-6.webp",
+    ].map((path) => [path, readFileSync(`test/fixtures/${path}`).toString("base64")]),
+  );
   const pepper = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("base64url");
   return {
     test: {
@@ -34,6 +47,7 @@ export default defineConfig(async () => {
               miniflare: {
                 bindings: {
                   TEST_MIGRATIONS: migrations,
+                  TEST_IMAGES: images,
                   TEST_ADMIN_JWK: JSON.stringify(privateJwk),
                   ADMIN_JWKS: JSON.stringify({ keys: [publicJwk] }),
                   LEDGER_PEPPER: pepper,

@@ -15,6 +15,8 @@ declare global {
     }
     interface Env extends Bindings {
       TEST_MIGRATIONS: D1Migration[];
+      /** Fixture photos by path under test/fixtures/, base64 (vitest.config.ts). */
+      TEST_IMAGES: Record<string, string>;
       /** The private half of the admin key bound as ADMIN_JWKS, for minting admin tokens. */
       TEST_ADMIN_JWK: string;
     }

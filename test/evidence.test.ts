@@ -3,11 +3,13 @@
  * `fingerprint_chunks`, and `POST /v1/evidence/match` at refund time. The index must be exact
  * (no miss against brute force within distance 31), forget closed reports, read a bounded number
  * of rows whatever else the ledger holds, and the match must be logged like a score query while
- * writing nothing to the ledger.
+ * writing nothing to the ledger. `image_provenance` evidence (what `client/provenance.ts` reads
+ * from a photo) is stored and shown with the report, strictly validated, and indexes nothing.
  */
 import { env } from "cloudflare:workers";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
+import { readProvenance } from "../client/provenance";
 import { envSchema } from "../worker/env";
 import { chunkDistance, chunksOf, MAX_EXACT_DISTANCE, matchReadSql } from "../worker/services/fingerprints";
 import {
@@ -22,6 +24,16 @@ import {
   reportBody,
   type TestPlatform,
 } from "./harness";
+import {
+  aigcElementXmp,
+  jpegExif,
+  jpegJumbf,
+  jpegXmp,
+  manifest,
+  manifestStore,
+  spliceJpeg,
+  TRAINED,
+} from "./provenance-fixtures";
 
 interface MatchAnswer {
   maxDistance: number;
@@ -163,6 +175,175 @@ describe("image_pdq evidence on reports", () => {
       .bind(id, a)
       .all<{ chunk: number; value: number }>();
     expect(chunks.results.map((r) => r.value)).toEqual(chunksOf(a));
+  });
+});
+
+/** What `npm run fingerprint` prints as `provenance` for an AI picture with every indicator. */
+function aiProvenance() {
+  const base64 = env.TEST_IMAGES["pdq/wee.jpg"] ?? "";
+  const jpeg = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+  const store = manifestStore(
+    manifest({
+      actions: [[{ action: "c2pa.created", digitalSourceType: TRAINED }]],
+      claim: { claim_generator_info: { name: "Example Image Generator", version: "2.1" } },
+    }),
+  );
+  const photo = spliceJpeg(
+    jpeg,
+    jpegExif({
+      make: "Canon",
+      model: "EOS R5",
+      software: "Generator Export 1.2",
+      dateTimeOriginal: "2026:10:02 10:00:00",
+    }),
+    jpegXmp(
+      aigcElementXmp({
+        Label: "1",
+        ContentProducer: "001191110108MA01KP2T5U00000",
+        ProduceID: "c4c8c106_8ffd74cc",
+      }),
+    ),
+    jpegJumbf(store),
+  );
+  return readProvenance(photo);
+}
+
+const provenance = (overrides: Record<string, unknown> = {}) => ({
+  kind: "image_provenance",
+  ...aiProvenance(),
+  ...overrides,
+});
+
+describe("image_provenance evidence on reports", () => {
+  it("the fingerprint tool's provenance is stored as it was sent and shown with the report, indexing nothing", async () => {
+    const read = aiProvenance();
+    expect(read.c2pa.aiGenerated).toBe(true);
+    expect(read.aiLabel?.label).toBe("1");
+    expect(read.exif?.make).toBe("Canon");
+    const item = { kind: "image_provenance", ...read };
+    const hash = randomHash();
+    const { id } = await report(reporter, [pdq(hash), item]);
+    const shown = await callJson<{ evidence: unknown[] }>(`/v1/reports/${id}`, {
+      token: await reporter.token(),
+    });
+    expect(shown.status).toBe(200);
+    expect(shown.body.evidence).toEqual([pdq(hash), item]);
+    expect(await countRows("fingerprints", "report_id = ?", id)).toBe(1);
+    const listed = await callJson<{ items: { id: string; evidence: unknown[] }[] }>("/v1/reports?limit=5", {
+      token: await reporter.token(),
+    });
+    expect(listed.body.items.find((r) => r.id === id)?.evidence).toEqual([pdq(hash), item]);
+  });
+
+  it("a photo with none of it is evidence too: C2PA absent, no label, no EXIF", async () => {
+    const none = {
+      kind: "image_provenance",
+      c2pa: { present: false, digitalSourceTypes: [], aiGenerated: false, claimGenerator: null },
+      aiLabel: null,
+      exif: null,
+    };
+    const { id } = await report(reporter, [none]);
+    const shown = await callJson<{ evidence: unknown[] }>(`/v1/reports/${id}`, {
+      token: await reporter.token(),
+    });
+    expect(shown.body.evidence).toEqual([none]);
+  });
+
+  it("bad provenance is a 422 naming the field, and nothing is written", async () => {
+    const good = aiProvenance();
+    const cases: [unknown, string][] = [
+      [provenance({ c2pa: { ...good.c2pa, aiGenerated: false } }), "evidence.1.c2pa.aiGenerated"],
+      [
+        provenance({
+          c2pa: { present: false, digitalSourceTypes: [TRAINED], aiGenerated: true, claimGenerator: null },
+        }),
+        "evidence.1.c2pa.present",
+      ],
+      [
+        provenance({ c2pa: { ...good.c2pa, digitalSourceTypes: [TRAINED, TRAINED] } }),
+        "evidence.1.c2pa.digitalSourceTypes",
+      ],
+      [
+        provenance({ c2pa: { ...good.c2pa, digitalSourceTypes: ["not a uri"] } }),
+        "evidence.1.c2pa.digitalSourceTypes.0",
+      ],
+      [provenance({ c2pa: { ...good.c2pa, verified: true } }), "evidence.1.c2pa"],
+      [provenance({ exif: { ...good.exif, make: "x".repeat(65) } }), "evidence.1.exif.make"],
+      [provenance({ exif: { ...good.exif, software: "call 13912345678" } }), "evidence.1.exif.software"],
+      [provenance({ exif: { ...good.exif, model: " padded" } }), "evidence.1.exif.model"],
+      [
+        provenance({ exif: { ...good.exif, dateTimeOriginal: "2026:10:02 10:00:00" } }),
+        "evidence.1.exif.dateTimeOriginal",
+      ],
+      [
+        provenance({ exif: { ...good.exif, dateTimeOriginal: "2026-02-30T10:00:00" } }),
+        "evidence.1.exif.dateTimeOriginal",
+      ],
+      [provenance({ aiLabel: { ...good.aiLabel, produceId: "has space" } }), "evidence.1.aiLabel.produceId"],
+      [
+        provenance({ aiLabel: { ...good.aiLabel, reservedCode1: "a".repeat(257) } }),
+        "evidence.1.aiLabel.reservedCode1",
+      ],
+      [provenance({ aiLabel: { label: "1" } }), "evidence.1.aiLabel.contentProducer"],
+      [provenance({ exif: undefined }), "evidence.1.exif"],
+    ];
+    for (const [item, path] of cases) {
+      const hash = randomHash();
+      const body = reportBody(await newBuyer(), { evidence: [pdq(hash), item] });
+      const res = await callJson("/v1/reports", { token: await reporter.token(), body });
+      expect(res.status, JSON.stringify(item)).toBe(422);
+      expect(errorPaths(res.body), path).toContain(path);
+      expect(await countRows("reports", "case_id = ?", body.caseId)).toBe(0);
+      expect(await countRows("fingerprints", "hash = ?", hash)).toBe(0);
+    }
+  });
+
+  it("counts in the 16 evidence items a report may carry", async () => {
+    const sixteen = Array.from({ length: 15 }, () => pdq(randomHash()));
+    expect(
+      (
+        await callJson("/v1/reports", {
+          token: await reporter.token(),
+          body: reportBody(await newBuyer(), { evidence: [...sixteen, provenance()] }),
+        })
+      ).status,
+    ).toBe(201);
+    const res = await callJson("/v1/reports", {
+      token: await reporter.token(),
+      body: reportBody(await newBuyer(), { evidence: [...sixteen, pdq(randomHash()), provenance()] }),
+    });
+    expect(res.status).toBe(422);
+    expect(errorPaths(res.body)).toEqual(["evidence"]);
+  });
+
+  it("is taken in bulk, item by item: a bad one is refused at its index, the other written", async () => {
+    const bad = provenance({
+      exif: { make: "x".repeat(65), model: null, software: null, dateTimeOriginal: null },
+    });
+    const reports = [
+      reportBody(await newBuyer(), { evidence: [provenance()] }),
+      reportBody(await newBuyer(), { evidence: [bad] }),
+    ];
+    const res = await callJson<{ results: { index: number; status: number; problem?: unknown }[] }>(
+      "/v1/reports/bulk",
+      { token: await reporter.token(), body: { reports } },
+    );
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(res.body.results.map((r) => r.status)).toEqual([201, 422]);
+    expect(errorPaths(res.body.results[1]?.problem)).toEqual(["evidence.0.exif.make"]);
+    expect(await countRows("reports", "case_id = ?", reports[0]?.caseId)).toBe(1);
+    expect(await countRows("reports", "case_id = ?", reports[1]?.caseId)).toBe(0);
+  });
+
+  it("is described in the OpenAPI document as one of the evidence kinds", async () => {
+    const doc = await callJson<{
+      components: { schemas: Record<string, { properties?: Record<string, unknown> }> };
+    }>("/openapi.json");
+    const schema = doc.body.components.schemas.ProvenanceEvidence;
+    expect(Object.keys(schema?.properties ?? {})).toEqual(["kind", "c2pa", "aiLabel", "exif"]);
+    expect(JSON.stringify(doc.body.components.schemas.Evidence)).toContain(
+      "#/components/schemas/ProvenanceEvidence",
+    );
   });
 });
 

@@ -15,6 +15,7 @@ import { decodeImage, orient } from "../../client/images";
 import { hammingDistance, PDQ_MATCH_THRESHOLD, type PdqResult, pdqHash } from "../../client/pdq";
 
 const FIXTURES = join(import.meta.dirname, "../fixtures/pdq");
+const WEBP = join(import.meta.dirname, "../fixtures/webp");
 const ROOT = join(import.meta.dirname, "../..");
 
 const expected = readFileSync(join(FIXTURES, "expected.tsv"), "utf8")
@@ -80,6 +81,29 @@ describe("PDQ against the reference implementation", () => {
   });
 });
 
+describe("WebP", () => {
+  const webp = (name: string) => decodeImage(new Uint8Array(readFileSync(join(WEBP, name))));
+
+  it.each([
+    ["square-lossy.webp", "variants/square-256x256.jpg"],
+    ["wee-lossless.webp", "wee.jpg"],
+    ["wee-animated.webp", "wee.jpg"],
+  ])("%s hashes within a few bits of %s, the photo cwebp made it from", (name, original) => {
+    const decoded = webp(name);
+    expect(decoded.format).toBe("webp");
+    const distance = hammingDistance(pdqHash(decoded.pixels).hash, hashFile(original).hash);
+    console.log(`pdq ${name}: distance ${distance} to ${original}`);
+    expect(distance).toBeLessThanOrEqual(8);
+  });
+
+  it("turns a WebP upright by its EXIF chunk's orientation before hashing", () => {
+    const upright = webp("wee-orientation-6.webp");
+    const want = orient(webp("wee-lossless.webp").pixels, 6);
+    expect(upright.orientation).toBe(6);
+    expect(Buffer.compare(Buffer.from(upright.pixels.data), Buffer.from(want.data))).toBe(0);
+  });
+});
+
 /** An APP1 segment holding a little-endian TIFF block whose IFD0 has only Orientation. */
 function exifOrientationSegment(orientation: number): Uint8Array {
   const tiff = [0x49, 0x49, 0x2a, 0, 8, 0, 0, 0, 1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0, orientation, 0, 0, 0];
@@ -97,7 +121,7 @@ describe("EXIF orientation", () => {
     ]);
     const plain = decodeImage(bytes);
     const upright = decodeImage(tagged);
-    expect(upright.exif.orientation).toBe(orientation);
+    expect(upright.orientation).toBe(orientation);
     const want = orient(plain.pixels, orientation);
     expect([upright.pixels.width, upright.pixels.height]).toEqual([want.width, want.height]);
     expect(Buffer.compare(Buffer.from(upright.pixels.data), Buffer.from(want.data))).toBe(0);
@@ -111,14 +135,34 @@ describe("npm run fingerprint", () => {
       encoding: "utf8",
     });
 
-  it("prints the hash, quality, eight dihedral hashes and provenance of a photo", () => {
+  it("prints the hash, quality, eight dihedral hashes and provenance of a photo, in that order", () => {
     const out = run(join(FIXTURES, "wee.jpg"));
     expect(out.status, out.stderr).toBe(0);
     const printed = JSON.parse(out.stdout);
+    expect(Object.keys(printed)).toEqual(["pdq", "quality", "dihedral", "provenance"]);
     expect(printed.pdq).toBe(hashFile("wee.jpg").hash);
     expect(printed.quality).toBe(hashFile("wee.jpg").quality);
     expect(printed.dihedral).toEqual(hashFile("wee.jpg").dihedral);
-    expect(printed.provenance).toMatchObject({ format: "jpeg", width: 34, height: 42, orientation: 1 });
+    // wee.jpg was saved by Photoshop, which its EXIF says and nothing else does.
+    expect(printed.provenance).toEqual({
+      c2pa: { present: false, digitalSourceTypes: [], aiGenerated: false, claimGenerator: null },
+      aiLabel: null,
+      exif: {
+        make: null,
+        model: null,
+        software: "Adobe Photoshop CC 2014 (Macintosh)",
+        dateTimeOriginal: null,
+      },
+    });
+  });
+
+  it("fingerprints a WebP", () => {
+    const out = run(join(WEBP, "wee-orientation-6.webp"));
+    expect(out.status, out.stderr).toBe(0);
+    const printed = JSON.parse(out.stdout);
+    const upright = decodeImage(new Uint8Array(readFileSync(join(WEBP, "wee-orientation-6.webp"))));
+    expect(printed.pdq).toBe(pdqHash(upright.pixels).hash);
+    expect(printed.provenance).toMatchObject({ c2pa: { present: false }, aiLabel: null, exif: null });
   });
 
   it("exits non-zero, saying why, on a text file and on a missing file", () => {

@@ -6,7 +6,10 @@ import { ProblemError } from "../lib/problem";
 /** Bulk back-fills and score batches may send up to 1 MiB; everything else far less. */
 export const MAX_BULK_BODY_BYTES = 1_048_576;
 export const MAX_BODY_BYTES = 65_536;
-/** Deepest JSON nesting any request schema needs is 4; 8 leaves room and stops parser abuse. */
+/**
+ * Deepest JSON nesting any request schema needs is 7 (a bulk report's `image_provenance` source
+ * types); 8 leaves room and stops parser abuse.
+ */
 export const MAX_JSON_DEPTH = 8;
 
 const JSON_TYPE = /^application\/json\s*(;\s*charset=utf-8\s*)?$/i;

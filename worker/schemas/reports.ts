@@ -1,4 +1,11 @@
 import { z } from "@hono/zod-openapi";
+import {
+  isAiSourceType,
+  PROVENANCE_LIMITS as LIMITS,
+  LOCAL_DATE_TIME,
+  PRINTABLE_TEXT,
+  VISIBLE_ASCII,
+} from "../../client/provenance-shape";
 import { reportStatuses } from "../../schema";
 import { AmountSchema, freeText, PERSONAL_DATA, Rfc3339, SUBJECT_TYPES, subjectList } from "./common";
 
@@ -57,9 +64,125 @@ const PdqEvidenceSchema = z
   })
   .strict();
 
+/**
+ * Text read from a photo's metadata for people to read (a camera, a program, a producer's name):
+ * printable, no whitespace at either end. With `personal`, refused when it looks like an e-mail,
+ * phone or ID number, as notes are: these fields are tools' names and never legitimately hold one
+ * (a producer's registration code may be 18 digits, so the label's fields are not checked so).
+ */
+const metadataText = (max: number, personal = false) => {
+  const text = z.string().min(1).max(max).regex(PRINTABLE_TEXT, "must be printable text, trimmed");
+  return (
+    personal
+      ? text.refine((s) => !PERSONAL_DATA.some((re) => re.test(s)), "must not contain personal data")
+      : text
+  ).nullable();
+};
+
+/** Whether `YYYY-MM-DDTHH:MM:SS…` names a real date and time (no 30 February, no hour 24). */
+function isCalendarDateTime(value: string): boolean {
+  const [y, mo, d, h, mi, s] = (value.match(/\d+/g) ?? []).map(Number) as number[];
+  const at = new Date(Date.UTC(y ?? 0, (mo ?? 0) - 1, d ?? 0, h ?? 0, mi ?? 0, s ?? 0));
+  return (
+    at.getUTCMonth() === (mo ?? 0) - 1 &&
+    at.getUTCDate() === d &&
+    (h ?? 0) < 24 &&
+    (mi ?? 0) < 60 &&
+    (s ?? 0) < 60
+  );
+}
+
+/** An identifier, code or URI read from metadata: visible ASCII, no spaces. */
+const metadataCode = (max: number) =>
+  z.string().min(1).max(max).regex(VISIBLE_ASCII, "must be visible ASCII without spaces").nullable();
+
+/**
+ * What `client/provenance.ts` reads from a photo (`npm run -s fingerprint`, `provenance`): C2PA
+ * (unvalidated), the GB 45438-2025 label and four EXIF fields. Indicators a reviewer weighs, not
+ * proof; stored with the report and shown with it, never matched or scored.
+ */
+const ProvenanceEvidenceSchema = z
+  .object({
+    kind: z.literal("image_provenance"),
+    c2pa: z
+      .object({
+        present: z.boolean(),
+        digitalSourceTypes: z
+          .array(
+            z
+              .string()
+              .min(1)
+              .max(LIMITS.digitalSourceType)
+              .regex(VISIBLE_ASCII, "must be a URI: visible ASCII without spaces"),
+          )
+          .max(LIMITS.digitalSourceTypes)
+          .refine((types) => new Set(types).size === types.length, "must not repeat a source type"),
+        aiGenerated: z.boolean(),
+        claimGenerator: metadataText(LIMITS.claimGenerator, true),
+      })
+      .strict()
+      .superRefine((c2pa, ctx) => {
+        if (!c2pa.present && (c2pa.digitalSourceTypes.length > 0 || c2pa.claimGenerator !== null)) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["present"],
+            message: "must be true when source types or a claim generator are given",
+          });
+        }
+        if (c2pa.aiGenerated !== c2pa.digitalSourceTypes.some(isAiSourceType)) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["aiGenerated"],
+            message:
+              "must be true exactly when a digital source type is trainedAlgorithmicMedia or compositeWithTrainedAlgorithmicMedia",
+          });
+        }
+      }),
+    aiLabel: z
+      .object({
+        label: metadataCode(LIMITS.label),
+        contentProducer: metadataText(LIMITS.party),
+        produceId: metadataCode(LIMITS.contentId),
+        reservedCode1: metadataCode(LIMITS.reservedCode),
+        contentPropagator: metadataText(LIMITS.party),
+        propagateId: metadataCode(LIMITS.contentId),
+        reservedCode2: metadataCode(LIMITS.reservedCode),
+      })
+      .strict()
+      .nullable(),
+    exif: z
+      .object({
+        make: metadataText(LIMITS.make, true),
+        model: metadataText(LIMITS.model, true),
+        software: metadataText(LIMITS.software, true),
+        dateTimeOriginal: z
+          .string()
+          .regex(LOCAL_DATE_TIME, "must be YYYY-MM-DDTHH:MM:SS, with ±HH:MM when the offset is known")
+          .refine(isCalendarDateTime, "must be a date and time that exists")
+          .nullable(),
+      })
+      .strict()
+      .nullable(),
+  })
+  .strict()
+  .openapi("ProvenanceEvidence", {
+    example: {
+      kind: "image_provenance",
+      c2pa: {
+        present: true,
+        digitalSourceTypes: ["http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"],
+        aiGenerated: true,
+        claimGenerator: "Example Image Generator/1.0",
+      },
+      aiLabel: null,
+      exif: null,
+    },
+  });
+
 export const EvidenceSchema = z
   .discriminatedUnion("kind", [
     PdqEvidenceSchema,
+    ProvenanceEvidenceSchema,
     z.object({ kind: z.enum(EVIDENCE_KINDS), value: z.string().min(1).max(256) }).strict(),
   ])
   .openapi("Evidence");
