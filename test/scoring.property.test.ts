@@ -186,7 +186,7 @@ const codes = (e: Evaluation) => e.reasons.map((r) => r.code);
 // Properties
 // ---------------------------------------------------------------------------------------------
 
-describe("pixiu-score/1 properties", () => {
+describe("pixiu-score/1.1 properties: records", () => {
   it("adding a counted record never lowers the score", () => {
     fc.assert(
       fc.property(recordSet(14), countedDraft, (base, draft) => {
@@ -670,30 +670,35 @@ describe("worked examples of docs/scoring.md §6 (evaluated on 2026-11-25)", () 
 // ---------------------------------------------------------------------------------------------
 
 describe("model version", () => {
-  const defaults = { RETENTION_DAYS: 1826, SCORE_BANDS: undefined, SCORE_FX_RATES: undefined };
+  const defaults = {
+    RETENTION_DAYS: 1826,
+    SCORE_BANDS: undefined,
+    SCORE_FX_RATES: undefined,
+    MAX_MATCH_DISTANCE: 31,
+  };
 
-  it("is pixiu-score/1 with the documented defaults, fingerprinted when a default is overridden", () => {
-    expect(MODEL_VERSION).toBe("pixiu-score/1");
-    expect(configureModel(defaults).version).toBe("pixiu-score/1");
+  it("is pixiu-score/1.1 with the documented defaults, fingerprinted when a default is overridden", () => {
+    expect(MODEL_VERSION).toBe("pixiu-score/1.1");
+    expect(configureModel(defaults).version).toBe("pixiu-score/1.1");
     expect(configureModel(defaults).model).toStrictEqual(M);
     const longer = configureModel({ ...defaults, RETENTION_DAYS: 3650 });
-    expect(longer.version).toMatch(/^pixiu-score\/1\+[0-9a-f]{8}$/);
+    expect(longer.version).toMatch(/^pixiu-score\/1\.1\+[0-9a-f]{8}$/);
     expect(longer.model.retentionDays).toBe(3650);
     expect(configureModel({ ...defaults, RETENTION_DAYS: 3650 }).version).toBe(longer.version);
     const bands = configureModel({ ...defaults, SCORE_BANDS: [10, 40, 80] });
     const fx = configureModel({ ...defaults, SCORE_FX_RATES: { USD: 7.1 } });
-    expect(bands.version).toMatch(/^pixiu-score\/1\+[0-9a-f]{8}$/);
-    expect(fx.version).toMatch(/^pixiu-score\/1\+[0-9a-f]{8}$/);
+    expect(bands.version).toMatch(/^pixiu-score\/1\.1\+[0-9a-f]{8}$/);
+    expect(fx.version).toMatch(/^pixiu-score\/1\.1\+[0-9a-f]{8}$/);
     expect(new Set([longer.version, bands.version, fx.version]).size).toBe(3);
     expect(fx.model.fxToCny.USD).toBe(7.1);
     expect(fx.model.fxToCny.EUR).toBe(7.8);
     // Setting a value to its default is not an override: same model, same version.
     const b = M.bands;
     expect(configureModel({ ...defaults, SCORE_BANDS: [b.medium, b.high, b.critical] }).version).toBe(
-      "pixiu-score/1",
+      "pixiu-score/1.1",
     );
     expect(configureModel({ ...defaults, SCORE_FX_RATES: { USD: M.fxToCny.USD as number } }).version).toBe(
-      "pixiu-score/1",
+      "pixiu-score/1.1",
     );
   });
 
@@ -716,7 +721,7 @@ describe("model version", () => {
       body: { subjects, purpose: "refund_review" },
     });
     expect(answer.status).toBe(200);
-    expect(answer.body.model).toBe("pixiu-score/1");
+    expect(answer.body.model).toBe("pixiu-score/1.1");
     const expected = evaluate(
       [
         {
