@@ -423,7 +423,10 @@ export function evaluate(
   let sum = 0;
   let capped = 0;
   let merged = 0;
-  const contributing = new Set([...byPlatform.keys(), ...photoByPlatform.keys()]);
+  // The records' platforms in their order (as pixiu-score/1 summed them), then the platforms only
+  // photos brought, sorted: the sum never depends on the order of the input.
+  const photoOnly = [...photoByPlatform.keys()].filter((id) => !byPlatform.has(id)).sort();
+  const contributing = [...byPlatform.keys(), ...photoOnly];
   for (const platformId of contributing) {
     const p = byPlatform.get(platformId);
     const cap = p?.strong ? model.strongPlatformCap : model.platformCap;
@@ -439,7 +442,7 @@ export function evaluate(
     }
     sum += Math.min(cap, raw);
   }
-  const platforms = contributing.size;
+  const platforms = contributing.length;
   const evidence = platforms === 0 ? 0 : sum * (1 + model.consensusStep * (platforms - 1));
   const score = scoreOf(evidence, model);
   const band = bandOf(score, platforms > 0, model);
