@@ -467,11 +467,10 @@ interface PhotoScore {
   evaluatedAt: string;
 }
 
-/** docs/scoring.md §2 and §4, written independently of the model: decay and evidence to score. */
-const decayDays = (days: number) => 0.5 ** (days / 365);
+/** docs/scoring.md §4, written independently of the model: evidence to score. */
 const scoreFor = (evidence: number) => Math.max(1, Math.round(100 * (1 - Math.exp(-evidence / 3))));
-/** One photo match of a case 10 days old (reportBody's default incident): 0.75 × decay. */
-const PHOTO_10 = 0.75 * decayDays(10);
+/** One platform's photo match (docs/scoring.md §3b), whatever the case's age. */
+const PHOTO = 0.75;
 
 async function scoreWith(p: TestPlatform, subjects: Subject[], evidence?: unknown[]) {
   const res = await callJson<PhotoScore>("/v1/scores/query", {
@@ -500,8 +499,8 @@ describe("score queries with the claim's photos", () => {
 
     const res = await scoreWith(asker, buyer, [{ pdq: randomHash() }, { pdq: claim }]);
     const answer = res.body;
-    expect(answer.score).toBe(scoreFor(2 * PHOTO_10 * 1.5));
-    expect(answer.score).toBe(52);
+    expect(answer.score).toBe(scoreFor(2 * PHOTO * 1.5));
+    expect(answer.score).toBe(53);
     expect(answer.band).toBe("high");
     expect(answer.action).toBe("require_return");
     expect(answer.model).toBe("pixiu-score/1.1");
@@ -555,7 +554,7 @@ describe("score queries with the claim's photos", () => {
       await report(a, [pdq(stored)]);
     }
     const answer = (await scoreWith(asker, await newBuyer(), [{ pdq: flip(stored, randomBits(2)) }])).body;
-    expect(answer.score).toBe(scoreFor(PHOTO_10));
+    expect(answer.score).toBe(scoreFor(PHOTO));
     expect(answer.score).toBe(22);
     expect(answer).toMatchObject({ band: "medium", action: "review" });
     expect(answer.photos?.[0]?.matches).toEqual([expect.objectContaining({ distance: 2, platforms: 1 })]);
@@ -594,8 +593,8 @@ describe("score queries with the claim's photos", () => {
     // Another platform confirmed it too: two platforms agree, the multiplier applies.
     await report(b, [pdq(stored)]);
     const agreed = (await scoreWith(asker, buyer, claim)).body;
-    expect(agreed.score).toBe(scoreFor((1.5 + PHOTO_10) * 1.5));
-    expect(agreed.score).toBe(67);
+    expect(agreed.score).toBe(scoreFor((1.5 + PHOTO) * 1.5));
+    expect(agreed.score).toBe(68);
     expect(agreed.band).toBe("high");
     expect(agreed.summary).toMatchObject({ reports: 1, platforms: 1 });
     expect(agreed.photos?.[0]?.matches).toEqual([expect.objectContaining({ distance: 4, platforms: 2 })]);
@@ -611,7 +610,7 @@ describe("score queries with the claim's photos", () => {
     const rb = await report(b, [pdq(stored)]);
     const buyer = await newBuyer();
     const claim = [{ pdq: flip(stored, randomBits(9)) }];
-    expect((await scoreWith(asker, buyer, claim)).body.score).toBe(52);
+    expect((await scoreWith(asker, buyer, claim)).body.score).toBe(53);
 
     const retracted = await callJson(`/v1/reports/${ra.id}/retract`, {
       token: await a.token(),
@@ -646,7 +645,7 @@ describe("score queries with the claim's photos", () => {
     await report(b, [pdq(stored)]);
     const buyer = await newBuyer();
     const claim = [{ pdq: stored }];
-    expect((await scoreWith(asker, buyer, claim)).body.score).toBe(52);
+    expect((await scoreWith(asker, buyer, claim)).body.score).toBe(53);
 
     const opened = await openDispute<{ id: string }>(
       opener,
@@ -656,8 +655,8 @@ describe("score queries with the claim's photos", () => {
     );
     expect(opened.status, JSON.stringify(opened.body)).toBe(201);
     const half = (await scoreWith(asker, buyer, claim)).body;
-    expect(half.score).toBe(scoreFor((PHOTO_10 + PHOTO_10 / 2) * 1.5));
-    expect(half.score).toBe(42);
+    expect(half.score).toBe(scoreFor((PHOTO + PHOTO / 2) * 1.5));
+    expect(half.score).toBe(43);
 
     const past = Date.now() - 1000;
     await env.DB.batch([
@@ -690,7 +689,7 @@ describe("score queries with the claim's photos", () => {
     });
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     const [r1, r2, r3] = res.body.results;
-    expect(r1).toMatchObject({ ref: "o-1", score: 52, band: "high" });
+    expect(r1).toMatchObject({ ref: "o-1", score: 53, band: "high" });
     expect(r1?.photos?.[0]?.matches).toEqual([expect.objectContaining({ distance: 3, platforms: 2 })]);
     expect(r2).toMatchObject({ ref: "o-2", band: "medium" });
     expect(r2).not.toHaveProperty("photos");

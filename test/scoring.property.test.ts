@@ -747,7 +747,7 @@ describe("pixiu-score/1.1 properties: the claim's photos", () => {
     );
   });
 
-  it("one match weighs 0.75 × decay, half under open dispute; per platform only its heaviest counts", () => {
+  it("one match weighs 0.75 whatever its age within retention, half under open dispute; per platform only its heaviest counts", () => {
     const m = (platformId: string, days: number, extra: Partial<PhotoMatchInput> = {}): PhotoMatchInput => ({
       hash: "e".repeat(64),
       distance: 6,
@@ -760,10 +760,11 @@ describe("pixiu-score/1.1 properties: the claim's photos", () => {
     expect(M.photoWeight).toBe(0.75);
     expect(M.photoMaxDistance).toBe(31);
     expect(evaluate([], NOW, M, undefined, [[m("A", 0)]]).evidence).toBe(0.75);
-    expect(evaluate([], NOW, M, undefined, [[m("A", 365)]]).evidence).toBeCloseTo(0.375, 12);
-    expect(
-      evaluate([], NOW, M, undefined, [[m("A", 0, { disputeDeadlineAt: NOW + DAY_MS })]]).evidence,
-    ).toBeCloseTo(0.375, 12);
+    expect(evaluate([], NOW, M, undefined, [[m("A", 1826)]]).evidence).toBe(0.75);
+    expect(evaluate([], NOW, M, undefined, [[m("A", 1827)]]).evidence).toBe(0);
+    expect(evaluate([], NOW, M, undefined, [[m("A", 0, { disputeDeadlineAt: NOW + DAY_MS })]]).evidence).toBe(
+      0.375,
+    );
     // Three matches of platform A over two photos: the heaviest only.
     const a = evaluate([], NOW, M, undefined, [
       [m("A", 0), m("A", 100)],
@@ -899,7 +900,7 @@ describe("worked examples of docs/scoring.md §6 (evaluated on 2026-11-25)", () 
     }
   });
 
-  it("§6 a new account reusing a photo that two platforms confirmed: 51, high, require_return", () => {
+  it("§6 a new account reusing a photo that two platforms confirmed: 53, high, require_return", () => {
     for (const now of times) {
       const photo: PhotoMatchInput[] = [
         {
@@ -919,11 +920,9 @@ describe("worked examples of docs/scoring.md §6 (evaluated on 2026-11-25)", () 
           incidentAt: now - 40 * DAY_MS,
         },
       ];
-      expect(0.75 * decay(10 * DAY_MS)).toBeCloseTo(0.7359, 4);
-      expect(0.75 * decay(40 * DAY_MS)).toBeCloseTo(0.6951, 4);
       const e = evaluate([], now, M, undefined, [[], photo]);
-      expect(e.evidence).toBeCloseTo(2.1465, 4);
-      expect(e.score).toBe(51);
+      expect(e.evidence).toBe(2.25);
+      expect(e.score).toBe(53);
       expect(e.band).toBe("high");
       expect(e.action).toBe("require_return");
       expect(e.reasons).toStrictEqual([
@@ -945,7 +944,7 @@ describe("worked examples of docs/scoring.md §6 (evaluated on 2026-11-25)", () 
     }
   });
 
-  it("§6 a record and a photo from one platform stop at its cap (39); the photo from a second platform brings consensus (67)", () => {
+  it("§6 a record and a photo from one platform stop at its cap (39); the photo from a second platform brings consensus (68)", () => {
     for (const now of times) {
       const record = rec("rpt_own", "A", "platform_forensics", "ai_generated_image", 129_900, 10, now);
       const fromA: PhotoMatchInput = {
@@ -961,7 +960,7 @@ describe("worked examples of docs/scoring.md §6 (evaluated on 2026-11-25)", () 
       const { photos: _p, ...deduped } = evaluate([record], now, M, undefined, [[own]]);
       expect(deduped).toStrictEqual(evaluate([record], now));
       const capped = evaluate([record], now, M, undefined, [[own, fromA]]);
-      expect(recordWeight(record, now) + 0.75 * decay(10 * DAY_MS)).toBeCloseTo(1.7171, 4);
+      expect(recordWeight(record, now) + 0.75).toBeCloseTo(1.7312, 4);
       expect(capped.evidence).toBe(1.5);
       expect(capped.score).toBe(39);
       expect(capped.band).toBe("medium");
@@ -975,8 +974,8 @@ describe("worked examples of docs/scoring.md §6 (evaluated on 2026-11-25)", () 
       const agreed = evaluate([record], now, M, undefined, [
         [own, fromA, { ...fromA, ref: "rpt_b", platformId: "B" }],
       ]);
-      expect(agreed.evidence).toBeCloseTo(3.3538, 4);
-      expect(agreed.score).toBe(67);
+      expect(agreed.evidence).toBe(3.375);
+      expect(agreed.score).toBe(68);
       expect(agreed.band).toBe("high");
     }
   });

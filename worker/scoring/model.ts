@@ -59,7 +59,7 @@ export interface ScoreModel {
   minorDigits: Record<string, number>;
   /** A record this recent earns the RECENT reason. */
   recentDays: number;
-  /** Weight of one photo match (before decay), about the claim: at most one per platform. */
+  /** Weight of one photo match, about the claim: the heaviest one per platform counts. */
   photoWeight: number;
   /** Largest PDQ distance (bits of 256) at which a confirmed fingerprint matches a photo. */
   photoMaxDistance: number;
@@ -282,7 +282,9 @@ export interface ReadLimit {
  * The photo matches that count, per photo (docs/scoring.md §3b): within the model's distance,
  * not evidence of one of the buyer's own records (those count as records, or, once they stop
  * counting, not at all), within retention and not under a dispute past its deadline. Each with
- * its weight: `photoWeight` × decay × (`disputedFactor` while under open dispute).
+ * its weight: `photoWeight`, halved (`disputedFactor`) while its case is under open dispute. No
+ * decay: the match is evidence about the claim in front of the platform now, however long ago
+ * the photo was first confirmed forged.
  */
 function countedPhotoMatches(
   photos: readonly (readonly PhotoMatchInput[])[],
@@ -303,8 +305,7 @@ function countedPhotoMatches(
       ) {
         continue;
       }
-      const weight =
-        model.photoWeight * decay(now - m.incidentAt, model) * (disputed ? model.disputedFactor : 1);
+      const weight = model.photoWeight * (disputed ? model.disputedFactor : 1);
       kept.push({ match: m, weight });
     }
     return kept;
