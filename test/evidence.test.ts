@@ -146,6 +146,27 @@ describe("image_pdq evidence on reports", () => {
     expect(await countRows("fingerprints", "hash = ?", hash)).toBe(1);
   });
 
+  it("chunkDistance counts the differing bits exactly (against a bit-by-bit count)", () => {
+    const chunk = fc.integer({ min: 0, max: 0xffff });
+    fc.assert(
+      fc.property(
+        fc.array(chunk, { minLength: 16, maxLength: 16 }),
+        fc.array(chunk, { minLength: 16, maxLength: 16 }),
+        (a, b) => {
+          let bits = 0;
+          for (let k = 0; k < 16; k++) {
+            for (let i = 0; i < 16; i++) {
+              bits += (((a[k] as number) ^ (b[k] as number)) >> i) & 1;
+            }
+          }
+          expect(chunkDistance(a, b)).toBe(bits);
+        },
+      ),
+      { numRuns: 2000 },
+    );
+    expect(chunkDistance(Array(16).fill(0), Array(16).fill(0xffff))).toBe(256);
+  });
+
   it("MAX_MATCH_DISTANCE is 0–31, the range the index answers without misses", () => {
     const limit = envSchema.shape.MAX_MATCH_DISTANCE;
     expect(limit.parse(undefined)).toBe(MAX_EXACT_DISTANCE);
