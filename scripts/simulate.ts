@@ -59,7 +59,7 @@ const high = (counts: Record<Band, number>) => counts.high + counts.critical;
 console.log("## forgers switch accounts and reuse photos (baseline market, one photo per claim)");
 console.log(`  confirmed cases with a photo fingerprint: ${p.fingerprints}`);
 console.log(
-  `  fresh accounts of forgers (${pct(DEFAULT_MARKET.switchShare)} of forgers): ${p.switched}; their photo confirmed before: ${p.switchedConfirmedBefore}`,
+  `  fresh accounts of forgers (${pct(DEFAULT_MARKET.switchShare)} of forgers): ${p.switched}; their photo confirmed before: ${p.switchedConfirmedBefore} (of which every confirmed copy beyond the match distance: ${p.switchedConfirmedMissed})`,
 );
 console.log("  without the photo in the query: every one at none (allow)");
 console.log(`  with it, by band: ${byBand(p.switchedByBand)}`);
@@ -68,7 +68,7 @@ console.log(
 );
 const multi = total(p.switchedMultiByBand);
 console.log(
-  `  of them, photo confirmed on 2+ platforms: ${multi}; by band: ${byBand(p.switchedMultiByBand)}; at band ≥ high: ${high(p.switchedMultiByBand)} (${pct(high(p.switchedMultiByBand) / Math.max(1, multi))})`,
+  `  of them, photo confirmed on 2+ platforms: ${multi}; by band: ${byBand(p.switchedMultiByBand)}; at review or worse: ${review(p.switchedMultiByBand)} (${pct(review(p.switchedMultiByBand) / Math.max(1, multi))}); at band ≥ high: ${high(p.switchedMultiByBand)} (${pct(high(p.switchedMultiByBand) / Math.max(1, multi))})`,
 );
 console.log(
   `  forgers claiming again on their own account with a reused photo: answers changed ${p.ownAccountMoved}`,

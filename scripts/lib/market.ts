@@ -268,8 +268,10 @@ export interface PhotoMetrics {
   fingerprints: number;
   /** Forgers' fresh accounts, each claiming once with a reused photo. */
   switched: number;
-  /** …of which the photo (its original) had been confirmed at least once before. */
+  /** …of which the photo (its original) had been confirmed at least once before… */
   switchedConfirmedBefore: number;
+  /** …and of those, left at `none` all the same: every confirmed copy more than 31 bits away. */
+  switchedConfirmedMissed: number;
   /** Fresh accounts by band with the photo in the query (without it every one is `none`). */
   switchedByBand: Record<Band, number>;
   /** The same, for fresh accounts whose photo had been confirmed on 2 or more platforms. */
@@ -393,6 +395,7 @@ export function simulatePhotos(buyers: SimBuyer[], params: MarketParams = DEFAUL
     fingerprints: fingerprints.length,
     switched: 0,
     switchedConfirmedBefore: 0,
+    switchedConfirmedMissed: 0,
     switchedByBand: bands(),
     switchedMultiByBand: bands(),
     ownAccountMoved: 0,
@@ -419,6 +422,7 @@ export function simulatePhotos(buyers: SimBuyer[], params: MarketParams = DEFAUL
         const platforms = confirmedPlatforms(origin);
         metrics.switched++;
         metrics.switchedConfirmedBefore += platforms > 0 ? 1 : 0;
+        metrics.switchedConfirmedMissed += platforms > 0 && fresh.band === "none" ? 1 : 0;
         metrics.switchedByBand[fresh.band]++;
         if (platforms >= 2) {
           metrics.switchedMultiByBand[fresh.band]++;
