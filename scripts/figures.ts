@@ -5,9 +5,9 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Confirmation } from "../worker/schemas/reports";
-import { DEFAULT_MODEL, evaluate, type ScoreRecord } from "../worker/scoring/model";
+import { type Band, DEFAULT_MODEL, evaluate, type ScoreRecord } from "../worker/scoring/model";
 import { ROOT } from "./lib/local";
-import { DAY, DEFAULT_MARKET, NOW, simulate } from "./lib/market";
+import { DAY, DEFAULT_MARKET, NOW, simulate, simulatePhotos } from "./lib/market";
 
 const OUT = join(ROOT, "docs", "figures");
 
@@ -233,8 +233,44 @@ function distributionFigure(): string {
   });
 }
 
+function photoReuseFigure(buyers: ReturnType<typeof simulate>): string {
+  const p = simulatePhotos(buyers, DEFAULT_MARKET);
+  const bands: Band[] = ["none", "low", "medium", "high", "critical"];
+  const share = (counts: Record<Band, number>): [number, number][] => {
+    const total = bands.reduce((n, b) => n + counts[b], 0);
+    return bands.map((b, i) => [i, (100 * counts[b]) / Math.max(1, total)]);
+  };
+  const multi = bands.reduce((n, b) => n + p.switchedMultiByBand[b], 0);
+  return chart({
+    title: `Forgers' ${p.switched} fresh accounts, scored with their claim's photo`,
+    x: {
+      label: "band",
+      min: 0,
+      max: 5,
+      ticks: [0.5, 1.5, 2.5, 3.5, 4.5],
+      format: (v) => bands[Math.floor(v)] ?? "",
+    },
+    y: { label: "% of the group", min: 0, max: 100, ticks: [0, 20, 40, 60, 80, 100] },
+    series: [
+      {
+        name: "records only",
+        color: "#9ca3af",
+        points: bands.map((_, i) => [i, i === 0 ? 100 : 0]),
+      },
+      { name: "with the photo", color: "#2563eb", points: share(p.switchedByBand) },
+      {
+        name: `photo on 2+ platforms (${multi})`,
+        color: "#b91c1c",
+        points: share(p.switchedMultiByBand),
+      },
+    ],
+    bars: true,
+  });
+}
+
 mkdirSync(OUT, { recursive: true });
 writeFileSync(join(OUT, "score-vs-platforms.svg"), scoreVsPlatforms());
 writeFileSync(join(OUT, "decay.svg"), decayFigure());
 writeFileSync(join(OUT, "simulated-distribution.svg"), distributionFigure());
-console.log(`wrote ${OUT}/{score-vs-platforms,decay,simulated-distribution}.svg`);
+writeFileSync(join(OUT, "photo-reuse.svg"), photoReuseFigure(simulate(DEFAULT_MARKET)));
+console.log(`wrote ${OUT}/{score-vs-platforms,decay,simulated-distribution,photo-reuse}.svg`);

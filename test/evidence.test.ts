@@ -7,21 +7,29 @@
  * from a photo) is stored and shown with the report, strictly validated, and indexes nothing.
  */
 import { env } from "cloudflare:workers";
+import type { SQL } from "drizzle-orm";
+import { SQLiteAsyncDialect } from "drizzle-orm/sqlite-core";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { readProvenance } from "../client/provenance";
-import { envSchema } from "../worker/env";
+import { envSchema, loadConfig } from "../worker/env";
 import { chunkDistance, chunksOf, MAX_EXACT_DISTANCE, matchReadSql } from "../worker/services/fingerprints";
+import { scoreReadSql, scoreWithPhotosReadSql } from "../worker/services/scores";
 import {
   adminToken,
   auditRows,
   callJson,
   countRows,
+  createReport,
+  daysAgo,
   errorPaths,
+  logCount,
   newBuyer,
   newPlatform,
+  openDispute,
   queryPlan,
   reportBody,
+  scoreRowsBound,
   type TestPlatform,
 } from "./harness";
 import {
@@ -148,6 +156,27 @@ describe("image_pdq evidence on reports", () => {
     expect((await callJson("/v1/reports", { token, body })).status).toBe(201);
     expect((await callJson("/v1/reports", { token: await reporter.token(), body })).status).toBe(200);
     expect(await countRows("fingerprints", "hash = ?", hash)).toBe(1);
+  });
+
+  it("chunkDistance counts the differing bits exactly (against a bit-by-bit count)", () => {
+    const chunk = fc.integer({ min: 0, max: 0xffff });
+    fc.assert(
+      fc.property(
+        fc.array(chunk, { minLength: 16, maxLength: 16 }),
+        fc.array(chunk, { minLength: 16, maxLength: 16 }),
+        (a, b) => {
+          let bits = 0;
+          for (let k = 0; k < 16; k++) {
+            for (let i = 0; i < 16; i++) {
+              bits += (((a[k] as number) ^ (b[k] as number)) >> i) & 1;
+            }
+          }
+          expect(chunkDistance(a, b)).toBe(bits);
+        },
+      ),
+      { numRuns: 2000 },
+    );
+    expect(chunkDistance(Array(16).fill(0), Array(16).fill(0xffff))).toBe(256);
   });
 
   it("MAX_MATCH_DISTANCE is 0–31, the range the index answers without misses", () => {
@@ -546,19 +575,48 @@ describe("the chunk index", () => {
     expect(plan.join("\n")).not.toMatch(/SCAN (c|f)\b/);
   });
 
-  it("reads a bounded number of rows with 2,000 unrelated fingerprints", async () => {
+  it("reads a bounded number of rows with 2,000 unrelated fingerprints, alone and beside a buyer's records", async () => {
     const query = randomHash();
-    const read = async (hashes: string[]) => {
-      const pairs = new Set(hashes.flatMap((h) => chunksOf(h).map((v, k) => `[${k},${v}]`)));
-      const statement = matchReadSql(`[${[...pairs].join(",")}]`);
-      const { SQLiteAsyncDialect } = await import("drizzle-orm/sqlite-core");
+    const pairsOf = (hashes: string[]) =>
+      `[${[...new Set(hashes.flatMap((h) => chunksOf(h).map((v, k) => `[${k},${v}]`)))].join(",")}]`;
+    const run = async (statement: SQL) => {
       const q = new SQLiteAsyncDialect().sqlToQuery(statement);
       const result = await env.DB.prepare(q.sql)
         .bind(...q.params)
-        .all();
-      return { rowsRead: result.meta.rows_read, candidates: result.results.length };
+        .all<{ kind?: string }>();
+      return { rowsRead: result.meta.rows_read, rows: result.results };
     };
+    const read = async (hashes: string[]) => {
+      const { rowsRead, rows } = await run(matchReadSql(pairsOf(hashes)));
+      return { rowsRead, candidates: rows.length };
+    };
+    // A buyer with three records of one platform, scored with the photos in the same statement.
+    const buyer = await newBuyer();
+    let keys: string[] = [];
+    for (const days of [5, 20, 40]) {
+      const r = await createReport(reporter, buyer, {
+        incidentAt: daysAgo(days),
+        confirmedAt: daysAgo(days - 1),
+      });
+      keys = r.subjects.map((x) => x.key);
+    }
+    const perPlatform = loadConfig(env).MAX_ACTIVE_REPORTS_PER_SUBJECT + 1;
+    const combined = async (hashes: string[]) => {
+      const records = await run(scoreReadSql(JSON.stringify(keys), perPlatform));
+      const photos = await read(hashes);
+      const both = await run(scoreWithPhotosReadSql(JSON.stringify(keys), perPlatform, pairsOf(hashes)));
+      expect(both.rows.filter((r) => r.kind === "record")).toHaveLength(records.rows.length);
+      expect(both.rows.filter((r) => r.kind === "photo")).toHaveLength(photos.candidates);
+      return {
+        records: records.rowsRead,
+        photos: photos.rowsRead,
+        candidates: photos.candidates,
+        both: both.rowsRead,
+      };
+    };
+
     const small = await read([query]);
+    const smallBoth = await combined([query]);
     const bodies = await Promise.all(
       Array.from({ length: 125 }, async () =>
         reportBody(await newBuyer(), { evidence: Array.from({ length: 16 }, () => pdq(randomHash())) }),
@@ -574,12 +632,342 @@ describe("the chunk index", () => {
     const large = await read([query]);
     // The largest request: 16 photos, each with its eight dihedral hashes (the first its own).
     const full = await read(Array.from({ length: 16 * 8 }, randomHash));
-    console.log(JSON.stringify({ total, small, large, full }));
+    const largeBoth = await combined([query]);
+    const fullBoth = await combined(Array.from({ length: 16 * 8 }, randomHash));
+    console.log(JSON.stringify({ total, small, large, full, smallBoth, largeBoth, fullBoth }));
     // D1 counts the probe expansion (16 pairs, 17 masks each: 288 rows per hash) and about three
     // rows per candidate (its index entry, the candidate list, its fingerprint); empty seeks are free.
     expect(small.rowsRead).toBe(16 + 16 * 17 + 3 * small.candidates);
     expect(large.rowsRead).toBeLessThanOrEqual(16 + 16 * 17 + 4 * large.candidates);
     expect(large.rowsRead).toBeLessThan(total);
     expect(full.rowsRead).toBeLessThanOrEqual(128 * (16 + 16 * 17) + 4 * full.candidates);
+    // Beside the records, in one statement: the two reads' rows plus one row per candidate (its
+    // report, by primary key, for the dispute deadline), whatever the table holds.
+    for (const x of [smallBoth, largeBoth, fullBoth]) {
+      expect(x.records).toBeLessThanOrEqual(scoreRowsBound({ matches: 6, keys: 2, pairs: 2 }));
+      expect(x.both).toBeLessThanOrEqual(x.records + x.photos + x.candidates);
+      expect(x.both).toBeGreaterThanOrEqual(x.records + x.photos);
+    }
+    expect(largeBoth.both).toBeLessThan(total);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Score queries with the claim's photos (docs/scoring.md §3b)
+
+type Subject = { type: string; hash: string };
+
+interface PhotoScore {
+  score: number;
+  band: string;
+  action: string;
+  reasons: { code: string; detail: string }[];
+  summary: { reports: number; platforms: number };
+  records: { ref: string }[];
+  photos?: MatchAnswer["photos"];
+  model: string;
+  evaluatedAt: string;
+}
+
+/** docs/scoring.md §4, written independently of the model: evidence to score. */
+const scoreFor = (evidence: number) => Math.max(1, Math.round(100 * (1 - Math.exp(-evidence / 3))));
+/** One platform's photo match (docs/scoring.md §3b), whatever the case's age. */
+const PHOTO = 0.75;
+
+async function scoreWith(p: TestPlatform, subjects: Subject[], evidence?: unknown[]) {
+  const res = await callJson<PhotoScore>("/v1/scores/query", {
+    token: await p.token(),
+    body: { subjects, purpose: "refund_review", ...(evidence === undefined ? {} : { evidence }) },
+  });
+  expect(res.status, JSON.stringify(res.body)).toBe(200);
+  return res;
+}
+
+const codesOf = (a: PhotoScore) => a.reasons.map((r) => r.code);
+
+describe("score queries with the claim's photos", () => {
+  it("a fresh account whose photo matches fingerprints confirmed on two platforms moves to high, with the photo reasons, and nothing about the cases", async () => {
+    const [a, b, asker] = await Promise.all([newPlatform(), newPlatform(), newPlatform()]);
+    const stored = randomHash();
+    const ra = await report(a, [pdq(stored)], { category: "edited_image" });
+    const rb = await report(b, [pdq(stored)], { category: "ai_generated_image" });
+    const buyer = await newBuyer();
+    const claim = flip(stored, randomBits(6));
+
+    const before = await scoreWith(asker, buyer);
+    expect(before.body).toMatchObject({ score: 0, band: "none", action: "allow" });
+    expect(codesOf(before.body)).toEqual(["NO_RECORDS"]);
+    expect(before.body).not.toHaveProperty("photos");
+
+    const res = await scoreWith(asker, buyer, [{ pdq: randomHash() }, { pdq: claim }]);
+    const answer = res.body;
+    expect(answer.score).toBe(scoreFor(2 * PHOTO * 1.5));
+    expect(answer.score).toBe(53);
+    expect(answer.band).toBe("high");
+    expect(answer.action).toBe("require_return");
+    expect(answer.model).toBe("pixiu-score/1.1");
+    expect(answer.reasons).toEqual([
+      {
+        code: "PHOTO_MATCH_NO_RECORDS",
+        detail:
+          "no confirmed case counts for these subjects, but the claim's photos match photos confirmed forged: the score is about this claim",
+      },
+      { code: "PHOTO_MATCH", detail: "photo 2 matches a photo confirmed forged on 2 platforms (distance 6)" },
+    ]);
+    // The records part is the buyer's own: still nothing.
+    expect(answer.summary).toMatchObject({ reports: 0, platforms: 0 });
+    expect(answer.records).toEqual([]);
+    expect(answer.photos).toEqual([
+      { index: 0, matches: [] },
+      {
+        index: 1,
+        matches: [
+          {
+            distance: 6,
+            platforms: 2,
+            categories: ["ai_generated_image", "edited_image"],
+            firstSeenAt: expect.any(String),
+            lastSeenAt: expect.any(String),
+          },
+        ],
+      },
+    ]);
+    const text = JSON.stringify(answer);
+    for (const secret of [ra.id, ra.caseId, rb.id, rb.caseId, a.id, b.id, stored, claim]) {
+      expect(text).not.toContain(secret);
+    }
+
+    // Logged once, as a score query, with the buyer's subject keys and the photos' hashes.
+    const rows = await auditRows(res.headers.get("x-request-id"));
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ action: "score.query", actor: `platform:${asker.id}`, outcome: "ok" });
+    const details = JSON.parse(rows[0]?.details ?? "{}") as Record<string, unknown>;
+    expect(details).toMatchObject({ purpose: "refund_review", dihedral: 0 });
+    expect(details.photos).toEqual([expect.any(String), claim]);
+    expect(details.subjectKeys).toHaveLength(2);
+    expect(await logCount("inquiries", "request_id = ?", res.headers.get("x-request-id"))).toBe(2);
+  });
+
+  it("one platform's fingerprints alone move a fresh account to review only", async () => {
+    const [a, asker] = await Promise.all([newPlatform(), newPlatform()]);
+    const stored = randomHash();
+    // Three reports of that platform with the photo: still one platform's word.
+    for (let i = 0; i < 3; i++) {
+      await report(a, [pdq(stored)]);
+    }
+    const answer = (await scoreWith(asker, await newBuyer(), [{ pdq: flip(stored, randomBits(2)) }])).body;
+    expect(answer.score).toBe(scoreFor(PHOTO));
+    expect(answer.score).toBe(22);
+    expect(answer).toMatchObject({ band: "medium", action: "review" });
+    expect(answer.photos?.[0]?.matches).toEqual([expect.objectContaining({ distance: 2, platforms: 1 })]);
+  });
+
+  it("a buyer's own record's photo does not count twice; a second account's on the same platform stays within its cap; another platform's brings consensus", async () => {
+    const [a, b, asker] = await Promise.all([newPlatform(), newPlatform(), newPlatform()]);
+    const buyer = await newBuyer();
+    const stored = randomHash();
+    await createReport(a, buyer, { evidence: [pdq(stored)] });
+    const claim = [{ pdq: flip(stored, randomBits(4)) }];
+
+    // The photo is the buyer's own confirmed case: the record counts, the photo adds nothing.
+    const plain = (await scoreWith(asker, buyer)).body;
+    const own = (await scoreWith(asker, buyer, claim)).body;
+    expect(plain.score).toBe(28);
+    const { photos, evaluatedAt: _a, ...rest } = own;
+    const { evaluatedAt: _b, ...plainRest } = plain;
+    expect(rest).toEqual(plainRest);
+    expect(photos).toEqual([{ index: 0, matches: [] }]);
+
+    // The same platform confirmed the photo on another account: within the platform's cap of 1.5.
+    await report(a, [pdq(stored)]);
+    const capped = (await scoreWith(asker, buyer, claim)).body;
+    expect(capped.score).toBe(scoreFor(1.5));
+    expect(capped.score).toBe(39);
+    expect(capped.band).toBe("medium");
+    expect(codesOf(capped)).toEqual([
+      "CONFIRMED_CASES",
+      "SINGLE_PLATFORM",
+      "PHOTO_MATCH",
+      "PLATFORM_CAP",
+      "RECENT",
+    ]);
+
+    // Another platform confirmed it too: two platforms agree, the multiplier applies.
+    await report(b, [pdq(stored)]);
+    const agreed = (await scoreWith(asker, buyer, claim)).body;
+    expect(agreed.score).toBe(scoreFor((1.5 + PHOTO) * 1.5));
+    expect(agreed.score).toBe(68);
+    expect(agreed.band).toBe("high");
+    expect(agreed.summary).toMatchObject({ reports: 1, platforms: 1 });
+    expect(agreed.photos?.[0]?.matches).toEqual([expect.objectContaining({ distance: 4, platforms: 2 })]);
+    expect(agreed.reasons.find((r) => r.code === "PHOTO_MATCH")?.detail).toBe(
+      "photo 1 matches a photo confirmed forged on 2 platforms (distance 4)",
+    );
+  });
+
+  it("a retracted or voided report's photo stops moving the score", async () => {
+    const [a, b, asker] = await Promise.all([newPlatform(), newPlatform(), newPlatform()]);
+    const stored = randomHash();
+    const ra = await report(a, [pdq(stored)]);
+    const rb = await report(b, [pdq(stored)]);
+    const buyer = await newBuyer();
+    const claim = [{ pdq: flip(stored, randomBits(9)) }];
+    expect((await scoreWith(asker, buyer, claim)).body.score).toBe(53);
+
+    const retracted = await callJson(`/v1/reports/${ra.id}/retract`, {
+      token: await a.token(),
+      body: { reason: "Filed against the wrong account." },
+    });
+    expect(retracted.status).toBe(200);
+    const one = (await scoreWith(asker, buyer, claim)).body;
+    expect(one.score).toBe(22);
+    expect(one.photos?.[0]?.matches).toEqual([expect.objectContaining({ platforms: 1 })]);
+
+    const voided = await callJson(`/v1/admin/reports/${rb.id}/void`, {
+      token: await adminToken(),
+      body: { reason: "Voided after the platform's audit found a batch error." },
+    });
+    expect(voided.status, JSON.stringify(voided.body)).toBe(200);
+    const none = (await scoreWith(asker, buyer, claim)).body;
+    expect(none).toMatchObject({ score: 0, band: "none", action: "allow" });
+    expect(codesOf(none)).toEqual(["NO_RECORDS"]);
+    expect(none.photos).toEqual([{ index: 0, matches: [] }]);
+  });
+
+  it("a photo of a case under open dispute weighs half, and nothing once the dispute is past its deadline", async () => {
+    const [a, b, opener, asker] = await Promise.all([
+      newPlatform(),
+      newPlatform(),
+      newPlatform(),
+      newPlatform(),
+    ]);
+    const stored = randomHash();
+    const victim = await newBuyer();
+    const disputed = await createReport(a, victim, { evidence: [pdq(stored)] });
+    await report(b, [pdq(stored)]);
+    const buyer = await newBuyer();
+    const claim = [{ pdq: stored }];
+    expect((await scoreWith(asker, buyer, claim)).body.score).toBe(53);
+
+    const opened = await openDispute<{ id: string }>(
+      opener,
+      disputed.id,
+      victim,
+      "That photo is of my own parcel.",
+    );
+    expect(opened.status, JSON.stringify(opened.body)).toBe(201);
+    const half = (await scoreWith(asker, buyer, claim)).body;
+    expect(half.score).toBe(scoreFor((PHOTO + PHOTO / 2) * 1.5));
+    expect(half.score).toBe(43);
+
+    const past = Date.now() - 1000;
+    await env.DB.batch([
+      env.DB.prepare("UPDATE disputes SET deadline_at = ? WHERE id = ?").bind(past, opened.body.id),
+      env.DB.prepare("UPDATE reports SET dispute_deadline_at = ? WHERE id = ?").bind(past, disputed.id),
+    ]);
+    const overdue = (await scoreWith(asker, buyer, claim)).body;
+    expect(overdue.score).toBe(22);
+    expect(overdue.photos?.[0]?.matches).toEqual([expect.objectContaining({ distance: 0, platforms: 1 })]);
+  });
+
+  it("a batch: each query with its own photos, answered as alone, each entry logged with its own photos", async () => {
+    const [a, b, asker] = await Promise.all([newPlatform(), newPlatform(), newPlatform()]);
+    const stored = randomHash();
+    await report(a, [pdq(stored)]);
+    await report(b, [pdq(stored)]);
+    const known = await newBuyer();
+    await createReport(a, known);
+    const [fresh, other] = [await newBuyer(), await newBuyer()];
+    const claim = flip(stored, randomBits(3));
+    const innocent = randomHash();
+    const queries = [
+      { ref: "o-1", subjects: fresh, evidence: [{ pdq: claim }] },
+      { ref: "o-2", subjects: known },
+      { ref: "o-3", subjects: other, evidence: [{ pdq: innocent }] },
+    ];
+    const res = await callJson<{ results: (PhotoScore & { ref: string })[] }>("/v1/scores/batch", {
+      token: await asker.token(),
+      body: { purpose: "refund_review", queries },
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    const [r1, r2, r3] = res.body.results;
+    expect(r1).toMatchObject({ ref: "o-1", score: 53, band: "high" });
+    expect(r1?.photos?.[0]?.matches).toEqual([expect.objectContaining({ distance: 3, platforms: 2 })]);
+    expect(r2).toMatchObject({ ref: "o-2", band: "medium" });
+    expect(r2).not.toHaveProperty("photos");
+    expect(r3).toMatchObject({ ref: "o-3", score: 0, band: "none", photos: [{ index: 0, matches: [] }] });
+    for (const [i, q] of queries.entries()) {
+      const alone = (await scoreWith(asker, q.subjects, q.evidence)).body;
+      const { ref: _r, evaluatedAt: _a, ...batched } = res.body.results[i] as PhotoScore & { ref: string };
+      const { evaluatedAt: _b, ...single } = alone;
+      expect(batched).toEqual(single);
+    }
+    const rows = await auditRows(res.headers.get("x-request-id"));
+    const details = rows.map((r) => JSON.parse(r.details ?? "{}") as Record<string, unknown>);
+    expect(rows.map((r) => r.target)).toEqual(["o-1", "o-2", "o-3"]);
+    expect(details.map((d) => d.photos)).toEqual([[claim], undefined, [innocent]]);
+  });
+
+  it("photos are validated at the edge (hex, 16 per query, 64 per batch, dihedral, no extra field): 422, nothing logged", async () => {
+    const asker = await newPlatform();
+    const buyer = await newBuyer();
+    const photos = (n: number) => Array.from({ length: n }, () => ({ pdq: randomHash() }));
+    const single: [unknown, string][] = [
+      [[{ pdq: randomHash().toUpperCase() }], "evidence.0.pdq"],
+      [[{ pdq: randomHash().slice(1) }], "evidence.0.pdq"],
+      [photos(17), "evidence"],
+      [[{ pdq: randomHash(), dihedral: [randomHash()] }], "evidence.0.dihedral"],
+      [[{ pdq: randomHash(), quality: 90 }], "evidence.0"],
+      [{ pdq: randomHash() }, "evidence"],
+    ];
+    const refused: string[] = [];
+    for (const [evidence, path] of single) {
+      const res = await callJson("/v1/scores/query", {
+        token: await asker.token(),
+        body: { subjects: buyer, purpose: "refund_review", evidence },
+      });
+      expect(res.status, path).toBe(422);
+      expect(res.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+      expect(errorPaths(res.body), path).toContain(path);
+      refused.push(res.headers.get("x-request-id") as string);
+    }
+    const batch: [unknown, string][] = [
+      [
+        Array.from({ length: 5 }, (_, i) => ({ ref: `o-${i}`, subjects: buyer, evidence: photos(13) })),
+        "queries",
+      ],
+      [[{ ref: "o-1", subjects: buyer, evidence: photos(17) }], "queries.0.evidence"],
+      [[{ ref: "o-1", subjects: buyer, evidence: [{ pdq: "g".repeat(64) }] }], "queries.0.evidence.0.pdq"],
+    ];
+    for (const [queries, path] of batch) {
+      const res = await callJson<{ errors: { path: string; message: string }[] }>("/v1/scores/batch", {
+        token: await asker.token(),
+        body: { purpose: "refund_review", queries },
+      });
+      expect(res.status, path).toBe(422);
+      expect(errorPaths(res.body), path).toContain(path);
+      refused.push(res.headers.get("x-request-id") as string);
+    }
+    for (const requestId of refused) {
+      expect(await logCount("inquiries", "request_id = ?", requestId)).toBe(0);
+      expect(await logCount("entries", "request_id = ? AND outcome = 'ok'", requestId)).toBe(0);
+    }
+    expect(await logCount("inquiries", "platform_id = ?", asker.id)).toBe(0);
+
+    // The limits themselves are fine: 16 photos in a query, 64 over a batch.
+    expect((await scoreWith(asker, buyer, photos(16))).body.photos).toHaveLength(16);
+    const full = await callJson<{ results: PhotoScore[] }>("/v1/scores/batch", {
+      token: await asker.token(),
+      body: {
+        purpose: "refund_review",
+        queries: Array.from({ length: 4 }, (_, i) => ({
+          ref: `o-${i}`,
+          subjects: buyer,
+          evidence: photos(16),
+        })),
+      },
+    });
+    expect(full.status, JSON.stringify(full.body)).toBe(200);
+    expect(full.body.results.map((r) => r.photos?.length)).toEqual([16, 16, 16, 16]);
   });
 });

@@ -130,7 +130,14 @@ describe("no unlogged look-up", () => {
       expect(res.headers.get("content-type")).toMatch(/^application\/problem\+json/);
       expect(res.body).not.toHaveProperty("score");
       expect(res.body.detail).toMatch(/could not be logged/);
-      // Nothing half-written: no entry for the refused look-up.
+      // A query with the claim's photos is the same look-up: no log, no answer.
+      const withPhotos = await callJson<Record<string, unknown>>("/v1/scores/query", {
+        token: await asker.token(),
+        body: { subjects: buyer, purpose: "refund_review", evidence: [{ pdq: "0f".repeat(32) }] },
+      });
+      expect(withPhotos.status).toBe(503);
+      expect(withPhotos.body).not.toHaveProperty("photos");
+      // Nothing half-written: no entry for the refused look-ups.
       expect(await answered()).toBe(entriesBefore);
     } finally {
       await runInDurableObject(shard, (_o, state) => {

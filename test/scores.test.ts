@@ -10,9 +10,10 @@ import { SQLiteAsyncDialect } from "drizzle-orm/sqlite-core";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../worker/env";
 import { app } from "../worker/index";
+import { photoVariants, probePairsJson } from "../worker/services/fingerprints";
 import { reportByIdSql } from "../worker/services/report-queries";
 import { prepareReport, reportWriteStatements } from "../worker/services/reports";
-import { scoreReadSql } from "../worker/services/scores";
+import { scoreReadSql, scoreWithPhotosReadSql } from "../worker/services/scores";
 import {
   adminToken,
   auditRows,
@@ -110,7 +111,7 @@ describe("POST /v1/scores/query", () => {
         amounts: [{ currency: "CNY", value: 0 }],
       },
       records: [],
-      model: "pixiu-score/1",
+      model: "pixiu-score/1.1",
     });
     expect(evaluatedAt).toMatch(RFC3339_UTC);
     expect(Date.parse(evaluatedAt)).toBeGreaterThanOrEqual(before - 1000);
@@ -571,7 +572,7 @@ function planOfSql(statement: SQL): Promise<string[]> {
  * the statements' own CTEs (the score read's platform walk, the write cap's per-item rows).
  */
 const NOT_A_TABLE =
-  /VIRTUAL TABLE|^SCAN \(subquery-\d+\)$|^SCAN (platforms|fresh|named|named_keys|held|reasons|refused)$/;
+  /VIRTUAL TABLE|^SCAN \(subquery-\d+\)$|^SCAN (platforms|fresh|named|named_keys|held|reasons|refused|probes|candidates)$/;
 
 /** No full scan of a real table: every SCAN step is over something that is not a table. */
 function expectIndexedOnly(plan: string[], label: string) {
@@ -672,6 +673,32 @@ describe("query plans of the hot SQL", () => {
     expect(text).not.toMatch(/report_subjects_key_report|reports_status/);
   });
 
+  it("scoreWithPhotosReadSql is the score read and the match read side by side: the same index walks, each photo candidate's report by primary key", async () => {
+    const p = await newPlatform();
+    const r = await createReport(p, await newBuyer());
+    const keys = JSON.stringify(r.subjects.map((s) => s.key));
+    const photo = { pdq: "5a".repeat(32), dihedral: Array.from({ length: 8 }, (_, i) => `${i}f`.repeat(32)) };
+    const plan = await planOfSql(scoreWithPhotosReadSql(keys, 51, probePairsJson(photoVariants([photo]))));
+    expectIndexedOnly(plan, "score read with photos");
+    const union = stepIndex(plan, /^UNION ALL$/, "two reads");
+    // Before the union: every step of the score read alone, in its order (subqueries renumbered).
+    const unnumbered = (steps: string[]) => steps.map((step) => step.replace(/SUBQUERY \d+$/, "SUBQUERY"));
+    const records = unnumbered(plan.slice(0, union));
+    let at = 0;
+    for (const step of unnumbered(await planOfSql(scoreReadSql(keys, 51)))) {
+      at = records.indexOf(step, at);
+      expect(at, `${step} in ${records.join(" | ")}`).toBeGreaterThanOrEqual(0);
+    }
+    // After it: the chunk probes by seek, candidates and their reports by primary key.
+    const text = plan.slice(union).join(" | ");
+    expect(text).toMatch(
+      /SEARCH c USING (PRIMARY KEY|COVERING INDEX sqlite_autoindex_fingerprint_chunks_1) \(chunk=\? AND value=\?\)/,
+    );
+    expect(text).toMatch(/SEARCH f USING INTEGER PRIMARY KEY \(rowid=\?\)/);
+    expect(text).toMatch(/SEARCH r USING INDEX sqlite_autoindex_reports_1 \(id=\?\)/);
+    expect(text).not.toMatch(/SCAN (c|f|r)\b/);
+  });
+
   it("the report write statements find a case by (platform_id, case_id) and subjects by report_id", async () => {
     const p = await newPlatform();
     const body = reportBody(await newBuyer());
@@ -751,6 +778,18 @@ describe("query plans of the hot SQL", () => {
           { ref: "o-2", subjects: await newBuyer() },
         ],
       }),
+      await recorded("/v1/scores/query", await opener.token(), {
+        subjects: buyer,
+        purpose: "refund_review",
+        evidence: [{ pdq: "c3".repeat(32) }],
+      }),
+      await recorded("/v1/scores/batch", await opener.token(), {
+        purpose: "refund_review",
+        queries: [
+          { ref: "o-1", subjects: buyer, evidence: [{ pdq: "3c".repeat(32) }] },
+          { ref: "o-2", subjects: await newBuyer() },
+        ],
+      }),
       await recorded(`/v1/reports/${id}`, await reporter.token()),
       await recorded("/v1/reports?limit=1", await reporter.token()),
       await recorded("/v1/reports?status=active&limit=1", await reporter.token()),
@@ -760,9 +799,18 @@ describe("query plans of the hot SQL", () => {
         reason: "The parcel never arrived.",
       }),
     ];
+    // A look-up reads the ledger once, with or without photos: the photo candidates are in the
+    // same statement as the records.
+    for (const i of [1, 2, 3, 4]) {
+      const reads = requests[i]?.log.filter((stmt) => TOUCHES_HOT_TABLES.test(stmt.sql)) ?? [];
+      expect(reads, JSON.stringify(requests[i]?.log.map((stmt) => stmt.sql.slice(0, 60)))).toHaveLength(1);
+      expect(reads[0]?.sql).toMatch(
+        i >= 3 ? /UNION ALL[\s\S]*fingerprint_chunks/ : /^(?![\s\S]*fingerprint)/,
+      );
+    }
     const opened = requests[requests.length - 1];
     expect(opened?.status, JSON.stringify(opened?.body)).toBe(201);
-    const page = requests[4];
+    const page = requests[6];
     const cursor = page?.body.nextCursor as string;
     expect(cursor).toEqual(expect.any(String));
     requests.push(

@@ -18,6 +18,7 @@ import {
   type Evaluation,
   evaluate,
   MODEL_VERSION,
+  type PhotoMatchInput,
   recordWeight,
   type ScoreRecord,
   scoreOf,
@@ -186,7 +187,7 @@ const codes = (e: Evaluation) => e.reasons.map((r) => r.code);
 // Properties
 // ---------------------------------------------------------------------------------------------
 
-describe("pixiu-score/1 properties", () => {
+describe("pixiu-score/1.1 properties: records", () => {
   it("adding a counted record never lowers the score", () => {
     fc.assert(
       fc.property(recordSet(14), countedDraft, (base, draft) => {
@@ -546,6 +547,248 @@ describe("pixiu-score/1 properties", () => {
 });
 
 // ---------------------------------------------------------------------------------------------
+// The claim's photos (docs/scoring.md §3b)
+// ---------------------------------------------------------------------------------------------
+
+/** A few stored hashes, so matches of one photo often share one (grouped in the answer). */
+const storedHashArb = fc.constantFrom(..."abcd".split("").map((c) => c.repeat(64)));
+
+/** Refs that are the generated records' own (deduplicated) or other buyers' cases. */
+const matchRefArb = fc.oneof(
+  fc.constantFrom("rpt_000", "rpt_001", "rpt_002"),
+  fc.integer({ min: 0, max: 20 }).map((i) => `rpt_other_${i}`),
+);
+
+function matchArb(
+  options: {
+    platform?: fc.Arbitrary<string>;
+    ref?: fc.Arbitrary<string>;
+    distance?: fc.Arbitrary<number>;
+    age?: fc.Arbitrary<number>;
+    deadline?: fc.Arbitrary<number | null>;
+  } = {},
+): fc.Arbitrary<PhotoMatchInput> {
+  return fc
+    .record({
+      hash: storedHashArb,
+      distance:
+        options.distance ?? fc.oneof(fc.integer({ min: 0, max: 31 }), fc.integer({ min: 0, max: 64 })),
+      ref: options.ref ?? matchRefArb,
+      platformId: options.platform ?? platformArb,
+      category: fc.constantFrom(...CATEGORIES),
+      age:
+        options.age ??
+        fc.oneof(ageArb, fc.integer({ min: RETENTION_MS + 1, max: RETENTION_MS + 400 * DAY_MS })),
+      deadline:
+        options.deadline ??
+        fc.oneof(
+          { arbitrary: fc.constant(null), weight: 4 },
+          { arbitrary: fc.integer({ min: -30 * DAY_MS, max: 20 * DAY_MS }).map((d) => NOW + d), weight: 1 },
+        ),
+    })
+    .map(({ age, deadline, ...rest }) => ({ ...rest, incidentAt: NOW - age, disputeDeadlineAt: deadline }));
+}
+
+const photosArb = fc.array(fc.array(matchArb(), { maxLength: 5 }), { maxLength: 4 });
+
+/** Whether a match counts, per docs/scoring.md §3b, written independently of the model. */
+function photoCounts(m: PhotoMatchInput, ownRefs: ReadonlySet<string>): boolean {
+  const overdue =
+    m.disputeDeadlineAt !== null && m.disputeDeadlineAt !== undefined && NOW >= m.disputeDeadlineAt;
+  return m.distance <= 31 && !ownRefs.has(m.ref) && m.incidentAt >= NOW - RETENTION_MS && !overdue;
+}
+
+describe("pixiu-score/1.1 properties: the claim's photos", () => {
+  it("adding a photo match never lowers the score, and never touches the records' part", () => {
+    fc.assert(
+      fc.property(recordSet(12), photosArb, matchArb(), fc.nat(), (records, photos, added, which) => {
+        const before = evaluate(records, NOW, M, undefined, photos);
+        const more = photos.map((p) => [...p]);
+        const target = which % (more.length + 1);
+        if (target === more.length) {
+          more.push([added]);
+        } else {
+          more[target]?.push(added);
+        }
+        const after = evaluate(records, NOW, M, undefined, more);
+        expect(after.score).toBeGreaterThanOrEqual(before.score);
+        expect(after.evidence).toBeGreaterThanOrEqual(before.evidence - 1e-12);
+        expect(BAND_RANK[after.band]).toBeGreaterThanOrEqual(BAND_RANK[before.band]);
+        expect(ACTION_RANK[after.action]).toBeGreaterThanOrEqual(ACTION_RANK[before.action]);
+        expect(after.summary).toStrictEqual(before.summary);
+        expect(after.records).toStrictEqual(before.records);
+        // And photos at all, against none.
+        expect(before.score).toBeGreaterThanOrEqual(evaluate(records, NOW).score);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it("without photo evidence that counts, the answer is the records-only one (plus empty `photos`)", () => {
+    // Matches that cannot count: too far, the buyer's own records, past retention, overdue dispute.
+    const excluded = fc.oneof(
+      matchArb({ distance: fc.integer({ min: 32, max: 256 }) }),
+      matchArb({ ref: fc.constantFrom("rpt_000", "rpt_001", "rpt_002") }),
+      matchArb({ age: fc.integer({ min: RETENTION_MS + 1, max: RETENTION_MS + 3000 * DAY_MS }) }),
+      matchArb({ deadline: fc.integer({ min: 0, max: 30 * DAY_MS }).map((past) => NOW - past) }),
+    );
+    fc.assert(
+      fc.property(
+        fc.array(countedDraft, { minLength: 3, maxLength: 12 }).map((ds) => withRefs(ds)),
+        fc.array(fc.array(excluded, { maxLength: 5 }), { maxLength: 4 }),
+        (records, photos) => {
+          const alone = evaluate(records, NOW);
+          expect(alone).not.toHaveProperty("photos");
+          expect(evaluate(records, NOW, M, undefined, undefined)).toStrictEqual(alone);
+          const { photos: shown, ...rest } = evaluate(records, NOW, M, undefined, photos);
+          expect(rest).toStrictEqual(alone);
+          expect(shown).toStrictEqual(photos.map((_, index) => ({ index, matches: [] })));
+        },
+      ),
+      { numRuns: 1000 },
+    );
+  });
+
+  it("one platform's records and photo matches together never reach high without police or a court", () => {
+    const soloRecord = draftArb({
+      platform: fc.constant("solo"),
+      confirmation: fc.constantFrom(...WEAK),
+      amount: fc.oneof(fc.constant(1_000_000_000_000), amountArb),
+      age: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 90 * DAY_MS }), ageArb),
+    });
+    const soloMatch = matchArb({ platform: fc.constant("solo"), age: fc.oneof(fc.constant(0), ageArb) });
+    fc.assert(
+      fc.property(
+        fc.array(soloRecord, { maxLength: 40 }).map((ds) => withRefs(ds)),
+        fc.array(fc.array(soloMatch, { maxLength: 8 }), { minLength: 1, maxLength: 16 }),
+        (records, photos) => {
+          const e = evaluate(records, NOW, M, undefined, photos);
+          expect(e.evidence).toBeLessThanOrEqual(M.platformCap);
+          expect(e.score).toBeLessThanOrEqual(39);
+          expect(BAND_RANK[e.band]).toBeLessThanOrEqual(BAND_RANK.medium);
+          expect(e.action).not.toBe("require_return");
+          if (records.length === 0) {
+            // Its fingerprints alone: one photo match's weight at most.
+            expect(e.evidence).toBeLessThanOrEqual(M.photoWeight);
+            expect(e.score).toBeLessThanOrEqual(scoreOf(M.photoWeight));
+          }
+        },
+      ),
+      { numRuns: 1000 },
+    );
+  });
+
+  it("with police or court records, one platform with its photo matches still stops at 63", () => {
+    fc.assert(
+      fc.property(
+        fc.array(draftArb({ platform: fc.constant("solo") }), { minLength: 1, maxLength: 30 }),
+        fc.array(fc.array(matchArb({ platform: fc.constant("solo") }), { maxLength: 8 }), { maxLength: 16 }),
+        (drafts, photos) => {
+          const e = evaluate(withRefs(drafts), NOW, M, undefined, photos);
+          expect(e.evidence).toBeLessThanOrEqual(M.strongPlatformCap);
+          expect(e.score).toBeLessThanOrEqual(63);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it("is bounded 0–100 with a consistent band: none exactly when no record and no photo match counts", () => {
+    fc.assert(
+      fc.property(recordSet(20), photosArb, (records, photos) => {
+        const e = evaluate(records, NOW, M, undefined, photos);
+        expect(Number.isInteger(e.score)).toBe(true);
+        expect(e.score).toBeGreaterThanOrEqual(0);
+        expect(e.score).toBeLessThanOrEqual(100);
+        const own = new Set(records.map((r) => r.ref));
+        const anything =
+          records.some((r) => counts(r)) || photos.some((p) => p.some((m) => photoCounts(m, own)));
+        expect(e.band === "none").toBe(!anything);
+        expect(e.score === 0).toBe(!anything);
+        expect(e.band).toBe(bandOf(e.score, anything));
+        expect(e.action).toBe(actionOf(e.band));
+        expect(e.photos?.map((p) => p.index)).toEqual(photos.map((_, i) => i));
+        // A photo shows exactly the stored hashes of its matches that count.
+        for (const [i, p] of photos.entries()) {
+          const hashes = new Set(p.filter((m) => photoCounts(m, own)).map((m) => m.hash));
+          expect(e.photos?.[i]?.matches).toHaveLength(hashes.size);
+        }
+        const codes = e.reasons.map((r) => r.code);
+        expect(codes.includes("PHOTO_MATCH")).toBe(e.photos?.some((p) => p.matches.length > 0));
+        expect(codes.includes("PHOTO_MATCH_NO_RECORDS")).toBe(
+          codes.includes("PHOTO_MATCH") && !records.some((r) => counts(r)),
+        );
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it("is deterministic: same records, photos and time give an identical answer, in any order of records and matches", () => {
+    fc.assert(
+      fc.property(
+        recordSet(20).chain((rs) =>
+          fc.tuple(fc.constant(rs), fc.shuffledSubarray(rs, { minLength: rs.length, maxLength: rs.length })),
+        ),
+        photosArb.chain((ps) =>
+          fc.tuple(
+            fc.constant(ps),
+            fc.tuple(...ps.map((p) => fc.shuffledSubarray(p, { minLength: p.length, maxLength: p.length }))),
+          ),
+        ),
+        ([records, shuffledRecords], [photos, shuffledPhotos]) => {
+          const snapshot = structuredClone({ records, photos });
+          const first = evaluate(records, NOW, M, undefined, photos);
+          expect({ records, photos }).toStrictEqual(snapshot);
+          expect(evaluate(records, NOW, M, undefined, photos)).toStrictEqual(first);
+          expect(evaluate(shuffledRecords, NOW, M, undefined, shuffledPhotos)).toStrictEqual(first);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it("one match weighs 0.75 whatever its age within retention, half under open dispute; per platform only its heaviest counts", () => {
+    const m = (platformId: string, days: number, extra: Partial<PhotoMatchInput> = {}): PhotoMatchInput => ({
+      hash: "e".repeat(64),
+      distance: 6,
+      ref: `rpt_${platformId}_${days}`,
+      platformId,
+      category: "edited_image",
+      incidentAt: NOW - days * DAY_MS,
+      ...extra,
+    });
+    expect(M.photoWeight).toBe(0.75);
+    expect(M.photoMaxDistance).toBe(31);
+    expect(evaluate([], NOW, M, undefined, [[m("A", 0)]]).evidence).toBe(0.75);
+    expect(evaluate([], NOW, M, undefined, [[m("A", 1826)]]).evidence).toBe(0.75);
+    expect(evaluate([], NOW, M, undefined, [[m("A", 1827)]]).evidence).toBe(0);
+    expect(evaluate([], NOW, M, undefined, [[m("A", 0, { disputeDeadlineAt: NOW + DAY_MS })]]).evidence).toBe(
+      0.375,
+    );
+    // Three matches of platform A over two photos: the heaviest only.
+    const a = evaluate([], NOW, M, undefined, [
+      [m("A", 0), m("A", 100)],
+      [m("A", 10, { hash: "f".repeat(64) })],
+    ]);
+    expect(a.evidence).toBe(0.75);
+    expect(a.photos?.map((p) => p.matches.length)).toEqual([1, 1]);
+    expect(a.photos?.[0]?.matches[0]).toStrictEqual({
+      distance: 6,
+      platforms: 1,
+      categories: ["edited_image"],
+      firstSeenAt: "2026-08-17T00:00:00Z",
+      lastSeenAt: "2026-11-25T00:00:00Z",
+    });
+    expect(a.reasons.map((r) => r.detail)).toContain(
+      "photos 1 and 2 match photos confirmed forged on 1 platform (nearest distance 6)",
+    );
+    // 31 counts, 32 does not.
+    expect(evaluate([], NOW, M, undefined, [[m("A", 0, { distance: 31 })]]).score).toBe(22);
+    expect(evaluate([], NOW, M, undefined, [[m("A", 0, { distance: 32 })]]).score).toBe(0);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
 // Where the docs' "new platform beats one more report" claim does not hold
 // ---------------------------------------------------------------------------------------------
 
@@ -657,6 +900,86 @@ describe("worked examples of docs/scoring.md §6 (evaluated on 2026-11-25)", () 
     }
   });
 
+  it("§6 a new account reusing a photo that two platforms confirmed: 53, high, require_return", () => {
+    for (const now of times) {
+      const photo: PhotoMatchInput[] = [
+        {
+          hash: "1".repeat(64),
+          distance: 6,
+          ref: "rpt_a",
+          platformId: "A",
+          category: "edited_image",
+          incidentAt: now - 10 * DAY_MS,
+        },
+        {
+          hash: "1".repeat(64),
+          distance: 6,
+          ref: "rpt_b",
+          platformId: "B",
+          category: "ai_generated_image",
+          incidentAt: now - 40 * DAY_MS,
+        },
+      ];
+      const e = evaluate([], now, M, undefined, [[], photo]);
+      expect(e.evidence).toBe(2.25);
+      expect(e.score).toBe(53);
+      expect(e.band).toBe("high");
+      expect(e.action).toBe("require_return");
+      expect(e.reasons).toStrictEqual([
+        {
+          code: "PHOTO_MATCH_NO_RECORDS",
+          detail:
+            "no confirmed case counts for these subjects, but the claim's photos match photos confirmed forged: the score is about this claim",
+        },
+        {
+          code: "PHOTO_MATCH",
+          detail: "photo 2 matches a photo confirmed forged on 2 platforms (distance 6)",
+        },
+      ]);
+      expect(e.summary).toMatchObject({ reports: 0, platforms: 0, firstReportedAt: null });
+      // One platform's confirmation alone: review.
+      const one = evaluate([], now, M, undefined, [photo.slice(0, 1)]);
+      expect(one.score).toBe(22);
+      expect(one.band).toBe("medium");
+    }
+  });
+
+  it("§6 a record and a photo from one platform stop at its cap (39); the photo from a second platform brings consensus (68)", () => {
+    for (const now of times) {
+      const record = rec("rpt_own", "A", "platform_forensics", "ai_generated_image", 129_900, 10, now);
+      const fromA: PhotoMatchInput = {
+        hash: "2".repeat(64),
+        distance: 4,
+        ref: "rpt_other_account",
+        platformId: "A",
+        category: "ai_generated_image",
+        incidentAt: now - 10 * DAY_MS,
+      };
+      const own: PhotoMatchInput = { ...fromA, ref: "rpt_own" };
+      // The buyer's own case's photo counts once, as the record.
+      const { photos: _p, ...deduped } = evaluate([record], now, M, undefined, [[own]]);
+      expect(deduped).toStrictEqual(evaluate([record], now));
+      const capped = evaluate([record], now, M, undefined, [[own, fromA]]);
+      expect(recordWeight(record, now) + 0.75).toBeCloseTo(1.7312, 4);
+      expect(capped.evidence).toBe(1.5);
+      expect(capped.score).toBe(39);
+      expect(capped.band).toBe("medium");
+      expect(codes(capped)).toStrictEqual([
+        "CONFIRMED_CASES",
+        "SINGLE_PLATFORM",
+        "PHOTO_MATCH",
+        "PLATFORM_CAP",
+        "RECENT",
+      ]);
+      const agreed = evaluate([record], now, M, undefined, [
+        [own, fromA, { ...fromA, ref: "rpt_b", platformId: "B" }],
+      ]);
+      expect(agreed.evidence).toBe(3.375);
+      expect(agreed.score).toBe(68);
+      expect(agreed.band).toBe("high");
+    }
+  });
+
   it("§4: the normal cap maps to 39 (medium), the strong cap to 63 (high)", () => {
     expect(scoreOf(M.platformCap)).toBe(39);
     expect(bandOf(scoreOf(M.platformCap), true)).toBe("medium");
@@ -670,30 +993,35 @@ describe("worked examples of docs/scoring.md §6 (evaluated on 2026-11-25)", () 
 // ---------------------------------------------------------------------------------------------
 
 describe("model version", () => {
-  const defaults = { RETENTION_DAYS: 1826, SCORE_BANDS: undefined, SCORE_FX_RATES: undefined };
+  const defaults = {
+    RETENTION_DAYS: 1826,
+    SCORE_BANDS: undefined,
+    SCORE_FX_RATES: undefined,
+    MAX_MATCH_DISTANCE: 31,
+  };
 
-  it("is pixiu-score/1 with the documented defaults, fingerprinted when a default is overridden", () => {
-    expect(MODEL_VERSION).toBe("pixiu-score/1");
-    expect(configureModel(defaults).version).toBe("pixiu-score/1");
+  it("is pixiu-score/1.1 with the documented defaults, fingerprinted when a default is overridden", () => {
+    expect(MODEL_VERSION).toBe("pixiu-score/1.1");
+    expect(configureModel(defaults).version).toBe("pixiu-score/1.1");
     expect(configureModel(defaults).model).toStrictEqual(M);
     const longer = configureModel({ ...defaults, RETENTION_DAYS: 3650 });
-    expect(longer.version).toMatch(/^pixiu-score\/1\+[0-9a-f]{8}$/);
+    expect(longer.version).toMatch(/^pixiu-score\/1\.1\+[0-9a-f]{8}$/);
     expect(longer.model.retentionDays).toBe(3650);
     expect(configureModel({ ...defaults, RETENTION_DAYS: 3650 }).version).toBe(longer.version);
     const bands = configureModel({ ...defaults, SCORE_BANDS: [10, 40, 80] });
     const fx = configureModel({ ...defaults, SCORE_FX_RATES: { USD: 7.1 } });
-    expect(bands.version).toMatch(/^pixiu-score\/1\+[0-9a-f]{8}$/);
-    expect(fx.version).toMatch(/^pixiu-score\/1\+[0-9a-f]{8}$/);
+    expect(bands.version).toMatch(/^pixiu-score\/1\.1\+[0-9a-f]{8}$/);
+    expect(fx.version).toMatch(/^pixiu-score\/1\.1\+[0-9a-f]{8}$/);
     expect(new Set([longer.version, bands.version, fx.version]).size).toBe(3);
     expect(fx.model.fxToCny.USD).toBe(7.1);
     expect(fx.model.fxToCny.EUR).toBe(7.8);
     // Setting a value to its default is not an override: same model, same version.
     const b = M.bands;
     expect(configureModel({ ...defaults, SCORE_BANDS: [b.medium, b.high, b.critical] }).version).toBe(
-      "pixiu-score/1",
+      "pixiu-score/1.1",
     );
     expect(configureModel({ ...defaults, SCORE_FX_RATES: { USD: M.fxToCny.USD as number } }).version).toBe(
-      "pixiu-score/1",
+      "pixiu-score/1.1",
     );
   });
 
@@ -716,7 +1044,7 @@ describe("model version", () => {
       body: { subjects, purpose: "refund_review" },
     });
     expect(answer.status).toBe(200);
-    expect(answer.body.model).toBe("pixiu-score/1");
+    expect(answer.body.model).toBe("pixiu-score/1.1");
     const expected = evaluate(
       [
         {

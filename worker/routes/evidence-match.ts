@@ -4,21 +4,16 @@ import { all } from "../lib/batch";
 import { logUnavailableResponse, problemResponses } from "../lib/problem";
 import { toRfc3339 } from "../lib/time";
 import { guard } from "../middleware/auth";
-import { CATEGORIES, PdqHash } from "../schemas/reports";
-import { type CandidateRow, chunkDistance, chunksOf, matchReadSql } from "../services/fingerprints";
+import { MAX_MATCH_PHOTOS, PhotoMatchSchema, PhotoSchema } from "../schemas/scores";
+import {
+  type CandidateRow,
+  chunksOf,
+  matchReadSql,
+  nearestDistance,
+  photoVariants,
+  probePairsJson,
+} from "../services/fingerprints";
 import { logLookups, PURPOSES } from "../services/scores";
-
-export const MAX_MATCH_PHOTOS = 16;
-
-const PhotoSchema = z
-  .object({
-    pdq: PdqHash,
-    dihedral: z.array(PdqHash).length(8).optional().openapi({
-      description:
-        "The photo's eight dihedral hashes (`npm run -s fingerprint` prints them): a copy turned or mirrored matches too; the best distance over them counts.",
-    }),
-  })
-  .strict();
 
 const MatchBodySchema = z
   .object({
@@ -28,22 +23,14 @@ const MatchBodySchema = z
   .strict()
   .openapi("EvidenceMatchQuery");
 
-const MatchSchema = z.object({
-  distance: z.number().int().openapi({ description: "Bits of 256 that differ from the nearest hash given" }),
-  platforms: z.number().int().openapi({ description: "Distinct platforms that confirmed a case with it" }),
-  categories: z.array(z.enum(CATEGORIES)),
-  firstSeenAt: z.string(),
-  lastSeenAt: z.string(),
-});
-
 const MatchAnswerSchema = z
   .object({
     maxDistance: z.number().int(),
-    photos: z.array(z.object({ index: z.number().int(), matches: z.array(MatchSchema) })),
+    photos: z.array(z.object({ index: z.number().int(), matches: z.array(PhotoMatchSchema) })),
   })
   .openapi("EvidenceMatchAnswer");
 
-type Match = z.infer<typeof MatchSchema>;
+type Match = z.infer<typeof PhotoMatchSchema>;
 
 const route = createRoute({
   method: "post",
@@ -69,11 +56,8 @@ export function registerEvidenceMatch(app: App) {
   app.openapi(route, async (c) => {
     const { purpose, photos } = c.req.valid("json");
     const maxDistance = c.var.config.MAX_MATCH_DISTANCE;
-    // Each photo's hashes as chunks: the photo's own and, given, its dihedral variants.
-    const variants = photos.map((p) => [...new Set([p.pdq, ...(p.dihedral ?? [])])].map(chunksOf));
-    // The distinct (chunk, value) pairs of all of them, one JSON parameter: the read probes each once.
-    const pairs = new Set(variants.flat().flatMap((h) => h.map((v, k) => `[${k},${v}]`)));
-    const chunksJson = `[${[...pairs].join(",")}]`;
+    const variants = photoVariants(photos);
+    const chunksJson = probePairsJson(variants);
     const [candidates] = await Promise.all([
       // The request's session: a read replica may answer (READ_ONLY_POSTS).
       all<CandidateRow>(c.var.db, matchReadSql(chunksJson)),
@@ -94,7 +78,7 @@ export function registerEvidenceMatch(app: App) {
     const answer = variants.map((hashes, index) => {
       const matches: Match[] = [];
       for (const { chunks, rows } of byHash.values()) {
-        const distance = Math.min(...hashes.map((h) => chunkDistance(h, chunks)));
+        const distance = nearestDistance(hashes, chunks);
         if (distance > maxDistance) {
           continue;
         }

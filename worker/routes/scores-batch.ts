@@ -10,7 +10,8 @@ const route = createRoute({
   path: "/v1/scores/batch",
   tags: ["Scores"],
   summary: "Score up to 100 buyers",
-  description: "One D1 round trip for the whole batch; results in the order of `queries`.",
+  description:
+    "One D1 round trip for the whole batch; results in the order of `queries`. Each query may carry `evidence` (up to 16 photos), at most MAX_BATCH_PHOTOS (64) photos over the whole batch.",
   security: [{ bearer: [] }],
   middleware: [guard("score.query", "scores:read")] as const,
   request: { body: { required: true, content: { "application/json": { schema: ScoreBatchBodySchema } } } },

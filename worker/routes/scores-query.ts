@@ -11,7 +11,7 @@ const route = createRoute({
   tags: ["Scores"],
   summary: "Score one buyer",
   description:
-    "All subjects are one buyer: a report matching any of them counts once. One read on the ledger database; the look-up is logged in the log store before the answer leaves (503 when it cannot be).",
+    "All subjects are one buyer: a report matching any of them counts once. With `evidence` (the claim's photos, as `POST /v1/evidence/match` takes them), confirmed fingerprints near the photos move the score by the rules of docs/scoring.md §3b and are listed in `photos`. One read on the ledger database; the look-up is logged in the log store, with the photos' hashes, before the answer leaves (503 when it cannot be).",
   security: [{ bearer: [] }],
   middleware: [guard("score.query", "scores:read")] as const,
   request: { body: { required: true, content: { "application/json": { schema: ScoreQueryBodySchema } } } },
@@ -27,8 +27,8 @@ const route = createRoute({
 
 export function registerScoresQuery(app: App) {
   app.openapi(route, async (c) => {
-    const { purpose, subjects } = c.req.valid("json");
-    const [answer] = await scoreBuyers(c.var.scope, purpose, [{ subjects }]);
+    const { purpose, subjects, evidence } = c.req.valid("json");
+    const [answer] = await scoreBuyers(c.var.scope, purpose, [{ subjects, evidence }]);
     return c.json(answer as NonNullable<typeof answer>, 200);
   });
 }

@@ -2,12 +2,57 @@ import { z } from "@hono/zod-openapi";
 import { reportStatuses } from "../../schema";
 import { PURPOSES } from "../services/scores";
 import { subjectList } from "./common";
-import { CATEGORIES, CONFIRMATIONS } from "./reports";
+import { CATEGORIES, CONFIRMATIONS, PdqHash } from "./reports";
 
 export const MAX_BATCH_QUERIES = 100;
 
+/** Photos in one `POST /v1/evidence/match` or in one score query's `evidence`. */
+export const MAX_MATCH_PHOTOS = 16;
+
+/**
+ * Photos over all the queries of one `POST /v1/scores/batch`: four single queries' worth at
+ * their largest (each photo may bring eight dihedral hashes, and each hash costs the read 288
+ * index probes; docs/evidence.md, "Cost").
+ */
+export const MAX_BATCH_PHOTOS = 64;
+
+/** A refund claim's photo, by its PDQ fingerprint (`npm run -s fingerprint -- <image>`). */
+export const PhotoSchema = z
+  .object({
+    pdq: PdqHash,
+    dihedral: z.array(PdqHash).length(8).optional().openapi({
+      description:
+        "The photo's eight dihedral hashes (`npm run -s fingerprint` prints them): a copy turned or mirrored matches too; the best distance over them counts.",
+    }),
+  })
+  .strict()
+  .openapi("Photo");
+
+export type Photo = z.infer<typeof PhotoSchema>;
+
+/** One confirmed fingerprint hash near a photo. Never the reporter, the case, the buyer or the hash. */
+export const PhotoMatchSchema = z
+  .object({
+    distance: z
+      .number()
+      .int()
+      .openapi({ description: "Bits of 256 that differ from the nearest hash given" }),
+    platforms: z.number().int().openapi({ description: "Distinct platforms that confirmed a case with it" }),
+    categories: z.array(z.enum(CATEGORIES)),
+    firstSeenAt: z.string(),
+    lastSeenAt: z.string(),
+  })
+  .openapi("PhotoMatch");
+
+const photoEvidence = z
+  .array(PhotoSchema)
+  .max(MAX_MATCH_PHOTOS)
+  .openapi({
+    description: `The claim's photos (0–${MAX_MATCH_PHOTOS}), matched against confirmed fingerprints in the same read (docs/scoring.md §3b).`,
+  });
+
 export const ScoreQueryBodySchema = z
-  .object({ subjects: subjectList(8), purpose: z.enum(PURPOSES) })
+  .object({ subjects: subjectList(8), purpose: z.enum(PURPOSES), evidence: photoEvidence.optional() })
   .strict()
   .openapi("ScoreQuery");
 
@@ -15,9 +60,27 @@ export const ScoreBatchBodySchema = z
   .object({
     purpose: z.enum(PURPOSES),
     queries: z
-      .array(z.object({ ref: z.string().min(1).max(128), subjects: subjectList(8) }).strict())
+      .array(
+        z
+          .object({
+            ref: z.string().min(1).max(128),
+            subjects: subjectList(8),
+            evidence: photoEvidence.optional(),
+          })
+          .strict(),
+      )
       .min(1)
-      .max(MAX_BATCH_QUERIES),
+      .max(MAX_BATCH_QUERIES)
+      .superRefine((queries, ctx) => {
+        const photos = queries.reduce((n, q) => n + (q.evidence?.length ?? 0), 0);
+        if (photos > MAX_BATCH_PHOTOS) {
+          ctx.addIssue({
+            code: "custom",
+            path: [],
+            message: `at most ${MAX_BATCH_PHOTOS} photos over all queries of a batch (this one has ${photos}); split the batch`,
+          });
+        }
+      }),
   })
   .strict()
   .openapi("ScoreBatch");
@@ -49,7 +112,14 @@ export const ScoreAnswerSchema = z
         statement: z.string().nullable(),
       }),
     ),
-    model: z.string(),
+    photos: z
+      .array(z.object({ index: z.number().int(), matches: z.array(PhotoMatchSchema) }))
+      .optional()
+      .openapi({
+        description:
+          "Only when the query sent `evidence`: per photo in request order, the confirmed fingerprints that count towards the score (not those of this buyer's own records, nor of a case whose dispute is past its deadline), nearest first.",
+      }),
+    model: z.string().openapi({ example: "pixiu-score/1.1" }),
     evaluatedAt: z.string(),
   })
   .openapi("ScoreAnswer");

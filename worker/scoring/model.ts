@@ -3,10 +3,12 @@ import { DAY_MS, toRfc3339 } from "../lib/time";
 import type { Category, Confirmation } from "../schemas/reports";
 
 /**
- * pixiu-score/1: a pure function from records and a clock to a score. Every constant is
- * documented in docs/scoring.md; changing one changes the model and bumps MODEL_VERSION.
+ * pixiu-score/1.1: a pure function from records, the claim's photo matches and a clock to a
+ * score. Every constant is documented in docs/scoring.md; changing one changes the model and
+ * bumps MODEL_VERSION. (1.1 added photo matches; `pixiu-score/2` is reserved for the
+ * reputation model of the contract.)
  */
-export const MODEL_VERSION = "pixiu-score/1";
+export const MODEL_VERSION = "pixiu-score/1.1";
 
 export type Band = "none" | "low" | "medium" | "high" | "critical";
 export type Action = "allow" | "review" | "require_return";
@@ -57,6 +59,10 @@ export interface ScoreModel {
   minorDigits: Record<string, number>;
   /** A record this recent earns the RECENT reason. */
   recentDays: number;
+  /** Weight of one photo match, about the claim: the heaviest one per platform counts. */
+  photoWeight: number;
+  /** Largest PDQ distance (bits of 256) at which a confirmed fingerprint matches a photo. */
+  photoMaxDistance: number;
 }
 
 export const DEFAULT_MODEL: ScoreModel = {
@@ -107,6 +113,8 @@ export const DEFAULT_MODEL: ScoreModel = {
   },
   minorDigits: { JPY: 0, KRW: 0, VND: 0, IDR: 0 },
   recentDays: 90,
+  photoWeight: 0.75,
+  photoMaxDistance: 31,
 };
 
 const STRONG: ReadonlySet<Confirmation> = new Set(["police_report", "court_ruling"]);
@@ -145,8 +153,44 @@ export interface Evaluation {
     amounts: { currency: string; value: number }[];
   };
   records: ScoredRecord[];
+  /** Per photo of the claim, in request order, the matches that count; only when photos were given. */
+  photos?: PhotoAnswer[];
   /** Total evidence before it is mapped to 0–100 (for tests and the docs, not the API). */
   evidence: number;
+}
+
+/**
+ * A confirmed fingerprint near one of the claim's photos, as the ledger read it and the Worker
+ * verified it. `hash` and `ref` are for grouping and deduplication only: never in the answer.
+ */
+export interface PhotoMatchInput {
+  /** The stored PDQ hash. */
+  hash: string;
+  /** Bits of 256 that differ from the nearest of the photo's hashes (its dihedral variants). */
+  distance: number;
+  /** The report whose evidence it is. */
+  ref: string;
+  platformId: string;
+  category: Category;
+  incidentAt: number;
+  /** The report's open dispute's deadline, when the report is under open dispute. */
+  disputeDeadlineAt?: number | null;
+}
+
+/** One confirmed fingerprint hash matching a photo, as the answer shows it (as `/v1/evidence/match` does). */
+export interface PhotoMatch {
+  distance: number;
+  /** Distinct platforms that confirmed a case with this hash (among the matches that count). */
+  platforms: number;
+  categories: Category[];
+  firstSeenAt: string;
+  lastSeenAt: string;
+}
+
+export interface PhotoAnswer {
+  /** The photo's position in the request's `evidence`, from 0. */
+  index: number;
+  matches: PhotoMatch[];
 }
 
 /** The amount in CNY major units, or null for a currency the rate table does not know. */
@@ -235,15 +279,89 @@ export interface ReadLimit {
 }
 
 /**
- * Scores one buyer's records at time `now`. Deterministic: the same records and the same
- * `now` give the same answer, whatever their order. `read` says the records are the most
- * recent `cappedAt` per subject key and platform of more (reason RECORDS_CAPPED).
+ * The photo matches that count, per photo (docs/scoring.md §3b): within the model's distance,
+ * not evidence of one of the buyer's own records (those count as records, or, once they stop
+ * counting, not at all), within retention and not under a dispute past its deadline. Each with
+ * its weight: `photoWeight`, halved (`disputedFactor`) while its case is under open dispute. No
+ * decay: the match is evidence about the claim in front of the platform now, however long ago
+ * the photo was first confirmed forged.
+ */
+function countedPhotoMatches(
+  photos: readonly (readonly PhotoMatchInput[])[],
+  ownRefs: ReadonlySet<string>,
+  now: number,
+  model: ScoreModel,
+): { match: PhotoMatchInput; weight: number }[][] {
+  const oldest = now - model.retentionDays * DAY_MS;
+  return photos.map((matches) => {
+    const kept: { match: PhotoMatchInput; weight: number }[] = [];
+    for (const m of matches) {
+      const disputed = m.disputeDeadlineAt !== null && m.disputeDeadlineAt !== undefined;
+      if (
+        m.distance > model.photoMaxDistance ||
+        ownRefs.has(m.ref) ||
+        m.incidentAt < oldest ||
+        (disputed && now >= (m.disputeDeadlineAt as number))
+      ) {
+        continue;
+      }
+      const weight = model.photoWeight * (disputed ? model.disputedFactor : 1);
+      kept.push({ match: m, weight });
+    }
+    return kept;
+  });
+}
+
+/** A photo's counted matches as the answer shows them: one entry per stored hash, nearest first. */
+function photoAnswer(index: number, kept: readonly { match: PhotoMatchInput }[]): PhotoAnswer {
+  const byHash = new Map<string, PhotoMatchInput[]>();
+  for (const { match } of kept) {
+    const list = byHash.get(match.hash) ?? [];
+    list.push(match);
+    byHash.set(match.hash, list);
+  }
+  const entries = [...byHash].map(([hash, list]) => {
+    let first = Number.POSITIVE_INFINITY;
+    let last = Number.NEGATIVE_INFINITY;
+    let distance = Number.POSITIVE_INFINITY;
+    for (const m of list) {
+      first = Math.min(first, m.incidentAt);
+      last = Math.max(last, m.incidentAt);
+      distance = Math.min(distance, m.distance);
+    }
+    const match: PhotoMatch = {
+      distance,
+      platforms: new Set(list.map((m) => m.platformId)).size,
+      categories: [...new Set(list.map((m) => m.category))].sort(),
+      firstSeenAt: toRfc3339(first),
+      lastSeenAt: toRfc3339(last),
+    };
+    return { hash, match };
+  });
+  // Nearest first, then the most platforms; the (never shown) hash makes the order total.
+  entries.sort(
+    (a, b) =>
+      a.match.distance - b.match.distance ||
+      b.match.platforms - a.match.platforms ||
+      (a.hash < b.hash ? -1 : a.hash > b.hash ? 1 : 0),
+  );
+  return { index, matches: entries.map((e) => e.match) };
+}
+
+/**
+ * Scores one buyer's records at time `now`, and, when the claim's photos are given, their
+ * matches with confirmed fingerprints (`photos[i]`: the matches of the claim's photo i).
+ * Deterministic: the same records, photos and `now` give the same answer, whatever the order of
+ * the records or of each photo's matches. `read` says the records are the most recent
+ * `cappedAt` per subject key and platform of more (reason RECORDS_CAPPED). Without `photos`
+ * the answer is exactly pixiu-score/1's.
  */
 export function evaluate(
   records: readonly ScoreRecord[],
   now: number,
   model: ScoreModel = DEFAULT_MODEL,
   read?: ReadLimit,
+  photos?: readonly (readonly PhotoMatchInput[])[],
 ): Evaluation {
   const oldest = now - model.retentionDays * DAY_MS;
   const windowMs = model.burstWindowDays * DAY_MS;
@@ -291,22 +409,44 @@ export function evaluate(
     p.records++;
     byPlatform.set(r.platformId, p);
   }
+
+  // Per platform: its heaviest photo match, whichever photo it matched (§3b).
+  const photoMatches = photos
+    ? countedPhotoMatches(photos, new Set(records.map((r) => r.ref)), now, model)
+    : [];
+  const photoByPlatform = new Map<string, number>();
+  for (const kept of photoMatches) {
+    for (const { match, weight } of kept) {
+      photoByPlatform.set(match.platformId, Math.max(photoByPlatform.get(match.platformId) ?? 0, weight));
+    }
+  }
+
   let sum = 0;
   let capped = 0;
   let merged = 0;
-  for (const p of byPlatform.values()) {
-    const cap = p.strong ? model.strongPlatformCap : model.platformCap;
-    const raw = [...p.windows.values()].reduce((a, b) => a + b, 0);
+  // The records' platforms in their order (as pixiu-score/1 summed them), then the platforms only
+  // photos brought, sorted: the sum never depends on the order of the input.
+  const photoOnly = [...photoByPlatform.keys()].filter((id) => !byPlatform.has(id)).sort();
+  const contributing = [...byPlatform.keys(), ...photoOnly];
+  for (const platformId of contributing) {
+    const p = byPlatform.get(platformId);
+    const cap = p?.strong ? model.strongPlatformCap : model.platformCap;
+    let raw = photoByPlatform.get(platformId) ?? 0;
+    if (p) {
+      for (const w of p.windows.values()) {
+        raw += w;
+      }
+      merged += p.records - p.windows.size;
+    }
     if (raw > cap) {
       capped++;
     }
-    merged += p.records - p.windows.size;
     sum += Math.min(cap, raw);
   }
-  const platforms = byPlatform.size;
+  const platforms = contributing.length;
   const evidence = platforms === 0 ? 0 : sum * (1 + model.consensusStep * (platforms - 1));
   const score = scoreOf(evidence, model);
-  const band = bandOf(score, counted.length > 0, model);
+  const band = bandOf(score, platforms > 0, model);
 
   // Loops, not Math.min(...xs): spreading a large array into a call overflows the stack.
   const amounts = new Map<string, number>();
@@ -318,14 +458,27 @@ export function evaluate(
     lastCreated = Math.max(lastCreated, r.createdAt);
   }
 
+  const answers = photos ? photoMatches.map((kept, index) => photoAnswer(index, kept)) : undefined;
   return {
     score,
     band,
     action: actionOf(band),
-    reasons: reasonsFor({ counted, platforms, capped, merged, disputedCount, overdue, now, model, read }),
+    reasons: reasonsFor({
+      counted,
+      platforms: byPlatform.size,
+      capped,
+      merged,
+      disputedCount,
+      overdue,
+      now,
+      model,
+      read,
+      photos: answers ?? [],
+      photoPlatforms: new Set(photoMatches.flatMap((kept) => kept.map((k) => k.match.platformId))).size,
+    }),
     summary: {
       reports: counted.length,
-      platforms,
+      platforms: byPlatform.size,
       disputed: disputedCount,
       firstReportedAt: counted.length ? toRfc3339(firstCreated) : null,
       lastReportedAt: counted.length ? toRfc3339(lastCreated) : null,
@@ -337,6 +490,7 @@ export function evaluate(
               .map(([currency, value]) => ({ currency, value })),
     },
     records: shown,
+    ...(answers ? { photos: answers } : {}),
     evidence,
   };
 }
@@ -360,11 +514,22 @@ function reasonsFor(x: {
   now: number;
   model: ScoreModel;
   read: ReadLimit | undefined;
+  /** The photos' counted matches (empty without photos). */
+  photos: readonly PhotoAnswer[];
+  /** Distinct platforms among the counted photo matches. */
+  photoPlatforms: number;
 }): Reason[] {
   const { counted, model } = x;
   const reasons: Reason[] = [];
   const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
-  if (counted.length === 0) {
+  const matched = x.photos.filter((p) => p.matches.length > 0);
+  if (counted.length === 0 && matched.length > 0) {
+    reasons.push({
+      code: "PHOTO_MATCH_NO_RECORDS",
+      detail:
+        "no confirmed case counts for these subjects, but the claim's photos match photos confirmed forged: the score is about this claim",
+    });
+  } else if (counted.length === 0) {
     reasons.push({ code: "NO_RECORDS", detail: "no confirmed case counts for these subjects" });
   } else {
     reasons.push({
@@ -376,6 +541,9 @@ function reasonsFor(x: {
         ? { code: "MULTI_PLATFORM", detail: `confirmed on ${x.platforms} platforms` }
         : { code: "SINGLE_PLATFORM", detail: "all counted cases come from one platform" },
     );
+  }
+  if (matched.length > 0) {
+    reasons.push({ code: "PHOTO_MATCH", detail: photoDetail(matched, x.photoPlatforms) });
   }
   if (x.capped > 0) {
     reasons.push({
@@ -438,4 +606,27 @@ function reasonsFor(x: {
     });
   }
   return reasons;
+}
+
+/**
+ * "photo 1 matches a photo confirmed forged on 2 platforms (distance 6)"; "photos 1 and 3 match
+ * photos confirmed forged on 3 platforms (nearest distance 4)". Photos are numbered from 1 for
+ * people (`photos[].index` counts from 0).
+ */
+function photoDetail(matched: readonly PhotoAnswer[], platforms: number): string {
+  const numbers = matched.map((p) => String(p.index + 1));
+  const list =
+    numbers.length === 1
+      ? numbers[0]
+      : `${numbers.slice(0, -1).join(", ")} and ${numbers[numbers.length - 1]}`;
+  let nearest = Number.POSITIVE_INFINITY;
+  for (const p of matched) {
+    for (const m of p.matches) {
+      nearest = Math.min(nearest, m.distance);
+    }
+  }
+  const on = `on ${platforms} ${platforms === 1 ? "platform" : "platforms"}`;
+  return matched.length === 1
+    ? `photo ${list} matches a photo confirmed forged ${on} (distance ${nearest})`
+    : `photos ${list} match photos confirmed forged ${on} (nearest distance ${nearest})`;
 }

@@ -25,15 +25,19 @@ export function chunksOf(hash: string): number[] {
   return Array.from({ length: CHUNKS }, (_, k) => Number.parseInt(hash.slice(4 * k, 4 * k + 4), 16));
 }
 
-/** Bits that differ between two hashes given as chunks. */
+/**
+ * Bits that differ between two hashes given as chunks. A constant-time 16-bit popcount (SWAR)
+ * rather than a loop per set bit: the Worker verifies every candidate against every hash of a
+ * request (up to 128 of them), so this runs hundreds of thousands of times in the largest one.
+ */
 export function chunkDistance(a: readonly number[], b: readonly number[]): number {
   let distance = 0;
   for (let k = 0; k < CHUNKS; k++) {
     let x = ((a[k] ?? 0) ^ (b[k] ?? 0)) & 0xffff;
-    while (x !== 0) {
-      x &= x - 1;
-      distance++;
-    }
+    x -= (x >> 1) & 0x5555;
+    x = (x & 0x3333) + ((x >> 2) & 0x3333);
+    x = (x + (x >> 4)) & 0x0f0f;
+    distance += (x + (x >> 8)) & 0x1f;
   }
   return distance;
 }
@@ -104,24 +108,63 @@ export interface CandidateRow {
   incident_at: number;
 }
 
+/** A photo as a request gives it: its PDQ hash and, optionally, its eight dihedral hashes. */
+export interface PhotoHashes {
+  pdq: string;
+  dihedral?: readonly string[];
+}
+
+/** Each photo's distinct hashes as chunks: the photo's own and, given, its dihedral variants. */
+export function photoVariants(photos: readonly PhotoHashes[]): number[][][] {
+  return photos.map((p) => [...new Set([p.pdq, ...(p.dihedral ?? [])])].map(chunksOf));
+}
+
 /**
- * The match read, one statement for every photo of a request: `chunksJson` is a JSON array of
- * `[chunk, value]` pairs, the distinct chunk values of every hash asked about (a photo and its
- * dihedral variants). Each pair is expanded in SQL into its 17 probes (the value and its one-bit
- * neighbours; XOR as `(v | m) - (v & m)`); each distinct probe is one seek on the primary key of
- * `fingerprint_chunks` (a covering index), each distinct candidate one primary-key probe of
- * `fingerprints`. Rows read follow the probes and the candidates they find (the fingerprints
- * sharing a near-identical chunk with a hash asked about), not the table size. The Worker
- * verifies the full distance (`chunkDistance`) and answers only those within the limit.
- * CROSS JOIN fixes the order: probes outermost, as the planner might otherwise walk the index.
+ * The match read's one JSON parameter: the distinct `[chunk, value]` pairs of every hash of
+ * every photo, so the read probes each once (one request's photos, or a whole batch's).
  */
-export function matchReadSql(chunksJson: string): SQL {
-  return sql`WITH probes AS (
+export function probePairsJson(variants: readonly (readonly (readonly number[])[])[]): string {
+  const pairs = new Set(variants.flat().flatMap((h) => h.map((v, k) => `[${k},${v}]`)));
+  return `[${[...pairs].join(",")}]`;
+}
+
+/** The best distance between a stored hash (as chunks) and any of one photo's hashes. */
+export function nearestDistance(photo: readonly (readonly number[])[], stored: readonly number[]): number {
+  let best = Number.POSITIVE_INFINITY;
+  for (const h of photo) {
+    best = Math.min(best, chunkDistance(h, stored));
+  }
+  return best;
+}
+
+/**
+ * The CTEs `probes` and `candidates` of the match read (see `matchReadSql`): the distinct probes
+ * of `chunksJson` and the distinct fingerprint ids they find. For a WITH clause, alone or beside
+ * the score read's (`scoreWithPhotosReadSql` in worker/services/scores.ts).
+ */
+export function candidateCtes(chunksJson: string): SQL {
+  return sql`probes AS (
       SELECT DISTINCT p.value ->> 0 AS chunk, ((p.value ->> 1) | m.value) - ((p.value ->> 1) & m.value) AS value
       FROM json_each(${chunksJson}) p CROSS JOIN json_each(${PROBE_MASKS}) m),
     candidates AS (
       SELECT DISTINCT c.fingerprint_id AS id FROM probes
-      CROSS JOIN fingerprint_chunks c ON c.chunk = probes.chunk AND c.value = probes.value)
+      CROSS JOIN fingerprint_chunks c ON c.chunk = probes.chunk AND c.value = probes.value)`;
+}
+
+/**
+ * The match read, one statement for every photo of a request: `chunksJson` is a JSON array of
+ * `[chunk, value]` pairs, the distinct chunk values of every hash asked about (a photo and its
+ * dihedral variants; `probePairsJson`). Each pair is expanded in SQL into its 17 probes (the
+ * value and its one-bit neighbours; XOR as `(v | m) - (v & m)`); each distinct probe is one seek
+ * on the primary key of `fingerprint_chunks` (a covering index), each distinct candidate one
+ * primary-key probe of `fingerprints`. Rows read follow the probes and the candidates they find
+ * (the fingerprints sharing a near-identical chunk with a hash asked about), not the table size.
+ * The Worker verifies the full distance (`nearestDistance`) and answers only those within the
+ * limit. CROSS JOIN fixes the order: probes outermost, as the planner might otherwise walk the
+ * index.
+ */
+export function matchReadSql(chunksJson: string): SQL {
+  return sql`WITH ${candidateCtes(chunksJson)}
     SELECT f.hash, f.platform_id, f.category, f.incident_at
     FROM candidates CROSS JOIN fingerprints f ON f.id = candidates.id
     WHERE f.counted = 1`;

@@ -16,9 +16,18 @@ import {
   type Evaluation,
   evaluate,
   MODEL_VERSION,
+  type PhotoMatchInput,
   type ScoreModel,
   type ScoreRecord,
 } from "../scoring/model";
+import {
+  candidateCtes,
+  chunksOf,
+  nearestDistance,
+  type PhotoHashes,
+  photoVariants,
+  probePairsJson,
+} from "./fingerprints";
 import { pepperSubjects } from "./subjects";
 import { utcDay } from "./usage";
 
@@ -36,6 +45,8 @@ export type InquiryPurpose = (typeof INQUIRY_PURPOSES)[number];
 export interface ScoreQuery {
   ref?: string;
   subjects: Subject[];
+  /** The claim's photos; the answer carries `photos` whenever this is given (even empty). */
+  evidence?: PhotoHashes[];
 }
 
 export type ScoreAnswer = Omit<Evaluation, "evidence"> & { model: string; evaluatedAt: string };
@@ -55,6 +66,20 @@ export interface MatchRow {
   statement: string | null;
 }
 
+/** A confirmed fingerprint the photo probes found (unverified: the Worker checks the distance). */
+export interface PhotoCandidateRow {
+  hash: string;
+  /** The report whose evidence it is. */
+  id: string;
+  platform_id: string;
+  category: Category;
+  incident_at: number;
+  dispute_deadline_at: number | null;
+}
+
+/** A row of the read with photos: a buyer's record or a photo candidate, tagged. */
+export type TaggedReadRow = ({ kind: "record" } & MatchRow) | ({ kind: "photo" } & PhotoCandidateRow);
+
 let configured: { config: Config; model: ScoreModel; version: string } | undefined;
 
 /** The model with this deployment's configuration applied, built once per isolate. */
@@ -66,14 +91,19 @@ function modelOf(config: Config): { model: ScoreModel; version: string } {
 }
 
 /**
- * Applies RETENTION_DAYS, SCORE_BANDS and SCORE_FX_RATES. Any value that differs from the
- * documented defaults is fingerprinted into the version (`pixiu-score/1+c3f9a1b2`), so an
- * answer always says exactly which model produced it.
+ * Applies RETENTION_DAYS, SCORE_BANDS, SCORE_FX_RATES and MAX_MATCH_DISTANCE. Any value that
+ * differs from the documented defaults is fingerprinted into the version
+ * (`pixiu-score/1.1+c3f9a1b2`), so an answer always says exactly which model produced it.
  */
-export function configureModel(config: Pick<Config, "RETENTION_DAYS" | "SCORE_BANDS" | "SCORE_FX_RATES">) {
+export function configureModel(
+  config: Pick<Config, "RETENTION_DAYS" | "SCORE_BANDS" | "SCORE_FX_RATES" | "MAX_MATCH_DISTANCE">,
+) {
   const overrides: Partial<ScoreModel> = {};
   if (config.RETENTION_DAYS !== DEFAULT_MODEL.retentionDays) {
     overrides.retentionDays = config.RETENTION_DAYS;
+  }
+  if (config.MAX_MATCH_DISTANCE !== DEFAULT_MODEL.photoMaxDistance) {
+    overrides.photoMaxDistance = config.MAX_MATCH_DISTANCE;
   }
   if (config.SCORE_BANDS) {
     const [medium, high, critical] = config.SCORE_BANDS;
@@ -122,22 +152,58 @@ function fnv1a(text: string): string {
  *
  * Measured on the local D1: about 3 rows read per record returned (index entry, IN-list entry,
  * report) plus a few per key and per platform. One statement: the benchmark and the query-plan
- * tests run this very SQL.
+ * tests run this very SQL. A query with photos runs it with the photo probes beside it
+ * (`scoreWithPhotosReadSql`).
  *
  * @example scoreReadSql(JSON.stringify(keys), config.MAX_ACTIVE_REPORTS_PER_SUBJECT + 1)
  */
 export function scoreReadSql(keysJson: string, perPlatform: number) {
-  return sql`WITH RECURSIVE platforms (subject_key, platform_id) AS (
+  return sql`WITH RECURSIVE ${platformsCte(keysJson)}
+    SELECT ${RECORD_COLUMNS}
+    ${recordsFrom(perPlatform)}`;
+}
+
+/**
+ * The read of a query with photos, still ONE statement on the ledger: the buyers' records
+ * exactly as `scoreReadSql` reads them, and beside them (UNION ALL, rows tagged by `kind`) the
+ * photo candidates exactly as `matchReadSql` finds them (worker/services/fingerprints.ts), each
+ * joined by primary key to its report for the dispute deadline (a photo of a case whose dispute
+ * is past its deadline does not count, as the case itself does not). Rows read are the sum of
+ * the two reads' plus about one per candidate: the buyer's own records and the photos' probes,
+ * never the table size. `chunksJson` comes from `probePairsJson` over every photo of the request.
+ */
+export function scoreWithPhotosReadSql(keysJson: string, perPlatform: number, chunksJson: string) {
+  return sql`WITH RECURSIVE ${platformsCte(keysJson)},
+    ${candidateCtes(chunksJson)}
+    SELECT 'record' AS kind, NULL AS hash, ${RECORD_COLUMNS}
+    ${recordsFrom(perPlatform)}
+    UNION ALL
+    SELECT 'photo', f.hash, NULL, f.report_id, f.platform_id, f.category, NULL, f.incident_at, NULL, NULL,
+      NULL, r.status, r.dispute_deadline_at, NULL
+    FROM candidates
+      CROSS JOIN fingerprints f ON f.id = candidates.id
+      CROSS JOIN reports r ON r.id = f.report_id
+    WHERE f.counted = 1`;
+}
+
+/** The platform walk of the score read: (subject key, platform) pairs with counted links. */
+function platformsCte(keysJson: string) {
+  return sql`platforms (subject_key, platform_id) AS (
       SELECT k.value, (SELECT min(s.platform_id) FROM report_subjects s
           WHERE s.subject_key = k.value AND s.counted = 1)
         FROM json_each(${keysJson}) k
       UNION ALL
       SELECT platforms.subject_key, (SELECT min(s.platform_id) FROM report_subjects s
           WHERE s.subject_key = platforms.subject_key AND s.counted = 1 AND s.platform_id > platforms.platform_id)
-        FROM platforms WHERE platforms.platform_id IS NOT NULL)
-    SELECT platforms.subject_key, r.id, r.platform_id, r.category, r.confirmation, r.incident_at,
-      r.created_at, r.amount_value, r.amount_currency, r.status, r.dispute_deadline_at, r.statement
-    FROM platforms
+        FROM platforms WHERE platforms.platform_id IS NOT NULL)`;
+}
+
+const RECORD_COLUMNS = sql`platforms.subject_key, r.id, r.platform_id, r.category, r.confirmation, r.incident_at,
+      r.created_at, r.amount_value, r.amount_currency, r.status, r.dispute_deadline_at, r.statement`;
+
+/** Per (key, platform) of the walk, its newest counted links' reports. */
+function recordsFrom(perPlatform: number) {
+  return sql`FROM platforms
       CROSS JOIN reports r
     WHERE platforms.platform_id IS NOT NULL
       AND r.id IN (SELECT s.report_id FROM report_subjects s
@@ -192,8 +258,11 @@ export async function logLookups(
   scope: RequestScope,
   look: {
     purpose: string;
-    /** The entries, one per buyer: target (a batch `ref`) and the buyer's subject keys. */
-    buyers: { target: string | null; keys: string[] }[];
+    /**
+     * The entries, one per buyer: target (a batch `ref`), the buyer's subject keys and, for a
+     * query with photos, more details of its own (the photos' hashes).
+     */
+    buyers: { target: string | null; keys: string[]; details?: Record<string, unknown> }[];
     usage: { queries?: number; subjectAccess?: number };
     /** Whose inquiries: the request itself, or the first page of a multi-page request. */
     inquiryRequestId?: string;
@@ -220,7 +289,12 @@ export async function logLookups(
         requestId,
         outcome: "ok",
         // `inquired`: this look-up wrote inquiry rows, which verify holds it to (worker/log/chain.ts).
-        details: { purpose: look.purpose, ...look.details, ...(b.keys.length > 0 ? { inquired: true } : {}) },
+        details: {
+          purpose: look.purpose,
+          ...look.details,
+          ...b.details,
+          ...(b.keys.length > 0 ? { inquired: true } : {}),
+        },
         subjectKeys: b.keys,
       })),
       inquiries: keys.map((subjectKey) => ({
@@ -265,11 +339,13 @@ export async function logLookups(
  * Scores one or many buyers. The ledger database sees exactly one statement, the read (through
  * the request's D1 session, so a read replica may serve it): the matching records, at most
  * MAX_ACTIVE_REPORTS_PER_SUBJECT per subject key and platform (one more, to know whether any were
- * left unread; see `scoreReadSql`). In parallel, the look-ups are logged in the log store
- * (`logLookups`); the answer leaves only once both are done, so no look-up is ever answered
- * unlogged, and a look-up logged but not answered (the read failed) errs on the safe side.
- * Subject keys travel as one JSON parameter, so a batch of 100 buyers × 8 subjects stays
- * within D1's 100-bound-parameter limit.
+ * left unread; see `scoreReadSql`), and, when queries carry photos, the confirmed fingerprints
+ * near them in the same statement (`scoreWithPhotosReadSql`). In parallel, the look-ups are
+ * logged in the log store (`logLookups`, each query's entry with its photos' hashes); the answer
+ * leaves only once both are done, so no look-up is ever answered unlogged, and a look-up logged
+ * but not answered (the read failed) errs on the safe side. Subject keys and photo probes travel
+ * as one JSON parameter each, so a batch of 100 buyers × 8 subjects stays within D1's
+ * 100-bound-parameter limit.
  */
 export async function scoreBuyers(
   scope: RequestScope,
@@ -280,20 +356,53 @@ export async function scoreBuyers(
   const keyed = await Promise.all(queries.map((q) => pepperSubjects(config.LEDGER_PEPPER, q.subjects)));
   const keys = [...new Set(keyed.flatMap((subjects) => subjects.map((s) => s.key)))];
   const cap = config.MAX_ACTIVE_REPORTS_PER_SUBJECT;
+  const keysJson = JSON.stringify(keys);
+  // Each query's photos as chunks (undefined: the query sent no `evidence`).
+  const variants = queries.map((q) => (q.evidence ? photoVariants(q.evidence) : undefined));
+  const probed = variants.flatMap((v) => v ?? []);
   const [found] = await Promise.all([
     // One more than the cap, to know whether records were left unread (RECORDS_CAPPED).
-    all<MatchRow>(ledgerFor(scope.db, keys), scoreReadSql(JSON.stringify(keys), cap + 1)),
+    probed.length === 0
+      ? all<MatchRow>(ledgerFor(scope.db, keys), scoreReadSql(keysJson, cap + 1)).then((rows) =>
+          rows.map((row): TaggedReadRow => ({ kind: "record", ...row })),
+        )
+      : all<TaggedReadRow>(
+          ledgerFor(scope.db, keys),
+          scoreWithPhotosReadSql(keysJson, cap + 1, probePairsJson(probed)),
+        ),
     logLookups(scope, {
       purpose,
-      buyers: keyed.map((subjects, i) => ({
-        target: queries[i]?.ref ?? null,
-        keys: subjects.map((s) => s.key),
-      })),
+      buyers: keyed.map((subjects, i) => {
+        const evidence = queries[i]?.evidence;
+        return {
+          target: queries[i]?.ref ?? null,
+          keys: subjects.map((s) => s.key),
+          ...(evidence
+            ? {
+                details: {
+                  photos: evidence.map((p) => p.pdq),
+                  dihedral: evidence.filter((p) => p.dihedral).length,
+                },
+              }
+            : {}),
+        };
+      }),
       usage: { queries: queries.length },
       cap: true,
     }),
   ]);
-  const matches = capPerPlatform(found, cap);
+  const recordRows: MatchRow[] = [];
+  const candidates = new Map<string, { chunks: number[]; rows: PhotoCandidateRow[] }>();
+  for (const row of found) {
+    if (row.kind === "record") {
+      recordRows.push(row);
+    } else {
+      const entry = candidates.get(row.hash) ?? { chunks: chunksOf(row.hash), rows: [] };
+      entry.rows.push(row);
+      candidates.set(row.hash, entry);
+    }
+  }
+  const matches = capPerPlatform(recordRows, cap);
 
   const byKey = new Map<string, MatchRow[]>();
   for (const row of matches.kept) {
@@ -303,7 +412,7 @@ export async function scoreBuyers(
   }
   const { model, version } = modelOf(config);
   const evaluatedAt = toRfc3339(now);
-  return keyed.map((subjects) => {
+  return keyed.map((subjects, i) => {
     const records = new Map<string, ScoreRecord>();
     for (const s of subjects) {
       for (const row of byKey.get(s.key) ?? []) {
@@ -323,7 +432,35 @@ export async function scoreBuyers(
       }
     }
     const capped = subjects.some((s) => matches.cappedKeys.has(s.key)) ? { cappedAt: cap } : undefined;
-    const { evidence: _evidence, ...answer } = evaluate([...records.values()], now, model, capped);
+    const photos = variants[i]?.map((hashes) => photoMatches(hashes, candidates, model.photoMaxDistance));
+    const { evidence: _evidence, ...answer } = evaluate([...records.values()], now, model, capped, photos);
     return { ...answer, model: version, evaluatedAt };
   });
+}
+
+/** One photo's verified matches among the read's candidates: those within `maxDistance`. */
+function photoMatches(
+  hashes: readonly number[][],
+  candidates: ReadonlyMap<string, { chunks: number[]; rows: PhotoCandidateRow[] }>,
+  maxDistance: number,
+): PhotoMatchInput[] {
+  const out: PhotoMatchInput[] = [];
+  for (const [hash, { chunks, rows }] of candidates) {
+    const distance = nearestDistance(hashes, chunks);
+    if (distance > maxDistance) {
+      continue;
+    }
+    for (const row of rows) {
+      out.push({
+        hash,
+        distance,
+        ref: row.id,
+        platformId: row.platform_id,
+        category: row.category,
+        incidentAt: row.incident_at,
+        disputeDeadlineAt: row.dispute_deadline_at,
+      });
+    }
+  }
+  return out;
 }
