@@ -132,8 +132,27 @@ function toBase64Url(bytes: ArrayBuffer): string {
   return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
+/**
+ * The log as readers must see it: every shard that ever held entries, not only the `LOG_SHARDS`
+ * now configured. Lowering `LOG_SHARDS` re-routes writers, but the shards left behind keep their
+ * chains, look-ups and audit entries, so verify, export, the audit list, subject access, stats
+ * and retention go on reading them. The count is carried by the tree checkpoints: each covers at
+ * least as many shards as the one before (`currentHeads`), so the newest one knows them all.
+ *
+ * @example const all = await readableLog(d1, config); await everyShard(all, (stub) => …);
+ */
+export async function readableLog<T extends LogConfig>(d1: Db, log: T): Promise<T> {
+  const [latest] = await all<{ shards: number }>(
+    d1,
+    sql`SELECT json_array_length(heads) - 1 AS shards FROM log_checkpoints ORDER BY id DESC LIMIT 1`,
+  );
+  const signed = latest?.shards ?? 0;
+  return signed > log.LOG_SHARDS ? { ...log, LOG_SHARDS: signed } : log;
+}
+
 /** The head of every chain now: the ledger's sealed head (shard −1), then each log shard's. */
-export async function currentHeads(d1: Db, log: LogConfig): Promise<ShardHead[]> {
+export async function currentHeads(d1: Db, configured: LogConfig): Promise<ShardHead[]> {
+  const log = await readableLog(d1, configured);
   // Entries still in the outbox belong in the shards' heads: move them first.
   await drainAll(log, d1);
   const { head } = await sealPending(d1);
@@ -171,6 +190,31 @@ export async function checkpoint(
         VALUES (${cp.at}, ${cp.root}, ${JSON.stringify(heads)}, ${cp.kid}, ${signature})`,
   ]);
   return { ...cp, signature };
+}
+
+/**
+ * How many of the newest tree checkpoints verify checks (a day's at one a minute). Older ones add
+ * nothing: each shard's chain links every earlier entry to the newest signed head, so a rewrite
+ * anywhere before it changes the hash that head signed.
+ */
+export const VERIFY_CHECKPOINT_WINDOW = 1440;
+
+/** The newest `limit` tree checkpoints, oldest first, and how many are stored in all. */
+export async function latestTreeCheckpoints(
+  d1: Db,
+  limit = VERIFY_CHECKPOINT_WINDOW,
+): Promise<{ checkpoints: (TreeCheckpoint & { id: number })[]; stored: number }> {
+  const [rows, count] = await Promise.all([
+    all<{ id: number; at: number; root: string; heads: string; kid: string; signature: string }>(
+      d1,
+      sql`SELECT id, at, root, heads, kid, signature FROM log_checkpoints ORDER BY id DESC LIMIT ${limit}`,
+    ),
+    all<{ n: number }>(d1, sql`SELECT count(*) AS n FROM log_checkpoints`),
+  ]);
+  return {
+    checkpoints: rows.reverse().map((r) => ({ ...r, heads: JSON.parse(r.heads) as ShardHead[] })),
+    stored: count[0]?.n ?? 0,
+  };
 }
 
 /** Stored tree checkpoints, oldest first. */
@@ -282,8 +326,9 @@ async function loadCheckpoints(
       forged(cp.seq, `the checkpoint at ${cp.seq} does not verify with the audit key (kid ${cp.kid})`);
     }
   }
-  for (const cp of await treeCheckpoints(d1)) {
-    set.treeCount++;
+  const latest = await latestTreeCheckpoints(d1);
+  set.treeCount = latest.stored;
+  for (const cp of latest.checkpoints) {
     const verifyKey = verifyKeys.get(cp.kid);
     const ledgerHead = headFor(cp, LEDGER_LEAF);
     if (verifyKey && (await verifyTreeCheckpoint(verifyKey, cp))) {
@@ -314,11 +359,12 @@ async function loadCheckpoints(
  */
 export async function verifyLog(
   d1: Db,
-  log: LogConfig & Pick<Config, "RETENTION_DAYS" | "INQUIRY_RETENTION_DAYS">,
+  configured: LogConfig & Pick<Config, "RETENTION_DAYS" | "INQUIRY_RETENTION_DAYS">,
   jwk: Config["AUDIT_SIGNING_JWK"],
   from: "genesis" | "checkpoint",
   retired: Config["AUDIT_RETIRED_KEYS"] = undefined,
 ): Promise<VerifyResult> {
+  const log = await readableLog(d1, configured);
   // As the sealer runs first, so does the outbox's drain: what was written is checked chained.
   await drainAll(log, d1);
   await sealPending(d1);

@@ -150,15 +150,22 @@ export function isInquiredLookup(e: Pick<ChainedContent, "details">): boolean {
 }
 
 /**
- * The inquiry rows a run of entries must still hold, as `[subjectKey, at, platformId, seq]`, and
- * the first look-up whose keys are gone: entries written at or after `since` (the start of the
- * inquiries' retention, when verify runs) that are inquired look-ups by a platform.
+ * One inquiry row a look-up must still hold: everything subject access shows of it.
+ * `[subjectKey, at, platformId, seq, requestId, purpose]`.
+ */
+export type ExpectedInquiry = [string, number, string, number, string, string];
+
+/**
+ * The inquiry rows a run of entries must still hold, and the first look-up whose keys are gone:
+ * entries written at or after `since` (the start of the inquiries' retention, when verify runs)
+ * that are inquired look-ups by a platform. A row is matched on key, time, platform, request
+ * (the entry's, or `details.inquiryRequestId` for a later page of a paged request) and purpose.
  */
 export function expectedInquiries(
   entries: readonly LogEntry[],
   since: number,
-): { rows: [string, number, string, number][]; fault: LogFault | null } {
-  const rows: [string, number, string, number][] = [];
+): { rows: ExpectedInquiry[]; fault: LogFault | null } {
+  const rows: ExpectedInquiry[] = [];
   for (const e of entries) {
     if (e.at < since || e.keys === null || !isInquiredLookup(e) || !e.actor.startsWith("platform:")) {
       continue;
@@ -167,8 +174,11 @@ export function expectedInquiries(
       return { rows, fault: { kind: "keys_erased", seq: e.seq } };
     }
     const platformId = e.actor.slice("platform:".length);
+    const requestId =
+      typeof e.details?.inquiryRequestId === "string" ? e.details.inquiryRequestId : e.requestId;
+    const purpose = typeof e.details?.purpose === "string" ? e.details.purpose : "";
     for (const key of e.subjectKeys) {
-      rows.push([key, e.at, platformId, e.seq]);
+      rows.push([key, e.at, platformId, e.seq, requestId, purpose]);
     }
   }
   return { rows, fault: null };

@@ -35,7 +35,10 @@ export function outboxAppendId(id: number): string {
 /** An outbox row: an audit entry waiting for its shard. */
 export type OutboxRow = AuditEntryRow & { id: number };
 
-/** An outbox row as a shard entry: `details.subjectKeys` moves beside it (committed, erasable). */
+/**
+ * An outbox row as a shard entry: `details.subjectKeys` moves beside it (committed, erasable), and
+ * `details.outboxId` names the row, in the chain (the accounting relies on it).
+ */
 export function outboxEntry(row: OutboxRow): LogEntryInput {
   const parsed = row.details === null ? null : (JSON.parse(row.details) as JsonObject);
   let details: JsonObject | null = parsed;
@@ -52,7 +55,8 @@ export function outboxEntry(row: OutboxRow): LogEntryInput {
     target: row.target,
     requestId: row.request_id,
     outcome: row.outcome,
-    details,
+    // The outbox id, chained: the accounting counts an id only with the entry that names it.
+    details: { ...details, outboxId: row.id },
     ...(subjectKeys && subjectKeys.length > 0 ? { subjectKeys } : {}),
   };
 }
@@ -147,9 +151,11 @@ export async function drainAll(
  * Outbox ids come from AUTOINCREMENT inside the write's own transaction, so they have no holes:
  * a batch that fails takes its id back with it. Every id ever assigned (up to the table's
  * `sqlite_sequence`) is therefore either still waiting in the outbox or held by the shard it was
- * appended to (`outbox_held`, written in the append's own transaction). An id that is neither
+ * appended to (`outbox_appended`, written in the append's own transaction, and counted only with
+ * the chained entry whose `details.outboxId` names it). An id that is neither
  * was deleted before its drain: an action with no audit entry. Log shard 0 keeps a watermark
- * below which everything was accounted for, so each run looks only at the ids since.
+ * below which everything was accounted for, as chained `audit.outbox_accounted` entries, so each
+ * run looks only at the ids since and the watermark cannot move without a trace.
  *
  * The outbox is read first and the shards second: a row drained in between was appended before
  * its deletion, so the shards show it.

@@ -137,8 +137,9 @@ const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS appends (
      id TEXT PRIMARY KEY, first INTEGER NOT NULL, last INTEGER NOT NULL, at INTEGER NOT NULL)`,
   `CREATE INDEX IF NOT EXISTS appends_at ON appends (at)`,
-  // Audit outbox ids appended here and not yet accounted for (worker/log/outbox.ts, "accounting").
-  `CREATE TABLE IF NOT EXISTS outbox_held (id INTEGER PRIMARY KEY)`,
+  // Audit outbox ids appended here, with the seq of the entry that chains them (its details name the
+  // id), until the outbox's accounting passes them (worker/log/outbox.ts, "accounting").
+  `CREATE TABLE IF NOT EXISTS outbox_appended (id INTEGER PRIMARY KEY, seq INTEGER NOT NULL)`,
 ];
 
 const ENTRY_COLUMNS = `e.seq, e.at, e.actor, e.action, e.target, e.request_id, e.outcome, e.details,
@@ -424,7 +425,7 @@ export class LogShard extends DurableObject {
       );
     }
     if (input.outboxId !== undefined) {
-      this.sql.exec("INSERT OR IGNORE INTO outbox_held (id) VALUES (?)", input.outboxId);
+      this.sql.exec("INSERT OR IGNORE INTO outbox_appended (id, seq) VALUES (?, ?)", input.outboxId, first);
     }
     const last = this.head.seq;
     // When the shard wrote it (not the entry's time: an outbox row may be drained late), so an
@@ -586,7 +587,8 @@ export class LogShard extends DurableObject {
         .exec<{ seq: number }>(
           `SELECT min(j.value ->> 3) AS seq FROM json_each(?) j
            WHERE NOT EXISTS (SELECT 1 FROM inquiries i WHERE i.subject_key = j.value ->> 0
-             AND i.at = j.value ->> 1 AND i.platform_id = j.value ->> 2)`,
+             AND i.at = j.value ->> 1 AND i.platform_id = j.value ->> 2
+             AND i.request_id = j.value ->> 4 AND i.purpose = j.value ->> 5)`,
           JSON.stringify(expected.rows),
         )
         .toArray()[0]?.seq;
@@ -686,16 +688,22 @@ export class LogShard extends DurableObject {
 
   /**
    * Audit outbox ids this shard holds in `(after, through]`, as inclusive ranges `[first, last]`
-   * (worker/log/outbox.ts, "accounting"); with `after` null, every held id.
+   * (worker/log/outbox.ts, "accounting"); with `after` null, every held id. An id counts as held
+   * only with the chained entry that names it (`details.outboxId`), or once that entry is archived.
    */
   outboxHeld(after: number | null, through: number): [number, number][] {
     const ranges: [number, number][] = [];
-    const rows = this.sql.exec<{ id: number }>(
-      "SELECT id FROM outbox_held WHERE id > ? AND id <= ? ORDER BY id",
+    const rows = this.sql.exec<{ id: number; seq: number; named: number | null }>(
+      `SELECT h.id, h.seq, e.details ->> '$.outboxId' AS named FROM outbox_appended h
+       LEFT JOIN entries e ON e.seq = h.seq WHERE h.id > ? AND h.id <= ? ORDER BY h.id`,
       after ?? -1,
       through,
     );
-    for (const { id } of rows) {
+    const archived = this.archivedHead().seq;
+    for (const { id, seq, named } of rows) {
+      if (named !== id && !(named === null && seq <= archived)) {
+        continue;
+      }
       const tail = ranges[ranges.length - 1];
       if (tail && tail[1] === id - 1) {
         tail[1] = id;
@@ -706,22 +714,40 @@ export class LogShard extends DurableObject {
     return ranges;
   }
 
-  /** Shard 0 keeps the outbox's watermark: every outbox id at or below it reached a shard. */
+  /**
+   * Shard 0 keeps the outbox's watermark, in its chain: every outbox id at or below the `through`
+   * of its latest `audit.outbox_accounted` entry reached a shard. Null before the first.
+   */
   outboxWatermark(): number | null {
-    const row = this.sql.exec<{ v: string }>("SELECT v FROM meta WHERE k = 'outbox_through'").toArray()[0];
-    return row ? Number(row.v) : null;
+    const row = this.sql
+      .exec<{ through: number | null }>(
+        `SELECT details ->> '$.through' AS through FROM entries
+         WHERE action = 'audit.outbox_accounted' ORDER BY seq DESC LIMIT 1`,
+      )
+      .toArray()[0];
+    return row?.through ?? null;
   }
 
-  /** Moves the outbox's watermark up (never down). */
-  advanceOutboxWatermark(through: number): number {
+  /** Moves the outbox's watermark up (never down), as a chained entry: no move leaves no trace. */
+  async advanceOutboxWatermark(through: number): Promise<number> {
     const current = this.outboxWatermark();
     if (current !== null && through <= current) {
       return current;
     }
-    this.sql.exec(
-      "INSERT INTO meta (k, v) VALUES ('outbox_through', ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
-      String(through),
-    );
+    const requestId = `outbox-through:${through}`;
+    await this.append(0, {
+      id: requestId,
+      entries: [
+        {
+          at: Date.now(),
+          actor: "system:ledger",
+          action: "audit.outbox_accounted",
+          requestId,
+          outcome: "ok",
+          details: { through },
+        },
+      ],
+    });
     return through;
   }
 
@@ -773,7 +799,7 @@ export class LogShard extends DurableObject {
       this.sql.exec("DELETE FROM appends WHERE at < ? AND id NOT LIKE 'outbox:%'", p.appendsBefore);
       this.sql.exec("DELETE FROM appends WHERE at < ? AND id LIKE 'outbox:%'", p.outboxAppendsBefore);
       if (p.outboxThrough !== undefined && p.outboxThrough !== null) {
-        this.sql.exec("DELETE FROM outbox_held WHERE id <= ?", p.outboxThrough);
+        this.sql.exec("DELETE FROM outbox_appended WHERE id <= ?", p.outboxThrough);
       }
       return { keysErased: keys + targeted, inquiriesPurged: inquiries };
     });

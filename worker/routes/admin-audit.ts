@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { type SQL, sql } from "drizzle-orm";
 import type { App } from "../app";
-import { currentHeads, publicAuditKeys, treeCheckpoints, verifyLog } from "../audit/ledger";
+import { currentHeads, publicAuditKeys, readableLog, treeCheckpoints, verifyLog } from "../audit/ledger";
 import { LEDGER_LEAF } from "../audit/tree";
 import { all } from "../lib/batch";
 import { decodeTimeIdCursor, encodeTimeIdCursor } from "../lib/cursor";
@@ -254,7 +254,7 @@ export function registerAdminAuditList(app: App) {
             FROM audit_log ${clause} ORDER BY at DESC, seq DESC LIMIT ${q.limit + 1}`,
       ),
       everyShard(
-        c.var.config,
+        await readableLog(c.var.db, c.var.config),
         async (stub, shard) =>
           (await stub.entries({
             actor: q.actor,
@@ -340,8 +340,9 @@ export function registerAdminAuditExport(app: App) {
         errors: [{ path: "since", message: "conflicts with sinceSeq" }],
       });
     }
-    const { config, now } = c.var;
+    const { now } = c.var;
     const d1 = c.var.db;
+    const config = await readableLog(d1, c.var.config);
     // One snapshot of every head: the export ends there, whatever is written while it streams.
     const heads = await currentHeads(d1, config);
     const [ledgerHead, ...shardHeads] = heads as [ShardHead, ...ShardHead[]];

@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { sql } from "drizzle-orm";
 import type { App } from "../app";
+import { readableLog } from "../audit/ledger";
 import { batch, rowsOf } from "../lib/batch";
 import { problemResponses } from "../lib/problem";
 import { DAY_MS } from "../lib/time";
@@ -88,7 +89,7 @@ export function registerAdminStats(app: App) {
     const sinceMs = Date.parse(`${since}T00:00:00Z`);
     const today = utcDay(c.var.now);
     // Look-ups are counted in the log store, reports (and look-ups before it) in D1: both are summed.
-    const logged = everyShard(c.var.config, async (stub) => ({
+    const logged = everyShard(await readableLog(c.var.db, c.var.config), async (stub) => ({
       usage: (await stub.usage(since)) as unknown as ShardUsage[],
       today: (await stub.lookupCounts(today)) as unknown as { platform_id: string; n: number }[],
       head: (await stub.headOf()).seq,

@@ -2,6 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { type SQL, sql } from "drizzle-orm";
 import { reportStatuses } from "../../schema";
 import type { App } from "../app";
+import { readableLog } from "../audit/ledger";
 import { batch, rowsOf } from "../lib/batch";
 import { sha256Hex } from "../lib/crypto";
 import { ledgerFor } from "../lib/db";
@@ -221,7 +222,7 @@ export function registerSubjectAccess(app: App) {
             ORDER BY r.incident_at DESC, r.id DESC LIMIT ${limit + 1}`,
         sql`SELECT id, name FROM platforms`,
       ]),
-      lookUps(config, keys, from.i, limit + 1),
+      readableLog(c.var.db, config).then((log) => lookUps(log, keys, from.i, limit + 1)),
     ]);
     // Then this look-up is logged, before anything is answered: it shows from the buyer's next
     // request on, never in its own pages, and all pages of one request are one inquiry.

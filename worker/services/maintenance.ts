@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { checkpoint } from "../audit/ledger";
+import { checkpoint, readableLog } from "../audit/ledger";
 import { headFor, LEDGER_LEAF } from "../audit/tree";
 import type { Config, WebhookMessage } from "../env";
 import { all, batch } from "../lib/batch";
@@ -60,10 +60,10 @@ export interface MaintenanceResult {
  * day (a retry comes within seconds; outbox append ids a month, see worker/log/outbox.ts) are
  * deleted.
  */
-async function purgeLog(run: MaintenanceRun, targets: string[]) {
+async function purgeLog(d1: Db, run: MaintenanceRun, targets: string[]) {
   // Outbox ids the accounting has passed need no holding any more.
   const outboxThrough = (await shardStub(run.log, 0).outboxWatermark()) as number | null;
-  const results = await everyShard(run.log, (stub) =>
+  const results = await everyShard(await readableLog(d1, run.log), (stub) =>
     stub.purge({
       keysBefore: run.now - run.retentionDays * DAY_MS,
       inquiriesBefore: run.now - run.inquiryRetentionDays * DAY_MS,
@@ -114,6 +114,7 @@ export async function runMaintenance(d1: Db, run: MaintenanceRun): Promise<Maint
     // the records stay and the next run erases again (idempotent); the other way round, a failed
     // erasure would lose the ids it needs.
     const erased = await purgeLog(
+      d1,
       run,
       rows.map((r) => r.id),
     );
@@ -146,7 +147,7 @@ export async function runMaintenance(d1: Db, run: MaintenanceRun): Promise<Maint
     sql`DELETE FROM token_uses WHERE expires_at < ${run.now}`,
   ]);
   const inquiriesPurged = inquiries?.meta.changes ?? 0;
-  const erased = await purgeLog(run, []);
+  const erased = await purgeLog(d1, run, []);
   log.keysErased += erased.keysErased;
   log.inquiriesPurged += erased.inquiriesPurged;
   const tokenUsesPurged = tokens?.meta.changes ?? 0;
@@ -219,7 +220,7 @@ export async function scheduledJob(
   // are signed; rows a failed drain left behind are retried here, every minute.
   const outbox = await drainAll(config, db);
   // Every outbox id since the last run reached a shard (or waits): the watermark moves up.
-  const accounted = await accountOutbox(config, db, { advance: true });
+  const accounted = await accountOutbox(await readableLog(db, config), db, { advance: true });
   if (accounted.missing.length > 0) {
     console.error(JSON.stringify({ level: "error", alert: "audit_outbox_gap", missing: accounted.missing }));
   }

@@ -294,6 +294,10 @@ export async function logLookups(
           ...look.details,
           ...b.details,
           ...(b.keys.length > 0 ? { inquired: true } : {}),
+          // A later page of a paged request logs its inquiries under the first page's request.
+          ...(look.inquiryRequestId && look.inquiryRequestId !== requestId
+            ? { inquiryRequestId: look.inquiryRequestId }
+            : {}),
         },
         subjectKeys: b.keys,
       })),
