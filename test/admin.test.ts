@@ -310,7 +310,11 @@ describe("PATCH /v1/admin/platforms/{id}", () => {
       target: p.id,
       outcome: "ok",
     });
-    expect(JSON.parse(rows[0]?.details ?? "{}")).toEqual({ changes: { name: "Renamed Shop" } });
+    // The audit outbox's id is chained beside the details (worker/log/outbox.ts).
+    expect(JSON.parse(rows[0]?.details ?? "{}")).toEqual({
+      changes: { name: "Renamed Shop" },
+      outboxId: expect.any(Number),
+    });
 
     const buyer = await newBuyer();
     expect((await callJson("/v1/reports", { token: await p.token(), body: reportBody(buyer) })).status).toBe(
@@ -422,7 +426,10 @@ describe("PUT /v1/admin/platforms/{id}/keys", () => {
       target: p.id,
       outcome: "ok",
     });
-    expect(JSON.parse(rows[0]?.details ?? "{}")).toEqual({ kids: [p.publicJwk.kid, next.kid] });
+    expect(JSON.parse(rows[0]?.details ?? "{}")).toEqual({
+      kids: [p.publicJwk.kid, next.kid],
+      outboxId: expect.any(Number),
+    });
     for (const token of [await p.token(), await withNew()]) {
       expect((await callJson("/v1/reports", { token, body: reportBody(await newBuyer()) })).status).toBe(201);
     }
