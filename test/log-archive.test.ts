@@ -7,6 +7,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { checkpoint } from "../worker/audit/ledger";
 import { loadConfig } from "../worker/env";
+import { segmentKey } from "../worker/log/archive";
 import {
   adminToken,
   callJson,
@@ -94,7 +95,8 @@ describe("archiving old log segments to R2", () => {
 
     // One changed byte in the stored segment is caught, at its shard and seq.
     const tampered = text.replace('"outcome":"ok"', '"outcome":"no"');
-    await env.LOG_ARCHIVE.put(key as string, tampered);
+    const customMetadata = object?.customMetadata ?? {};
+    await env.LOG_ARCHIVE.put(key as string, tampered, { customMetadata });
     const caught = await callJson<Verdict>(
       `/v1/admin/audit/archive/verify?key=${encodeURIComponent(key as string)}`,
       {
@@ -102,7 +104,41 @@ describe("archiving old log segments to R2", () => {
       },
     );
     expect(caught.body).toMatchObject({ ok: false, badShard: 0, firstBadSeq: 1 });
-    await env.LOG_ARCHIVE.put(key as string, text);
+    await env.LOG_ARCHIVE.put(key as string, text, { customMetadata });
+  });
+
+  it("markArchived refuses a segment that does not hold exactly the entries after the archived head", async () => {
+    const stub = logShards()[0] as NonNullable<ReturnType<typeof logShards>[number]>;
+    const archived = await stub.archivedHead();
+    for (let i = 0; i < 2; i++) {
+      expect((await stub.append(0, oldAppend(uniqueId("req_gap"), Date.now() - 40 * DAY))).ok).toBe(true);
+    }
+    const head = await stub.headOf();
+    // Its metadata says it starts one entry late (the entry before it would be lost), or that it
+    // holds fewer entries than its range.
+    for (const [from, entries] of [
+      [archived.seq + 2, head.seq - archived.seq - 1],
+      [archived.seq + 1, head.seq - archived.seq - 1],
+    ] as const) {
+      const key = segmentKey(0, from, head.seq);
+      await env.LOG_ARCHIVE.put(key, "{}\n", {
+        customMetadata: {
+          shard: "0",
+          from: String(from),
+          to: String(head.seq),
+          entries: String(entries),
+          hash: head.hash,
+        },
+      });
+      try {
+        expect(await stub.markArchived(head.seq, head.hash, key)).toMatchObject({
+          refused: expect.stringMatching(/does not hold exactly/),
+        });
+      } finally {
+        await env.LOG_ARCHIVE.delete(key);
+      }
+    }
+    expect(await stub.archivedHead()).toEqual(archived);
   });
 
   it("an unknown segment is 404; a key that is not a segment's is 422", async () => {

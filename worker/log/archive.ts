@@ -55,11 +55,11 @@ export interface ArchiveResult {
 }
 
 /**
- * Moves each shard's entries older than LOG_ARCHIVE_AFTER_DAYS to R2, a segment at a time, each
- * ending on a head that a tree checkpoint signed (so every segment carries the signature that
- * ties it to the rest of the log): the segment is written first, then the shard removes those
- * entries and records the segment's last hash as where its chain goes on. A run that dies
- * between the two writes the same segment again next time (same key, same content).
+ * Moves each shard's entries older than LOG_ARCHIVE_AFTER_DAYS to R2, a segment at a time: an
+ * unbroken run of seqs right after the shard's archived head, stopping at the first entry not old
+ * enough, and ending on a head that a tree checkpoint signed (so every segment carries the
+ * signature that ties it to the rest of the log). The segment is written first, then the shard
+ * removes those entries and records the segment's last hash as where its chain goes on.
  */
 export async function archiveLog(d1: Db, config: Config, now: number): Promise<ArchiveResult> {
   const bucket = config.LOG_ARCHIVE;
@@ -73,6 +73,13 @@ export async function archiveLog(d1: Db, config: Config, now: number): Promise<A
     if (!first || !lastCandidate) {
       return null;
     }
+    const mark = async (to: LogEntry, key: string) => {
+      const marked = (await stub.markArchived(to.seq, to.hash, key)) as { refused?: string };
+      if (marked.refused) {
+        throw new Error(`archive of shard ${shard}: ${marked.refused}`);
+      }
+      return { key, entries: to.seq - first.seq + 1 };
+    };
     // The segment ends on the newest signed head among the candidates.
     const signed = trees.filter((cp) => {
       const h = headFor(cp, shard);
@@ -91,14 +98,12 @@ export async function archiveLog(d1: Db, config: Config, now: number): Promise<A
         shard: String(shard),
         from: String(first.seq),
         to: String(last.seq),
+        entries: String(entries.length),
+        prevHash: first.prevHash,
         hash: last.hash,
       },
     });
-    const marked = (await stub.markArchived(last.seq, last.hash, key)) as { refused?: string };
-    if (marked.refused) {
-      throw new Error(`archive of shard ${shard}: ${marked.refused}`);
-    }
-    return { key, entries: entries.length };
+    return mark(last, key);
   });
   const done = perShard.filter((s): s is { key: string; entries: number } => s !== null);
   return { segments: done.map((s) => s.key), entries: done.reduce((n, s) => n + s.entries, 0) };
@@ -138,9 +143,9 @@ export async function verifySegment(config: Config, db: Db, key: string): Promis
   const items = text
     .split("\n")
     .filter((l) => l.trim().length > 0)
-    .map((l) => JSON.parse(l) as { type: string; segment?: SegmentHeader; seq?: number; hash?: string });
+    .map((l) => JSON.parse(l) as { type: string; segment?: SegmentHeader } & Partial<LogEntry>);
   const segment = items.find((i) => i.type === "header")?.segment;
-  const entries = items.filter((i) => i.type === "log-entry");
+  const entries = items.filter((i) => i.type === "log-entry") as (LogEntry & { type: string })[];
   const first = entries[0];
   const last = entries[entries.length - 1];
   const fail = (error: string, seq?: number): ExportVerdict => ({
@@ -160,8 +165,26 @@ export async function verifySegment(config: Config, db: Db, key: string): Promis
     );
   }
   const meta = object.customMetadata ?? {};
-  if (meta.to !== String(segment.to) || meta.hash !== segment.hash || meta.shard !== String(segment.shard)) {
+  if (
+    meta.to !== String(segment.to) ||
+    meta.hash !== segment.hash ||
+    meta.shard !== String(segment.shard) ||
+    meta.from !== String(segment.from) ||
+    (meta.entries !== undefined && meta.entries !== String(entries.length)) ||
+    (meta.prevHash !== undefined && meta.prevHash !== segment.prevHash) ||
+    first.prevHash !== segment.prevHash
+  ) {
     return fail("the segment's header and the object's metadata disagree", segment.to);
+  }
+  // It starts right after the shard's previous archived head: the end of a segment before it.
+  if (
+    segment.from > 1 &&
+    !(await endsOn(config.LOG_ARCHIVE, segment.shard, segment.from - 1, segment.prevHash))
+  ) {
+    return fail(
+      `no archived segment of shard ${segment.shard} ends on entry ${segment.from - 1} with the hash this segment chains on from`,
+      segment.from,
+    );
   }
   const trusted = await signedHeads(db, keys);
   if (!trusted.some((h) => h.shard === segment.shard && h.seq === segment.to && h.hash === segment.hash)) {
@@ -171,6 +194,23 @@ export async function verifySegment(config: Config, db: Db, key: string): Promis
     );
   }
   return verdict;
+}
+
+/** Whether one of a shard's segments ends on entry `seq` with `hash`. */
+async function endsOn(bucket: R2Bucket, shard: number, seq: number, hash: string): Promise<boolean> {
+  let cursor: string | undefined;
+  do {
+    const page = await bucket.list({
+      prefix: segmentPrefix(shard),
+      include: ["customMetadata"],
+      ...(cursor ? { cursor } : {}),
+    });
+    if (page.objects.some((o) => o.customMetadata?.to === String(seq) && o.customMetadata?.hash === hash)) {
+      return true;
+    }
+    cursor = page.truncated ? page.cursor : undefined;
+  } while (cursor);
+  return false;
 }
 
 /** Every shard head a stored tree checkpoint signed with a key the ledger publishes. */

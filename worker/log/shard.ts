@@ -599,28 +599,37 @@ export class LogShard extends DurableObject {
   }
 
   /**
-   * Entries old enough to archive (written before `before`), oldest first, after what is already
-   * archived: without their subject keys, which stay here until their own retention ends (an
-   * archive under object lock cannot erase anything).
+   * Entries old enough to archive, oldest first: the unbroken run of seqs right after what is
+   * already archived, stopping at the first entry written at or after `before` (entries are
+   * chained in append order, not in `at` order: an outbox entry drained late carries its earlier
+   * write time, so a newer entry can sit between older ones, and it must hold the run back rather
+   * than be skipped). Without their subject keys, which stay here until their own retention ends
+   * (an archive under object lock cannot erase anything).
    */
   archivable(before: number, max: number): LogEntry[] {
-    return this.sql
-      .exec<EntryRow>(
-        `SELECT e.seq, e.at, e.actor, e.action, e.target, e.request_id, e.outcome, e.details,
-           e.keys_commitment, e.prev_hash, e.hash, NULL AS salt, NULL AS subject_keys
-         FROM entries e WHERE e.seq > ? AND e.at < ? ORDER BY e.seq LIMIT ?`,
-        this.archived.seq,
-        before,
-        max,
-      )
-      .toArray()
-      .map((r) => toEntry(this.shard, r));
+    const run: LogEntry[] = [];
+    const rows = this.sql.exec<EntryRow>(
+      `SELECT e.seq, e.at, e.actor, e.action, e.target, e.request_id, e.outcome, e.details,
+         e.keys_commitment, e.prev_hash, e.hash, NULL AS salt, NULL AS subject_keys
+       FROM entries e WHERE e.seq > ? ORDER BY e.seq LIMIT ?`,
+      this.archived.seq,
+      max,
+    );
+    for (const r of rows) {
+      if (r.seq !== this.archived.seq + run.length + 1 || r.at >= before) {
+        break;
+      }
+      run.push(toEntry(this.shard, r));
+    }
+    return run;
   }
 
   /**
    * Records that entries through `seq` are safely in the archive and removes them from here (their
-   * subject keys stay until retention). Refused unless `hash` is the hash of the entry at `seq`:
-   * the chain goes on from the archived head this shard records.
+   * subject keys stay until retention). Refused unless the segment `key` holds exactly the entries
+   * after this shard's archived head through `seq` (its metadata's `from`, `to` and entry count),
+   * and `hash` is the hash of the entry at `seq`: the chain goes on from the archived head this
+   * shard records.
    */
   async markArchived(
     seq: number,
@@ -635,6 +644,13 @@ export class LogShard extends DurableObject {
       return { refused: `no archived segment ${key} ends on entry ${seq} of shard ${this.shard}` };
     }
     return this.ctx.storage.transactionSync(() => {
+      // Read inside the transaction: what is archived now, not before the R2 read.
+      const from = this.archived.seq + 1;
+      if (meta.from !== String(from) || meta.entries !== String(seq - from + 1)) {
+        return {
+          refused: `segment ${key} does not hold exactly entries ${from}–${seq} of shard ${this.shard} (it says ${meta.from ?? "?"}–${meta.to}, ${meta.entries ?? "?"} entries)`,
+        };
+      }
       const at = this.sql.exec<{ hash: string }>("SELECT hash FROM entries WHERE seq = ?", seq).toArray()[0];
       if (!at || at.hash !== hash) {
         return { refused: `entry ${seq} is not the archived segment's last entry` };
