@@ -7,7 +7,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { checkpoint } from "../worker/audit/ledger";
 import { loadConfig } from "../worker/env";
-import { segmentKey } from "../worker/log/archive";
+import { archiveLog, segmentKey } from "../worker/log/archive";
 import {
   adminToken,
   callJson,
@@ -139,6 +139,32 @@ describe("archiving old log segments to R2", () => {
       }
     }
     expect(await stub.archivedHead()).toEqual(archived);
+  });
+
+  it("coverage accepts an overlapping segment that chains (an older version's rerun), not one that disagrees", async () => {
+    const stub = logShards()[0] as NonNullable<ReturnType<typeof logShards>[number]>;
+    const config = loadConfig(env);
+    // A second segment, so that one from seq 1 to the archived head overlaps the recorded ones.
+    expect((await stub.append(0, oldAppend(uniqueId("req_overlap"), Date.now() - 40 * DAY))).ok).toBe(true);
+    expect(await checkpoint(env.DB, config, config.AUDIT_SIGNING_JWK, Date.now())).not.toBeNull();
+    expect((await archiveLog(env.DB, config, Date.now() + 31 * DAY)).segments).toHaveLength(1);
+    const archived = await stub.archivedHead();
+    const token = await adminToken();
+    const verifyAll = async () => (await callJson<{ ok: boolean }>("/v1/admin/audit/verify", { token })).body;
+    // A segment from seq 1 to the archived head, as a rerun of an older version wrote it beside
+    // the ones the shard recorded (no `prevHash` or `entries` in its metadata).
+    const key = segmentKey(0, 1, archived.seq);
+    expect(await env.LOG_ARCHIVE.head(key)).toBeNull();
+    const legacy = { shard: "0", from: "1", to: String(archived.seq) };
+    await env.LOG_ARCHIVE.put(key, "{}\n", { customMetadata: { ...legacy, hash: archived.hash } });
+    try {
+      expect((await verifyAll()).ok).toBe(true);
+      await env.LOG_ARCHIVE.put(key, "{}\n", { customMetadata: { ...legacy, hash: "0".repeat(64) } });
+      expect((await verifyAll()).ok).toBe(false);
+    } finally {
+      await env.LOG_ARCHIVE.delete(key);
+    }
+    expect((await verifyAll()).ok).toBe(true);
   });
 
   it("an unknown segment is 404; a key that is not a segment's is 422", async () => {

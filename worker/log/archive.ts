@@ -5,7 +5,7 @@ import { type ExportVerdict, verifyExport } from "../audit/verify-export";
 import type { Config } from "../env";
 import type { Db } from "../lib/db";
 import { DAY_MS, toRfc3339 } from "../lib/time";
-import type { LogEntry } from "./chain";
+import { GENESIS_HASH, type LogEntry, verifyEntries } from "./chain";
 import { everyShard } from "./client";
 
 /** Entries one archived segment holds at most. */
@@ -59,7 +59,9 @@ export interface ArchiveResult {
  * unbroken run of seqs right after the shard's archived head, stopping at the first entry not old
  * enough, and ending on a head that a tree checkpoint signed (so every segment carries the
  * signature that ties it to the rest of the log). The segment is written first, then the shard
- * removes those entries and records the segment's last hash as where its chain goes on.
+ * removes those entries and records the segment's last hash as where its chain goes on. A run
+ * that died between the two left a segment starting right after the archived head: the next run
+ * finishes that one (the shard removes its entries) instead of writing another.
  */
 export async function archiveLog(d1: Db, config: Config, now: number): Promise<ArchiveResult> {
   const bucket = config.LOG_ARCHIVE;
@@ -80,6 +82,33 @@ export async function archiveLog(d1: Db, config: Config, now: number): Promise<A
       }
       return { key, entries: to.seq - first.seq + 1 };
     };
+    // A segment a run wrote before it died, starting right after the archived head: finish it.
+    // (One written before segments carried their entry count is left: archiveCoverage accepts
+    // the overlap.)
+    const bySeq = new Map(candidates.map((e) => [e.seq, e]));
+    const written = (await segmentsFrom(bucket, shard, first.seq)).filter(
+      (w) => w.entries === w.to - first.seq + 1,
+    );
+    const finishable = written.filter((w) => bySeq.get(w.to)?.hash === w.hash).sort((a, b) => b.to - a.to)[0];
+    if (finishable) {
+      const to = bySeq.get(finishable.to) as LogEntry;
+      // Its metadata is not enough: nothing leaves the shard unless the object holds those entries.
+      if (!(await holdsRun(bucket, finishable.key, first, to))) {
+        throw new Error(
+          `archive of shard ${shard}: segment ${finishable.key} does not hold the shard's entries ${first.seq}–${to.seq}`,
+        );
+      }
+      return mark(to, finishable.key);
+    }
+    if (written.some((w) => w.to > lastCandidate.seq)) {
+      // Written when more entries were old enough (a clock ahead of this run's): a later run ends it.
+      return null;
+    }
+    if (written[0]) {
+      throw new Error(
+        `archive of shard ${shard}: segment ${written[0].key} ends on a hash that the shard's entry ${written[0].to} does not have`,
+      );
+    }
     // The segment ends on the newest signed head among the candidates.
     const signed = trees.filter((cp) => {
       const h = headFor(cp, shard);
@@ -107,6 +136,52 @@ export async function archiveLog(d1: Db, config: Config, now: number): Promise<A
   });
   const done = perShard.filter((s): s is { key: string; entries: number } => s !== null);
   return { segments: done.map((s) => s.key), entries: done.reduce((n, s) => n + s.entries, 0) };
+}
+
+/**
+ * Whether the segment at `key` holds exactly the entries `first`–`to` of the shard: they chain
+ * (each hash recomputed) from `first`'s prevHash, without a gap, to `to`'s hash.
+ */
+async function holdsRun(bucket: R2Bucket, key: string, first: LogEntry, to: LogEntry): Promise<boolean> {
+  const object = await bucket.get(key);
+  if (!object) {
+    return false;
+  }
+  const entries = (await object.text())
+    .split("\n")
+    .filter((l) => l.trim().length > 0)
+    .map((l) => JSON.parse(l) as LogEntry & { type: string })
+    .filter((l) => l.type === "log-entry");
+  const chained = verifyEntries(entries, { seq: first.seq - 1, hash: first.prevHash });
+  return chained.fault === null && chained.last.seq === to.seq && chained.last.hash === to.hash;
+}
+
+/** Segments of a shard already in the bucket that start at `from` (key order is by from, then to). */
+async function segmentsFrom(
+  bucket: R2Bucket,
+  shard: number,
+  from: number,
+): Promise<{ key: string; to: number; hash: string; entries: number | null }[]> {
+  const found: { key: string; to: number; hash: string; entries: number | null }[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await bucket.list({
+      prefix: `${segmentPrefix(shard)}${String(from).padStart(12, "0")}-`,
+      include: ["customMetadata"],
+      ...(cursor ? { cursor } : {}),
+    });
+    for (const o of page.objects) {
+      const meta = o.customMetadata ?? {};
+      found.push({
+        key: o.key,
+        to: Number(meta.to ?? 0),
+        hash: meta.hash ?? "",
+        entries: meta.entries === undefined ? null : Number(meta.entries),
+      });
+    }
+    cursor = page.truncated ? page.cursor : undefined;
+  } while (cursor);
+  return found;
 }
 
 /** The R2 key prefix of one shard's segments. */
@@ -233,13 +308,19 @@ async function signedHeads(db: Db, keys: ReturnType<typeof publicAuditKeys>) {
  * Whether the archive holds every entry a shard says it archived: segments that chain from seq 1
  * to `archived.seq` without a gap and end on the shard's archived hash. Null when they do, else
  * the first seq not covered and why.
+ *
+ * Segments may overlap: a run that died before the shard recorded its segment, under a version
+ * that did not finish such a segment on the next run, left one that a longer segment from the same
+ * seq supersedes (and under object lock it stays). Coverage follows every segment that chains on
+ * from one before it (its `prevHash`, where its metadata has one, is the hash that one ends on);
+ * two segments ending on the same seq with different hashes, or one that does not chain on, fail.
  */
 export async function archiveCoverage(
   bucket: R2Bucket,
   shard: number,
   archived: { seq: number; hash: string },
 ): Promise<{ seq: number; reason: string } | null> {
-  const segments: { from: number; to: number; hash: string }[] = [];
+  const segments: { key: string; from: number; to: number; hash: string; prevHash?: string }[] = [];
   let cursor: string | undefined;
   do {
     const page = await bucket.list({
@@ -248,38 +329,54 @@ export async function archiveCoverage(
       ...(cursor ? { cursor } : {}),
     });
     for (const o of page.objects) {
+      const meta = o.customMetadata ?? {};
       segments.push({
-        from: Number(o.customMetadata?.from ?? 0),
-        to: Number(o.customMetadata?.to ?? 0),
-        hash: o.customMetadata?.hash ?? "",
+        key: o.key,
+        from: Number(meta.from ?? 0),
+        to: Number(meta.to ?? 0),
+        hash: meta.hash ?? "",
+        ...(meta.prevHash !== undefined ? { prevHash: meta.prevHash } : {}),
       });
     }
     cursor = page.truncated ? page.cursor : undefined;
   } while (cursor);
-  segments.sort((a, b) => a.from - b.from);
-  let next = 1;
-  let lastHash = "";
+  segments.sort((a, b) => a.from - b.from || a.to - b.to);
+  // The seqs the segments reach from the genesis, each with the hash of the entry there. A
+  // segment's predecessors start before it, so in `from` order they are all in by its turn.
+  const reached = new Map<number, string>([[0, GENESIS_HASH]]);
   for (const seg of segments) {
     if (seg.from > archived.seq) {
       break;
     }
-    if (seg.from !== next) {
-      return { seq: next, reason: `entries from ${next} were archived but no segment in R2 holds them` };
+    const before = reached.get(seg.from - 1);
+    if (before === undefined || seg.to < seg.from) {
+      continue;
     }
-    next = seg.to + 1;
-    lastHash = seg.hash;
+    if (seg.prevHash !== undefined && seg.prevHash !== before) {
+      return {
+        seq: seg.from,
+        reason: `segment ${seg.key} does not chain on from the archived entry ${seg.from - 1}`,
+      };
+    }
+    const known = reached.get(seg.to);
+    if (known !== undefined && known !== seg.hash) {
+      return { seq: seg.to, reason: `two archived segments end on entry ${seg.to} with different hashes` };
+    }
+    reached.set(seg.to, seg.hash);
   }
-  if (next <= archived.seq) {
-    return {
-      seq: next,
-      reason: `entries ${next}–${archived.seq} were removed as archived but no segment in R2 holds them`,
-    };
+  const end = reached.get(archived.seq);
+  if (end === archived.hash) {
+    return null;
   }
-  if (next - 1 !== archived.seq || lastHash !== archived.hash) {
+  if (end !== undefined) {
     return {
       seq: archived.seq,
       reason: `the archive does not end on the shard's archived head ${archived.seq}`,
     };
   }
-  return null;
+  const next = Math.max(...[...reached.keys()].filter((seq) => seq < archived.seq)) + 1;
+  return {
+    seq: next,
+    reason: `entries ${next}–${archived.seq} were removed as archived but no segment in R2 holds them`,
+  };
 }
