@@ -5,8 +5,8 @@ import { type ExportVerdict, verifyExport } from "../audit/verify-export";
 import type { Config } from "../env";
 import type { Db } from "../lib/db";
 import { DAY_MS, toRfc3339 } from "../lib/time";
-import { GENESIS_HASH, type LogEntry, verifyEntries } from "./chain";
-import { everyShard } from "./client";
+import { GENESIS_HASH, keysCommitment, type LogEntry, lookupInquiry, verifyEntries } from "./chain";
+import { everyShard, shardStub } from "./client";
 
 /** Entries one archived segment holds at most. */
 export const SEGMENT_MAX = 10_000;
@@ -268,6 +268,10 @@ export async function verifySegment(config: Config, db: Db, key: string): Promis
       segment.to,
     );
   }
+  const lost = await unkeptLookup(config, segment.shard, entries, Date.now());
+  if (lost) {
+    return fail(lost.reason, lost.seq);
+  }
   return verdict;
 }
 
@@ -286,6 +290,68 @@ async function endsOn(bucket: R2Bucket, shard: number, seq: number, hash: string
     cursor = page.truncated ? page.cursor : undefined;
   } while (cursor);
   return false;
+}
+
+/** The start of the inquiries' retention at `now`, as verify holds look-ups to it (with their keys). */
+export function inquiriesSince(
+  config: Pick<Config, "RETENTION_DAYS" | "INQUIRY_RETENTION_DAYS">,
+  now: number,
+): number {
+  return (
+    now - Math.min(config.RETENTION_DAYS, config.INQUIRY_RETENTION_DAYS ?? config.RETENTION_DAYS) * DAY_MS
+  );
+}
+
+/**
+ * The first inquired look-up of a segment, still within the inquiries' retention, that its shard
+ * no longer keeps as it must: its `archived_lookups` row (what online verify holds its inquiry
+ * rows to) matching the archived entry, and its subject keys matching the entry's commitment.
+ * Deleting or rewriting that row, or the keys, to hide the look-up from online verify fails here.
+ */
+async function unkeptLookup(
+  config: Config,
+  shard: number,
+  entries: readonly LogEntry[],
+  now: number,
+): Promise<{ seq: number; reason: string } | null> {
+  const since = inquiriesSince(config, now);
+  const wanted = entries
+    .filter((e) => e.at >= since)
+    .map((e) => ({ e, inquiry: lookupInquiry(e) }))
+    .filter((w) => w.inquiry !== null);
+  if (wanted.length === 0) {
+    return null;
+  }
+  const kept = new Map(
+    (await shardStub(config, shard).archivedLookups(wanted.map((w) => w.e.seq))).map((r) => [r.seq, r]),
+  );
+  for (const { e, inquiry } of wanted) {
+    const row = kept.get(e.seq);
+    const lookup = `entry ${e.seq} is an archived look-up within the inquiries' retention`;
+    if (
+      !row ||
+      !inquiry ||
+      row.at !== e.at ||
+      row.platformId !== inquiry.platformId ||
+      row.requestId !== inquiry.requestId ||
+      row.purpose !== inquiry.purpose
+    ) {
+      return {
+        seq: e.seq,
+        reason: `${lookup}, but its shard no longer keeps what its inquiry rows must say`,
+      };
+    }
+    if (row.keys === null || row.salt === null) {
+      return { seq: e.seq, reason: `${lookup}, but its shard no longer keeps its subject keys` };
+    }
+    if (keysCommitment(row.salt, row.keys) !== e.keys) {
+      return {
+        seq: e.seq,
+        reason: `${lookup}, but the subject keys its shard keeps do not match its commitment`,
+      };
+    }
+  }
+  return null;
 }
 
 /** Every shard head a stored tree checkpoint signed with a key the ledger publishes. */
