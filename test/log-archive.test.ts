@@ -3,10 +3,13 @@
  * each ending on a head a tree checkpoint signed; the shard keeps chaining from the archived
  * head, and verify still passes.
  */
+import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { checkpoint } from "../worker/audit/ledger";
 import { loadConfig } from "../worker/env";
+import { archiveLog, segmentKey } from "../worker/log/archive";
+import type { AppendInput } from "../worker/log/shard";
 import {
   adminToken,
   callJson,
@@ -94,7 +97,8 @@ describe("archiving old log segments to R2", () => {
 
     // One changed byte in the stored segment is caught, at its shard and seq.
     const tampered = text.replace('"outcome":"ok"', '"outcome":"no"');
-    await env.LOG_ARCHIVE.put(key as string, tampered);
+    const customMetadata = object?.customMetadata ?? {};
+    await env.LOG_ARCHIVE.put(key as string, tampered, { customMetadata });
     const caught = await callJson<Verdict>(
       `/v1/admin/audit/archive/verify?key=${encodeURIComponent(key as string)}`,
       {
@@ -102,7 +106,173 @@ describe("archiving old log segments to R2", () => {
       },
     );
     expect(caught.body).toMatchObject({ ok: false, badShard: 0, firstBadSeq: 1 });
-    await env.LOG_ARCHIVE.put(key as string, text);
+    await env.LOG_ARCHIVE.put(key as string, text, { customMetadata });
+  });
+
+  it("an archived look-up stays held to its inquiry rows: online by its kept row, in the segment by that row and its keys", async () => {
+    const stub = logShards()[0] as NonNullable<ReturnType<typeof logShards>[number]>;
+    const config = loadConfig(env);
+    const key = "f".repeat(64);
+    const requestId = uniqueId("req_inq");
+    const inquired: AppendInput = {
+      id: requestId,
+      entries: [
+        {
+          at: Date.now() - 40 * DAY,
+          actor: "platform:archive-inq",
+          action: "score.query",
+          requestId,
+          outcome: "ok",
+          details: { purpose: "refund_review", inquired: true },
+          subjectKeys: [key],
+        },
+      ],
+      inquiries: [{ subjectKey: key, platformId: "archive-inq", purpose: "refund_review", requestId }],
+    };
+    const appended = await stub.append(0, inquired);
+    expect(appended.ok).toBe(true);
+    const seq = (appended as { last: number }).last;
+    expect(await checkpoint(env.DB, config, config.AUDIT_SIGNING_JWK, Date.now())).not.toBeNull();
+    // A month and a day on, everything up to the signed head is old enough.
+    const run = await archiveLog(env.DB, config, Date.now() + 31 * DAY);
+    const segment = run.segments.find((k) => k.startsWith("log/shard-000/")) as string;
+    expect(segment).toBeTruthy();
+    expect(await stub.entries({ requestId, limit: 10 })).toEqual([]);
+    const token = await adminToken();
+    const verifySegment = async () =>
+      (
+        await callJson<Verdict>(`/v1/admin/audit/archive/verify?key=${encodeURIComponent(segment)}`, {
+          token,
+        })
+      ).body;
+    const verifyAll = async () =>
+      (
+        await callJson<{
+          ok: boolean;
+          shards: { shard: number; ok: boolean; reason?: string; firstBadSeq?: number }[];
+        }>("/v1/admin/audit/verify", { token })
+      ).body;
+    expect(await verifySegment()).toMatchObject({ ok: true });
+    expect(await verifyAll()).toMatchObject({ ok: true });
+    const sql = (query: string, ...binds: unknown[]) =>
+      runInDurableObject(stub, (_o, state) => state.storage.sql.exec(query, ...binds).toArray());
+    const [kept] = await sql("SELECT * FROM archived_lookups WHERE seq = ?", seq);
+    expect(kept).toMatchObject({
+      platform_id: "archive-inq",
+      request_id: requestId,
+      purpose: "refund_review",
+    });
+
+    // Its inquiry row deleted, or shown under another purpose: online verify catches it.
+    for (const tamper of [
+      "DELETE FROM inquiries WHERE request_id = ?",
+      "UPDATE inquiries SET purpose = 'subject_access' WHERE request_id = ?",
+    ]) {
+      const rows = await sql("SELECT * FROM inquiries WHERE request_id = ?", requestId);
+      await sql(tamper, requestId);
+      try {
+        const after = await verifyAll();
+        expect(after.ok).toBe(false);
+        expect(after.shards[0]).toMatchObject({ ok: false, firstBadSeq: seq });
+        expect(after.shards[0]?.reason).toMatch(/inquiry rows are gone/);
+      } finally {
+        await sql("DELETE FROM inquiries WHERE request_id = ?", requestId);
+        for (const r of rows) {
+          await sql(
+            "INSERT INTO inquiries (subject_key, platform_id, purpose, at, request_id) VALUES (?, ?, ?, ?, ?)",
+            r.subject_key,
+            r.platform_id,
+            r.purpose,
+            r.at,
+            r.request_id,
+          );
+        }
+      }
+    }
+    // The kept row deleted with them, or the keys swapped: the segment's verify catches it.
+    await sql("DELETE FROM archived_lookups WHERE seq = ?", seq);
+    try {
+      expect(await verifySegment()).toMatchObject({ ok: false, firstBadSeq: seq });
+    } finally {
+      await sql(
+        "INSERT INTO archived_lookups (seq, at, platform_id, request_id, purpose) VALUES (?, ?, ?, ?, ?)",
+        kept?.seq,
+        kept?.at,
+        kept?.platform_id,
+        kept?.request_id,
+        kept?.purpose,
+      );
+    }
+    await sql("UPDATE entry_keys SET keys = ? WHERE seq = ?", JSON.stringify(["0".repeat(64)]), seq);
+    try {
+      const caught = await verifySegment();
+      expect(caught).toMatchObject({ ok: false, firstBadSeq: seq });
+      expect(caught.error).toMatch(/do not match its commitment/);
+    } finally {
+      await sql("UPDATE entry_keys SET keys = ? WHERE seq = ?", JSON.stringify([key]), seq);
+    }
+    expect((await verifySegment()).ok).toBe(true);
+    expect((await verifyAll()).ok).toBe(true);
+  });
+
+  it("markArchived refuses a segment that does not hold exactly the entries after the archived head", async () => {
+    const stub = logShards()[0] as NonNullable<ReturnType<typeof logShards>[number]>;
+    const archived = await stub.archivedHead();
+    for (let i = 0; i < 2; i++) {
+      expect((await stub.append(0, oldAppend(uniqueId("req_gap"), Date.now() - 40 * DAY))).ok).toBe(true);
+    }
+    const head = await stub.headOf();
+    // Its metadata says it starts one entry late (the entry before it would be lost), or that it
+    // holds fewer entries than its range.
+    for (const [from, entries] of [
+      [archived.seq + 2, head.seq - archived.seq - 1],
+      [archived.seq + 1, head.seq - archived.seq - 1],
+    ] as const) {
+      const key = segmentKey(0, from, head.seq);
+      await env.LOG_ARCHIVE.put(key, "{}\n", {
+        customMetadata: {
+          shard: "0",
+          from: String(from),
+          to: String(head.seq),
+          entries: String(entries),
+          hash: head.hash,
+        },
+      });
+      try {
+        expect(await stub.markArchived(head.seq, head.hash, key)).toMatchObject({
+          refused: expect.stringMatching(/does not hold exactly/),
+        });
+      } finally {
+        await env.LOG_ARCHIVE.delete(key);
+      }
+    }
+    expect(await stub.archivedHead()).toEqual(archived);
+  });
+
+  it("coverage accepts an overlapping segment that chains (an older version's rerun), not one that disagrees", async () => {
+    const stub = logShards()[0] as NonNullable<ReturnType<typeof logShards>[number]>;
+    const config = loadConfig(env);
+    // A second segment, so that one from seq 1 to the archived head overlaps the recorded ones.
+    expect((await stub.append(0, oldAppend(uniqueId("req_overlap"), Date.now() - 40 * DAY))).ok).toBe(true);
+    expect(await checkpoint(env.DB, config, config.AUDIT_SIGNING_JWK, Date.now())).not.toBeNull();
+    expect((await archiveLog(env.DB, config, Date.now() + 31 * DAY)).segments).toHaveLength(1);
+    const archived = await stub.archivedHead();
+    const token = await adminToken();
+    const verifyAll = async () => (await callJson<{ ok: boolean }>("/v1/admin/audit/verify", { token })).body;
+    // A segment from seq 1 to the archived head, as a rerun of an older version wrote it beside
+    // the ones the shard recorded (no `prevHash` or `entries` in its metadata).
+    const key = segmentKey(0, 1, archived.seq);
+    expect(await env.LOG_ARCHIVE.head(key)).toBeNull();
+    const legacy = { shard: "0", from: "1", to: String(archived.seq) };
+    await env.LOG_ARCHIVE.put(key, "{}\n", { customMetadata: { ...legacy, hash: archived.hash } });
+    try {
+      expect((await verifyAll()).ok).toBe(true);
+      await env.LOG_ARCHIVE.put(key, "{}\n", { customMetadata: { ...legacy, hash: "0".repeat(64) } });
+      expect((await verifyAll()).ok).toBe(false);
+    } finally {
+      await env.LOG_ARCHIVE.delete(key);
+    }
+    expect((await verifyAll()).ok).toBe(true);
   });
 
   it("an unknown segment is 404; a key that is not a segment's is 422", async () => {

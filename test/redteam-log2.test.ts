@@ -106,6 +106,9 @@ describe("red team 2: the R2 archive", () => {
       uniqueId("req_rt2_b"),
     ];
     expect((await stub.append(1, lookupAppend(first, old, actor, "a".repeat(64)))).ok).toBe(true);
+    // A head signed at the first entry, so a segment can end before the late entry (it ends on a
+    // signed head, and stops at the first entry not old enough).
+    expect(await checkpoint(env.DB, config, config.AUDIT_SIGNING_JWK, Date.now())).not.toBeNull();
     // Written a minute later than the entry chained after it, which was drained late.
     expect((await stub.append(1, lookupAppend(late, old + 60_000, actor, "b".repeat(64)))).ok).toBe(true);
     expect((await stub.append(1, lookupAppend(drainedLate, old, actor, "c".repeat(64)))).ok).toBe(true);

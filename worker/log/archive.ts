@@ -5,8 +5,8 @@ import { type ExportVerdict, verifyExport } from "../audit/verify-export";
 import type { Config } from "../env";
 import type { Db } from "../lib/db";
 import { DAY_MS, toRfc3339 } from "../lib/time";
-import type { LogEntry } from "./chain";
-import { everyShard } from "./client";
+import { GENESIS_HASH, keysCommitment, type LogEntry, lookupInquiry, verifyEntries } from "./chain";
+import { everyShard, shardStub } from "./client";
 
 /** Entries one archived segment holds at most. */
 export const SEGMENT_MAX = 10_000;
@@ -55,11 +55,13 @@ export interface ArchiveResult {
 }
 
 /**
- * Moves each shard's entries older than LOG_ARCHIVE_AFTER_DAYS to R2, a segment at a time, each
- * ending on a head that a tree checkpoint signed (so every segment carries the signature that
- * ties it to the rest of the log): the segment is written first, then the shard removes those
- * entries and records the segment's last hash as where its chain goes on. A run that dies
- * between the two writes the same segment again next time (same key, same content).
+ * Moves each shard's entries older than LOG_ARCHIVE_AFTER_DAYS to R2, a segment at a time: an
+ * unbroken run of seqs right after the shard's archived head, stopping at the first entry not old
+ * enough, and ending on a head that a tree checkpoint signed (so every segment carries the
+ * signature that ties it to the rest of the log). The segment is written first, then the shard
+ * removes those entries and records the segment's last hash as where its chain goes on. A run
+ * that died between the two left a segment starting right after the archived head: the next run
+ * finishes that one (the shard removes its entries) instead of writing another.
  */
 export async function archiveLog(d1: Db, config: Config, now: number): Promise<ArchiveResult> {
   const bucket = config.LOG_ARCHIVE;
@@ -72,6 +74,40 @@ export async function archiveLog(d1: Db, config: Config, now: number): Promise<A
     const lastCandidate = candidates[candidates.length - 1];
     if (!first || !lastCandidate) {
       return null;
+    }
+    const mark = async (to: LogEntry, key: string) => {
+      const marked = (await stub.markArchived(to.seq, to.hash, key)) as { refused?: string };
+      if (marked.refused) {
+        throw new Error(`archive of shard ${shard}: ${marked.refused}`);
+      }
+      return { key, entries: to.seq - first.seq + 1 };
+    };
+    // A segment a run wrote before it died, starting right after the archived head: finish it.
+    // (One written before segments carried their entry count is left: archiveCoverage accepts
+    // the overlap.)
+    const bySeq = new Map(candidates.map((e) => [e.seq, e]));
+    const written = (await segmentsFrom(bucket, shard, first.seq)).filter(
+      (w) => w.entries === w.to - first.seq + 1,
+    );
+    const finishable = written.filter((w) => bySeq.get(w.to)?.hash === w.hash).sort((a, b) => b.to - a.to)[0];
+    if (finishable) {
+      const to = bySeq.get(finishable.to) as LogEntry;
+      // Its metadata is not enough: nothing leaves the shard unless the object holds those entries.
+      if (!(await holdsRun(bucket, finishable.key, first, to))) {
+        throw new Error(
+          `archive of shard ${shard}: segment ${finishable.key} does not hold the shard's entries ${first.seq}–${to.seq}`,
+        );
+      }
+      return mark(to, finishable.key);
+    }
+    if (written.some((w) => w.to > lastCandidate.seq)) {
+      // Written when more entries were old enough (a clock ahead of this run's): a later run ends it.
+      return null;
+    }
+    if (written[0]) {
+      throw new Error(
+        `archive of shard ${shard}: segment ${written[0].key} ends on a hash that the shard's entry ${written[0].to} does not have`,
+      );
     }
     // The segment ends on the newest signed head among the candidates.
     const signed = trees.filter((cp) => {
@@ -91,17 +127,61 @@ export async function archiveLog(d1: Db, config: Config, now: number): Promise<A
         shard: String(shard),
         from: String(first.seq),
         to: String(last.seq),
+        entries: String(entries.length),
+        prevHash: first.prevHash,
         hash: last.hash,
       },
     });
-    const marked = (await stub.markArchived(last.seq, last.hash, key)) as { refused?: string };
-    if (marked.refused) {
-      throw new Error(`archive of shard ${shard}: ${marked.refused}`);
-    }
-    return { key, entries: entries.length };
+    return mark(last, key);
   });
   const done = perShard.filter((s): s is { key: string; entries: number } => s !== null);
   return { segments: done.map((s) => s.key), entries: done.reduce((n, s) => n + s.entries, 0) };
+}
+
+/**
+ * Whether the segment at `key` holds exactly the entries `first`–`to` of the shard: they chain
+ * (each hash recomputed) from `first`'s prevHash, without a gap, to `to`'s hash.
+ */
+async function holdsRun(bucket: R2Bucket, key: string, first: LogEntry, to: LogEntry): Promise<boolean> {
+  const object = await bucket.get(key);
+  if (!object) {
+    return false;
+  }
+  const entries = (await object.text())
+    .split("\n")
+    .filter((l) => l.trim().length > 0)
+    .map((l) => JSON.parse(l) as LogEntry & { type: string })
+    .filter((l) => l.type === "log-entry");
+  const chained = verifyEntries(entries, { seq: first.seq - 1, hash: first.prevHash });
+  return chained.fault === null && chained.last.seq === to.seq && chained.last.hash === to.hash;
+}
+
+/** Segments of a shard already in the bucket that start at `from` (key order is by from, then to). */
+async function segmentsFrom(
+  bucket: R2Bucket,
+  shard: number,
+  from: number,
+): Promise<{ key: string; to: number; hash: string; entries: number | null }[]> {
+  const found: { key: string; to: number; hash: string; entries: number | null }[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await bucket.list({
+      prefix: `${segmentPrefix(shard)}${String(from).padStart(12, "0")}-`,
+      include: ["customMetadata"],
+      ...(cursor ? { cursor } : {}),
+    });
+    for (const o of page.objects) {
+      const meta = o.customMetadata ?? {};
+      found.push({
+        key: o.key,
+        to: Number(meta.to ?? 0),
+        hash: meta.hash ?? "",
+        entries: meta.entries === undefined ? null : Number(meta.entries),
+      });
+    }
+    cursor = page.truncated ? page.cursor : undefined;
+  } while (cursor);
+  return found;
 }
 
 /** The R2 key prefix of one shard's segments. */
@@ -138,9 +218,9 @@ export async function verifySegment(config: Config, db: Db, key: string): Promis
   const items = text
     .split("\n")
     .filter((l) => l.trim().length > 0)
-    .map((l) => JSON.parse(l) as { type: string; segment?: SegmentHeader; seq?: number; hash?: string });
+    .map((l) => JSON.parse(l) as { type: string; segment?: SegmentHeader } & Partial<LogEntry>);
   const segment = items.find((i) => i.type === "header")?.segment;
-  const entries = items.filter((i) => i.type === "log-entry");
+  const entries = items.filter((i) => i.type === "log-entry") as (LogEntry & { type: string })[];
   const first = entries[0];
   const last = entries[entries.length - 1];
   const fail = (error: string, seq?: number): ExportVerdict => ({
@@ -160,8 +240,26 @@ export async function verifySegment(config: Config, db: Db, key: string): Promis
     );
   }
   const meta = object.customMetadata ?? {};
-  if (meta.to !== String(segment.to) || meta.hash !== segment.hash || meta.shard !== String(segment.shard)) {
+  if (
+    meta.to !== String(segment.to) ||
+    meta.hash !== segment.hash ||
+    meta.shard !== String(segment.shard) ||
+    meta.from !== String(segment.from) ||
+    (meta.entries !== undefined && meta.entries !== String(entries.length)) ||
+    (meta.prevHash !== undefined && meta.prevHash !== segment.prevHash) ||
+    first.prevHash !== segment.prevHash
+  ) {
     return fail("the segment's header and the object's metadata disagree", segment.to);
+  }
+  // It starts right after the shard's previous archived head: the end of a segment before it.
+  if (
+    segment.from > 1 &&
+    !(await endsOn(config.LOG_ARCHIVE, segment.shard, segment.from - 1, segment.prevHash))
+  ) {
+    return fail(
+      `no archived segment of shard ${segment.shard} ends on entry ${segment.from - 1} with the hash this segment chains on from`,
+      segment.from,
+    );
   }
   const trusted = await signedHeads(db, keys);
   if (!trusted.some((h) => h.shard === segment.shard && h.seq === segment.to && h.hash === segment.hash)) {
@@ -170,7 +268,90 @@ export async function verifySegment(config: Config, db: Db, key: string): Promis
       segment.to,
     );
   }
+  const lost = await unkeptLookup(config, segment.shard, entries, Date.now());
+  if (lost) {
+    return fail(lost.reason, lost.seq);
+  }
   return verdict;
+}
+
+/** Whether one of a shard's segments ends on entry `seq` with `hash`. */
+async function endsOn(bucket: R2Bucket, shard: number, seq: number, hash: string): Promise<boolean> {
+  let cursor: string | undefined;
+  do {
+    const page = await bucket.list({
+      prefix: segmentPrefix(shard),
+      include: ["customMetadata"],
+      ...(cursor ? { cursor } : {}),
+    });
+    if (page.objects.some((o) => o.customMetadata?.to === String(seq) && o.customMetadata?.hash === hash)) {
+      return true;
+    }
+    cursor = page.truncated ? page.cursor : undefined;
+  } while (cursor);
+  return false;
+}
+
+/** The start of the inquiries' retention at `now`, as verify holds look-ups to it (with their keys). */
+export function inquiriesSince(
+  config: Pick<Config, "RETENTION_DAYS" | "INQUIRY_RETENTION_DAYS">,
+  now: number,
+): number {
+  return (
+    now - Math.min(config.RETENTION_DAYS, config.INQUIRY_RETENTION_DAYS ?? config.RETENTION_DAYS) * DAY_MS
+  );
+}
+
+/**
+ * The first inquired look-up of a segment, still within the inquiries' retention, that its shard
+ * no longer keeps as it must: its `archived_lookups` row (what online verify holds its inquiry
+ * rows to) matching the archived entry, and its subject keys matching the entry's commitment.
+ * Deleting or rewriting that row, or the keys, to hide the look-up from online verify fails here.
+ */
+async function unkeptLookup(
+  config: Config,
+  shard: number,
+  entries: readonly LogEntry[],
+  now: number,
+): Promise<{ seq: number; reason: string } | null> {
+  const since = inquiriesSince(config, now);
+  const wanted = entries
+    .filter((e) => e.at >= since)
+    .map((e) => ({ e, inquiry: lookupInquiry(e) }))
+    .filter((w) => w.inquiry !== null);
+  if (wanted.length === 0) {
+    return null;
+  }
+  const kept = new Map(
+    (await shardStub(config, shard).archivedLookups(wanted.map((w) => w.e.seq))).map((r) => [r.seq, r]),
+  );
+  for (const { e, inquiry } of wanted) {
+    const row = kept.get(e.seq);
+    const lookup = `entry ${e.seq} is an archived look-up within the inquiries' retention`;
+    if (
+      !row ||
+      !inquiry ||
+      row.at !== e.at ||
+      row.platformId !== inquiry.platformId ||
+      row.requestId !== inquiry.requestId ||
+      row.purpose !== inquiry.purpose
+    ) {
+      return {
+        seq: e.seq,
+        reason: `${lookup}, but its shard no longer keeps what its inquiry rows must say`,
+      };
+    }
+    if (row.keys === null || row.salt === null) {
+      return { seq: e.seq, reason: `${lookup}, but its shard no longer keeps its subject keys` };
+    }
+    if (keysCommitment(row.salt, row.keys) !== e.keys) {
+      return {
+        seq: e.seq,
+        reason: `${lookup}, but the subject keys its shard keeps do not match its commitment`,
+      };
+    }
+  }
+  return null;
 }
 
 /** Every shard head a stored tree checkpoint signed with a key the ledger publishes. */
@@ -193,13 +374,19 @@ async function signedHeads(db: Db, keys: ReturnType<typeof publicAuditKeys>) {
  * Whether the archive holds every entry a shard says it archived: segments that chain from seq 1
  * to `archived.seq` without a gap and end on the shard's archived hash. Null when they do, else
  * the first seq not covered and why.
+ *
+ * Segments may overlap: a run that died before the shard recorded its segment, under a version
+ * that did not finish such a segment on the next run, left one that a longer segment from the same
+ * seq supersedes (and under object lock it stays). Coverage follows every segment that chains on
+ * from one before it (its `prevHash`, where its metadata has one, is the hash that one ends on);
+ * two segments ending on the same seq with different hashes, or one that does not chain on, fail.
  */
 export async function archiveCoverage(
   bucket: R2Bucket,
   shard: number,
   archived: { seq: number; hash: string },
 ): Promise<{ seq: number; reason: string } | null> {
-  const segments: { from: number; to: number; hash: string }[] = [];
+  const segments: { key: string; from: number; to: number; hash: string; prevHash?: string }[] = [];
   let cursor: string | undefined;
   do {
     const page = await bucket.list({
@@ -208,38 +395,54 @@ export async function archiveCoverage(
       ...(cursor ? { cursor } : {}),
     });
     for (const o of page.objects) {
+      const meta = o.customMetadata ?? {};
       segments.push({
-        from: Number(o.customMetadata?.from ?? 0),
-        to: Number(o.customMetadata?.to ?? 0),
-        hash: o.customMetadata?.hash ?? "",
+        key: o.key,
+        from: Number(meta.from ?? 0),
+        to: Number(meta.to ?? 0),
+        hash: meta.hash ?? "",
+        ...(meta.prevHash !== undefined ? { prevHash: meta.prevHash } : {}),
       });
     }
     cursor = page.truncated ? page.cursor : undefined;
   } while (cursor);
-  segments.sort((a, b) => a.from - b.from);
-  let next = 1;
-  let lastHash = "";
+  segments.sort((a, b) => a.from - b.from || a.to - b.to);
+  // The seqs the segments reach from the genesis, each with the hash of the entry there. A
+  // segment's predecessors start before it, so in `from` order they are all in by its turn.
+  const reached = new Map<number, string>([[0, GENESIS_HASH]]);
   for (const seg of segments) {
     if (seg.from > archived.seq) {
       break;
     }
-    if (seg.from !== next) {
-      return { seq: next, reason: `entries from ${next} were archived but no segment in R2 holds them` };
+    const before = reached.get(seg.from - 1);
+    if (before === undefined || seg.to < seg.from) {
+      continue;
     }
-    next = seg.to + 1;
-    lastHash = seg.hash;
+    if (seg.prevHash !== undefined && seg.prevHash !== before) {
+      return {
+        seq: seg.from,
+        reason: `segment ${seg.key} does not chain on from the archived entry ${seg.from - 1}`,
+      };
+    }
+    const known = reached.get(seg.to);
+    if (known !== undefined && known !== seg.hash) {
+      return { seq: seg.to, reason: `two archived segments end on entry ${seg.to} with different hashes` };
+    }
+    reached.set(seg.to, seg.hash);
   }
-  if (next <= archived.seq) {
-    return {
-      seq: next,
-      reason: `entries ${next}–${archived.seq} were removed as archived but no segment in R2 holds them`,
-    };
+  const end = reached.get(archived.seq);
+  if (end === archived.hash) {
+    return null;
   }
-  if (next - 1 !== archived.seq || lastHash !== archived.hash) {
+  if (end !== undefined) {
     return {
       seq: archived.seq,
       reason: `the archive does not end on the shard's archived head ${archived.seq}`,
     };
   }
-  return null;
+  const next = Math.max(...[...reached.keys()].filter((seq) => seq < archived.seq)) + 1;
+  return {
+    seq: next,
+    reason: `entries ${next}–${archived.seq} were removed as archived but no segment in R2 holds them`,
+  };
 }

@@ -184,6 +184,28 @@ export function expectedInquiries(
   return { rows, fault: null };
 }
 
+/**
+ * What a look-up's inquiry rows must say, read from its chained entry: the platform of its actor,
+ * the request they are filed under (the entry's `requestId`, or `details.inquiryRequestId` when a
+ * later page of a request files its rows under the first page's), and the purpose
+ * (`details.purpose`). Null for an entry that is not an inquired look-up by a platform with
+ * subject keys. Each row also carries one of the entry's subject keys and its `at`.
+ */
+export function lookupInquiry(
+  e: Pick<ChainedContent, "actor" | "requestId" | "details" | "keys">,
+): { platformId: string; requestId: string; purpose: string } | null {
+  if (e.keys === null || !isInquiredLookup(e) || !e.actor.startsWith("platform:")) {
+    return null;
+  }
+  const inquiryRequestId = e.details?.inquiryRequestId;
+  const purpose = e.details?.purpose;
+  return {
+    platformId: e.actor.slice("platform:".length),
+    requestId: typeof inquiryRequestId === "string" ? inquiryRequestId : e.requestId,
+    purpose: typeof purpose === "string" ? purpose : "",
+  };
+}
+
 /** One shard's head, as a checkpoint commits to it. */
 export interface ShardHead {
   shard: number;

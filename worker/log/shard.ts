@@ -12,6 +12,7 @@ import {
   type LogEntry,
   type LogEntryInput,
   type LogFault,
+  lookupInquiry,
   type ShardHead,
   verifyEntries,
 } from "./chain";
@@ -118,6 +119,13 @@ const SCHEMA = [
      seq INTEGER PRIMARY KEY, salt TEXT NOT NULL, keys TEXT NOT NULL, at INTEGER NOT NULL, target TEXT)`,
   `CREATE INDEX IF NOT EXISTS entry_keys_at ON entry_keys (at)`,
   `CREATE INDEX IF NOT EXISTS entry_keys_target ON entry_keys (target)`,
+  // One row per inquired look-up whose entry moved to the archive (R2), written as it moves: what
+  // its inquiry rows must say (see `lookupInquiry`), so verify keeps holding them to it, with its
+  // keys in `entry_keys`, while the inquiries' retention runs. Deleted with the inquiries.
+  `CREATE TABLE IF NOT EXISTS archived_lookups (
+     seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, platform_id TEXT NOT NULL,
+     request_id TEXT NOT NULL, purpose TEXT NOT NULL)`,
+  `CREATE INDEX IF NOT EXISTS archived_lookups_at ON archived_lookups (at)`,
   `CREATE TABLE IF NOT EXISTS inquiries (
      subject_key TEXT NOT NULL, platform_id TEXT NOT NULL, purpose TEXT NOT NULL,
      at INTEGER NOT NULL, request_id TEXT NOT NULL)`,
@@ -550,6 +558,22 @@ export class LogShard extends DurableObject {
         };
       }
     }
+    // Look-ups already archived come first in the chain: their inquiry rows are checked first.
+    const archivedFault =
+      opts.inquiriesSince !== undefined && start.seq === archived.seq
+        ? this.missingArchivedInquiry(opts.inquiriesSince)
+        : null;
+    if (archivedFault) {
+      return {
+        shard: this.shard,
+        ok: false,
+        checked,
+        head: last,
+        firstBadSeq: archivedFault.seq,
+        reason: describeFault(archivedFault),
+        archivedThrough: archived.seq,
+      };
+    }
     for (;;) {
       const run = this.range(last.seq, 1000);
       if (run.length === 0) {
@@ -601,28 +625,109 @@ export class LogShard extends DurableObject {
   }
 
   /**
-   * Entries old enough to archive (written before `before`), oldest first, after what is already
-   * archived: without their subject keys, which stay here until their own retention ends (an
-   * archive under object lock cannot erase anything).
+   * The first archived look-up (`archived_lookups`) written at or after `since` whose subject keys
+   * or inquiry rows are gone: the entry itself is in R2, so these local rows are what verify holds
+   * the inquiry log to while its retention runs. An inquiry row must match the look-up on
+   * everything subject access shows: subject key, time, platform, request id and purpose.
+   * Reads every such row (cost ∝ archived look-ups within retention: docs/audit.md).
    */
-  archivable(before: number, max: number): LogEntry[] {
+  private missingArchivedInquiry(since: number): LogFault | null {
+    const erased = this.sql
+      .exec<{ seq: number | null }>(
+        `SELECT min(a.seq) AS seq FROM archived_lookups a
+         WHERE a.at >= ? AND NOT EXISTS (SELECT 1 FROM entry_keys k WHERE k.seq = a.seq)`,
+        since,
+      )
+      .toArray()[0]?.seq;
+    const missing = this.sql
+      .exec<{ seq: number | null }>(
+        `SELECT min(a.seq) AS seq FROM archived_lookups a
+           JOIN entry_keys k ON k.seq = a.seq CROSS JOIN json_each(k.keys) j
+         WHERE a.at >= ? AND NOT EXISTS (SELECT 1 FROM inquiries i WHERE i.subject_key = j.value
+           AND i.at = a.at AND i.platform_id = a.platform_id AND i.request_id = a.request_id
+           AND i.purpose = a.purpose)`,
+        since,
+      )
+      .toArray()[0]?.seq;
+    if (erased != null && (missing == null || erased <= missing)) {
+      return { kind: "keys_erased", seq: erased };
+    }
+    return missing == null ? null : { kind: "inquiry", seq: missing };
+  }
+
+  /**
+   * What this shard keeps of archived look-ups at these seqs: the `archived_lookups` row and the
+   * subject keys with their salt (null when gone). Segment verify holds each inquired look-up of a
+   * segment to it (worker/log/archive.ts, `verifySegment`).
+   */
+  archivedLookups(seqs: readonly number[]): {
+    seq: number;
+    at: number | null;
+    platformId: string | null;
+    requestId: string | null;
+    purpose: string | null;
+    salt: string | null;
+    keys: string[] | null;
+  }[] {
     return this.sql
-      .exec<EntryRow>(
-        `SELECT e.seq, e.at, e.actor, e.action, e.target, e.request_id, e.outcome, e.details,
-           e.keys_commitment, e.prev_hash, e.hash, NULL AS salt, NULL AS subject_keys
-         FROM entries e WHERE e.seq > ? AND e.at < ? ORDER BY e.seq LIMIT ?`,
-        this.archived.seq,
-        before,
-        max,
+      .exec<{
+        seq: number;
+        at: number | null;
+        platform_id: string | null;
+        request_id: string | null;
+        purpose: string | null;
+        salt: string | null;
+        keys: string | null;
+      }>(
+        `SELECT j.value AS seq, a.at, a.platform_id, a.request_id, a.purpose, k.salt, k.keys
+         FROM json_each(?) j LEFT JOIN archived_lookups a ON a.seq = j.value
+           LEFT JOIN entry_keys k ON k.seq = j.value`,
+        JSON.stringify(seqs),
       )
       .toArray()
-      .map((r) => toEntry(this.shard, r));
+      .map((r) => ({
+        seq: r.seq,
+        at: r.at,
+        platformId: r.platform_id,
+        requestId: r.request_id,
+        purpose: r.purpose,
+        salt: r.salt,
+        keys: r.keys === null ? null : (JSON.parse(r.keys) as string[]),
+      }));
+  }
+
+  /**
+   * Entries old enough to archive, oldest first: the unbroken run of seqs right after what is
+   * already archived, stopping at the first entry written at or after `before` (entries are
+   * chained in append order, not in `at` order: an outbox entry drained late carries its earlier
+   * write time, so a newer entry can sit between older ones, and it must hold the run back rather
+   * than be skipped). Without their subject keys, which stay here until their own retention ends
+   * (an archive under object lock cannot erase anything).
+   */
+  archivable(before: number, max: number): LogEntry[] {
+    const run: LogEntry[] = [];
+    const rows = this.sql.exec<EntryRow>(
+      `SELECT e.seq, e.at, e.actor, e.action, e.target, e.request_id, e.outcome, e.details,
+         e.keys_commitment, e.prev_hash, e.hash, NULL AS salt, NULL AS subject_keys
+       FROM entries e WHERE e.seq > ? ORDER BY e.seq LIMIT ?`,
+      this.archived.seq,
+      max,
+    );
+    for (const r of rows) {
+      if (r.seq !== this.archived.seq + run.length + 1 || r.at >= before) {
+        break;
+      }
+      run.push(toEntry(this.shard, r));
+    }
+    return run;
   }
 
   /**
    * Records that entries through `seq` are safely in the archive and removes them from here (their
-   * subject keys stay until retention). Refused unless `hash` is the hash of the entry at `seq`:
-   * the chain goes on from the archived head this shard records.
+   * subject keys stay until retention). Refused unless the segment `key` holds exactly the entries
+   * after this shard's archived head through `seq` (its metadata's `from`, `to` and entry count),
+   * and `hash` is the hash of the entry at `seq`: the chain goes on from the archived head this
+   * shard records. Each inquired look-up removed leaves its `archived_lookups` row.
    */
   async markArchived(
     seq: number,
@@ -637,10 +742,18 @@ export class LogShard extends DurableObject {
       return { refused: `no archived segment ${key} ends on entry ${seq} of shard ${this.shard}` };
     }
     return this.ctx.storage.transactionSync(() => {
+      // Read inside the transaction: what is archived now, not before the R2 read.
+      const from = this.archived.seq + 1;
+      if (meta.from !== String(from) || meta.entries !== String(seq - from + 1)) {
+        return {
+          refused: `segment ${key} does not hold exactly entries ${from}–${seq} of shard ${this.shard} (it says ${meta.from ?? "?"}–${meta.to}, ${meta.entries ?? "?"} entries)`,
+        };
+      }
       const at = this.sql.exec<{ hash: string }>("SELECT hash FROM entries WHERE seq = ?", seq).toArray()[0];
       if (!at || at.hash !== hash) {
         return { refused: `entry ${seq} is not the archived segment's last entry` };
       }
+      this.keepArchivedLookups(seq);
       this.sql.exec("DELETE FROM entries WHERE seq <= ?", seq);
       this.archived = { seq, hash };
       this.sql.exec(
@@ -649,6 +762,41 @@ export class LogShard extends DurableObject {
       );
       return { archivedThrough: seq };
     });
+  }
+
+  /** Writes the `archived_lookups` row of every inquired look-up through `seq` about to be archived. */
+  private keepArchivedLookups(seq: number): void {
+    const rows = this.sql.exec<{
+      seq: number;
+      at: number;
+      actor: string;
+      request_id: string;
+      details: string | null;
+      keys_commitment: string | null;
+    }>(
+      `SELECT seq, at, actor, request_id, details, keys_commitment FROM entries
+       WHERE seq <= ? AND keys_commitment IS NOT NULL AND details IS NOT NULL`,
+      seq,
+    );
+    for (const r of rows.toArray()) {
+      const inquiry = lookupInquiry({
+        actor: r.actor,
+        requestId: r.request_id,
+        details: JSON.parse(r.details as string) as JsonObject,
+        keys: r.keys_commitment,
+      });
+      if (inquiry) {
+        this.sql.exec(
+          `INSERT OR REPLACE INTO archived_lookups (seq, at, platform_id, request_id, purpose)
+           VALUES (?, ?, ?, ?, ?)`,
+          r.seq,
+          r.at,
+          inquiry.platformId,
+          inquiry.requestId,
+          inquiry.purpose,
+        );
+      }
+    }
   }
 
   /** Where this shard's chain goes on from after the archive: the last archived entry, or the genesis. */
@@ -794,6 +942,7 @@ export class LogShard extends DurableObject {
               JSON.stringify(p.targets),
             ).rowsWritten;
       const inquiries = this.sql.exec("DELETE FROM inquiries WHERE at < ?", p.inquiriesBefore).rowsWritten;
+      this.sql.exec("DELETE FROM archived_lookups WHERE at < ?", p.inquiriesBefore);
       this.sql.exec("DELETE FROM lookups WHERE day < ?", p.dayBefore);
       this.sql.exec("DELETE FROM lookup_counts WHERE day < ?", p.dayBefore);
       this.sql.exec("DELETE FROM appends WHERE at < ? AND id NOT LIKE 'outbox:%'", p.appendsBefore);
