@@ -217,6 +217,36 @@ export async function latestTreeCheckpoints(
   };
 }
 
+type CheckpointRow = { id: number; at: number; root: string; heads: string; kid: string; signature: string };
+
+/**
+ * Tree checkpoints by when they were signed, oldest first: up to `limit` signed at or after
+ * `from` (`direction: "after"`), or the newest `limit` signed before it (`"before"`). Indexed on
+ * `at`, so the archive reads a window, never the whole table.
+ */
+export async function treeCheckpointsAround(
+  d1: Db,
+  at: number,
+  direction: "after" | "before",
+  limit = 2 * VERIFY_CHECKPOINT_WINDOW,
+): Promise<(TreeCheckpoint & { id: number })[]> {
+  const rows =
+    direction === "after"
+      ? await all<CheckpointRow>(
+          d1,
+          sql`SELECT id, at, root, heads, kid, signature FROM log_checkpoints WHERE at >= ${at}
+              ORDER BY at, id LIMIT ${limit}`,
+        )
+      : (
+          await all<CheckpointRow>(
+            d1,
+            sql`SELECT id, at, root, heads, kid, signature FROM log_checkpoints WHERE at < ${at}
+                ORDER BY at DESC, id DESC LIMIT ${limit}`,
+          )
+        ).reverse();
+  return rows.map((r) => ({ ...r, heads: JSON.parse(r.heads) as ShardHead[] }));
+}
+
 /** Stored tree checkpoints, oldest first. */
 export async function treeCheckpoints(
   d1: Db,

@@ -1,5 +1,5 @@
 import { importVerifyKey } from "../audit/chain";
-import { publicAuditKeys, treeCheckpoints } from "../audit/ledger";
+import { publicAuditKeys, treeCheckpointsAround } from "../audit/ledger";
 import { headFor, type TreeCheckpoint, verifyTreeCheckpoint } from "../audit/tree";
 import { type ExportVerdict, verifyExport } from "../audit/verify-export";
 import type { Config } from "../env";
@@ -66,7 +66,6 @@ export interface ArchiveResult {
 export async function archiveLog(d1: Db, config: Config, now: number): Promise<ArchiveResult> {
   const bucket = config.LOG_ARCHIVE;
   const before = now - config.LOG_ARCHIVE_AFTER_DAYS * DAY_MS;
-  const trees = await treeCheckpoints(d1);
   const keys = publicAuditKeys(config.AUDIT_SIGNING_JWK, config.AUDIT_RETIRED_KEYS);
   const perShard = await everyShard(config, async (stub, shard) => {
     const candidates = (await stub.archivable(before, SEGMENT_MAX)) as unknown as LogEntry[];
@@ -75,6 +74,10 @@ export async function archiveLog(d1: Db, config: Config, now: number): Promise<A
     if (!first || !lastCandidate) {
       return null;
     }
+    // A head is signed by a checkpoint made after it was written: the ends this segment can have
+    // are signed by checkpoints from its first entry's time on (a window of them, never the whole
+    // table: there is one a minute).
+    const trees = await treeCheckpointsAround(d1, first.at, "after");
     const mark = async (to: LogEntry, key: string) => {
       const marked = (await stub.markArchived(to.seq, to.hash, key)) as { refused?: string };
       if (marked.refused) {
@@ -261,7 +264,7 @@ export async function verifySegment(config: Config, db: Db, key: string): Promis
       segment.from,
     );
   }
-  const trusted = await signedHeads(db, keys);
+  const trusted = await signedHeads(db, keys, last.at);
   if (!trusted.some((h) => h.shard === segment.shard && h.seq === segment.to && h.hash === segment.hash)) {
     return fail(
       `no tree checkpoint signed entry ${segment.to} of shard ${segment.shard} with this hash`,
@@ -354,14 +357,17 @@ async function unkeptLookup(
   return null;
 }
 
-/** Every shard head a stored tree checkpoint signed with a key the ledger publishes. */
-async function signedHeads(db: Db, keys: ReturnType<typeof publicAuditKeys>) {
+/**
+ * Shard heads that stored tree checkpoints signed, with a key the ledger publishes, from `from`
+ * on: a segment's end is signed by a checkpoint made after its last entry was written.
+ */
+async function signedHeads(db: Db, keys: ReturnType<typeof publicAuditKeys>, from: number) {
   const byKid = new Map<string, CryptoKey>();
   for (const key of keys.keys) {
     byKid.set(key.kid, await importVerifyKey(key as JsonWebKey));
   }
   const heads: { shard: number; seq: number; hash: string }[] = [];
-  for (const cp of await treeCheckpoints(db)) {
+  for (const cp of await treeCheckpointsAround(db, from, "after")) {
     const key = byKid.get(cp.kid);
     if (key && (await verifyTreeCheckpoint(key, cp))) {
       heads.push(...cp.heads);

@@ -167,18 +167,15 @@ export function expectedInquiries(
 ): { rows: ExpectedInquiry[]; fault: LogFault | null } {
   const rows: ExpectedInquiry[] = [];
   for (const e of entries) {
-    if (e.at < since || e.keys === null || !isInquiredLookup(e) || !e.actor.startsWith("platform:")) {
+    const inquiry = e.at < since ? null : lookupInquiry(e);
+    if (inquiry === null) {
       continue;
     }
     if (e.subjectKeys === null) {
       return { rows, fault: { kind: "keys_erased", seq: e.seq } };
     }
-    const platformId = e.actor.slice("platform:".length);
-    const requestId =
-      typeof e.details?.inquiryRequestId === "string" ? e.details.inquiryRequestId : e.requestId;
-    const purpose = typeof e.details?.purpose === "string" ? e.details.purpose : "";
     for (const key of e.subjectKeys) {
-      rows.push([key, e.at, platformId, e.seq, requestId, purpose]);
+      rows.push([key, e.at, inquiry.platformId, e.seq, inquiry.requestId, inquiry.purpose]);
     }
   }
   return { rows, fault: null };

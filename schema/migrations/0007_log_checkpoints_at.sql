@@ -1,0 +1,1 @@
+CREATE INDEX `log_checkpoints_at` ON `log_checkpoints` (`at`);
