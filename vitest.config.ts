@@ -29,6 +29,10 @@ export default defineConfig(async () => {
   const images = Object.fromEntries(
     [
       "pdq/wee.jpg",
+      "pdq/bridge-original.jpg",
+      "pdq/bridge-rotate-90.jpg",
+      "pdq/q0003.jpg",
+      "pdq/variants/blur-a-little.jpg",
       "pdq/variants/square-256x256.jpg",
       "webp/square-lossy.webp",
       "webp/wee-lossless.webp",

@@ -11,6 +11,8 @@ import type { SQL } from "drizzle-orm";
 import { SQLiteAsyncDialect } from "drizzle-orm/sqlite-core";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
+import { decodeImage } from "../client/images";
+import { hammingDistance, pdqHash } from "../client/pdq";
 import { readProvenance } from "../client/provenance";
 import { envSchema, loadConfig } from "../worker/env";
 import { chunkDistance, chunksOf, MAX_EXACT_DISTANCE, matchReadSql } from "../worker/services/fingerprints";
@@ -82,6 +84,11 @@ function randomBits(n: number): number[] {
 }
 
 const DAY = 86_400_000;
+
+/** The best distance between any of a photo's eight hashes and a stored one. */
+function nearest(dihedral: readonly string[], stored: string): number {
+  return Math.min(...dihedral.map((h) => hammingDistance(h, stored)));
+}
 
 const pdq = (value: string, quality = 90) => ({ kind: "image_pdq", value, quality });
 
@@ -394,6 +401,41 @@ describe("POST /v1/evidence/match", () => {
         expect(text).not.toContain(secret);
       }
     }
+  });
+
+  it("end to end with real photos: one platform reports the original's fingerprint, another finds its blurred, resized and turned copies, and not a different photo", async () => {
+    // Fingerprinted here, in the Worker runtime, with the platform-side code (client/), from the
+    // fixture photos of Meta's ThreatExchange (test/fixtures/pdq).
+    const fingerprint = (path: string) => {
+      const bytes = Uint8Array.from(atob(env.TEST_IMAGES[path] ?? ""), (c) => c.charCodeAt(0));
+      expect(bytes.length, path).toBeGreaterThan(0);
+      return pdqHash(decodeImage(bytes).pixels);
+    };
+    const original = fingerprint("pdq/bridge-original.jpg");
+    const a = await newPlatform();
+    await report(a, [pdq(original.hash, original.quality)], { category: "edited_image" });
+    const b = await newPlatform();
+    for (const copy of [
+      "pdq/variants/blur-a-little.jpg",
+      "pdq/variants/square-256x256.jpg",
+      "pdq/bridge-rotate-90.jpg",
+    ]) {
+      const photo = fingerprint(copy);
+      const res = await match(b, [{ pdq: photo.hash, dihedral: photo.dihedral }]);
+      const found = res.body.photos[0]?.matches.find(
+        (m) => m.distance === nearest(photo.dihedral, original.hash),
+      );
+      expect(found, `${copy}: ${JSON.stringify(res.body)}`).toMatchObject({
+        platforms: 1,
+        categories: ["edited_image"],
+      });
+      expect(found?.distance).toBeLessThanOrEqual(31);
+    }
+    const other = fingerprint("pdq/q0003.jpg");
+    const none = await match(b, [{ pdq: other.hash, dihedral: other.dihedral }]);
+    expect(
+      none.body.photos[0]?.matches.filter((m) => m.distance === nearest(other.dihedral, original.hash)),
+    ).toEqual([]);
   });
 
   it("32 flipped bits are not a match", async () => {
