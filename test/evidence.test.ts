@@ -433,9 +433,8 @@ describe("POST /v1/evidence/match", () => {
     }
     const other = fingerprint("pdq/q0003.jpg");
     const none = await match(b, [{ pdq: other.hash, dihedral: other.dihedral }]);
-    expect(
-      none.body.photos[0]?.matches.filter((m) => m.distance === nearest(other.dihedral, original.hash)),
-    ).toEqual([]);
+    expect(nearest(other.dihedral, original.hash)).toBeGreaterThan(31);
+    expect(none.body.photos[0]?.matches).toEqual([]);
   });
 
   it("32 flipped bits are not a match", async () => {
