@@ -1,4 +1,4 @@
-import { index, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import { epochMs } from "./columns";
 
 /**
@@ -84,7 +84,11 @@ export const logCheckpoints = sqliteTable(
     signature: text("signature").notNull(),
   },
   // The archive looks checkpoints up by when they were signed (one a minute: millions in years).
-  (t) => [index("log_checkpoints_at").on(t.at)],
+  (t) => [
+    index("log_checkpoints_at").on(t.at),
+    // Heads only grow, so no two checkpoints sign the same root: a copied row is refused.
+    uniqueIndex("log_checkpoints_root").on(t.root),
+  ],
 );
 
 /**

@@ -17,6 +17,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { signToken } from "../client/token";
 import { publicAuditKeys, verifyLog } from "../worker/audit/ledger";
 import { verifyExport } from "../worker/audit/verify-export";
+import { loadConfig } from "../worker/env";
 import type { AuditEntryRow } from "../worker/services/audit";
 import {
   adminToken,
@@ -105,12 +106,7 @@ interface CheckpointRow {
   signature: string;
 }
 
-const LOG = {
-  LOG: env.LOG,
-  LOG_SHARDS: Number(env.LOG_SHARDS),
-  LOG_ARCHIVE: env.LOG_ARCHIVE,
-  RETENTION_DAYS: 1826,
-};
+const LOG = loadConfig(env);
 
 // ---------------------------------------------------------------------------------------------
 // Independent re-implementations of the documented formats (docs/audit.md, CONTRACT §1).

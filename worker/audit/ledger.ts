@@ -3,7 +3,7 @@ import type { Config } from "../env";
 import { all, batch } from "../lib/batch";
 import type { Db } from "../lib/db";
 import { DAY_MS } from "../lib/time";
-import { archiveCoverage } from "../log/archive";
+import { archiveCoverage, segmentEndingOn, verifySegment } from "../log/archive";
 import { describeFault, type ShardHead, treeHead } from "../log/chain";
 import { everyShard, type LogConfig } from "../log/client";
 import { accountOutbox, drainAll, type OutboxAccount } from "../log/outbox";
@@ -141,17 +141,41 @@ function toBase64Url(bytes: ArrayBuffer): string {
  *
  * @example const all = await readableLog(d1, config); await everyShard(all, (stub) => …);
  */
-export async function readableLog<T extends LogConfig>(d1: Db, log: T): Promise<T> {
-  const [latest] = await all<{ shards: number }>(
+export async function readableLog<T extends SpanConfig>(d1: Db, log: T): Promise<T> {
+  // The newest by signing time, and only as far as its signature holds: an unsigned or copied
+  // row neither narrows nor widens what readers walk (roots are unique, copies are refused).
+  const newest = await all<CheckpointRow>(
     d1,
-    sql`SELECT json_array_length(heads) - 1 AS shards FROM log_checkpoints ORDER BY id DESC LIMIT 1`,
+    sql`SELECT id, at, root, heads, kid, signature FROM log_checkpoints ORDER BY at DESC, id DESC LIMIT ${SPAN_LOOKBACK}`,
   );
-  const signed = latest?.shards ?? 0;
-  return signed > log.LOG_SHARDS ? { ...log, LOG_SHARDS: signed } : log;
+  const keys = publicAuditKeys(log.AUDIT_SIGNING_JWK, log.AUDIT_RETIRED_KEYS).keys;
+  for (const row of newest) {
+    const cp = { ...row, heads: JSON.parse(row.heads) as ShardHead[] };
+    const key = keys.find((k) => k.kid === cp.kid);
+    if (!key || !(await verifyTreeCheckpoint(await importVerifyKey(key as JsonWebKey), cp))) {
+      // Verify reports it too (`treeCheckpoints.invalid`); readers go on to the next one.
+      console.error(JSON.stringify({ level: "error", alert: "unsigned_tree_checkpoint", id: cp.id }));
+      continue;
+    }
+    const signed = Math.min(cp.heads.filter((h) => h.shard >= 0).length, MAX_LOG_SHARDS);
+    return signed > log.LOG_SHARDS ? { ...log, LOG_SHARDS: signed } : log;
+  }
+  return log;
 }
 
+/** How many of the newest checkpoints `readableLog` tries, newest first, for one that verifies. */
+const SPAN_LOOKBACK = 16;
+
+/** The most log shards readers ever walk (LOG_SHARDS itself is bounded by the config schema). */
+export const MAX_LOG_SHARDS = 1024;
+
+/** What `readableLog` needs: the log, and the keys its checkpoints are signed with. */
+export type SpanConfig = LogConfig &
+  Pick<Config, "AUDIT_SIGNING_JWK"> &
+  Partial<Pick<Config, "AUDIT_RETIRED_KEYS">>;
+
 /** The head of every chain now: the ledger's sealed head (shard −1), then each log shard's. */
-export async function currentHeads(d1: Db, configured: LogConfig): Promise<ShardHead[]> {
+export async function currentHeads(d1: Db, configured: SpanConfig): Promise<ShardHead[]> {
   const log = await readableLog(d1, configured);
   // Entries still in the outbox belong in the shards' heads: move them first.
   await drainAll(log, d1);
@@ -174,7 +198,7 @@ export async function checkpoint(
   jwk: Config["AUDIT_SIGNING_JWK"],
   now: number,
 ): Promise<TreeCheckpoint | null> {
-  const heads = await currentHeads(d1, log);
+  const heads = await currentHeads(d1, { ...log, AUDIT_SIGNING_JWK: jwk });
   const root = treeHead(heads);
   const [latest] = await all<{ root: string }>(
     d1,
@@ -207,7 +231,9 @@ export async function latestTreeCheckpoints(
   const [rows, count] = await Promise.all([
     all<{ id: number; at: number; root: string; heads: string; kid: string; signature: string }>(
       d1,
-      sql`SELECT id, at, root, heads, kid, signature FROM log_checkpoints ORDER BY id DESC LIMIT ${limit}`,
+      // By signing time: rows copied from an older checkpoint rank where it does (roots are unique
+      // besides, so exact copies are refused).
+      sql`SELECT id, at, root, heads, kid, signature FROM log_checkpoints ORDER BY at DESC, id DESC LIMIT ${limit}`,
     ),
     all<{ n: number }>(d1, sql`SELECT count(*) AS n FROM log_checkpoints`),
   ]);
@@ -389,12 +415,12 @@ async function loadCheckpoints(
  */
 export async function verifyLog(
   d1: Db,
-  configured: LogConfig & Pick<Config, "RETENTION_DAYS" | "INQUIRY_RETENTION_DAYS">,
+  configured: Config,
   jwk: Config["AUDIT_SIGNING_JWK"],
   from: "genesis" | "checkpoint",
   retired: Config["AUDIT_RETIRED_KEYS"] = undefined,
 ): Promise<VerifyResult> {
-  const log = await readableLog(d1, configured);
+  const log = await readableLog(d1, { ...configured, AUDIT_SIGNING_JWK: jwk, AUDIT_RETIRED_KEYS: retired });
   // As the sealer runs first, so does the outbox's drain: what was written is checked chained.
   await drainAll(log, d1);
   await sealPending(d1);
@@ -404,7 +430,7 @@ export async function verifyLog(
     Date.now() - Math.min(log.RETENTION_DAYS, log.INQUIRY_RETENTION_DAYS ?? log.RETENTION_DAYS) * DAY_MS;
   const [ledger, shards, outbox] = await Promise.all([
     verifyLedger(d1, set, from),
-    everyShard(log, (stub, shard) => verifyShard(log, stub, shard, set.trees, from, inquiriesSince)),
+    everyShard(log, (stub, shard) => verifyShard(d1, log, stub, shard, set.trees, from, inquiriesSince)),
     accountOutbox(log, d1),
   ]);
   const lost = outbox.missing[0];
@@ -424,7 +450,8 @@ export async function verifyLog(
 
 /** One shard, in place (the shard walks its own chain), then every signed head it must still hold. */
 async function verifyShard(
-  log: LogConfig,
+  d1: Db,
+  log: Config,
   stub: DurableObjectStub<LogShard>,
   shard: number,
   trees: readonly TreeCheckpoint[],
@@ -453,6 +480,19 @@ async function verifyShard(
     const gap = await archiveCoverage(log.LOG_ARCHIVE, shard, archived);
     if (gap) {
       return { ...result, ok: false, firstBadSeq: gap.seq, reason: gap.reason };
+    }
+    // And the newest segment's content, not only its metadata: the archived head moves only by
+    // writing the segment that ends on it, so that is where entries deleted as "archived" would be
+    // excused by an object that does not hold them. (Older segments: `verifySegment` on demand.)
+    const key = await segmentEndingOn(log.LOG_ARCHIVE, shard, archived);
+    const content = key ? await verifySegment(log, d1, key) : null;
+    if (!content?.ok) {
+      return {
+        ...result,
+        ok: false,
+        firstBadSeq: content?.firstBadSeq ?? archived.seq,
+        reason: `the archived segment ending on entry ${archived.seq} does not verify: ${content?.error ?? "missing"}`,
+      };
     }
   }
   // Every signed head at or after the start must still be there, with the signed hash; heads in

@@ -452,3 +452,31 @@ export async function archiveCoverage(
     reason: `entries ${next}–${archived.seq} were removed as archived but no segment in R2 holds them`,
   };
 }
+
+/**
+ * The key of the segment of `shard` that ends on its archived head, or null. Online verify reads
+ * that one segment's content (`verifySegment`): a shard's archived head moves only by writing the
+ * segment that ends on it, so an object made to excuse entries deleted from the shard is this one.
+ */
+export async function segmentEndingOn(
+  bucket: R2Bucket,
+  shard: number,
+  archived: { seq: number; hash: string },
+): Promise<string | null> {
+  let cursor: string | undefined;
+  do {
+    const page = await bucket.list({
+      prefix: segmentPrefix(shard),
+      include: ["customMetadata"],
+      ...(cursor ? { cursor } : {}),
+    });
+    const found = page.objects.find(
+      (o) => o.customMetadata?.to === String(archived.seq) && o.customMetadata?.hash === archived.hash,
+    );
+    if (found) {
+      return found.key;
+    }
+    cursor = page.truncated ? page.cursor : undefined;
+  } while (cursor);
+  return null;
+}

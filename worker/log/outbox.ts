@@ -219,7 +219,7 @@ export function uncovered(
 export async function accountOutbox(
   config: LogConfig,
   db: Db,
-  { advance = false }: { advance?: boolean } = {},
+  { advance = false, now = Date.now() }: { advance?: boolean; now?: number } = {},
 ): Promise<OutboxAccount> {
   const [state] = await all<{ top: number | null; pending: string }>(
     db,
@@ -244,7 +244,7 @@ export async function accountOutbox(
   );
   let through = Number.isFinite(firstOpen) ? Math.max(after, firstOpen - 1) : top;
   if (advance) {
-    through = (await shard0.advanceOutboxWatermark(through)) as number;
+    through = (await shard0.advanceOutboxWatermark(through, now)) as number;
   } else {
     through = after;
   }

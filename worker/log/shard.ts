@@ -150,6 +150,9 @@ const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS outbox_appended (id INTEGER PRIMARY KEY, seq INTEGER NOT NULL)`,
 ];
 
+/** How old the outbox watermark's entry may grow before it is written again (see advanceOutboxWatermark). */
+const ACCOUNTING_REFRESH_MS = 86_400_000;
+
 const ENTRY_COLUMNS = `e.seq, e.at, e.actor, e.action, e.target, e.request_id, e.outcome, e.details,
   e.keys_commitment, e.prev_hash, e.hash, k.salt, k.keys AS subject_keys`;
 
@@ -847,9 +850,11 @@ export class LogShard extends DurableObject {
       after ?? -1,
       through,
     );
-    const archived = this.archivedHead().seq;
-    for (const { id, seq, named } of rows) {
-      if (named !== id && !(named === null && seq <= archived)) {
+    for (const { id, named } of rows) {
+      // Held only with the chained entry naming it. An id whose entry is already archived counts
+      // as missing: the watermark passes every id within a minute of its drain, so an id still
+      // above it a month later sits behind a real gap, and reporting it too is the safe side.
+      if (named !== id) {
         continue;
       }
       const tail = ranges[ranges.length - 1];
@@ -867,27 +872,51 @@ export class LogShard extends DurableObject {
    * of its latest `audit.outbox_accounted` entry reached a shard. Null before the first.
    */
   outboxWatermark(): number | null {
-    const row = this.sql
-      .exec<{ through: number | null }>(
-        `SELECT details ->> '$.through' AS through FROM entries
-         WHERE action = 'audit.outbox_accounted' ORDER BY seq DESC LIMIT 1`,
-      )
-      .toArray()[0];
-    return row?.through ?? null;
+    const chained = this.latestAccounting();
+    if (chained) {
+      return chained.through;
+    }
+    // Its entry archived (the scheduled job rewrites it daily, so only when that did not run for a
+    // month): the copy kept beside the chain when it was written.
+    const kept = this.sql.exec<{ v: string }>("SELECT v FROM meta WHERE k = 'outbox_through'").toArray()[0];
+    return kept ? Number(kept.v) : null;
   }
 
-  /** Moves the outbox's watermark up (never down), as a chained entry: no move leaves no trace. */
-  async advanceOutboxWatermark(through: number): Promise<number> {
-    const current = this.outboxWatermark();
-    if (current !== null && through <= current) {
+  /**
+   * The latest accounting entry: written by the ledger itself (`system:ledger`), never an audit
+   * outbox row dressed up as one (a drained row names its `outboxId`).
+   */
+  private latestAccounting(): { through: number; at: number } | null {
+    const row = this.sql
+      .exec<{ through: number | null; at: number }>(
+        `SELECT details ->> '$.through' AS through, at FROM entries
+         WHERE action = 'audit.outbox_accounted' AND actor = 'system:ledger'
+           AND details ->> '$.outboxId' IS NULL
+         ORDER BY seq DESC LIMIT 1`,
+      )
+      .toArray()[0];
+    return row && row.through !== null ? { through: row.through, at: row.at } : null;
+  }
+
+  /**
+   * Moves the outbox's watermark up (never down), as a chained entry: no move leaves no trace.
+   * A watermark that has not moved for a day is written again as it is, so its entry is never old
+   * enough to be archived (a watermark held back by a missing id must stay found).
+   */
+  async advanceOutboxWatermark(through: number, now = Date.now()): Promise<number> {
+    const latest = this.latestAccounting();
+    const current = latest?.through ?? null;
+    const stale = latest !== null && now - latest.at > ACCOUNTING_REFRESH_MS;
+    if (current !== null && through <= current && !stale) {
       return current;
     }
-    const requestId = `outbox-through:${through}`;
+    through = Math.max(through, current ?? through);
+    const requestId = `outbox-through:${through}:${now}`;
     await this.append(0, {
       id: requestId,
       entries: [
         {
-          at: Date.now(),
+          at: now,
           actor: "system:ledger",
           action: "audit.outbox_accounted",
           requestId,
@@ -896,6 +925,10 @@ export class LogShard extends DurableObject {
         },
       ],
     });
+    this.sql.exec(
+      "INSERT INTO meta (k, v) VALUES ('outbox_through', ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+      String(through),
+    );
     return through;
   }
 

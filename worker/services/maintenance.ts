@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { checkpoint, readableLog } from "../audit/ledger";
+import { checkpoint, readableLog, type SpanConfig } from "../audit/ledger";
 import { headFor, LEDGER_LEAF } from "../audit/tree";
 import type { Config, WebhookMessage } from "../env";
 import { all, batch } from "../lib/batch";
@@ -7,7 +7,7 @@ import type { Db } from "../lib/db";
 import { orm } from "../lib/db";
 import { DAY_MS } from "../lib/time";
 import { archiveLog } from "../log/archive";
-import { everyShard, type LogConfig, shardStub } from "../log/client";
+import { everyShard, shardStub } from "../log/client";
 import { accountOutbox, drainAll, OUTBOX_APPEND_RETENTION_MS } from "../log/outbox";
 import { AUDIT_INSERT, auditInsert } from "./audit";
 import { markOverdueDisputes } from "./disputes";
@@ -28,7 +28,7 @@ export interface MaintenanceRun {
   /** Look-up inquiries in the log store older than this are deleted. */
   inquiryRetentionDays: number;
   /** The log store, whose shards purge with the run. */
-  log: LogConfig;
+  log: SpanConfig;
   /** Events and their webhook deliveries older than this are deleted (≥ 30). */
   eventRetentionDays: number;
   /** Where the webhook deliveries the run creates or re-sends go. */
@@ -220,7 +220,7 @@ export async function scheduledJob(
   // are signed; rows a failed drain left behind are retried here, every minute.
   const outbox = await drainAll(config, db);
   // Every outbox id since the last run reached a shard (or waits): the watermark moves up.
-  const accounted = await accountOutbox(await readableLog(db, config), db, { advance: true });
+  const accounted = await accountOutbox(await readableLog(db, config), db, { advance: true, now: run.now });
   if (accounted.missing.length > 0) {
     console.error(JSON.stringify({ level: "error", alert: "audit_outbox_gap", missing: accounted.missing }));
   }

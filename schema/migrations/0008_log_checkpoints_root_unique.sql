@@ -1,0 +1,1 @@
+CREATE UNIQUE INDEX `log_checkpoints_root` ON `log_checkpoints` (`root`);
