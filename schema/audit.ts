@@ -92,6 +92,25 @@ export const logCheckpoints = sqliteTable(
 );
 
 /**
+ * Which tree checkpoint signed each head of a log shard still to be archived: written in the same
+ * batch as the checkpoint (one row per shard whose head moved), so the archive finds the signer of
+ * a segment's end by primary key, however late its entries were drained (their `at` says nothing
+ * about when they were chained or signed). A note is a pointer only: the archive and segment
+ * verify read the checkpoint itself and check its signature. Rows at or below a shard's archived
+ * head are deleted as it archives, so the table holds the unarchived heads only.
+ */
+export const logSignedHeads = sqliteTable(
+  "log_signed_heads",
+  {
+    shard: integer("shard").notNull(),
+    seq: integer("seq").notNull(),
+    /** `log_checkpoints.id` of the first checkpoint that signed this head. */
+    checkpointId: integer("checkpoint_id").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.shard, t.seq] })],
+);
+
+/**
  * Per platform and UTC day: score queries, subject keys looked up, and reports filed. Kept by
  * an upsert inside the same batch as each query or write (no extra round trip); feeds the
  * admin stats and the enumeration signal (many look-ups, few reports).

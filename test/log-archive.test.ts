@@ -153,7 +153,8 @@ describe("archiving old log segments to R2", () => {
         }>("/v1/admin/audit/verify", { token })
       ).body;
     expect(await verifySegment()).toMatchObject({ ok: true });
-    expect(await verifyAll()).toMatchObject({ ok: true });
+    const all = await verifyAll();
+    expect(all, JSON.stringify(all)).toMatchObject({ ok: true });
     const sql = (query: string, ...binds: unknown[]) =>
       runInDurableObject(stub, (_o, state) => state.storage.sql.exec(query, ...binds).toArray());
     const [kept] = await sql("SELECT * FROM archived_lookups WHERE seq = ?", seq);
@@ -285,5 +286,70 @@ describe("archiving old log segments to R2", () => {
     expect(missing.status).toBe(404);
     const bad = await callJson("/v1/admin/audit/archive/verify?key=../../etc", { token: await adminToken() });
     expect(bad.status).toBe(422);
+  });
+
+  it("a segment names the checkpoint that signs its end; the notes of archived heads go", async () => {
+    const stub = logShards()[0] as NonNullable<ReturnType<typeof logShards>[number]>;
+    const config = loadConfig(env);
+    for (let i = 0; i < 2; i++) {
+      expect((await stub.append(0, oldAppend(uniqueId("req_named"), Date.now() - 40 * DAY))).ok).toBe(true);
+    }
+    const signed = await stub.headOf();
+    expect(await checkpoint(env.DB, config, config.AUDIT_SIGNING_JWK, Date.now())).not.toBeNull();
+    // checkpoint() noted which checkpoint signed the head, in the same batch.
+    const note = await env.DB.prepare(
+      "SELECT checkpoint_id FROM log_signed_heads WHERE shard = 0 AND seq = ?",
+    )
+      .bind(signed.seq)
+      .first<{ checkpoint_id: number }>();
+    expect(note).not.toBeNull();
+    const run = await archiveLog(env.DB, config, Date.now() + 31 * DAY);
+    const key = run.segments.find((k) => k.startsWith("log/shard-000/")) as string;
+    expect(key).toBeTruthy();
+    expect((await stub.archivedHead()).seq).toBe(signed.seq);
+
+    const object = await env.LOG_ARCHIVE.get(key);
+    const text = (await object?.text()) ?? "";
+    const customMetadata = object?.customMetadata ?? {};
+    const lines = text
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { type: string; root?: string; segment?: { checkpointId?: number } });
+    const named = lines[0]?.segment?.checkpointId;
+    expect(named).toBe(note?.checkpoint_id);
+    expect(customMetadata.checkpointId).toBe(String(named));
+    const stored = await env.DB.prepare("SELECT root FROM log_checkpoints WHERE id = ?")
+      .bind(named as number)
+      .first<string>("root");
+    expect(lines.filter((l) => l.type === "tree-checkpoint").map((l) => l.root)).toEqual([stored]);
+    // Notes are kept for unarchived heads only.
+    const left = await env.DB.prepare(
+      "SELECT count(*) AS n FROM log_signed_heads WHERE shard = 0 AND seq <= ?",
+    )
+      .bind(signed.seq)
+      .first<number>("n");
+    expect(left).toBe(0);
+
+    const token = await adminToken();
+    const verifySegment = async () =>
+      (await callJson<Verdict>(`/v1/admin/audit/archive/verify?key=${encodeURIComponent(key)}`, { token }))
+        .body;
+    expect(await verifySegment()).toMatchObject({ ok: true });
+    try {
+      // Metadata naming another checkpoint than the header does: the object was rewritten.
+      await env.LOG_ARCHIVE.put(key, text, { customMetadata: { ...customMetadata, checkpointId: "1" } });
+      const caught = await verifySegment();
+      expect(caught.ok).toBe(false);
+      expect(caught.error).toMatch(/disagree/);
+      // A segment written before segments named their checkpoint is still found signed.
+      const { checkpointId: _id, ...olderMeta } = customMetadata;
+      const older = text.replace(`,"checkpointId":${named}}`, "}");
+      expect(older).not.toBe(text);
+      await env.LOG_ARCHIVE.put(key, older, { customMetadata: olderMeta });
+      expect(await verifySegment()).toMatchObject({ ok: true });
+    } finally {
+      await env.LOG_ARCHIVE.put(key, text, { customMetadata });
+    }
+    expect(await verifySegment()).toMatchObject({ ok: true });
   });
 });

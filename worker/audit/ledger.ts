@@ -3,7 +3,7 @@ import type { Config } from "../env";
 import { all, batch } from "../lib/batch";
 import type { Db } from "../lib/db";
 import { DAY_MS } from "../lib/time";
-import { archiveCoverage, segmentEndingOn, verifySegment } from "../log/archive";
+import { archiveCoverage, segmentsEndingOn, verifySegment } from "../log/archive";
 import { describeFault, type ShardHead, treeHead } from "../log/chain";
 import { everyShard, type LogConfig } from "../log/client";
 import { accountOutbox, drainAll, type OutboxAccount } from "../log/outbox";
@@ -212,6 +212,13 @@ export async function checkpoint(
   await batch(d1, [
     sql`INSERT INTO log_checkpoints (at, root, heads, kid, signature)
         VALUES (${cp.at}, ${cp.root}, ${JSON.stringify(heads)}, ${cp.kid}, ${signature})`,
+    // In the same transaction, which shard heads it signed (the row just inserted has the highest
+    // id): the archive finds a segment's signer by them, however late its entries were drained.
+    // A head already noted keeps its first signer.
+    sql`INSERT OR IGNORE INTO log_signed_heads (shard, seq, checkpoint_id)
+        SELECT h.value ->> 'shard', h.value ->> 'seq', (SELECT max(id) FROM log_checkpoints)
+        FROM json_each(${JSON.stringify(heads)}) h
+        WHERE h.value ->> 'shard' >= 0 AND h.value ->> 'seq' > 0`,
   ]);
   return { ...cp, signature };
 }
@@ -289,6 +296,31 @@ export async function treeCheckpoints(
   }>(
     d1,
     sql`SELECT id, at, root, heads, kid, signature FROM log_checkpoints WHERE id > ${afterId} ORDER BY id LIMIT ${limit}`,
+  );
+  return rows.map((r) => ({ ...r, heads: JSON.parse(r.heads) as ShardHead[] }));
+}
+
+/** The tree checkpoint stored with this id (by primary key), or null. */
+export async function treeCheckpointById(
+  d1: Db,
+  id: number,
+): Promise<(TreeCheckpoint & { id: number }) | null> {
+  const [row] = await all<CheckpointRow>(
+    d1,
+    sql`SELECT id, at, root, heads, kid, signature FROM log_checkpoints WHERE id = ${id}`,
+  );
+  return row ? { ...row, heads: JSON.parse(row.heads) as ShardHead[] } : null;
+}
+
+/** Up to `limit` tree checkpoints stored as signed exactly at `at` (indexed), oldest first. */
+export async function treeCheckpointsAt(
+  d1: Db,
+  at: number,
+  limit = 16,
+): Promise<(TreeCheckpoint & { id: number })[]> {
+  const rows = await all<CheckpointRow>(
+    d1,
+    sql`SELECT id, at, root, heads, kid, signature FROM log_checkpoints WHERE at = ${at} ORDER BY id LIMIT ${limit}`,
   );
   return rows.map((r) => ({ ...r, heads: JSON.parse(r.heads) as ShardHead[] }));
 }
@@ -484,8 +516,13 @@ async function verifyShard(
     // And the newest segment's content, not only its metadata: the archived head moves only by
     // writing the segment that ends on it, so that is where entries deleted as "archived" would be
     // excused by an object that does not hold them. (Older segments: `verifySegment` on demand.)
-    const key = await segmentEndingOn(log.LOG_ARCHIVE, shard, archived);
-    const content = key ? await verifySegment(log, d1, key) : null;
+    let content: Awaited<ReturnType<typeof verifySegment>> = null;
+    for (const key of await segmentsEndingOn(log.LOG_ARCHIVE, shard, archived)) {
+      content = await verifySegment(log, d1, key);
+      if (content?.ok) {
+        break;
+      }
+    }
     if (!content?.ok) {
       return {
         ...result,

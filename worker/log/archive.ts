@@ -1,12 +1,27 @@
+import { sql } from "drizzle-orm";
 import { importVerifyKey } from "../audit/chain";
-import { publicAuditKeys, treeCheckpointsAround } from "../audit/ledger";
+import {
+  publicAuditKeys,
+  treeCheckpointById,
+  treeCheckpointsAround,
+  treeCheckpointsAt,
+} from "../audit/ledger";
 import { headFor, type TreeCheckpoint, verifyTreeCheckpoint } from "../audit/tree";
 import { type ExportVerdict, verifyExport } from "../audit/verify-export";
 import type { Config } from "../env";
+import { all, batch } from "../lib/batch";
 import type { Db } from "../lib/db";
 import { DAY_MS, toRfc3339 } from "../lib/time";
-import { GENESIS_HASH, keysCommitment, type LogEntry, lookupInquiry, verifyEntries } from "./chain";
+import {
+  GENESIS_HASH,
+  keysCommitment,
+  type LogEntry,
+  lookupInquiry,
+  type ShardHead,
+  verifyEntries,
+} from "./chain";
 import { everyShard, shardStub } from "./client";
+import { accountOutbox } from "./outbox";
 
 /** Entries one archived segment holds at most. */
 export const SEGMENT_MAX = 10_000;
@@ -20,23 +35,32 @@ export function segmentKey(shard: number, from: number, to: number): string {
 /**
  * A segment is an audit export (format `pixiu-audit-export/2`, docs/audit.md) of one shard's
  * entries `from`–`to`, without subject keys (an archive under object lock cannot erase them; the
- * shard keeps them until their retention ends), with every tree checkpoint that signs a head in
- * that range: the offline verifier (`npm run audit:verify`) checks it as it is.
+ * shard keeps them until their retention ends), with the tree checkpoint that signs its last entry
+ * (its id in `log_checkpoints` in the header's `segment.checkpointId`): the offline verifier
+ * (`npm run audit:verify`) checks it as it is.
  */
 export function segmentBody(
   shard: number,
   entries: readonly LogEntry[],
-  checkpoints: readonly TreeCheckpoint[],
+  signer: TreeCheckpoint & { id: number },
   keys: ReturnType<typeof publicAuditKeys>,
   now: number,
 ): string {
   const first = entries[0] as LogEntry;
   const last = entries[entries.length - 1] as LogEntry;
+  const { id: checkpointId, ...checkpoint } = signer;
   const lines: unknown[] = [
     {
       type: "header",
       format: "pixiu-audit-export/2",
-      segment: { shard, from: first.seq, to: last.seq, prevHash: first.prevHash, hash: last.hash },
+      segment: {
+        shard,
+        from: first.seq,
+        to: last.seq,
+        prevHash: first.prevHash,
+        hash: last.hash,
+        checkpointId,
+      },
       from: 1,
       to: 0,
       shards: [{ shard, from: first.seq, to: last.seq }],
@@ -44,7 +68,7 @@ export function segmentBody(
     },
     { type: "keys", ...keys },
     ...entries.map((e) => ({ type: "log-entry", ...e, subjectKeys: null, salt: null })),
-    ...checkpoints.map((cp) => ({ type: "tree-checkpoint", ...cp })),
+    { type: "tree-checkpoint", ...checkpoint },
   ];
   return `${lines.map((l) => JSON.stringify(l)).join("\n")}\n`;
 }
@@ -57,16 +81,26 @@ export interface ArchiveResult {
 /**
  * Moves each shard's entries older than LOG_ARCHIVE_AFTER_DAYS to R2, a segment at a time: an
  * unbroken run of seqs right after the shard's archived head, stopping at the first entry not old
- * enough, and ending on a head that a tree checkpoint signed (so every segment carries the
- * signature that ties it to the rest of the log). The segment is written first, then the shard
+ * enough, and ending on the newest head in it that a tree checkpoint signed (so every segment
+ * carries the signature that ties it to the rest of the log; `signedEnd` finds it). The segment is
+ * written first, then the shard
  * removes those entries and records the segment's last hash as where its chain goes on. A run
  * that died between the two left a segment starting right after the archived head: the next run
  * finishes that one (the shard removes its entries) instead of writing another.
  */
 export async function archiveLog(d1: Db, config: Config, now: number): Promise<ArchiveResult> {
+  // The outbox's accounting passes every id drained so far before their entries can leave the
+  // shards: once archived, an id counts as held only below the watermark (worker/log/outbox.ts).
+  // Best effort: an accounting that fails here can only report more ids missing later, never fewer.
+  await accountOutbox(config, d1, { advance: true }).catch((err) =>
+    console.error(
+      JSON.stringify({ level: "error", where: "archive: outbox accounting", error: String(err) }),
+    ),
+  );
   const bucket = config.LOG_ARCHIVE;
   const before = now - config.LOG_ARCHIVE_AFTER_DAYS * DAY_MS;
   const keys = publicAuditKeys(config.AUDIT_SIGNING_JWK, config.AUDIT_RETIRED_KEYS);
+  const byKid = await verifyKeys(keys);
   const perShard = await everyShard(config, async (stub, shard) => {
     const candidates = (await stub.archivable(before, SEGMENT_MAX)) as unknown as LogEntry[];
     const first = candidates[0];
@@ -74,15 +108,13 @@ export async function archiveLog(d1: Db, config: Config, now: number): Promise<A
     if (!first || !lastCandidate) {
       return null;
     }
-    // A head is signed by a checkpoint made after it was written: the ends this segment can have
-    // are signed by checkpoints from its first entry's time on (a window of them, never the whole
-    // table: there is one a minute).
-    const trees = await treeCheckpointsAround(d1, first.at, "after");
     const mark = async (to: LogEntry, key: string) => {
       const marked = (await stub.markArchived(to.seq, to.hash, key)) as { refused?: string };
       if (marked.refused) {
         throw new Error(`archive of shard ${shard}: ${marked.refused}`);
       }
+      // Which checkpoint signed an archived head is in its segment now: the notes go.
+      await batch(d1, [sql`DELETE FROM log_signed_heads WHERE shard = ${shard} AND seq <= ${to.seq}`]);
       return { key, entries: to.seq - first.seq + 1 };
     };
     // A segment a run wrote before it died, starting right after the archived head: finish it.
@@ -113,18 +145,15 @@ export async function archiveLog(d1: Db, config: Config, now: number): Promise<A
       );
     }
     // The segment ends on the newest signed head among the candidates.
-    const signed = trees.filter((cp) => {
-      const h = headFor(cp, shard);
-      return h !== undefined && h.seq >= first.seq && h.seq <= lastCandidate.seq;
-    });
-    const end = signed.reduce((to, cp) => Math.max(to, headFor(cp, shard)?.seq ?? 0), 0);
-    if (end === 0) {
+    const signer = await signedEnd(d1, byKid, shard, candidates);
+    if (!signer) {
       return null;
     }
+    const end = (headFor(signer, shard) as ShardHead).seq;
     const entries = candidates.filter((e) => e.seq <= end);
     const last = entries[entries.length - 1] as LogEntry;
     const key = segmentKey(shard, first.seq, last.seq);
-    await bucket.put(key, segmentBody(shard, entries, signed, keys, now), {
+    await bucket.put(key, segmentBody(shard, entries, signer, keys, now), {
       httpMetadata: { contentType: "application/x-ndjson; charset=utf-8" },
       customMetadata: {
         shard: String(shard),
@@ -133,12 +162,77 @@ export async function archiveLog(d1: Db, config: Config, now: number): Promise<A
         entries: String(entries.length),
         prevHash: first.prevHash,
         hash: last.hash,
+        checkpointId: String(signer.id),
       },
     });
     return mark(last, key);
   });
   const done = perShard.filter((s): s is { key: string; entries: number } => s !== null);
   return { segments: done.map((s) => s.key), entries: done.reduce((n, s) => n + s.entries, 0) };
+}
+
+/** How many noted signers of a shard's newest heads `signedEnd` tries before the window. */
+const NOTED_TRIES = 8;
+
+/** The published audit keys, imported for verifying, by kid. */
+async function verifyKeys(keys: ReturnType<typeof publicAuditKeys>): Promise<Map<string, CryptoKey>> {
+  const byKid = new Map<string, CryptoKey>();
+  for (const key of keys.keys) {
+    byKid.set(key.kid, await importVerifyKey(key as JsonWebKey));
+  }
+  return byKid;
+}
+
+/** Whether `cp` verifies with the published key its kid names. */
+async function verifies(byKid: Map<string, CryptoKey>, cp: TreeCheckpoint): Promise<boolean> {
+  const key = byKid.get(cp.kid);
+  return key !== undefined && (await verifyTreeCheckpoint(key, cp));
+}
+
+/**
+ * The stored tree checkpoint, verifying with a published key, that signed the newest head of
+ * `shard` among `candidates` (a run of its entries) with that entry's hash; null if none did.
+ *
+ * By the notes `checkpoint()` writes with each checkpoint (`log_signed_heads`: shard, seq and the
+ * checkpoint's id), read by primary key, newest head first: an entry's `at` is the time of the
+ * event it records, not of its chaining (an outbox row may be drained days late), so no window of
+ * checkpoints by time is sure to hold its signer. Heads signed before those notes existed are
+ * looked for as before, in the window of checkpoints signed from the first candidate's time on.
+ */
+async function signedEnd(
+  d1: Db,
+  byKid: Map<string, CryptoKey>,
+  shard: number,
+  candidates: readonly LogEntry[],
+): Promise<(TreeCheckpoint & { id: number }) | null> {
+  const first = candidates[0] as LogEntry;
+  const last = candidates[candidates.length - 1] as LogEntry;
+  const hashAt = new Map(candidates.map((e) => [e.seq, e.hash]));
+  const signs = (cp: TreeCheckpoint) => {
+    const h = headFor(cp, shard);
+    return h !== undefined && hashAt.get(h.seq) === h.hash;
+  };
+  const noted = await all<{ seq: number; checkpoint_id: number }>(
+    d1,
+    sql`SELECT seq, checkpoint_id FROM log_signed_heads
+        WHERE shard = ${shard} AND seq >= ${first.seq} AND seq <= ${last.seq}
+        ORDER BY seq DESC LIMIT ${NOTED_TRIES}`,
+  );
+  for (const note of noted) {
+    const cp = await treeCheckpointById(d1, note.checkpoint_id);
+    if (cp && headFor(cp, shard)?.seq === note.seq && signs(cp) && (await verifies(byKid, cp))) {
+      return cp;
+    }
+  }
+  const window = (await treeCheckpointsAround(d1, first.at, "after"))
+    .filter(signs)
+    .sort((a, b) => (headFor(b, shard)?.seq ?? 0) - (headFor(a, shard)?.seq ?? 0));
+  for (const cp of window) {
+    if (await verifies(byKid, cp)) {
+      return cp;
+    }
+  }
+  return null;
 }
 
 /**
@@ -198,6 +292,8 @@ interface SegmentHeader {
   to: number;
   prevHash: string;
   hash: string;
+  /** The id in `log_checkpoints` of the tree checkpoint that signs `to`; absent in older segments. */
+  checkpointId?: number;
 }
 
 /**
@@ -205,7 +301,8 @@ interface SegmentHeader {
  * audit keys (the offline verifier), and that it is whole: its entries run exactly from the
  * header's `from` to its `to`, end on the header's and the object's `hash`, and that last entry
  * is a head a tree checkpoint stored in the ledger (not only a copy inside the object) signed
- * for this shard. A segment cut short, or rewritten without its signed end, fails.
+ * for this shard, found by the checkpoint id the segment records (`storedSigner`). A segment cut
+ * short, or rewritten without its signed end, fails.
  */
 export async function verifySegment(config: Config, db: Db, key: string): Promise<ExportVerdict | null> {
   const object = await config.LOG_ARCHIVE.get(key);
@@ -250,6 +347,7 @@ export async function verifySegment(config: Config, db: Db, key: string): Promis
     meta.from !== String(segment.from) ||
     (meta.entries !== undefined && meta.entries !== String(entries.length)) ||
     (meta.prevHash !== undefined && meta.prevHash !== segment.prevHash) ||
+    meta.checkpointId !== (segment.checkpointId === undefined ? undefined : String(segment.checkpointId)) ||
     first.prevHash !== segment.prevHash
   ) {
     return fail("the segment's header and the object's metadata disagree", segment.to);
@@ -264,10 +362,12 @@ export async function verifySegment(config: Config, db: Db, key: string): Promis
       segment.from,
     );
   }
-  const trusted = await signedHeads(db, keys, last.at);
-  if (!trusted.some((h) => h.shard === segment.shard && h.seq === segment.to && h.hash === segment.hash)) {
+  const embedded = items.filter((i) => i.type === "tree-checkpoint") as unknown as TreeCheckpoint[];
+  if (!(await storedSigner(db, await verifyKeys(keys), segment, embedded, last.at))) {
     return fail(
-      `no tree checkpoint signed entry ${segment.to} of shard ${segment.shard} with this hash`,
+      `no tree checkpoint stored in the ledger signed entry ${segment.to} of shard ${segment.shard} with this hash${
+        segment.checkpointId === undefined ? "" : ` (the segment names checkpoint ${segment.checkpointId})`
+      }`,
       segment.to,
     );
   }
@@ -358,22 +458,44 @@ async function unkeptLookup(
 }
 
 /**
- * Shard heads that stored tree checkpoints signed, with a key the ledger publishes, from `from`
- * on: a segment's end is signed by a checkpoint made after its last entry was written.
+ * Whether a tree checkpoint stored in the ledger (D1, the trusted copy: never the object's own
+ * copies), verifying with a key the ledger publishes, signed the segment's end (shard, `to`,
+ * `hash`). Read by primary key: the checkpoint the segment names (`checkpointId`). A segment
+ * written before segments named it, or whose named checkpoint does not sign its end, is looked up
+ * as before: the stored checkpoints signed at the time of a copy embedded in it that signs its end,
+ * then the window of checkpoints signed from its last entry's time on.
  */
-async function signedHeads(db: Db, keys: ReturnType<typeof publicAuditKeys>, from: number) {
-  const byKid = new Map<string, CryptoKey>();
-  for (const key of keys.keys) {
-    byKid.set(key.kid, await importVerifyKey(key as JsonWebKey));
+async function storedSigner(
+  db: Db,
+  byKid: Map<string, CryptoKey>,
+  segment: SegmentHeader,
+  embedded: readonly TreeCheckpoint[],
+  lastAt: number,
+): Promise<boolean> {
+  const signsEnd = (cp: TreeCheckpoint) => {
+    const h = headFor(cp, segment.shard);
+    return h !== undefined && h.seq === segment.to && h.hash === segment.hash;
+  };
+  const named = Number.isSafeInteger(segment.checkpointId)
+    ? await treeCheckpointById(db, segment.checkpointId as number)
+    : null;
+  if (named && signsEnd(named) && (await verifies(byKid, named))) {
+    return true;
   }
-  const heads: { shard: number; seq: number; hash: string }[] = [];
-  for (const cp of await treeCheckpointsAround(db, from, "after")) {
-    const key = byKid.get(cp.kid);
-    if (key && (await verifyTreeCheckpoint(key, cp))) {
-      heads.push(...cp.heads);
+  const ats = [...new Set(embedded.filter(signsEnd).map((cp) => cp.at))];
+  for (const at of ats) {
+    for (const cp of await treeCheckpointsAt(db, at)) {
+      if (signsEnd(cp) && (await verifies(byKid, cp))) {
+        return true;
+      }
     }
   }
-  return heads;
+  for (const cp of await treeCheckpointsAround(db, lastAt, "after")) {
+    if (signsEnd(cp) && (await verifies(byKid, cp))) {
+      return true;
+    }
+  }
+  return false;
 }
 
 /**
@@ -454,15 +576,16 @@ export async function archiveCoverage(
 }
 
 /**
- * The key of the segment of `shard` that ends on its archived head, or null. Online verify reads
- * that one segment's content (`verifySegment`): a shard's archived head moves only by writing the
+ * The keys of the segments of `shard` that end on its archived head (one, or an older version's
+ * overlapping copy too). Online verify reads their content (`verifySegment`): a shard's archived head moves only by writing the
  * segment that ends on it, so an object made to excuse entries deleted from the shard is this one.
  */
-export async function segmentEndingOn(
+export async function segmentsEndingOn(
   bucket: R2Bucket,
   shard: number,
   archived: { seq: number; hash: string },
-): Promise<string | null> {
+): Promise<string[]> {
+  const keys: string[] = [];
   let cursor: string | undefined;
   do {
     const page = await bucket.list({
@@ -470,13 +593,12 @@ export async function segmentEndingOn(
       include: ["customMetadata"],
       ...(cursor ? { cursor } : {}),
     });
-    const found = page.objects.find(
-      (o) => o.customMetadata?.to === String(archived.seq) && o.customMetadata?.hash === archived.hash,
-    );
-    if (found) {
-      return found.key;
+    for (const o of page.objects) {
+      if (o.customMetadata?.to === String(archived.seq) && o.customMetadata?.hash === archived.hash) {
+        keys.push(o.key);
+      }
     }
     cursor = page.truncated ? page.cursor : undefined;
   } while (cursor);
-  return null;
+  return keys;
 }
