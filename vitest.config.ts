@@ -73,6 +73,9 @@ export default defineConfig(async () => {
           },
         },
         {
+          // The Worker's modules import `cloudflare:workers`; a Node test that only reads their
+          // declarations (test/node/openapi-lint.test.ts) gets a stub.
+          resolve: { alias: { "cloudflare:workers": "./test/node/stubs/cloudflare-workers.ts" } },
           test: {
             name: "node",
             environment: "node",

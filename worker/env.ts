@@ -95,18 +95,32 @@ export const envSchema = z.object({
   AUDIT_RETIRED_KEYS: jsonVar(
     z
       .object({
-        keys: z.array(
-          z.object({
-            kty: z.literal("OKP"),
-            crv: z.literal("Ed25519"),
-            x: ed25519Part("public"),
-            kid: z.string().min(1).max(128),
-          }),
-        ),
+        keys: z
+          .array(
+            z.object({
+              kty: z.literal("OKP"),
+              crv: z.literal("Ed25519"),
+              x: ed25519Part("public"),
+              kid: z.string().min(1).max(128),
+            }),
+          )
+          .max(31),
       })
       .refine((set) => new Set(set.keys.map((k) => k.kid)).size === set.keys.length, "kids must be unique"),
   ).optional(),
   JWT_AUDIENCE: z.string().min(1).default("pixiu"),
+  /**
+   * The ledger's public base URL (`https://…`, no trailing slash): the first of the OpenAPI
+   * document's `servers`. Unset, the document lists only the local server.
+   */
+  PUBLIC_BASE_URL: z
+    .string()
+    .regex(
+      /^https:\/\/[^/?#\s]+(\/[^?#\s]*[^/?#\s])?$/,
+      "an https URL without query, fragment or trailing slash",
+    )
+    .max(256)
+    .optional(),
   RETENTION_DAYS: intVar(1826, 1, 36500),
   /**
    * Look-up inquiries (who looked up a subject key, when, why) are kept this many days in the log

@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { rateLimitedHeaders, retryHeaders } from "./headers";
 
 /** The closed set of problems the API answers with; each has exactly one status. */
 export type ProblemKind =
@@ -108,12 +109,22 @@ export class ProblemError extends Error {
   }
 }
 
+/** Bounds of a problem's text, so no refusal grows with what was sent (an unknown path, many fields). */
+export const MAX_DETAIL = 2000;
+export const MAX_FIELD_ERRORS = 100;
+export const MAX_FIELD_TEXT = 1000;
+
+/** `text`, cut to `max` characters with `…` when longer. */
+function cut(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
 export function toProblem(err: ProblemError, requestId: string): Problem {
   return {
     type: PROBLEM_BASE + err.kind.replace(/_/g, "-"),
     title: TITLES[err.kind],
     status: err.status,
-    detail: err.message,
+    detail: cut(err.message, MAX_DETAIL),
     instance: requestId,
     ...(err.errors ? { errors: err.errors } : {}),
   };
@@ -135,20 +146,23 @@ export function problemResponse(err: ProblemError, requestId: string): Response 
 export function fieldErrors(
   issues: readonly { path: readonly PropertyKey[]; message: string }[],
 ): FieldError[] {
-  return issues.map((issue) => ({
-    path: issue.path.map(String).join("."),
-    message: issue.message,
+  return issues.slice(0, MAX_FIELD_ERRORS).map((issue) => ({
+    path: cut(issue.path.map(String).join("."), MAX_FIELD_TEXT),
+    message: cut(issue.message, MAX_FIELD_TEXT),
   }));
 }
 
 export const ProblemSchema = z
   .object({
-    type: z.string(),
-    title: z.string(),
-    status: z.number().int(),
-    detail: z.string(),
-    instance: z.string(),
-    errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+    type: z.string().regex(/^https:\/\/pixiu\.dev\/problems\/[a-z-]+$/),
+    title: z.string().max(100),
+    status: z.number().int().min(400).max(599).openapi({ format: "int32" }),
+    detail: z.string().max(MAX_DETAIL),
+    instance: z.string().max(64),
+    errors: z
+      .array(z.object({ path: z.string().max(MAX_FIELD_TEXT), message: z.string().max(MAX_FIELD_TEXT) }))
+      .max(MAX_FIELD_ERRORS)
+      .optional(),
   })
   .openapi("Problem");
 
@@ -159,7 +173,10 @@ const problem = (description: string) => ({
 
 /** The look-up routes' extra answer: the look-up could not be logged, so it was not answered. */
 export const logUnavailableResponse = {
-  503: problem("The look-up could not be logged durably, so it was not answered; retry after Retry-After"),
+  503: {
+    ...problem("The look-up could not be logged durably, so it was not answered; retry after Retry-After"),
+    headers: retryHeaders,
+  },
 } as const;
 
 /** Spread into every route's `responses` so the OpenAPI document lists the problems. */
@@ -170,9 +187,17 @@ export const problemResponses = {
   413: problem("Body too large"),
   415: problem("Content type is not application/json"),
   422: problem("Validation failed; `errors` lists each field"),
-  429: problem("Rate limited; see Retry-After"),
+  429: {
+    ...problem(
+      "Rate limited (the route class's limit per principal, or the daily look-up cap); see Retry-After",
+    ),
+    headers: rateLimitedHeaders,
+  },
   500: problem("Internal error"),
 } as const;
+
+/** The open routes' only problem. */
+export const internalErrorResponse = { 500: problem("Internal error") } as const;
 
 export const notFoundResponse = {
   404: problem("Not found (also for another platform's resources)"),

@@ -114,26 +114,76 @@ export function nestingDepth(text: string): number {
 export const RATE_LIMIT_PERIOD_SECONDS = 60;
 
 /**
- * Per-principal rate limits by route class (scores and evidence matches, subject access, writes, admin), with the Workers Rate
- * Limiting binding; a 429 carries Retry-After.
+ * Requests per principal per `RATE_LIMIT_PERIOD_SECONDS`, by route class. The binding enforces
+ * wrangler.toml's `[[ratelimits]]` and cannot say its own limit, so the numbers are repeated here
+ * for the `RateLimit-Policy` field; test/openapi.test.ts fails when the two disagree.
+ */
+export const RATE_LIMITS = { scores: 1200, writes: 600, admin: 300, subject_access: 60 } as const;
+export type RateLimitClass = keyof typeof RATE_LIMITS;
+
+/**
+ * The class's quota policy as draft-ietf-httpapi-ratelimit-headers-11 §3 writes it:
+ * `"writes";q=600;w=60`.
+ */
+export function ratePolicy(cls: RateLimitClass): string {
+  return `"${cls}";q=${RATE_LIMITS[cls]};w=${RATE_LIMIT_PERIOD_SECONDS}`;
+}
+
+/**
+ * The only service limit the ledger knows (the binding answers allowed or not, never a count):
+ * none left, for at most `seconds` (draft-ietf-httpapi-ratelimit-headers-11 §4).
+ */
+export function exhausted(policy: string, seconds: number): string {
+  return `"${policy}";r=0;t=${seconds}`;
+}
+
+/** Adds policies to an answer's `RateLimit-Policy` list (one field may carry several, §3). */
+export function addRatePolicy(headers: Headers, policy: string): void {
+  const present = headers.get("ratelimit-policy");
+  if (!present?.split(",").some((p) => p.trim().startsWith(policy.split(";")[0] as string))) {
+    headers.append("ratelimit-policy", policy);
+  }
+}
+
+/** The route class of a `/v1` path: each has its own budget per principal. */
+export function rateClassOf(path: string): RateLimitClass {
+  return path.startsWith("/v1/admin")
+    ? "admin"
+    : path.startsWith("/v1/scores") || path === "/v1/evidence/match"
+      ? "scores"
+      : path === "/v1/subject-access"
+        ? "subject_access"
+        : "writes";
+}
+
+const LIMITER: Record<RateLimitClass, "RL_ADMIN" | "RL_SCORES" | "RL_SUBJECT_ACCESS" | "RL_WRITES"> = {
+  admin: "RL_ADMIN",
+  scores: "RL_SCORES",
+  subject_access: "RL_SUBJECT_ACCESS",
+  writes: "RL_WRITES",
+};
+
+/**
+ * Per-principal rate limits by route class (scores and evidence matches, subject access, writes,
+ * admin), with the Workers Rate Limiting binding. Every answer past this point carries the class's
+ * `RateLimit-Policy`; a 429 also carries `RateLimit` (nothing left for the period) and
+ * Retry-After. docs/api.md, "Rate limits", says what is and is not known.
  */
 export function rateLimit(): MiddlewareHandler<AppEnv> {
   return async function rateLimit(c, next) {
-    const config = c.var.config;
-    const path = c.req.path;
-    const [limiter, cls]: [RateLimiter, string] = path.startsWith("/v1/admin")
-      ? [config.RL_ADMIN, "admin"]
-      : path.startsWith("/v1/scores") || path === "/v1/evidence/match"
-        ? [config.RL_SCORES, "scores"]
-        : path === "/v1/subject-access"
-          ? [config.RL_SUBJECT_ACCESS, "subject_access"]
-          : [config.RL_WRITES, "writes"];
+    const cls = rateClassOf(c.req.path);
+    const limiter: RateLimiter = c.var.config[LIMITER[cls]];
     const { success } = await limiter.limit({ key: `${cls}:${c.var.principal.actor}` });
     if (!success) {
       throw new ProblemError("rate_limited", `Rate limit for ${cls} requests exceeded.`, {
-        headers: { "retry-after": String(RATE_LIMIT_PERIOD_SECONDS) },
+        headers: {
+          "retry-after": String(RATE_LIMIT_PERIOD_SECONDS),
+          "ratelimit-policy": ratePolicy(cls),
+          ratelimit: exhausted(cls, RATE_LIMIT_PERIOD_SECONDS),
+        },
       });
     }
     await next();
+    addRatePolicy(c.res.headers, ratePolicy(cls));
   };
 }

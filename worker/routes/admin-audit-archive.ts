@@ -1,20 +1,24 @@
-import { createRoute, z } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import type { App } from "../app";
-import { notFoundResponse, ProblemError, problemResponses } from "../lib/problem";
+import { notFoundResponse, ProblemError } from "../lib/problem";
+import { authenticatedRoute } from "../lib/route";
 import { verifySegment } from "../log/archive";
 import { guard } from "../middleware/auth";
-import { CursorQuery } from "../schemas/common";
+import { CursorQuery, count, DateTime, int } from "../schemas/common";
+
+/** Segments per page of the archive list (R2's own maximum). */
+const ARCHIVE_PAGE = 1000;
 
 const SEGMENT_KEY = /^log\/shard-\d{3}\/\d{12}-\d{12}\.ndjson$/;
 
-const list = createRoute({
+const list = authenticatedRoute({
   method: "get",
   path: "/v1/admin/audit/archive",
+  operationId: "listAdminAuditArchive",
   tags: ["Admin: audit"],
   summary: "Archived log segments (R2), oldest first per shard",
   description:
     "Each segment is an audit export (`pixiu-audit-export/2`) of one shard's entries `from`–`to`, ending on a head a tree checkpoint signed, without subject keys. Download it from the bucket, or check it with `/v1/admin/audit/archive/verify`.",
-  security: [{ bearer: [] }],
   middleware: [guard("audit.archive.list", "admin")] as const,
   request: { query: z.object({ cursor: CursorQuery }) },
   responses: {
@@ -24,33 +28,39 @@ const list = createRoute({
         "application/json": {
           schema: z
             .object({
-              items: z.array(
-                z.object({
-                  key: z.string(),
-                  shard: z.number().int(),
-                  from: z.number().int(),
-                  to: z.number().int(),
-                  hash: z.string(),
-                  size: z.number().int(),
-                  uploaded: z.string(),
-                }),
-              ),
-              nextCursor: z.string().nullable(),
+              items: z
+                .array(
+                  z.object({
+                    key: z.string().regex(SEGMENT_KEY),
+                    shard: int(-1, 63).openapi({
+                      description: "−1 when the object carries no shard metadata",
+                    }),
+                    from: count(),
+                    to: count(),
+                    hash: z
+                      .string()
+                      .max(64)
+                      .openapi({ description: "The segment's head hash, or empty when unknown" }),
+                    size: count(),
+                    uploaded: DateTime,
+                  }),
+                )
+                .max(ARCHIVE_PAGE),
+              nextCursor: z.string().max(1024).nullable().openapi({ description: "R2's list cursor" }),
             })
             .openapi("ArchivePage"),
         },
       },
     },
-    ...problemResponses,
   },
 });
 
-const verify = createRoute({
+const verify = authenticatedRoute({
   method: "get",
   path: "/v1/admin/audit/archive/verify",
+  operationId: "verifyAdminAuditArchiveSegment",
   tags: ["Admin: audit"],
   summary: "Verify one archived segment: its chain, and the tree checkpoints that sign it",
-  security: [{ bearer: [] }],
   middleware: [guard("audit.archive.verify", "admin")] as const,
   request: { query: z.object({ key: z.string().regex(SEGMENT_KEY, "must be a segment key from the list") }) },
   responses: {
@@ -61,11 +71,11 @@ const verify = createRoute({
           schema: z
             .object({
               ok: z.boolean(),
-              error: z.string().optional(),
-              badShard: z.number().int().optional(),
-              firstBadSeq: z.number().int().optional(),
-              treeCheckpoints: z.number().int(),
-              shards: z.array(z.record(z.string(), z.unknown())),
+              error: z.string().max(1000).optional(),
+              badShard: int(-1, 63).optional(),
+              firstBadSeq: count().optional(),
+              treeCheckpoints: count(),
+              shards: z.array(z.record(z.string(), z.unknown())).max(64),
             })
             .passthrough()
             .openapi("ArchiveVerdict"),
@@ -73,7 +83,6 @@ const verify = createRoute({
       },
     },
     ...notFoundResponse,
-    ...problemResponses,
   },
 });
 
@@ -82,7 +91,7 @@ export function registerAdminAuditArchive(app: App) {
     const { cursor } = c.req.valid("query");
     const page = await c.var.config.LOG_ARCHIVE.list({
       prefix: "log/",
-      limit: 1000,
+      limit: ARCHIVE_PAGE,
       include: ["customMetadata"],
       ...(cursor ? { cursor } : {}),
     });

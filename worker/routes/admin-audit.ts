@@ -1,57 +1,65 @@
-import { createRoute, z } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import { type SQL, sql } from "drizzle-orm";
 import type { App } from "../app";
 import { currentHeads, publicAuditKeys, readableLog, treeCheckpoints, verifyLog } from "../audit/ledger";
 import { LEDGER_LEAF } from "../audit/tree";
 import { all } from "../lib/batch";
 import { decodeTimeIdCursor, encodeTimeIdCursor } from "../lib/cursor";
-import { ProblemError, problemResponses } from "../lib/problem";
+import { ProblemError } from "../lib/problem";
+import { authenticatedRoute } from "../lib/route";
 import { toRfc3339 } from "../lib/time";
 import type { LogEntry, ShardHead } from "../log/chain";
 import { everyShard, shardStub } from "../log/client";
 import { guard } from "../middleware/auth";
-import { CursorQuery, LimitQuery, page, Rfc3339 } from "../schemas/common";
+import { CursorQuery, count, DateTime, Hex64, int, LimitQuery, page, Rfc3339 } from "../schemas/common";
+import { MAX_BATCH_QUERIES } from "../schemas/scores";
+import { MAX_AUDIT_TEXT } from "../services/audit";
+
+/** Highest shard number: LOG_SHARDS is at most 64 (worker/env.ts). */
+const MAX_SHARD = 63;
+/** Subject keys one log entry commits to: one buyer's (8), or a batch's at most. */
+const MAX_ENTRY_KEYS = 8 * MAX_BATCH_QUERIES;
+/** A verifier's reason: one sentence naming the entry and what failed. */
+const MAX_VERDICT_REASON = 1000;
+/** Ceiling of the outbox's missing ranges (each a fault, alerted on): not enforced. */
+const MAX_MISSING_RANGES = 100_000;
 
 const EntrySchema = z
   .object({
-    seq: z.number().int(),
-    at: z.string(),
-    actor: z.string(),
-    action: z.string(),
-    target: z.string().nullable(),
-    requestId: z.string(),
-    outcome: z.string(),
+    seq: count(),
+    at: DateTime,
+    actor: z.string().max(256),
+    action: z.string().max(100),
+    target: z.string().max(MAX_AUDIT_TEXT).nullable(),
+    requestId: z.string().max(64),
+    outcome: z.string().max(32),
     details: z.record(z.string(), z.unknown()).nullable(),
-    prevHash: z.string().nullable(),
-    hash: z
-      .string()
-      .nullable()
-      .openapi({ description: "Null until the sealer chains a ledger entry; never null in a shard" }),
-    shard: z
-      .number()
-      .int()
+    prevHash: Hex64.nullable(),
+    hash: Hex64.nullable().openapi({
+      description: "Null until the sealer chains a ledger entry; never null in a shard",
+    }),
+    shard: int(0, MAX_SHARD)
       .nullable()
       .openapi({ description: "The log shard whose chain holds the entry; null for the ledger chain (D1)" }),
-    keys: z
-      .string()
-      .nullable()
-      .openapi({ description: "Shard entries: the chained commitment to the subject keys, or null" }),
-    subjectKeys: z.array(z.string()).nullable().openapi({
+    keys: Hex64.nullable().openapi({
+      description: "Shard entries: the chained commitment to the subject keys, or null",
+    }),
+    subjectKeys: z.array(Hex64).max(MAX_ENTRY_KEYS).nullable().openapi({
       description:
         "Shard entries: the subject keys committed to, while retained; null once erased (and for the ledger)",
     }),
   })
   .openapi("AuditEntry");
 
-const list = createRoute({
+const list = authenticatedRoute({
   method: "get",
   path: "/v1/admin/audit",
+  operationId: "listAdminAuditEntries",
   tags: ["Admin: audit"],
   summary:
     "Audit entries of the ledger chain and every log shard, newest first, filtered by actor, action, target and time",
   description:
     "Ordered by (at descending, source, seq descending), the ledger chain (D1) being the first source and the shards following in shard order; `nextCursor` is an opaque position in that order.",
-  security: [{ bearer: [] }],
   middleware: [guard("audit.list", "admin")] as const,
   request: {
     query: z.object({
@@ -69,19 +77,18 @@ const list = createRoute({
       description: "A page of entries",
       content: { "application/json": { schema: page(EntrySchema, "AuditPage") } },
     },
-    ...problemResponses,
   },
 });
 
-const verify = createRoute({
+const verify = authenticatedRoute({
   method: "get",
   path: "/v1/admin/audit/verify",
+  operationId: "verifyAdminAudit",
   tags: ["Admin: audit"],
   summary:
     "Verify the ledger chain and every log shard's chain, from the genesis or from the latest signed checkpoint",
   description:
     "Seals pending ledger entries first. The top-level fields are the ledger chain's verdict (`firstBadSeq` names its first bad `seq` when an entry was altered, removed or reordered; `unsealed` counts entries written but not yet chained, not a fault); `shards` holds one verdict per log shard (never anything unsealed: a shard chains as it writes). `outbox` accounts for every audit outbox id (none deleted before its drain). `ok` is true only when the ledger, every shard, every stored checkpoint and the outbox's accounting verify.",
-  security: [{ bearer: [] }],
   middleware: [guard("audit.verify", "admin")] as const,
   request: { query: z.object({ from: z.enum(["genesis", "checkpoint"]).default("genesis") }) },
   responses: {
@@ -91,41 +98,44 @@ const verify = createRoute({
         "application/json": {
           schema: z.object({
             ok: z.boolean(),
-            checked: z.number().int(),
-            from: z.object({ seq: z.number().int(), checkpoint: z.boolean() }),
-            head: z.object({ seq: z.number().int(), hash: z.string() }).nullable(),
-            unsealed: z.number().int(),
-            checkpoints: z.object({ checked: z.number().int(), invalid: z.number().int() }),
-            treeCheckpoints: z.object({ count: z.number().int(), invalid: z.number().int() }),
-            firstBadSeq: z.number().int().optional(),
-            reason: z.string().optional(),
+            checked: count(),
+            from: z.object({ seq: count(), checkpoint: z.boolean() }),
+            head: z.object({ seq: count(), hash: Hex64 }).nullable(),
+            unsealed: count(),
+            checkpoints: z.object({ checked: count(), invalid: count() }),
+            treeCheckpoints: z.object({ count: count(), invalid: count() }),
+            firstBadSeq: count().optional(),
+            reason: z.string().max(MAX_VERDICT_REASON).optional(),
             outbox: z
               .object({
-                through: z.number().int(),
-                top: z.number().int(),
-                pending: z.number().int(),
-                missing: z.array(z.tuple([z.number().int(), z.number().int()])),
+                through: count(),
+                top: count(),
+                pending: count(),
+                missing: z
+                  .array(z.tuple([count(), count()]).openapi({ minItems: 2, maxItems: 2 }))
+                  .max(MAX_MISSING_RANGES),
               })
               .describe(
                 "The audit outbox's accounting: every id up to `top` is waiting (`pending`) or held by a shard; `missing` ranges were deleted before reaching the log (a fault).",
               ),
-            shards: z.array(
-              z.object({
-                shard: z.number().int(),
-                ok: z.boolean(),
-                checked: z.number().int(),
-                from: z.object({ seq: z.number().int(), checkpoint: z.boolean() }),
-                head: z.object({ seq: z.number().int(), hash: z.string() }),
-                unsealed: z.literal(0),
-                firstBadSeq: z.number().int().optional(),
-                reason: z.string().optional(),
-              }),
-            ),
+            shards: z
+              .array(
+                z.object({
+                  shard: int(0, MAX_SHARD),
+                  ok: z.boolean(),
+                  checked: count(),
+                  from: z.object({ seq: count(), checkpoint: z.boolean() }),
+                  head: z.object({ seq: count(), hash: Hex64 }),
+                  unsealed: z.literal(0),
+                  firstBadSeq: count().optional(),
+                  reason: z.string().max(MAX_VERDICT_REASON).optional(),
+                }),
+              )
+              .max(MAX_SHARD + 1),
           }),
         },
       },
     },
-    ...problemResponses,
   },
 });
 
@@ -303,29 +313,29 @@ export function registerAdminAuditVerify(app: App) {
   });
 }
 
-const exportRoute = createRoute({
+const exportRoute = authenticatedRoute({
   method: "get",
   path: "/v1/admin/audit/export",
+  operationId: "exportAdminAudit",
   tags: ["Admin: audit"],
   summary: "Stream the ledger chain and every log shard's chain as NDJSON, with the signed checkpoints",
   description:
     "Format `pixiu-audit-export/2` (docs/audit.md): one `header`, one `keys` (the ledger's public audit keys), the ledger chain's `entry` lines in seq order (from `since` or `sinceSeq`), then each shard's `log-entry` lines in shard and seq order (from `since`, else whole), then `checkpoint` (format 1) and `tree-checkpoint` lines. Verify offline with `npm run audit:verify -- export.ndjson`.",
-  security: [{ bearer: [] }],
   middleware: [guard("audit.export", "admin")] as const,
   request: {
     query: z.object({
       since: Rfc3339.optional(),
-      sinceSeq: z.coerce
-        .number()
-        .int()
-        .min(1)
-        .optional()
-        .openapi({ description: "First seq of the ledger chain (shards are then exported whole)" }),
+      sinceSeq: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional().openapi({
+        format: "int64",
+        description: "First seq of the ledger chain (shards are then exported whole)",
+      }),
     }),
   },
   responses: {
-    200: { description: "NDJSON", content: { "application/x-ndjson": { schema: z.string() } } },
-    ...problemResponses,
+    200: {
+      description: "NDJSON, streamed: one JSON object a line",
+      content: { "application/x-ndjson": { schema: z.string().openapi({ format: "binary" }) } },
+    },
   },
 });
 

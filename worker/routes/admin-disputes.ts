@@ -1,10 +1,11 @@
-import { createRoute, z } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import { type SQL, sql } from "drizzle-orm";
 import { disputeStatuses, UNDECIDED } from "../../schema";
 import type { App } from "../app";
 import { all } from "../lib/batch";
 import { decodeCursor, pageOf } from "../lib/cursor";
-import { conflictResponse, notFoundResponse, ProblemError, problemResponses } from "../lib/problem";
+import { conflictResponse, notFoundResponse, ProblemError } from "../lib/problem";
+import { authenticatedRoute } from "../lib/route";
 import { guard } from "../middleware/auth";
 import { CursorQuery, IdParam, LimitQuery, page } from "../schemas/common";
 import { DisputeResolveSchema, DisputeSchema } from "../schemas/disputes";
@@ -17,13 +18,13 @@ import {
   visibleDispute,
 } from "../services/disputes";
 
-const list = createRoute({
+const list = authenticatedRoute({
   method: "get",
   path: "/v1/admin/disputes",
+  operationId: "listAdminDisputes",
   tags: ["Admin: disputes"],
   summary:
     "Disputes by status, newest first (`overdue`: open past the deadline, awaiting an admin; `escalated`: the opener contests the reporter's uphold, awaiting an admin)",
-  security: [{ bearer: [] }],
   middleware: [guard("admin.dispute.list", "admin")] as const,
   request: {
     query: z.object({ status: z.enum(disputeStatuses).optional(), cursor: CursorQuery, limit: LimitQuery }),
@@ -33,16 +34,15 @@ const list = createRoute({
       description: "A page of disputes",
       content: { "application/json": { schema: page(DisputeSchema, "DisputePage") } },
     },
-    ...problemResponses,
   },
 });
 
-const resolve = createRoute({
+const resolve = authenticatedRoute({
   method: "post",
   path: "/v1/admin/disputes/{id}/resolve",
+  operationId: "resolveAdminDispute",
   tags: ["Admin: disputes"],
   summary: "Decide an undecided dispute: keep the record or void it",
-  security: [{ bearer: [] }],
   middleware: [guard("dispute.resolve", "admin")] as const,
   request: {
     params: IdParam("dsp"),
@@ -52,7 +52,6 @@ const resolve = createRoute({
     200: { description: "The dispute, decided", content: { "application/json": { schema: DisputeSchema } } },
     ...notFoundResponse,
     ...conflictResponse,
-    ...problemResponses,
   },
 });
 

@@ -1,19 +1,20 @@
-import { createRoute, z } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import type { App } from "../app";
-import { problemResponses } from "../lib/problem";
+import { authenticatedRoute } from "../lib/route";
 import { guard } from "../middleware/auth";
+import { count, Hex64, int } from "../schemas/common";
 import { claimToken } from "../services/commit";
 import { scheduledJob } from "../services/maintenance";
 
-const route = createRoute({
+const route = authenticatedRoute({
   method: "post",
   path: "/v1/admin/maintenance/run",
+  operationId: "runAdminMaintenance",
   tags: ["Admin: maintenance"],
   summary:
     "Run the scheduled job now: retention purge, overdue disputes, expired rows, webhook re-sends, audit checkpoint",
   description:
     "Idempotent; the same job the Cron Trigger runs every minute. Send `{}`. Claims the token's `jti` like every admin write: a replayed token is a 401 and runs nothing.",
-  security: [{ bearer: [] }],
   middleware: [guard("maintenance.trigger", "admin")] as const,
   request: { body: { required: true, content: { "application/json": { schema: z.object({}).strict() } } } },
   responses: {
@@ -22,29 +23,37 @@ const route = createRoute({
       content: {
         "application/json": {
           schema: z.object({
-            reportsPurged: z.number().int(),
-            inquiriesPurged: z.number().int(),
-            tokenUsesPurged: z.number().int(),
-            disputesMarkedOverdue: z.number().int(),
-            eventsPurged: z.number().int(),
-            webhooksResent: z.number().int(),
+            reportsPurged: count(),
+            inquiriesPurged: count(),
+            tokenUsesPurged: count(),
+            disputesMarkedOverdue: count(),
+            eventsPurged: count(),
+            webhooksResent: count(),
             complete: z.boolean(),
-            log: z.object({ keysErased: z.number().int(), inquiriesPurged: z.number().int() }),
-            outbox: z.object({ drained: z.number().int(), failed: z.number().int() }).openapi({
+            log: z.object({ keysErased: count(), inquiriesPurged: count() }),
+            outbox: z.object({ drained: count(), failed: count() }).openapi({
               description: "Audit outbox rows this run moved to the log shards, and those left for the next",
             }),
             archived: z
-              .object({ segments: z.array(z.string()), entries: z.number().int() })
+              .object({
+                segments: z
+                  .array(
+                    z
+                      .string()
+                      .max(64)
+                      .regex(/^log\/shard-\d{3}\/\d{12}-\d{12}\.ndjson$/),
+                  )
+                  .max(1000),
+                entries: count(),
+              })
               .openapi({ description: "Log segments moved to the R2 archive by this run" }),
             checkpoint: z
               .object({
-                seq: z.number().int(),
-                hash: z.string(),
-                at: z.number().int(),
-                root: z.string(),
-                heads: z.array(
-                  z.object({ shard: z.number().int(), seq: z.number().int(), hash: z.string() }),
-                ),
+                seq: count(),
+                hash: Hex64,
+                at: count().openapi({ description: "Epoch milliseconds" }),
+                root: Hex64,
+                heads: z.array(z.object({ shard: int(-1, 63), seq: count(), hash: Hex64 })).max(65),
               })
               .nullable()
               .openapi({
@@ -55,7 +64,6 @@ const route = createRoute({
         },
       },
     },
-    ...problemResponses,
   },
 });
 

@@ -1,28 +1,27 @@
-import { createRoute } from "@hono/zod-openapi";
 import { platforms } from "../../schema";
 import type { App } from "../app";
 import { evictPlatform } from "../auth/principal";
 import { isUniqueViolation } from "../lib/batch";
 import { orm } from "../lib/db";
-import { conflictResponse, ProblemError, problemResponses } from "../lib/problem";
+import { conflictResponse, ProblemError } from "../lib/problem";
+import { authenticatedRoute } from "../lib/route";
 import { guard } from "../middleware/auth";
 import { PlatformCreateSchema, PlatformSchema } from "../schemas/platforms";
 import { requestAudit } from "../services/audit";
 import { commit } from "../services/commit";
 import { platformById, toPlatform } from "../services/platforms";
 
-const route = createRoute({
+const route = authenticatedRoute({
   method: "post",
   path: "/v1/admin/platforms",
+  operationId: "createAdminPlatform",
   tags: ["Admin: platforms"],
   summary: "Register a member platform with its public keys",
-  security: [{ bearer: [] }],
   middleware: [guard("platform.create", "admin")] as const,
   request: { body: { required: true, content: { "application/json": { schema: PlatformCreateSchema } } } },
   responses: {
     201: { description: "Registered", content: { "application/json": { schema: PlatformSchema } } },
     ...conflictResponse,
-    ...problemResponses,
   },
 });
 

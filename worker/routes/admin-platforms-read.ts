@@ -1,21 +1,22 @@
-import { createRoute, z } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import { asc, gt } from "drizzle-orm";
 import { platforms } from "../../schema";
 import type { App } from "../app";
 import { decodeCursor, pageOf } from "../lib/cursor";
 import { orm } from "../lib/db";
-import { notFoundResponse, ProblemError, problemResponses } from "../lib/problem";
+import { notFoundResponse, ProblemError } from "../lib/problem";
+import { authenticatedRoute } from "../lib/route";
 import { guard } from "../middleware/auth";
 import { CursorQuery, LimitQuery, page } from "../schemas/common";
 import { PlatformParam, PlatformSchema } from "../schemas/platforms";
 import { platformById, toPlatform } from "../services/platforms";
 
-const list = createRoute({
+const list = authenticatedRoute({
   method: "get",
   path: "/v1/admin/platforms",
+  operationId: "listAdminPlatforms",
   tags: ["Admin: platforms"],
   summary: "All member platforms, by id",
-  security: [{ bearer: [] }],
   middleware: [guard("platform.list", "admin")] as const,
   request: { query: z.object({ cursor: CursorQuery, limit: LimitQuery }) },
   responses: {
@@ -23,22 +24,20 @@ const list = createRoute({
       description: "A page of platforms",
       content: { "application/json": { schema: page(PlatformSchema, "PlatformPage") } },
     },
-    ...problemResponses,
   },
 });
 
-const get = createRoute({
+const get = authenticatedRoute({
   method: "get",
   path: "/v1/admin/platforms/{id}",
+  operationId: "getAdminPlatform",
   tags: ["Admin: platforms"],
   summary: "One member platform",
-  security: [{ bearer: [] }],
   middleware: [guard("platform.read", "admin")] as const,
   request: { params: PlatformParam },
   responses: {
     200: { description: "The platform", content: { "application/json": { schema: PlatformSchema } } },
     ...notFoundResponse,
-    ...problemResponses,
   },
 });
 

@@ -1,24 +1,24 @@
-import { createRoute } from "@hono/zod-openapi";
 import { eq } from "drizzle-orm";
 import type { Context } from "hono";
 import { platforms } from "../../schema";
 import type { App, AppEnv } from "../app";
 import { evictPlatform } from "../auth/principal";
 import { orm } from "../lib/db";
-import { notFoundResponse, ProblemError, problemResponses } from "../lib/problem";
+import { notFoundResponse, ProblemError } from "../lib/problem";
+import { authenticatedRoute } from "../lib/route";
 import { guard } from "../middleware/auth";
 import { JwksSchema, PlatformParam, PlatformPatchSchema, PlatformSchema } from "../schemas/platforms";
 import { requestAudit } from "../services/audit";
 import { commit } from "../services/commit";
 import { platformById, toPlatform } from "../services/platforms";
 
-const patch = createRoute({
+const patch = authenticatedRoute({
   method: "patch",
   path: "/v1/admin/platforms/{id}",
+  operationId: "updateAdminPlatform",
   tags: ["Admin: platforms"],
   summary: "Suspend or reactivate a platform, rename it, change its scopes",
   description: "Takes effect at once in this isolate and within PLATFORM_CACHE_TTL_SECONDS everywhere.",
-  security: [{ bearer: [] }],
   middleware: [guard("platform.update", "admin")] as const,
   request: {
     params: PlatformParam,
@@ -27,18 +27,17 @@ const patch = createRoute({
   responses: {
     200: { description: "The platform", content: { "application/json": { schema: PlatformSchema } } },
     ...notFoundResponse,
-    ...problemResponses,
   },
 });
 
-const keys = createRoute({
+const keys = authenticatedRoute({
   method: "put",
   path: "/v1/admin/platforms/{id}/keys",
+  operationId: "replaceAdminPlatformKeys",
   tags: ["Admin: platforms"],
   summary: "Replace a platform's key set (rotation)",
   description:
     "Publish the new key alongside the old one first, then remove the old one once no token uses it.",
-  security: [{ bearer: [] }],
   middleware: [guard("platform.keys", "admin")] as const,
   request: {
     params: PlatformParam,
@@ -47,7 +46,6 @@ const keys = createRoute({
   responses: {
     200: { description: "The platform", content: { "application/json": { schema: PlatformSchema } } },
     ...notFoundResponse,
-    ...problemResponses,
   },
 });
 

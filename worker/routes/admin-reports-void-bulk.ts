@@ -1,10 +1,10 @@
-import { createRoute, z } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import { sql } from "drizzle-orm";
 import type { App } from "../app";
 import { all } from "../lib/batch";
-import { problemResponses } from "../lib/problem";
+import { authenticatedRoute } from "../lib/route";
 import { guard } from "../middleware/auth";
-import { freeText, Rfc3339 } from "../schemas/common";
+import { freeText, idOf, Rfc3339 } from "../schemas/common";
 import { AUDIT_INSERT } from "../services/audit";
 import { commitNamed } from "../services/commit";
 import { enqueueDeliveries, eventsFromSelect } from "../services/events";
@@ -50,26 +50,26 @@ const BulkVoidSchema = z
 
 const ResultSchema = z
   .object({
-    voided: z.array(z.string()).openapi({ description: "The reports this call voided" }),
+    voided: z.array(idOf("rpt")).max(MAX_BULK_VOID).openapi({ description: "The reports this call voided" }),
     skipped: z
-      .array(z.object({ id: z.string(), reason: z.string() }))
+      .array(z.object({ id: idOf("rpt"), reason: z.string().max(100) }))
+      .max(MAX_BULK_VOID)
       .openapi({ description: "Listed ids not voided: unknown, or already closed" }),
     more: z.boolean().openapi({ description: "The filter matches more open reports: call again" }),
   })
   .openapi("ReportBulkVoidResult");
 
-const route = createRoute({
+const route = authenticatedRoute({
   method: "post",
   path: "/v1/admin/reports/void",
+  operationId: "voidAdminReportsBulk",
   tags: ["Admin: reports"],
   summary: `Void many reports at once: up to ${MAX_BULK_VOID} ids, or one platform's open reports filed in a time range`,
   description: `For cleaning up a poisoning flood. Only \`active\` and \`disputed\` reports are voided; an undecided dispute on one is decided \`report_voided\`. Each voided report is its own audit entry and its own \`report.voided\` event. One call voids at most ${MAX_BULK_VOID} (oldest filed first) in one D1 batch; \`more: true\` says the filter matches more.`,
-  security: [{ bearer: [] }],
   middleware: [guard("report.void", "admin")] as const,
   request: { body: { required: true, content: { "application/json": { schema: BulkVoidSchema } } } },
   responses: {
     200: { description: "What was voided", content: { "application/json": { schema: ResultSchema } } },
-    ...problemResponses,
   },
 });
 

@@ -1,20 +1,21 @@
-import { createRoute, z } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import { reportStatuses } from "../../schema";
 import type { App } from "../app";
 import { decodeTimeIdCursor } from "../lib/cursor";
-import { conflictResponse, notFoundResponse, ProblemError, problemResponses } from "../lib/problem";
+import { conflictResponse, notFoundResponse, ProblemError } from "../lib/problem";
+import { authenticatedRoute } from "../lib/route";
 import { guard } from "../middleware/auth";
 import { CursorQuery, IdParam, LimitQuery, page } from "../schemas/common";
 import { ReasonBodySchema, ReportSchema } from "../schemas/reports";
 import { closeReport, listReports, REPORT_ID, reportById } from "../services/report-queries";
 import { toReport } from "../services/reports";
 
-const list = createRoute({
+const list = authenticatedRoute({
   method: "get",
   path: "/v1/admin/reports",
+  operationId: "listAdminReports",
   tags: ["Admin: reports"],
   summary: "All reports, newest first, by platform and status",
-  security: [{ bearer: [] }],
   middleware: [guard("admin.report.list", "admin")] as const,
   request: {
     query: z.object({
@@ -29,31 +30,29 @@ const list = createRoute({
       description: "A page of reports",
       content: { "application/json": { schema: page(ReportSchema, "AdminReportPage") } },
     },
-    ...problemResponses,
   },
 });
 
-const get = createRoute({
+const get = authenticatedRoute({
   method: "get",
   path: "/v1/admin/reports/{id}",
+  operationId: "getAdminReport",
   tags: ["Admin: reports"],
   summary: "Any report, with its platformId",
-  security: [{ bearer: [] }],
   middleware: [guard("admin.report.read", "admin")] as const,
   request: { params: IdParam("rpt") },
   responses: {
     200: { description: "The report", content: { "application/json": { schema: ReportSchema } } },
     ...notFoundResponse,
-    ...problemResponses,
   },
 });
 
-const voidRoute = createRoute({
+const voidRoute = authenticatedRoute({
   method: "post",
   path: "/v1/admin/reports/{id}/void",
+  operationId: "voidAdminReport",
   tags: ["Admin: reports"],
   summary: "Void a report that should never have been made",
-  security: [{ bearer: [] }],
   middleware: [guard("report.void", "admin")] as const,
   request: {
     params: IdParam("rpt"),
@@ -63,7 +62,6 @@ const voidRoute = createRoute({
     200: { description: "The report, voided", content: { "application/json": { schema: ReportSchema } } },
     ...notFoundResponse,
     ...conflictResponse,
-    ...problemResponses,
   },
 });
 

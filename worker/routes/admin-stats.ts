@@ -1,27 +1,31 @@
-import { createRoute, z } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import { sql } from "drizzle-orm";
 import type { App } from "../app";
 import { readableLog } from "../audit/ledger";
 import { batch, rowsOf } from "../lib/batch";
-import { problemResponses } from "../lib/problem";
+import { authenticatedRoute } from "../lib/route";
 import { DAY_MS } from "../lib/time";
 import { everyShard } from "../log/client";
 import { guard } from "../middleware/auth";
+import { count, DateTime, int, PlatformRef } from "../schemas/common";
 import { utcDay } from "../services/usage";
 
 /** Days of usage the stats cover. */
 export const STATS_DAYS = 30;
 
-const counts = z.record(z.string(), z.number().int());
+const counts = z.record(z.string().max(32), count());
 
-const route = createRoute({
+/** Platforms the usage table lists at most (the most suspicious first): a ceiling, not enforced. */
+const MAX_STATS_PLATFORMS = 10_000;
+
+const route = authenticatedRoute({
   method: "get",
   path: "/v1/admin/stats",
+  operationId: "getAdminStats",
   tags: ["Admin: audit"],
   summary: "Counts by status, queries per day, and each platform's look-ups against its reports",
   description:
     "`usage` lists, per platform over the last 30 days, score queries, subject keys looked up and reports filed. A platform that looks up far more buyers than it reports (`lookupsPerReport`) may be enumerating the ledger. Beside them, its subject-access pages (`subjectAccess`) and the disputes it opened (`disputesOpened`): buyers' own requests, which a platform could otherwise use to read files without a score query.",
-  security: [{ bearer: [] }],
   middleware: [guard("admin.stats", "admin")] as const,
   responses: {
     200: {
@@ -33,43 +37,44 @@ const route = createRoute({
               platforms: counts,
               reports: counts,
               disputes: counts,
-              queriesPerDay: z.array(
-                z.object({ day: z.string(), queries: z.number().int(), subjects: z.number().int() }),
-              ),
-              lookupDailyCap: z.number().int().openapi({
+              queriesPerDay: z
+                .array(z.object({ day: z.iso.date(), queries: count(), subjects: count() }))
+                .max(STATS_DAYS),
+              lookupDailyCap: int(1, 100_000_000).openapi({
                 description: "LOOKUP_DAILY_CAP: distinct subject keys a platform may look up per UTC day",
               }),
-              usage: z.array(
-                z.object({
-                  platformId: z.string(),
-                  queries: z.number().int(),
-                  subjects: z.number().int(),
-                  reports: z.number().int(),
-                  lookupsPerReport: z.number().nullable(),
-                  subjectAccess: z.number().int().openapi({ description: "Subject-access pages answered" }),
-                  disputesOpened: z.number().int().openapi({ description: "Disputes this platform opened" }),
-                  distinctSubjectsToday: z.number().int().openapi({
-                    description: "Distinct subject keys looked up today (UTC), against `lookupDailyCap`",
+              usage: z
+                .array(
+                  z.object({
+                    platformId: PlatformRef,
+                    queries: count(),
+                    subjects: count(),
+                    reports: count(),
+                    lookupsPerReport: z.number().min(0).nullable(),
+                    subjectAccess: count().openapi({ description: "Subject-access pages answered" }),
+                    disputesOpened: count().openapi({ description: "Disputes this platform opened" }),
+                    distinctSubjectsToday: count().openapi({
+                      description: "Distinct subject keys looked up today (UTC), against `lookupDailyCap`",
+                    }),
                   }),
-                }),
-              ),
+                )
+                .max(MAX_STATS_PLATFORMS),
               audit: z.object({
-                entries: z.number().int().openapi({
+                entries: count().openapi({
                   description:
                     "Audit entries written: the ledger chain's, every log shard's, and those in the outbox",
                 }),
-                unsealed: z.number().int().openapi({
+                unsealed: count().openapi({
                   description:
                     "Entries written but not yet chained: the ledger chain's unsealed tail (its closed legacy prefix) plus outbox rows not yet drained to the log shards",
                 }),
-                lastCheckpoint: z.object({ seq: z.number().int(), at: z.string() }).nullable(),
+                lastCheckpoint: z.object({ seq: count(), at: DateTime }).nullable(),
               }),
             })
             .openapi("Stats"),
         },
       },
     },
-    ...problemResponses,
   },
 });
 

@@ -1,20 +1,20 @@
-import { createRoute } from "@hono/zod-openapi";
 import type { App } from "../app";
-import { conflictResponse, notFoundResponse, ProblemError, problemResponses } from "../lib/problem";
+import { conflictResponse, notFoundResponse, ProblemError } from "../lib/problem";
+import { authenticatedRoute } from "../lib/route";
 import { DAY_MS } from "../lib/time";
 import { guard } from "../middleware/auth";
 import { IdParam } from "../schemas/common";
 import { DisputeEscalateSchema, DisputeSchema } from "../schemas/disputes";
 import { escalateDispute, toDispute, visibleDispute } from "../services/disputes";
 
-const route = createRoute({
+const route = authenticatedRoute({
   method: "post",
   path: "/v1/disputes/{id}/escalate",
+  operationId: "escalateDispute",
   tags: ["Disputes"],
   summary: "The opening platform escalates a dispute the reporter upheld; an admin decides it",
   description:
     "Once per dispute, by the platform that opened it, while the dispute is `upheld` and within `DISPUTE_DEADLINE_DAYS` of the reporter's decision. The dispute becomes `escalated` and the record `disputed` again (flagged, reduced weight) until an admin resolves it; an escalation undecided past its new `deadlineAt` stops the record counting.",
-  security: [{ bearer: [] }],
   middleware: [guard("dispute.escalate", "disputes:write")] as const,
   request: {
     params: IdParam("dsp"),
@@ -27,7 +27,6 @@ const route = createRoute({
     },
     ...notFoundResponse,
     ...conflictResponse,
-    ...problemResponses,
   },
 });
 

@@ -1,12 +1,12 @@
-import { createRoute, z } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import { type SQL, sql } from "drizzle-orm";
 import { disputeStatuses } from "../../schema";
 import type { App } from "../app";
 import { all } from "../lib/batch";
 import { decodeCursor, pageOf } from "../lib/cursor";
-import { problemResponses } from "../lib/problem";
+import { authenticatedRoute } from "../lib/route";
 import { callerPlatform, guard } from "../middleware/auth";
-import { CursorQuery, LimitQuery } from "../schemas/common";
+import { CursorQuery, LimitQuery, MAX_PAGE, NextCursor } from "../schemas/common";
 import { DisputeSchema } from "../schemas/disputes";
 import { DISPUTE_COLUMNS, DISPUTE_ID, type DisputeRow, toDispute } from "../services/disputes";
 
@@ -18,14 +18,14 @@ const ListedDispute = DisputeSchema.extend({
   }),
 }).openapi("ListedDispute");
 
-const route = createRoute({
+const route = authenticatedRoute({
   method: "get",
   path: "/v1/disputes",
+  operationId: "listDisputes",
   tags: ["Disputes"],
   summary: "The disputes the caller opened or that concern its reports, newest first",
   description:
     "`role=reporter` lists the disputes of the caller's own records (what it must answer within the deadline); `role=opener` those it opened for buyers; without `role`, both. Filter by `status` (`open`, `overdue`, `escalated`, …).",
-  security: [{ bearer: [] }],
   middleware: [guard("dispute.list", "disputes:write", "reports:write")] as const,
   request: {
     query: z.object({
@@ -41,12 +41,11 @@ const route = createRoute({
       content: {
         "application/json": {
           schema: z
-            .object({ items: z.array(ListedDispute), nextCursor: z.string().nullable() })
+            .object({ items: z.array(ListedDispute).max(MAX_PAGE), nextCursor: NextCursor })
             .openapi("ListedDisputePage"),
         },
       },
     },
-    ...problemResponses,
   },
 });
 

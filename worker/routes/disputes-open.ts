@@ -1,11 +1,11 @@
-import { createRoute } from "@hono/zod-openapi";
 import { sql } from "drizzle-orm";
 import { disputes } from "../../schema";
 import type { App } from "../app";
 import { abortUnlessChanged, all, isUniqueViolation } from "../lib/batch";
 import { ledgerFor, orm } from "../lib/db";
 import { newId } from "../lib/ids";
-import { conflictResponse, notFoundResponse, ProblemError, problemResponses } from "../lib/problem";
+import { conflictResponse, notFoundResponse, ProblemError } from "../lib/problem";
+import { authenticatedRoute } from "../lib/route";
 import { DAY_MS, toRfc3339 } from "../lib/time";
 import { callerPlatform, guard } from "../middleware/auth";
 import { DisputeOpenSchema, DisputeSchema } from "../schemas/disputes";
@@ -15,21 +15,20 @@ import { disputeById, toDispute } from "../services/disputes";
 import { enqueueDeliveries, eventInserts } from "../services/events";
 import { pepperSubjects } from "../services/subjects";
 
-const route = createRoute({
+const route = authenticatedRoute({
   method: "post",
   path: "/v1/disputes",
+  operationId: "openDispute",
   tags: ["Disputes"],
   summary: "Open a buyer's dispute of a record",
   description:
     "The subjects must match the record (else 404). The record becomes `disputed`: it counts at reduced weight, and not at all once the dispute is open past `deadlineAt` without a decision. One undecided dispute per record (409). The reporting platform cannot dispute its own record (403): a dispute is the buyer's side.",
-  security: [{ bearer: [] }],
   middleware: [guard("dispute.open", "disputes:write")] as const,
   request: { body: { required: true, content: { "application/json": { schema: DisputeOpenSchema } } } },
   responses: {
     201: { description: "Opened", content: { "application/json": { schema: DisputeSchema } } },
     ...notFoundResponse,
     ...conflictResponse,
-    ...problemResponses,
   },
 });
 

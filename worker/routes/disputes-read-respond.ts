@@ -1,34 +1,33 @@
-import { createRoute } from "@hono/zod-openapi";
 import type { App } from "../app";
-import { conflictResponse, notFoundResponse, ProblemError, problemResponses } from "../lib/problem";
+import { conflictResponse, notFoundResponse, ProblemError } from "../lib/problem";
+import { authenticatedRoute } from "../lib/route";
 import { guard } from "../middleware/auth";
 import { IdParam } from "../schemas/common";
 import { DisputeRespondSchema, DisputeSchema } from "../schemas/disputes";
 import { decideDispute, toDispute, visibleDispute } from "../services/disputes";
 
-const get = createRoute({
+const get = authenticatedRoute({
   method: "get",
   path: "/v1/disputes/{id}",
+  operationId: "getDispute",
   tags: ["Disputes"],
   summary: "One dispute: for the platform that opened it, the reporting platform, and admins",
-  security: [{ bearer: [] }],
   middleware: [guard("dispute.read", "disputes:write", "admin")] as const,
   request: { params: IdParam("dsp") },
   responses: {
     200: { description: "The dispute", content: { "application/json": { schema: DisputeSchema } } },
     ...notFoundResponse,
-    ...problemResponses,
   },
 });
 
-const respond = createRoute({
+const respond = authenticatedRoute({
   method: "post",
   path: "/v1/disputes/{id}/respond",
+  operationId: "respondToDispute",
   tags: ["Disputes"],
   summary: "The reporting platform upholds its record or withdraws it",
   description:
     "`withdraw` retracts the record. `uphold` restores it to `active`, only before the deadline: past it, an admin decides.",
-  security: [{ bearer: [] }],
   middleware: [guard("dispute.respond", "disputes:write")] as const,
   request: {
     params: IdParam("dsp"),
@@ -38,7 +37,6 @@ const respond = createRoute({
     200: { description: "The dispute, decided", content: { "application/json": { schema: DisputeSchema } } },
     ...notFoundResponse,
     ...conflictResponse,
-    ...problemResponses,
   },
 });
 

@@ -1,27 +1,26 @@
-import { createRoute, z } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import { sql } from "drizzle-orm";
 import type { App } from "../app";
 import { all } from "../lib/batch";
 import { decodeCursor, encodeCursor } from "../lib/cursor";
-import { problemResponses } from "../lib/problem";
+import { authenticatedRoute } from "../lib/route";
 import { callerPlatform, guard } from "../middleware/auth";
 import { CursorQuery, LimitQuery } from "../schemas/common";
 import { EventPageSchema } from "../schemas/events";
 import { type EventRow, toEventItem } from "../services/webhooks";
 
-const route = createRoute({
+const route = authenticatedRoute({
   method: "get",
   path: "/v1/events",
+  operationId: "listEvents",
   tags: ["Events"],
   summary: "The caller's event feed, oldest first",
   description:
     "Disputes of the caller's reports (opened, responded, escalated, decided, overdue), its reports voided or expired, and the decisions of disputes it opened. Events are kept at least 30 days (`EVENT_RETENTION_DAYS`). Keep `nextCursor` and poll with it: it marks the position after the last event returned.",
-  security: [{ bearer: [] }],
   middleware: [guard("event.list", "reports:write", "disputes:write", "scores:read")] as const,
   request: { query: z.object({ cursor: CursorQuery, limit: LimitQuery }) },
   responses: {
     200: { description: "A page of events", content: { "application/json": { schema: EventPageSchema } } },
-    ...problemResponses,
   },
 });
 

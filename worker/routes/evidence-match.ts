@@ -1,10 +1,12 @@
-import { createRoute, z } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import type { App } from "../app";
 import { all } from "../lib/batch";
-import { logUnavailableResponse, problemResponses } from "../lib/problem";
+import { logUnavailableResponse } from "../lib/problem";
+import { authenticatedRoute } from "../lib/route";
 import { toRfc3339 } from "../lib/time";
 import { guard } from "../middleware/auth";
-import { MAX_MATCH_PHOTOS, PhotoMatchSchema, PhotoSchema } from "../schemas/scores";
+import { int } from "../schemas/common";
+import { MAX_MATCH_PHOTOS, MAX_PHOTO_MATCHES, PhotoMatchSchema, PhotoSchema } from "../schemas/scores";
 import {
   type CandidateRow,
   chunksOf,
@@ -25,21 +27,28 @@ const MatchBodySchema = z
 
 const MatchAnswerSchema = z
   .object({
-    maxDistance: z.number().int(),
-    photos: z.array(z.object({ index: z.number().int(), matches: z.array(PhotoMatchSchema) })),
+    maxDistance: int(0, 256),
+    photos: z
+      .array(
+        z.object({
+          index: int(0, MAX_MATCH_PHOTOS - 1),
+          matches: z.array(PhotoMatchSchema).max(MAX_PHOTO_MATCHES),
+        }),
+      )
+      .max(MAX_MATCH_PHOTOS),
   })
   .openapi("EvidenceMatchAnswer");
 
 type Match = z.infer<typeof PhotoMatchSchema>;
 
-const route = createRoute({
+const route = authenticatedRoute({
   method: "post",
   path: "/v1/evidence/match",
+  operationId: "matchEvidence",
   tags: ["Scores"],
   summary: "Match refund photos against confirmed fingerprints",
   description:
     "Per photo, the confirmed fingerprints (`image_pdq` evidence of active or disputed reports) within MAX_MATCH_DISTANCE, one entry per fingerprint hash: its distance, how many platforms confirmed a case with it, the categories and the incident times. Never the reporter, the case or the buyer. One read on the ledger database; the look-up is logged in the log store before the answer leaves (503 when it cannot be).",
-  security: [{ bearer: [] }],
   middleware: [guard("evidence.match", "scores:read")] as const,
   request: { body: { required: true, content: { "application/json": { schema: MatchBodySchema } } } },
   responses: {
@@ -48,7 +57,6 @@ const route = createRoute({
       content: { "application/json": { schema: MatchAnswerSchema } },
     },
     ...logUnavailableResponse,
-    ...problemResponses,
   },
 });
 

@@ -1,7 +1,9 @@
-import { createRoute, z } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import type { App } from "../app";
-import { fieldErrors, ProblemError, ProblemSchema, problemResponses, toProblem } from "../lib/problem";
+import { fieldErrors, ProblemError, ProblemSchema, toProblem } from "../lib/problem";
+import { authenticatedRoute } from "../lib/route";
 import { callerPlatform, guard } from "../middleware/auth";
+import { idOf, int } from "../schemas/common";
 import { ReportBodySchema } from "../schemas/reports";
 import { type AuditEntry, auditInsertMany } from "../services/audit";
 import { commitNamed } from "../services/commit";
@@ -17,20 +19,20 @@ import {
 export const MAX_BULK_REPORTS = 500;
 
 const ItemResultSchema = z.object({
-  index: z.number().int(),
-  status: z.number().int(),
-  id: z.string().optional(),
+  index: int(0, MAX_BULK_REPORTS - 1),
+  status: int(200, 599),
+  id: idOf("rpt").optional(),
   problem: ProblemSchema.optional(),
 });
 
-const route = createRoute({
+const route = authenticatedRoute({
   method: "post",
   path: "/v1/reports/bulk",
+  operationId: "createReportsBulk",
   tags: ["Reports"],
   summary: "Report up to 500 cases",
   description:
     "Each item is processed as if posted alone (201, 200 replay, 409, 422, including 422 for an item over the per-subject cap MAX_ACTIVE_REPORTS_PER_SUBJECT, counting the earlier items of the same call); one bad item fails only itself. The valid items are written in one D1 batch.",
-  security: [{ bearer: [] }],
   middleware: [guard("report.create", "reports:write")] as const,
   request: {
     body: {
@@ -48,9 +50,12 @@ const route = createRoute({
   responses: {
     200: {
       description: "One result per item, in order",
-      content: { "application/json": { schema: z.object({ results: z.array(ItemResultSchema) }) } },
+      content: {
+        "application/json": {
+          schema: z.object({ results: z.array(ItemResultSchema).max(MAX_BULK_REPORTS) }),
+        },
+      },
     },
-    ...problemResponses,
   },
 });
 

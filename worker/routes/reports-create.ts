@@ -1,6 +1,6 @@
-import { createRoute } from "@hono/zod-openapi";
 import type { App } from "../app";
-import { conflictResponse, ProblemError, problemResponses } from "../lib/problem";
+import { conflictResponse, ProblemError } from "../lib/problem";
+import { authenticatedRoute } from "../lib/route";
 import { callerPlatform, guard } from "../middleware/auth";
 import { ReportBodySchema, ReportSchema } from "../schemas/reports";
 import { commitNamed } from "../services/commit";
@@ -13,14 +13,14 @@ import {
   writeResults,
 } from "../services/reports";
 
-const route = createRoute({
+const route = authenticatedRoute({
   method: "post",
   path: "/v1/reports",
+  operationId: "createReport",
   tags: ["Reports"],
   summary: "Report a confirmed case",
   description:
     "Idempotent per `caseId`: the same content again answers 200 with the same report; different content answers 409. A platform holds at most MAX_ACTIVE_REPORTS_PER_SUBJECT active or disputed reports per subject: one more answers 422 and writes nothing.",
-  security: [{ bearer: [] }],
   middleware: [guard("report.create", "reports:write")] as const,
   request: { body: { required: true, content: { "application/json": { schema: ReportBodySchema } } } },
   responses: {
@@ -30,7 +30,6 @@ const route = createRoute({
       content: { "application/json": { schema: ReportSchema } },
     },
     ...conflictResponse,
-    ...problemResponses,
   },
 });
 

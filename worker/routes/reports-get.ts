@@ -1,24 +1,23 @@
-import { createRoute } from "@hono/zod-openapi";
 import type { App } from "../app";
-import { notFoundResponse, ProblemError, problemResponses } from "../lib/problem";
+import { notFoundResponse, ProblemError } from "../lib/problem";
+import { authenticatedRoute } from "../lib/route";
 import { callerPlatform, guard } from "../middleware/auth";
 import { IdParam } from "../schemas/common";
 import { ReportSchema } from "../schemas/reports";
 import { reportById } from "../services/report-queries";
 import { toReport } from "../services/reports";
 
-const route = createRoute({
+const route = authenticatedRoute({
   method: "get",
   path: "/v1/reports/{id}",
+  operationId: "getReport",
   tags: ["Reports"],
   summary: "One of the caller's own reports",
-  security: [{ bearer: [] }],
   middleware: [guard("report.read", "reports:write")] as const,
   request: { params: IdParam("rpt") },
   responses: {
     200: { description: "The report", content: { "application/json": { schema: ReportSchema } } },
     ...notFoundResponse,
-    ...problemResponses,
   },
 });
 

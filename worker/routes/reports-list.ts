@@ -1,19 +1,19 @@
-import { createRoute, z } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import { reportStatuses } from "../../schema";
 import type { App } from "../app";
 import { decodeTimeIdCursor } from "../lib/cursor";
-import { problemResponses } from "../lib/problem";
+import { authenticatedRoute } from "../lib/route";
 import { callerPlatform, guard } from "../middleware/auth";
 import { CursorQuery, LimitQuery, page } from "../schemas/common";
 import { ReportSchema } from "../schemas/reports";
 import { listReports, REPORT_ID } from "../services/report-queries";
 
-const route = createRoute({
+const route = authenticatedRoute({
   method: "get",
   path: "/v1/reports",
+  operationId: "listReports",
   tags: ["Reports"],
   summary: "The caller's own reports, newest first",
-  security: [{ bearer: [] }],
   middleware: [guard("report.list", "reports:write")] as const,
   request: {
     query: z.object({ status: z.enum(reportStatuses).optional(), cursor: CursorQuery, limit: LimitQuery }),
@@ -23,7 +23,6 @@ const route = createRoute({
       description: "A page of reports",
       content: { "application/json": { schema: page(ReportSchema, "ReportPage") } },
     },
-    ...problemResponses,
   },
 });
 

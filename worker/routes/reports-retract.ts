@@ -1,18 +1,18 @@
-import { createRoute } from "@hono/zod-openapi";
 import type { App } from "../app";
-import { conflictResponse, notFoundResponse, problemResponses } from "../lib/problem";
+import { conflictResponse, notFoundResponse } from "../lib/problem";
+import { authenticatedRoute } from "../lib/route";
 import { callerPlatform, guard } from "../middleware/auth";
 import { IdParam } from "../schemas/common";
 import { ReasonBodySchema, ReportSchema } from "../schemas/reports";
 import { closeReport } from "../services/report-queries";
 
-const route = createRoute({
+const route = authenticatedRoute({
   method: "post",
   path: "/v1/reports/{id}/retract",
+  operationId: "retractReport",
   tags: ["Reports"],
   summary: "Retract one of the caller's own reports",
   description: "A retracted report never counts again. Retracting a closed report answers 409.",
-  security: [{ bearer: [] }],
   middleware: [guard("report.retract", "reports:write")] as const,
   request: {
     params: IdParam("rpt"),
@@ -22,7 +22,6 @@ const route = createRoute({
     200: { description: "The report, retracted", content: { "application/json": { schema: ReportSchema } } },
     ...notFoundResponse,
     ...conflictResponse,
-    ...problemResponses,
   },
 });
 

@@ -1,18 +1,19 @@
-import { createRoute, z } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import type { App } from "../app";
-import { logUnavailableResponse, problemResponses } from "../lib/problem";
+import { logUnavailableResponse } from "../lib/problem";
+import { authenticatedRoute } from "../lib/route";
 import { guard } from "../middleware/auth";
-import { ScoreAnswerSchema, ScoreBatchBodySchema } from "../schemas/scores";
+import { MAX_BATCH_QUERIES, ScoreAnswerSchema, ScoreBatchBodySchema } from "../schemas/scores";
 import { scoreBuyers } from "../services/scores";
 
-const route = createRoute({
+const route = authenticatedRoute({
   method: "post",
   path: "/v1/scores/batch",
+  operationId: "scoreBatch",
   tags: ["Scores"],
   summary: "Score up to 100 buyers",
   description:
     "One D1 round trip for the whole batch; results in the order of `queries`. Each query may carry `evidence` (up to 16 photos), at most MAX_BATCH_PHOTOS (64) photos over the whole batch.",
-  security: [{ bearer: [] }],
   middleware: [guard("score.query", "scores:read")] as const,
   request: { body: { required: true, content: { "application/json": { schema: ScoreBatchBodySchema } } } },
   responses: {
@@ -20,12 +21,15 @@ const route = createRoute({
       description: "One answer per query",
       content: {
         "application/json": {
-          schema: z.object({ results: z.array(ScoreAnswerSchema.extend({ ref: z.string() })) }),
+          schema: z.object({
+            results: z
+              .array(ScoreAnswerSchema.extend({ ref: z.string().min(1).max(128) }))
+              .max(MAX_BATCH_QUERIES),
+          }),
         },
       },
     },
     ...logUnavailableResponse,
-    ...problemResponses,
   },
 });
 

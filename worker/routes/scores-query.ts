@@ -1,18 +1,18 @@
-import { createRoute } from "@hono/zod-openapi";
 import type { App } from "../app";
-import { logUnavailableResponse, problemResponses } from "../lib/problem";
+import { logUnavailableResponse } from "../lib/problem";
+import { authenticatedRoute } from "../lib/route";
 import { guard } from "../middleware/auth";
 import { ScoreAnswerSchema, ScoreQueryBodySchema } from "../schemas/scores";
 import { scoreBuyers } from "../services/scores";
 
-const route = createRoute({
+const route = authenticatedRoute({
   method: "post",
   path: "/v1/scores/query",
+  operationId: "queryScore",
   tags: ["Scores"],
   summary: "Score one buyer",
   description:
     "All subjects are one buyer: a report matching any of them counts once. With `evidence` (the claim's photos, as `POST /v1/evidence/match` takes them), confirmed fingerprints near the photos move the score by the rules of docs/scoring.md §3b and are listed in `photos`. One read on the ledger database; the look-up is logged in the log store, with the photos' hashes, before the answer leaves (503 when it cannot be).",
-  security: [{ bearer: [] }],
   middleware: [guard("score.query", "scores:read")] as const,
   request: { body: { required: true, content: { "application/json": { schema: ScoreQueryBodySchema } } } },
   responses: {
@@ -21,7 +21,6 @@ const route = createRoute({
       content: { "application/json": { schema: ScoreAnswerSchema } },
     },
     ...logUnavailableResponse,
-    ...problemResponses,
   },
 });
 

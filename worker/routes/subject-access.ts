@@ -1,4 +1,4 @@
-import { createRoute, z } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
 import { type SQL, sql } from "drizzle-orm";
 import { reportStatuses } from "../../schema";
 import type { App } from "../app";
@@ -6,14 +6,15 @@ import { readableLog } from "../audit/ledger";
 import { batch, rowsOf } from "../lib/batch";
 import { sha256Hex } from "../lib/crypto";
 import { ledgerFor } from "../lib/db";
-import { logUnavailableResponse, ProblemError, problemResponses } from "../lib/problem";
+import { logUnavailableResponse, ProblemError } from "../lib/problem";
+import { authenticatedRoute } from "../lib/route";
 import { cursorKey, openCursor, signCursor } from "../lib/signed-cursor";
 import { toRfc3339, toRfc3339OrNull } from "../lib/time";
 import { everyShard, type LogConfig } from "../log/client";
 import type { InquiryRow } from "../log/shard";
 import { callerPlatform, guard } from "../middleware/auth";
-import { AmountSchema, subjectList } from "../schemas/common";
-import { CATEGORIES, CONFIRMATIONS } from "../schemas/reports";
+import { AmountSchema, DateTime, idOf, int, subjectList, text } from "../schemas/common";
+import { CATEGORIES, CONFIRMATIONS, MAX_STATUS_REASON } from "../schemas/reports";
 import { INQUIRY_PURPOSES, type InquiryPurpose, logLookups } from "../services/scores";
 import { pepperSubjects } from "../services/subjects";
 
@@ -30,31 +31,36 @@ export const ACCESS_CURSOR_LIFETIME_MS = 15 * 60_000;
 
 const AccessSchema = z
   .object({
-    records: z.array(
-      z.object({
-        ref: z.string(),
-        status: z.enum(reportStatuses),
-        platformName: z.string().openapi({ description: "Who furnished the record" }),
-        category: z.enum(CATEGORIES),
-        confirmation: z.enum(CONFIRMATIONS),
-        incidentAt: z.string(),
-        confirmedAt: z.string(),
-        reportedAt: z.string(),
-        amount: AmountSchema,
-        subjectNotifiedAt: z.string().nullable(),
-        statusReason: z.string().nullable(),
-        statement: z.string().nullable(),
-      }),
-    ),
-    inquiries: z.array(
-      z.object({
-        at: z.string().openapi({ description: "When the look-up (its first page) was made" }),
-        purpose: z.enum(INQUIRY_PURPOSES),
-        platformName: z.string(),
-      }),
-    ),
+    records: z
+      .array(
+        z.object({
+          ref: idOf("rpt"),
+          status: z.enum(reportStatuses),
+          platformName: z.string().max(200).openapi({ description: "Who furnished the record" }),
+          category: z.enum(CATEGORIES),
+          confirmation: z.enum(CONFIRMATIONS),
+          incidentAt: DateTime,
+          confirmedAt: DateTime,
+          reportedAt: DateTime,
+          amount: AmountSchema,
+          subjectNotifiedAt: DateTime.nullable(),
+          statusReason: text(MAX_STATUS_REASON).nullable(),
+          statement: text(1000).nullable(),
+        }),
+      )
+      .max(MAX_ACCESS_PAGE),
+    inquiries: z
+      .array(
+        z.object({
+          at: DateTime.openapi({ description: "When the look-up (its first page) was made" }),
+          purpose: z.enum(INQUIRY_PURPOSES),
+          platformName: z.string().max(200),
+        }),
+      )
+      .max(MAX_ACCESS_PAGE),
     nextCursor: z
       .string()
+      .max(4096)
       .nullable()
       .openapi({
         description: `Send it back (with the same subjects and requestRef) for the next page of both lists, within ${ACCESS_CURSOR_LIFETIME_MS / 60_000} minutes of the request's first page; null on the last page`,
@@ -62,14 +68,14 @@ const AccessSchema = z
   })
   .openapi("SubjectAccess");
 
-const route = createRoute({
+const route = authenticatedRoute({
   method: "post",
   path: "/v1/subject-access",
+  operationId: "requestSubjectAccess",
   tags: ["Disputes"],
   summary: "Everything held about a buyer, and who looked them up",
   description:
     "Every record about these subjects, whatever its status, with the furnishing platform's name and the buyer's statement; and every look-up (time, purpose, platform), newest first, a page of each list at a time. For the buyer's platform to show the buyer, under its own `requestRef`. The request is itself a look-up (purpose `subject_access`, shown in the buyer's next answer; the pages of one request show as one), counts in usage and is audited.",
-  security: [{ bearer: [] }],
   middleware: [guard("subject.access", "disputes:write")] as const,
   request: {
     body: {
@@ -84,7 +90,7 @@ const route = createRoute({
                 .openapi({ description: "The platform's own ticket for the buyer's request; audited" }),
               subjects: subjectList(8),
               cursor: z.string().min(1).max(4096).optional(),
-              limit: z.number().int().min(1).max(MAX_ACCESS_PAGE).default(DEFAULT_ACCESS_PAGE),
+              limit: int(1, MAX_ACCESS_PAGE).default(DEFAULT_ACCESS_PAGE),
             })
             .strict()
             .openapi("SubjectAccessQuery"),
@@ -95,7 +101,6 @@ const route = createRoute({
   responses: {
     200: { description: "The buyer's file", content: { "application/json": { schema: AccessSchema } } },
     ...logUnavailableResponse,
-    ...problemResponses,
   },
 });
 

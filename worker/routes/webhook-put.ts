@@ -1,8 +1,8 @@
-import { createRoute } from "@hono/zod-openapi";
 import { sql } from "drizzle-orm";
 import type { App } from "../app";
 import { rowsOf } from "../lib/batch";
-import { ProblemError, problemResponses } from "../lib/problem";
+import { ProblemError } from "../lib/problem";
+import { authenticatedRoute } from "../lib/route";
 import { toRfc3339 } from "../lib/time";
 import { callerPlatform, guard } from "../middleware/auth";
 import { WebhookCreatedSchema, WebhookPutSchema } from "../schemas/events";
@@ -10,14 +10,14 @@ import { requestAudit } from "../services/audit";
 import { commit } from "../services/commit";
 import { webhookSecret, webhookUrlProblem } from "../services/webhooks";
 
-const route = createRoute({
+const route = authenticatedRoute({
   method: "put",
   path: "/v1/webhook",
+  operationId: "putWebhook",
   tags: ["Events"],
   summary: "Register (or replace) the caller's webhook endpoint; answers its signing secret once",
   description:
     "Deliveries carry the feed's event JSON, signed per Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`). The URL must be https, without user info or fragment, at most 2,048 characters, and not name localhost or a private, loopback or link-local address. Every PUT issues a new secret: the previous one stops signing at once.",
-  security: [{ bearer: [] }],
   middleware: [guard("webhook.put", "reports:write", "disputes:write", "scores:read")] as const,
   request: { body: { required: true, content: { "application/json": { schema: WebhookPutSchema } } } },
   responses: {
@@ -25,7 +25,6 @@ const route = createRoute({
       description: "Registered; `secret` is shown only here",
       content: { "application/json": { schema: WebhookCreatedSchema } },
     },
-    ...problemResponses,
   },
 });
 

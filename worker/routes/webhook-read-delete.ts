@@ -1,9 +1,9 @@
-import { createRoute } from "@hono/zod-openapi";
 import { sql } from "drizzle-orm";
 import type { DeliveryStatus, EventType } from "../../schema";
 import type { App } from "../app";
 import { abortUnlessChanged, all } from "../lib/batch";
-import { notFoundResponse, ProblemError, problemResponses } from "../lib/problem";
+import { notFoundResponse, ProblemError } from "../lib/problem";
+import { authenticatedRoute } from "../lib/route";
 import { toRfc3339, toRfc3339OrNull } from "../lib/time";
 import { callerPlatform, guard } from "../middleware/auth";
 import { WebhookSchema } from "../schemas/events";
@@ -13,33 +13,31 @@ import { commit } from "../services/commit";
 /** Deliveries GET /v1/webhook lists, newest first. */
 export const RECENT_DELIVERIES = 20;
 
-const get = createRoute({
+const get = authenticatedRoute({
   method: "get",
   path: "/v1/webhook",
+  operationId: "getWebhook",
   tags: ["Events"],
   summary: "The caller's webhook, its latest deliveries and failures, and counts by status",
   description:
     "The signing secret is never shown again (PUT issues a new one). A delivery that keeps failing is retried with backoff and finally marked `dead`; nothing is disabled.",
-  security: [{ bearer: [] }],
   middleware: [guard("webhook.read", "reports:write", "disputes:write", "scores:read")] as const,
   responses: {
     200: { description: "The webhook", content: { "application/json": { schema: WebhookSchema } } },
     ...notFoundResponse,
-    ...problemResponses,
   },
 });
 
-const remove = createRoute({
+const remove = authenticatedRoute({
   method: "delete",
   path: "/v1/webhook",
+  operationId: "deleteWebhook",
   tags: ["Events"],
   summary: "Remove the caller's webhook; undelivered deliveries are then marked dead",
-  security: [{ bearer: [] }],
   middleware: [guard("webhook.delete", "reports:write", "disputes:write", "scores:read")] as const,
   responses: {
     204: { description: "Removed" },
     ...notFoundResponse,
-    ...problemResponses,
   },
 });
 

@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { disputeStatuses } from "../../schema";
-import { freeText, subjectList } from "./common";
+import { DateTime, freeText, idOf, PlatformRef, subjectList, text } from "./common";
 
 export const DisputeOpenSchema = z
   .object({
@@ -32,21 +32,20 @@ export const DisputeResolveSchema = z
 
 export const DisputeSchema = z
   .object({
-    id: z.string().openapi({ example: "dsp_01JD3X5Z8YQ4W2E6R7T9V0B1N2" }),
+    id: idOf("dsp"),
     status: z.enum(disputeStatuses),
-    reportRef: z.string(),
-    openedAt: z.string(),
-    deadlineAt: z.string(),
-    reason: z.string(),
-    responseNote: z.string().nullable(),
-    decidedAt: z.string().nullable(),
-    escalatedAt: z
-      .string()
-      .nullable()
-      .openapi({ description: "When the opening platform escalated the reporter's uphold to the admins" }),
-    escalationReason: z.string().nullable(),
+    reportRef: idOf("rpt"),
+    openedAt: DateTime,
+    deadlineAt: DateTime,
+    reason: text(1000),
+    responseNote: text(1000).nullable(),
+    decidedAt: DateTime.nullable(),
+    escalatedAt: DateTime.nullable().openapi({
+      description: "When the opening platform escalated the reporter's uphold to the admins",
+    }),
+    escalationReason: text(1000).nullable(),
     /** Admins only: who opened it and whose report it is. */
-    openedBy: z.string().optional(),
-    reportPlatformId: z.string().optional(),
+    openedBy: PlatformRef.optional(),
+    reportPlatformId: PlatformRef.optional(),
   })
   .openapi("Dispute");

@@ -1,15 +1,19 @@
 import { z } from "@hono/zod-openapi";
 import { deliveryStatuses, eventTypes } from "../../schema";
 import { MAX_WEBHOOK_URL } from "../services/webhooks";
+import { count, DateTime, idOf, int, MAX_PAGE, NextCursor, text } from "./common";
+
+/** `last_error` is what the delivery wrote: a short reason, cut to this many characters. */
+export const MAX_DELIVERY_ERROR = 1000;
 
 export const EventTypeSchema = z.enum(eventTypes).openapi("EventType");
 
 /** An event as the feed lists it and a webhook delivers it (the same JSON). */
 export const EventSchema = z
   .object({
-    id: z.string().openapi({ example: "evt_01JD3X5Z8YQ4W2E6R7T9V0B1N2" }),
+    id: idOf("evt"),
     type: EventTypeSchema,
-    at: z.string().openapi({ example: "2026-11-24T08:00:00Z" }),
+    at: DateTime,
     data: z.record(z.string(), z.unknown()).openapi({
       description: "Ids of the records concerned (disputeId, reportId, …), never an identifier",
       example: { disputeId: "dsp_01JD3X5Z8YQ4W2E6R7T9V0B1N2", reportId: "rpt_01JD3X5Z8YQ4W2E6R7T9V0B1N3" },
@@ -19,8 +23,8 @@ export const EventSchema = z
 
 export const EventPageSchema = z
   .object({
-    items: z.array(EventSchema),
-    nextCursor: z.string().nullable().openapi({
+    items: z.array(EventSchema).max(MAX_PAGE),
+    nextCursor: NextCursor.openapi({
       description:
         "Where the next page starts: keep it and poll with it for newer events (null only while the feed is empty)",
     }),
@@ -41,38 +45,44 @@ export const WebhookPutSchema = z
   .openapi("WebhookPut");
 
 const WebhookBase = z.object({
-  url: z.string(),
-  events: z.array(EventTypeSchema),
-  createdAt: z.string(),
-  updatedAt: z.string(),
+  url: z.string().max(MAX_WEBHOOK_URL),
+  events: z.array(EventTypeSchema).max(eventTypes.length),
+  createdAt: DateTime,
+  updatedAt: DateTime,
 });
 
 export const WebhookCreatedSchema = WebhookBase.extend({
-  secret: z.string().openapi({
-    description: "The signing secret (Standard Webhooks, `whsec_…`): shown only in this answer",
-    example: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-  }),
+  secret: z
+    .string()
+    .regex(/^whsec_[A-Za-z0-9+/]{32,88}={0,2}$/)
+    .openapi({
+      description: "The signing secret (Standard Webhooks, `whsec_…`): shown only in this answer",
+      example: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    }),
 }).openapi("WebhookCreated");
 
 export const DeliverySchema = z
   .object({
-    eventId: z.string(),
-    type: EventTypeSchema.nullable(),
+    eventId: idOf("evt"),
+    type: z.enum(eventTypes).nullable().openapi({ description: "Null when the event was purged" }),
     status: z.enum(deliveryStatuses),
-    attempts: z.number().int(),
-    lastAttemptAt: z.string().nullable(),
-    lastStatus: z.number().int().nullable(),
-    lastError: z.string().nullable(),
-    deliveredAt: z.string().nullable(),
+    attempts: count(),
+    lastAttemptAt: DateTime.nullable(),
+    lastStatus: int(100, 599).nullable(),
+    lastError: text(MAX_DELIVERY_ERROR).nullable(),
+    deliveredAt: DateTime.nullable(),
   })
   .openapi("WebhookDelivery");
 
 export const WebhookSchema = WebhookBase.extend({
-  deliveries: z.array(DeliverySchema).openapi({ description: "The latest 20 deliveries, newest first" }),
+  deliveries: z
+    .array(DeliverySchema)
+    .max(20)
+    .openapi({ description: "The latest 20 deliveries, newest first" }),
   counts: z.object({
-    pending: z.number().int(),
-    delivered: z.number().int(),
-    failed: z.number().int(),
-    dead: z.number().int(),
+    pending: count(),
+    delivered: count(),
+    failed: count(),
+    dead: count(),
   }),
 }).openapi("Webhook");

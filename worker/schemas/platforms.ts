@@ -1,12 +1,13 @@
 import { z } from "@hono/zod-openapi";
 import { PLATFORM_ID_PATTERN, PLATFORM_SCOPES } from "../auth/principal";
+import { DateTime, PlatformRef } from "./common";
 
 const b64url = z.string().regex(/^[A-Za-z0-9_-]+$/, "must be base64url");
 
 const common = {
   kid: z.string().min(1).max(128),
   use: z.literal("sig").optional(),
-  key_ops: z.array(z.literal("verify")).optional(),
+  key_ops: z.array(z.literal("verify")).max(1).optional(),
 };
 
 /** Public signing keys only: a private part (`d`) or any other key type is refused. */
@@ -56,6 +57,7 @@ export const JwksSchema = z
 export const ScopesSchema = z
   .array(z.enum(PLATFORM_SCOPES))
   .min(1)
+  .max(PLATFORM_SCOPES.length)
   .refine((s) => new Set(s).size === s.length, "duplicate scope");
 
 export const PlatformIdSchema = z
@@ -86,13 +88,18 @@ export const PlatformPatchSchema = z
 
 export const PlatformSchema = z
   .object({
-    id: z.string(),
-    name: z.string(),
+    id: PlatformRef,
+    name: z.string().max(200),
     status: z.enum(["active", "suspended"]),
-    scopes: z.array(z.string()),
-    jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())) }),
-    createdAt: z.string(),
-    updatedAt: z.string(),
+    scopes: z.array(z.string().max(32)).max(PLATFORM_SCOPES.length),
+    jwks: z.object({
+      keys: z
+        .array(z.record(z.string(), z.unknown()))
+        .max(10)
+        .openapi({ description: "The platform's public keys, as PublicJwk" }),
+    }),
+    createdAt: DateTime,
+    updatedAt: DateTime,
   })
   .openapi("Platform");
 

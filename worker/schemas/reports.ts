@@ -7,7 +7,23 @@ import {
   VISIBLE_ASCII,
 } from "../../client/provenance-shape";
 import { reportStatuses } from "../../schema";
-import { AmountSchema, freeText, PERSONAL_DATA, Rfc3339, SUBJECT_TYPES, subjectList } from "./common";
+import {
+  AmountSchema,
+  DateTime,
+  freeText,
+  Hex64,
+  idOf,
+  int,
+  PERSONAL_DATA,
+  PlatformRef,
+  Rfc3339,
+  SUBJECT_TYPES,
+  subjectList,
+  text,
+} from "./common";
+
+/** A closing reason: a retraction or void reason (500) or a dispute decision's note (1,000). */
+export const MAX_STATUS_REASON = 1000;
 
 export const CATEGORIES = [
   "ai_generated_image",
@@ -52,15 +68,10 @@ const PdqEvidenceSchema = z
   .object({
     kind: z.literal("image_pdq"),
     value: PdqHash,
-    quality: z
-      .number()
-      .int()
-      .min(0)
-      .max(100)
-      .refine(
-        (q) => q >= PDQ_MIN_QUALITY,
-        `quality below ${PDQ_MIN_QUALITY}: the image is too flat or too small for its PDQ hash to tell it from unrelated images; leave this fingerprint out`,
-      ),
+    quality: int(0, 100).refine(
+      (q) => q >= PDQ_MIN_QUALITY,
+      `quality below ${PDQ_MIN_QUALITY}: the image is too flat or too small for its PDQ hash to tell it from unrelated images; leave this fingerprint out`,
+    ),
   })
   .strict();
 
@@ -71,7 +82,14 @@ const PdqEvidenceSchema = z
  * (a producer's registration code may be 18 digits, so the label's fields are not checked so).
  */
 const metadataText = (max: number, personal = false) => {
-  const text = z.string().min(1).max(max).regex(PRINTABLE_TEXT, "must be printable text, trimmed");
+  const text = z
+    .string()
+    .min(1)
+    .max(max)
+    .regex(PRINTABLE_TEXT, "must be printable text, trimmed")
+    // zod-to-openapi would write the regex's flags into the pattern (`…$/u`); JSON Schema patterns
+    // are Unicode-aware without them.
+    .openapi({ pattern: PRINTABLE_TEXT.source });
   return (
     personal
       ? text.refine((s) => !PERSONAL_DATA.some((re) => re.test(s)), "must not contain personal data")
@@ -216,34 +234,37 @@ export type ReportBody = z.infer<typeof ReportBodySchema>;
 
 export const ReportSchema = z
   .object({
-    id: z.string().openapi({ example: "rpt_7QX4M2KD9B8RZJ0W5TNF3HCV6E" }),
-    caseId: z.string(),
-    platformId: z.string(),
+    id: idOf("rpt"),
+    caseId: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/),
+    platformId: PlatformRef,
     status: z.enum(reportStatuses),
-    subjects: z.array(
-      z.object({
-        type: z.enum(SUBJECT_TYPES),
-        key: z
-          .string()
-          .openapi({ description: "The ledger's peppered key for the subject (never the hash sent)" }),
-      }),
-    ),
+    subjects: z
+      .array(
+        z.object({
+          type: z.enum(SUBJECT_TYPES),
+          key: Hex64.openapi({
+            description: "The ledger's peppered key for the subject (never the hash sent)",
+          }),
+        }),
+      )
+      .max(8),
     category: z.enum(CATEGORIES),
-    incidentAt: z.string(),
-    confirmedAt: z.string(),
+    incidentAt: DateTime,
+    confirmedAt: DateTime,
     confirmation: z.enum(CONFIRMATIONS),
     amount: AmountSchema,
-    evidence: z.array(EvidenceSchema),
-    note: z.string().nullable(),
-    subjectNotifiedAt: z.string().nullable(),
-    statusReason: z.string().nullable(),
-    statement: z.string().nullable().openapi({ description: "The buyer's latest statement from a dispute" }),
-    disputeId: z
-      .string()
+    evidence: z.array(EvidenceSchema).max(16),
+    note: text(500).nullable(),
+    subjectNotifiedAt: DateTime.nullable(),
+    statusReason: text(MAX_STATUS_REASON)
+      .nullable()
+      .openapi({ description: "Why it was closed: the retraction or void reason, or the ledger's own" }),
+    statement: text(1000).nullable().openapi({ description: "The buyer's latest statement from a dispute" }),
+    disputeId: idOf("dsp")
       .nullable()
       .openapi({ description: "The record's open or latest dispute (`GET /v1/disputes/{id}`), or null" }),
-    createdAt: z.string(),
-    updatedAt: z.string(),
+    createdAt: DateTime,
+    updatedAt: DateTime,
   })
   .openapi("Report");
 

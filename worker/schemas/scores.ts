@@ -1,7 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import { reportStatuses } from "../../schema";
 import { PURPOSES } from "../services/scores";
-import { subjectList } from "./common";
+import { count, DateTime, idOf, int, subjectList, text } from "./common";
 import { CATEGORIES, CONFIRMATIONS, PdqHash } from "./reports";
 
 export const MAX_BATCH_QUERIES = 100;
@@ -16,11 +16,21 @@ export const MAX_MATCH_PHOTOS = 16;
  */
 export const MAX_BATCH_PHOTOS = 64;
 
+/**
+ * Ceilings of a score answer's data-bounded lists, which no request bound caps: records are at
+ * most MAX_ACTIVE_REPORTS_PER_SUBJECT (≤ 500) + 1 per subject key (≤ 8) and platform, and
+ * `MAX_SCORED_PLATFORMS` platforms are far beyond any consortium; a photo's matches are the
+ * confirmed fingerprints within MAX_MATCH_DISTANCE. Documentation ceilings, not enforced.
+ */
+export const MAX_SCORED_PLATFORMS = 10_000;
+export const MAX_SCORE_RECORDS = 8 * 501 * MAX_SCORED_PLATFORMS;
+export const MAX_PHOTO_MATCHES = 100_000;
+
 /** A refund claim's photo, by its PDQ fingerprint (`npm run -s fingerprint -- <image>`). */
 export const PhotoSchema = z
   .object({
     pdq: PdqHash,
-    dihedral: z.array(PdqHash).length(8).optional().openapi({
+    dihedral: z.array(PdqHash).min(8).max(8).optional().openapi({
       description:
         "The photo's eight dihedral hashes (`npm run -s fingerprint` prints them): a copy turned or mirrored matches too; the best distance over them counts.",
     }),
@@ -33,14 +43,11 @@ export type Photo = z.infer<typeof PhotoSchema>;
 /** One confirmed fingerprint hash near a photo. Never the reporter, the case, the buyer or the hash. */
 export const PhotoMatchSchema = z
   .object({
-    distance: z
-      .number()
-      .int()
-      .openapi({ description: "Bits of 256 that differ from the nearest hash given" }),
-    platforms: z.number().int().openapi({ description: "Distinct platforms that confirmed a case with it" }),
-    categories: z.array(z.enum(CATEGORIES)),
-    firstSeenAt: z.string(),
-    lastSeenAt: z.string(),
+    distance: int(0, 256).openapi({ description: "Bits of 256 that differ from the nearest hash given" }),
+    platforms: count().openapi({ description: "Distinct platforms that confirmed a case with it" }),
+    categories: z.array(z.enum(CATEGORIES)).max(CATEGORIES.length),
+    firstSeenAt: DateTime,
+    lastSeenAt: DateTime,
   })
   .openapi("PhotoMatch");
 
@@ -87,39 +94,54 @@ export const ScoreBatchBodySchema = z
 
 export const ScoreAnswerSchema = z
   .object({
-    score: z.number().int().min(0).max(100),
+    score: int(0, 100),
     band: z.enum(["none", "low", "medium", "high", "critical"]),
     action: z.enum(["allow", "review", "require_return"]),
-    reasons: z.array(z.object({ code: z.string(), detail: z.string() })),
+    reasons: z
+      .array(z.object({ code: z.string().regex(/^[A-Z][A-Z0-9_]{0,63}$/), detail: z.string().max(500) }))
+      .max(32),
     summary: z.object({
-      reports: z.number().int(),
-      platforms: z.number().int(),
-      disputed: z.number().int(),
-      firstReportedAt: z.string().nullable(),
-      lastReportedAt: z.string().nullable(),
-      amounts: z.array(z.object({ currency: z.string(), value: z.number().int() })),
+      reports: count(),
+      platforms: count(),
+      disputed: count(),
+      firstReportedAt: DateTime.nullable(),
+      lastReportedAt: DateTime.nullable(),
+      amounts: z
+        .array(z.object({ currency: z.string().regex(/^[A-Z]{3}$/), value: count() }))
+        .max(MAX_SCORE_RECORDS),
     }),
-    records: z.array(
-      z.object({
-        ref: z.string(),
-        category: z.enum(CATEGORIES),
-        confirmation: z.enum(CONFIRMATIONS),
-        incidentAt: z.string(),
-        amountTier: z.enum(["minor", "relatively_large", "huge", "especially_huge", "unknown_currency"]),
-        status: z.enum(reportStatuses),
-        counted: z.boolean(),
-        disputed: z.boolean(),
-        statement: z.string().nullable(),
-      }),
-    ),
+    records: z
+      .array(
+        z.object({
+          ref: idOf("rpt"),
+          category: z.enum(CATEGORIES),
+          confirmation: z.enum(CONFIRMATIONS),
+          incidentAt: DateTime,
+          amountTier: z.enum(["minor", "relatively_large", "huge", "especially_huge", "unknown_currency"]),
+          status: z.enum(reportStatuses),
+          counted: z.boolean(),
+          disputed: z.boolean(),
+          statement: text(1000).nullable(),
+        }),
+      )
+      .max(MAX_SCORE_RECORDS),
     photos: z
-      .array(z.object({ index: z.number().int(), matches: z.array(PhotoMatchSchema) }))
+      .array(
+        z.object({
+          index: int(0, MAX_MATCH_PHOTOS - 1),
+          matches: z.array(PhotoMatchSchema).max(MAX_PHOTO_MATCHES),
+        }),
+      )
+      .max(MAX_MATCH_PHOTOS)
       .optional()
       .openapi({
         description:
           "Only when the query sent `evidence`: per photo in request order, the confirmed fingerprints that count towards the score (not those of this buyer's own records, nor of a case whose dispute is past its deadline), nearest first.",
       }),
-    model: z.string().openapi({ example: "pixiu-score/1.1" }),
-    evaluatedAt: z.string(),
+    model: z
+      .string()
+      .regex(/^pixiu-score\/\d+\.\d+$/)
+      .openapi({ example: "pixiu-score/1.1" }),
+    evaluatedAt: DateTime,
   })
   .openapi("ScoreAnswer");

@@ -245,6 +245,19 @@ function secondsToNextUtcDay(now: number): number {
   return Math.max(1, Math.ceil((DAY_MS - (now % DAY_MS)) / 1000));
 }
 
+/**
+ * The daily cap's 429: its policy (in distinct subject keys, not requests, hence the `pixiu-qu`
+ * parameter; draft-ietf-httpapi-ratelimit-headers-11 §3.1 allows vendor parameters), none left
+ * until 00:00 UTC, and Retry-After saying the same.
+ */
+function lookupCapHeaders(limit: number, seconds: number): Record<string, string> {
+  return {
+    "retry-after": String(seconds),
+    "ratelimit-policy": `"lookups";q=${limit};w=86400;pixiu-qu="subject-keys"`,
+    ratelimit: `"lookups";r=0;t=${seconds}`,
+  };
+}
+
 /** What a caller waits before retrying a look-up the log store could not commit. */
 export const LOG_RETRY_AFTER_SECONDS = 2;
 
@@ -333,7 +346,7 @@ export async function logLookups(
     throw new ProblemError(
       "rate_limited",
       `This platform has looked up ${result.used} distinct subjects today, the daily cap is ${result.limit} (LOOKUP_DAILY_CAP); the cap starts afresh at 00:00 UTC.`,
-      { headers: { "retry-after": String(secondsToNextUtcDay(now)) } },
+      { headers: lookupCapHeaders(result.limit, secondsToNextUtcDay(now)) },
     );
   }
   scope.markAudited();
