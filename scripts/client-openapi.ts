@@ -1,0 +1,136 @@
+/**
+ * Regenerates the client's copy of the API contract from the Worker itself, with no ledger
+ * running: `npm run -s client:generate` (or `-- --check` to fail on drift, as the test does).
+ *
+ * 1. The Worker (worker/index.ts) is bundled for Node with esbuild, npm packages left external and
+ *    `cloudflare:workers` replaced by a stub (only the log shard's Durable Object base class
+ *    comes from there, and building the document never runs it), then imported, and the handler
+ *    `registerDocs` put on `GET /openapi.json` is called: exactly the document the route answers
+ *    (the middleware before it only needs bindings, which building the document does not read).
+ * 2. client/openapi.json is that document (shipped in the package, read by `pixiu backfill`'s
+ *    validation); client/generated/openapi.ts is openapi-typescript's output for it.
+ *
+ * Both files are generated, never edited; test/node/client-generated.test.ts runs `--check`.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { build } from "esbuild";
+import type { Hono } from "hono";
+import openapiTS, { astToString } from "openapi-typescript";
+import { ROOT } from "./lib/local";
+
+export const DOCUMENT_PATH = join(ROOT, "client", "openapi.json");
+export const TYPES_PATH = join(ROOT, "client", "generated", "openapi.ts");
+const BUNDLE_DIR = join(ROOT, "node_modules", ".cache", "pixiu-openapi");
+
+const HEADER = [
+  "/**",
+  " * Generated from client/openapi.json by openapi-typescript (`npm run -s client:generate`).",
+  " * Do not edit: test/node/client-generated.test.ts fails when this file and the Worker's",
+  " * document disagree.",
+  " */",
+  "",
+].join("\n");
+
+/** The OpenAPI document the Worker serves at /openapi.json, built in this process. */
+export async function workerDocument(): Promise<unknown> {
+  mkdirSync(BUNDLE_DIR, { recursive: true });
+  const outfile = join(BUNDLE_DIR, `worker-${process.pid}.mjs`);
+  await build({
+    entryPoints: [join(ROOT, "worker", "index.ts")],
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    packages: "external",
+    outfile,
+    logLevel: "error",
+    plugins: [
+      {
+        name: "cloudflare-workers-stub",
+        setup(b) {
+          b.onResolve({ filter: /^cloudflare:workers$/ }, () => ({ path: "stub", namespace: "cf-stub" }));
+          b.onLoad({ filter: /.*/, namespace: "cf-stub" }, () => ({
+            contents:
+              "export class DurableObject { constructor(ctx, env) { this.ctx = ctx; this.env = env; } }",
+            loader: "js",
+          }));
+        },
+      },
+    ],
+  });
+  const { app } = (await import(pathToFileURL(outfile).href)) as { app: Hono };
+  // The handler `app.doc31("/openapi.json", …)` registered, called with the two things it uses of a
+  // context: what `c.json` is given is the document, and a status means it failed to build.
+  const route = app.routes.filter((r) => r.method === "GET" && r.path === "/openapi.json").at(-1);
+  if (!route) {
+    throw new Error("the Worker registers no GET /openapi.json (registerDocs)");
+  }
+  let document: unknown;
+  const context = {
+    json(body: unknown, status?: number) {
+      if (status !== undefined && status !== 200) {
+        throw new Error(`the Worker could not build its OpenAPI document: ${JSON.stringify(body)}`);
+      }
+      document = body;
+      return new Response(null);
+    },
+  };
+  await (route.handler as unknown as (c: typeof context) => unknown)(context);
+  return document;
+}
+
+export function documentText(doc: unknown): string {
+  return `${JSON.stringify(doc, null, 2)}\n`;
+}
+
+/** openapi-typescript's types for a document, with the generated-file header. */
+export async function typesText(doc: unknown): Promise<string> {
+  // biome-ignore lint/suspicious/noExplicitAny: openapi-typescript takes its own OpenAPI3 type
+  const ast = await openapiTS(doc as any, { alphabetize: false, exportType: false });
+  return HEADER + astToString(ast);
+}
+
+async function main() {
+  const check = process.argv.includes("--check");
+  const doc = await workerDocument();
+  const files = [
+    { path: DOCUMENT_PATH, text: documentText(doc) },
+    { path: TYPES_PATH, text: await typesText(doc) },
+  ];
+  const stale: string[] = [];
+  for (const { path, text } of files) {
+    let current = "";
+    try {
+      current = readFileSync(path, "utf8");
+    } catch {
+      // missing: stale
+    }
+    if (current !== text) {
+      stale.push(path.slice(ROOT.length + 1));
+      if (!check) {
+        mkdirSync(join(path, ".."), { recursive: true });
+        writeFileSync(path, text);
+      }
+    }
+  }
+  if (check && stale.length > 0) {
+    console.error(
+      `client-openapi: ${stale.join(" and ")} differ from the Worker's document; run \`npm run -s client:generate\` and commit the result`,
+    );
+    process.exit(1);
+  }
+  console.error(
+    stale.length === 0
+      ? "client-openapi: up to date"
+      : `client-openapi: ${check ? "stale" : "wrote"} ${stale.join(", ")}`,
+  );
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+  main().catch((err: Error) => {
+    console.error(`client-openapi: ${err.stack ?? err.message}`);
+    process.exit(1);
+  });
+}
