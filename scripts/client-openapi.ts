@@ -7,8 +7,10 @@
  *    comes from there, and building the document never runs it), then imported, and the handler
  *    `registerDocs` put on `GET /openapi.json` is called: exactly the document the route answers
  *    (the middleware before it only needs bindings, which building the document does not read).
- * 2. client/openapi.json is that document (shipped in the package, read by `pixiu backfill`'s
- *    validation); client/generated/openapi.ts is openapi-typescript's output for it.
+ * 2. client/openapi.json is that document (shipped in the package); client/generated/openapi.ts is
+ *    openapi-typescript's output for it; client/generated/report-schema.ts is the document's
+ *    `ReportBody` schema with what it refers to, self-contained, which `pixiu backfill` validates
+ *    rows with (client/cli/rows.ts), so the CLI checks a row by the API's own published rules.
  *
  * Both files are generated, never edited; test/node/client-generated.test.ts runs `--check`.
  */
@@ -22,6 +24,7 @@ import { ROOT } from "./lib/local";
 
 export const DOCUMENT_PATH = join(ROOT, "client", "openapi.json");
 export const TYPES_PATH = join(ROOT, "client", "generated", "openapi.ts");
+export const REPORT_SCHEMA_PATH = join(ROOT, "client", "generated", "report-schema.ts");
 const BUNDLE_DIR = join(ROOT, "node_modules", ".cache", "pixiu-openapi");
 
 const HEADER = [
@@ -92,12 +95,59 @@ export async function typesText(doc: unknown): Promise<string> {
   return HEADER + astToString(ast);
 }
 
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/**
+ * One component schema of the document with every schema it refers to under `$defs`, refs
+ * rewritten to point there: a JSON Schema (2020-12) a validator compiles on its own.
+ */
+export function componentSchema(doc: unknown, name: string): Json {
+  const schemas = (doc as { components: { schemas: Record<string, Json> } }).components.schemas;
+  const defs: Record<string, Json> = {};
+  const rewrite = (node: Json): Json => {
+    if (Array.isArray(node)) {
+      return node.map(rewrite);
+    }
+    if (node === null || typeof node !== "object") {
+      return node;
+    }
+    const out: Record<string, Json> = {};
+    for (const [key, value] of Object.entries(node)) {
+      if (key === "$ref" && typeof value === "string" && value.startsWith("#/components/schemas/")) {
+        const target = value.slice("#/components/schemas/".length);
+        if (!(target in defs)) {
+          defs[target] = {};
+          defs[target] = rewrite(schemas[target] ?? {});
+        }
+        out[key] = `#/$defs/${target}`;
+      } else if (key !== "example") {
+        out[key] = rewrite(value);
+      }
+    }
+    return out;
+  };
+  const root = rewrite(schemas[name] ?? {}) as Record<string, Json>;
+  return { $schema: "https://json-schema.org/draft/2020-12/schema", ...root, $defs: defs };
+}
+
+export function reportSchemaText(doc: unknown): string {
+  return [
+    "/**",
+    " * Generated from client/openapi.json (`npm run -s client:generate`): the API's `ReportBody`",
+    " * schema, self-contained. Do not edit.",
+    " */",
+    `export const reportBodySchema = ${JSON.stringify(componentSchema(doc, "ReportBody"), null, 2)};`,
+    "",
+  ].join("\n");
+}
+
 async function main() {
   const check = process.argv.includes("--check");
   const doc = await workerDocument();
   const files = [
     { path: DOCUMENT_PATH, text: documentText(doc) },
     { path: TYPES_PATH, text: await typesText(doc) },
+    { path: REPORT_SCHEMA_PATH, text: reportSchemaText(doc) },
   ];
   const stale: string[] = [];
   for (const { path, text } of files) {
