@@ -14,17 +14,19 @@
  *
  * Both files are generated, never edited; test/node/client-generated.test.ts runs `--check`.
  */
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join, relative } from "node:path";
 import { pathToFileURL } from "node:url";
 import { build } from "esbuild";
 import type { Hono } from "hono";
 import openapiTS, { astToString } from "openapi-typescript";
 import { ROOT } from "./lib/local";
 
-export const DOCUMENT_PATH = join(ROOT, "client", "openapi.json");
-export const TYPES_PATH = join(ROOT, "client", "generated", "openapi.ts");
-export const REPORT_SCHEMA_PATH = join(ROOT, "client", "generated", "report-schema.ts");
+/** The client package; PIXIU_CLIENT_DIR points the check elsewhere (the drift test's tampered copy). */
+const CLIENT_DIR = process.env.PIXIU_CLIENT_DIR ?? join(ROOT, "client");
+export const DOCUMENT_PATH = join(CLIENT_DIR, "openapi.json");
+export const TYPES_PATH = join(CLIENT_DIR, "generated", "openapi.ts");
+export const REPORT_SCHEMA_PATH = join(CLIENT_DIR, "generated", "report-schema.ts");
 const BUNDLE_DIR = join(ROOT, "node_modules", ".cache", "pixiu-openapi");
 
 const HEADER = [
@@ -63,7 +65,12 @@ export async function workerDocument(): Promise<unknown> {
       },
     ],
   });
-  const { app } = (await import(pathToFileURL(outfile).href)) as { app: Hono };
+  let app: Hono;
+  try {
+    ({ app } = (await import(pathToFileURL(outfile).href)) as { app: Hono });
+  } finally {
+    rmSync(outfile, { force: true });
+  }
   // The handler `app.doc31("/openapi.json", …)` registered, called with the two things it uses of a
   // context: what `c.json` is given is the document, and a status means it failed to build.
   const route = app.routes.filter((r) => r.method === "GET" && r.path === "/openapi.json").at(-1);
@@ -158,7 +165,7 @@ async function main() {
       // missing: stale
     }
     if (current !== text) {
-      stale.push(path.slice(ROOT.length + 1));
+      stale.push(relative(ROOT, path));
       if (!check) {
         mkdirSync(join(path, ".."), { recursive: true });
         writeFileSync(path, text);

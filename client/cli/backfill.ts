@@ -111,6 +111,8 @@ interface Batch {
   items: { row: number; caseId: string; body: ReportBody; record: BackfillRow }[];
   bytes: number;
   rejects: Reject[];
+  /** Rows of the range this run read (rows answered by an earlier run are not among them). */
+  rows: number;
 }
 
 export function stateFileFor(file: string): string {
@@ -330,7 +332,7 @@ export async function backfill(options: BackfillOptions): Promise<BackfillSummar
       }
     }
     counts.rejected += batch.rejects.length;
-    rowsDone += batch.items.length + batch.rejects.length;
+    rowsDone += batch.rows;
     if (!dryRun) {
       state.done = addRange(state.done, batch.first, batch.last);
       state.rejectsBytes = statSync(rejectsFile).size;
@@ -388,7 +390,14 @@ export async function backfill(options: BackfillOptions): Promise<BackfillSummar
     inflight.add(p);
   };
 
-  const newBatch = (row: number): Batch => ({ first: row, last: row, items: [], bytes: 0, rejects: [] });
+  const newBatch = (row: number): Batch => ({
+    first: row,
+    last: row,
+    items: [],
+    bytes: 0,
+    rejects: [],
+    rows: 0,
+  });
   let batch: Batch | null = null;
   const key = options.key;
   for await (const { row, record: rec, error } of readRows(file, csv)) {
@@ -404,6 +413,7 @@ export async function backfill(options: BackfillOptions): Promise<BackfillSummar
     }
     batch ??= newBatch(row);
     batch.last = row;
+    batch.rows++;
     const prepared = error
       ? { ok: false as const, caseId: String(rec.case_id ?? ""), errors: [{ path: "", message: error }] }
       : await prepareRow(rec, { key, now: now(), retentionDays: options.retentionDays });
