@@ -262,7 +262,7 @@ export async function backfill(options: BackfillOptions): Promise<BackfillSummar
   const dryRun = client === null;
   const csv = ![".ndjson", ".jsonl"].includes(extname(file).toLowerCase());
   const now = options.now ?? Date.now;
-  const concurrency = Math.max(1, options.concurrency ?? 4);
+  const concurrency = Math.max(1, options.concurrency ?? 8);
   const batchSize = Math.min(MAX_BULK_REPORTS, Math.max(1, options.batchSize ?? MAX_BULK_REPORTS));
   const stateFile = stateFileFor(file);
   const rejectsFile = rejectsFileFor(file);

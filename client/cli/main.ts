@@ -35,7 +35,7 @@ const USAGE = `usage: pixiu <command> [options]
   report --platform <id> --case-id <id> <identifier flags> --category c --incident-at t --confirmed-at t
          --confirmation c --amount <minor units> --currency CNY [--note text]
   fingerprint <photo.jpg|png|webp>
-  backfill <file.csv|file.ndjson> --platform <id> [--dry-run] [--fresh] [--concurrency 4] [--retention-days 1826]
+  backfill <file.csv|file.ndjson> --platform <id> [--dry-run] [--fresh] [--concurrency 8] [--retention-days 1826]
 
 common: --url <ledger> (PIXIU_URL)  --key <private JWK file>  --kid <id>  --aud <audience>  --consortium-key <base64url>`;
 
