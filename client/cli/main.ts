@@ -310,8 +310,9 @@ async function main(argv: string[]) {
     } else {
       process.stderr.write(`pixiu ${command}: ${(err as Error).message}\n`);
     }
-    process.exitCode =
-      err instanceof UsageError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS") ? 2 : 1;
+    // A back-fill's exit 1 means "rows rejected", so anything that stops one is 2, as a usage error is.
+    const usage = err instanceof UsageError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS");
+    process.exitCode = usage || command === "backfill" ? 2 : 1;
   }
 }
 
