@@ -415,7 +415,7 @@ export async function backfill(options: BackfillOptions): Promise<BackfillSummar
     batch.last = row;
     batch.rows++;
     const prepared = error
-      ? { ok: false as const, caseId: String(rec.case_id ?? ""), errors: [{ path: "", message: error }] }
+      ? { ok: false as const, caseId: String(rec.case_id ?? ""), errors: [{ path: "record", message: error }] }
       : await prepareRow(rec, { key, now: now(), retentionDays: options.retentionDays });
     if (prepared.ok) {
       const bytes = JSON.stringify(prepared.body).length + 1;
