@@ -14,8 +14,8 @@
 import { PhotonImage } from "@cf-wasm/photon";
 import { decode as decodePng } from "fast-png";
 import { decode as decodeJpeg } from "jpeg-js";
-import { exifFields } from "./exif";
-import type { Pixels } from "./pdq";
+import { exifFields } from "./exif.ts";
+import type { Pixels } from "./pdq.ts";
 
 export const IMAGE_FORMATS = ["jpeg", "png", "webp"] as const;
 export type ImageFormat = (typeof IMAGE_FORMATS)[number];

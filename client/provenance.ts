@@ -25,8 +25,8 @@
 import { decode as decodeCbor } from "cborg";
 import { XMLParser } from "fast-xml-parser";
 import { unzlibSync } from "fflate";
-import { exifFields } from "./exif";
-import { sniffFormat } from "./images";
+import { exifFields } from "./exif.ts";
+import { sniffFormat } from "./images.ts";
 import {
   type AiLabelProvenance,
   type C2paProvenance,
@@ -37,9 +37,9 @@ import {
   LOCAL_DATE_TIME,
   type Provenance,
   VISIBLE_ASCII,
-} from "./provenance-shape";
+} from "./provenance-shape.ts";
 
-export type { Provenance } from "./provenance-shape";
+export type { Provenance } from "./provenance-shape.ts";
 
 /** The namespace of GB 45438-2025's XMP label (TC260's implementation guide). */
 export const TC260_AIGC_NAMESPACE = "http://www.tc260.org.cn/ns/AIGC/1.0/";

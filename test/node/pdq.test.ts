@@ -129,11 +129,15 @@ describe("EXIF orientation", () => {
   });
 });
 
-describe("npm run fingerprint", () => {
+describe("npm run fingerprint (pixiu fingerprint)", () => {
   const run = (...args: string[]) =>
-    spawnSync(join(ROOT, "node_modules/.bin/tsx"), [join(ROOT, "scripts/fingerprint.ts"), ...args], {
-      encoding: "utf8",
-    });
+    spawnSync(
+      join(ROOT, "node_modules/.bin/tsx"),
+      [join(ROOT, "client/cli/main.ts"), "fingerprint", ...args],
+      {
+        encoding: "utf8",
+      },
+    );
 
   it("prints the hash, quality, eight dihedral hashes and provenance of a photo, in that order", () => {
     const out = run(join(FIXTURES, "wee.jpg"));

@@ -1,0 +1,102 @@
+/**
+ * Where the CLI finds its ledger, keys and consortium key. Flags first, then the environment,
+ * then (inside a Pixiu checkout, as `npm start` leaves it) the local files: `.local/keys/<id>.
+ * private.jwk.json`, `.dev.vars` and `wrangler.toml`, found by walking up from the working
+ * directory, the way `npm run token` finds them (scripts/lib/local.ts).
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import type { JWK } from "jose";
+
+/** The public demo consortium key `npm start` uses (scripts/lib/local.ts); only ever a local fallback. */
+export const DEMO_CONSORTIUM_KEY = "cGl4aXUtZGVtby1jb25zb3J0aXVtLWtleS0yMDI2LW9ubHkh";
+export const DEFAULT_URL = "http://127.0.0.1:8787";
+
+/** The nearest directory at or above `from` holding a Pixiu checkout's wrangler.toml, or null. */
+export function localRoot(from = process.cwd()): string | null {
+  let dir = resolve(from);
+  for (;;) {
+    const toml = join(dir, "wrangler.toml");
+    if (existsSync(toml) && /^name\s*=\s*"pixiu"/m.test(readFileSync(toml, "utf8"))) {
+      return dir;
+    }
+    const up = dirname(dir);
+    if (up === dir) {
+      return null;
+    }
+    dir = up;
+  }
+}
+
+export function readJwkFile(path: string): JWK {
+  let jwk: JWK;
+  try {
+    jwk = JSON.parse(readFileSync(path, "utf8")) as JWK;
+  } catch (err) {
+    throw new Error(`cannot read a JWK from ${path}: ${(err as Error).message}`);
+  }
+  if (!jwk.d) {
+    throw new Error(`${path} holds no private key (no "d")`);
+  }
+  return jwk;
+}
+
+/** `--key <file>`, else the local key of `name` (a platform id, or `admin`) under .local/keys. */
+export function privateKey(name: string, keyFile: string | undefined): JWK {
+  if (keyFile) {
+    return readJwkFile(keyFile);
+  }
+  const root = localRoot();
+  const dir = process.env.PIXIU_KEYS_DIR ?? (root ? join(root, ".local", "keys") : null);
+  const path = dir ? join(dir, `${name}.private.jwk.json`) : null;
+  if (!path || !existsSync(path)) {
+    throw new Error(
+      `no key for ${name}: give --key <private JWK file>${root ? `, or run \`npm start\` so ${path} exists` : ""}`,
+    );
+  }
+  return readJwkFile(path);
+}
+
+function devVar(name: string): string | undefined {
+  const root = localRoot();
+  const file = root ? join(root, ".dev.vars") : null;
+  if (!file || !existsSync(file)) {
+    return undefined;
+  }
+  for (const line of readFileSync(file, "utf8").split(/\r?\n/)) {
+    const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$/.exec(line);
+    if (m?.[1] === name && m[2] !== undefined) {
+      return m[2].replace(/^(['"])(.*)\1$/, "$2");
+    }
+  }
+  return undefined;
+}
+
+/** `--consortium-key`, else PIXIU_CONSORTIUM_KEY, else (locally) .dev.vars, else (locally) the demo key. */
+export function consortiumKeyValue(flag: string | undefined): string {
+  const value = flag ?? process.env.PIXIU_CONSORTIUM_KEY ?? devVar("PIXIU_CONSORTIUM_KEY");
+  if (value) {
+    return value;
+  }
+  if (localRoot()) {
+    return DEMO_CONSORTIUM_KEY;
+  }
+  throw new Error("no consortium key: give --consortium-key <base64url> or set PIXIU_CONSORTIUM_KEY");
+}
+
+/** `--aud`, else PIXIU_AUDIENCE, else the local wrangler.toml's JWT_AUDIENCE, else `pixiu`. */
+export function audience(flag: string | undefined): string {
+  if (flag ?? process.env.PIXIU_AUDIENCE) {
+    return (flag ?? process.env.PIXIU_AUDIENCE) as string;
+  }
+  const root = localRoot();
+  if (root) {
+    const toml = readFileSync(join(root, "wrangler.toml"), "utf8");
+    return /^JWT_AUDIENCE\s*=\s*"([^"]+)"/m.exec(toml)?.[1] ?? "pixiu";
+  }
+  return "pixiu";
+}
+
+export function ledgerUrl(flag: string | undefined): string {
+  return flag ?? process.env.PIXIU_URL ?? DEFAULT_URL;
+}

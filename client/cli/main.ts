@@ -1,0 +1,319 @@
+#!/usr/bin/env node
+/**
+ * `pixiu`: the member platform's command line (client/README.md, "CLI").
+ *
+ *   pixiu hash <type> <value>                      the hash a platform sends for an identifier
+ *   pixiu token --platform <id> [--scope …]        a fresh signed JWT (or --admin, locally)
+ *   pixiu keygen --kid <id> [--alg EdDSA|ES256]    a key pair: public JWK set out, private to a file
+ *   pixiu score --phone … [--email …] [--photo f]  a buyer's shared risk score
+ *   pixiu report --case-id … --phone … …           report one confirmed case (the back-fill's columns as flags)
+ *   pixiu fingerprint <photo>                      a photo's PDQ fingerprint and provenance
+ *   pixiu backfill <file.csv|.ndjson> [--dry-run]  import a history of confirmed cases, resumable
+ *
+ * Talking to a ledger: --url (PIXIU_URL, default http://127.0.0.1:8787), --platform <id>, and
+ * --key <private JWK file> (default, inside a checkout: .local/keys/<id>.private.jwk.json);
+ * hashing: --consortium-key (PIXIU_CONSORTIUM_KEY; locally .dev.vars, then the demo key).
+ */
+import { existsSync, writeFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { parseArgs } from "node:util";
+import { exportJWK, generateKeyPair } from "jose";
+import { PixiuError } from "../errors.ts";
+import { consortiumKey, hashSubject, IDENTIFIER_TYPES, type IdentifierType } from "../identifiers.ts";
+import { type Photo, PixiuClient, type Purpose } from "../sdk.ts";
+import { signToken } from "../token.ts";
+import { backfill } from "./backfill.ts";
+import { audience, consortiumKeyValue, ledgerUrl, privateKey } from "./config.ts";
+import { BACKFILL_COLUMNS, type BackfillRow, prepareRow } from "./rows.ts";
+
+const USAGE = `usage: pixiu <command> [options]
+
+  hash <phone|email|national_id|device|payment_account> <value>   [--consortium-key K]
+  token (--platform <id> [--key file] | --admin) [--scope "scores:read"] [--lifetime 300] [--aud A]
+  keygen --kid <id> [--alg EdDSA|ES256] [--out private.jwk.json]
+  score --platform <id> (--phone|--email|--national-id|--device|--payment-account <value>)… [--photo f]… [--purpose p]
+  report --platform <id> --case-id <id> <identifier flags> --category c --incident-at t --confirmed-at t
+         --confirmation c --amount <minor units> --currency CNY [--note text]
+  fingerprint <photo.jpg|png|webp>
+  backfill <file.csv|file.ndjson> --platform <id> [--dry-run] [--fresh] [--concurrency 8] [--retention-days 1826]
+
+common: --url <ledger> (PIXIU_URL)  --key <private JWK file>  --kid <id>  --aud <audience>  --consortium-key <base64url>`;
+
+class UsageError extends Error {}
+
+const common = {
+  url: { type: "string" },
+  platform: { type: "string" },
+  key: { type: "string" },
+  kid: { type: "string" },
+  aud: { type: "string" },
+  "consortium-key": { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+/** The identifier flags, named as the back-fill's columns are (with dashes). */
+const identifierFlags = Object.fromEntries(
+  IDENTIFIER_TYPES.map((t) => [t.replace(/_/g, "-"), { type: "string" as const, multiple: true as const }]),
+) as Record<string, { type: "string"; multiple: true }>;
+
+function client(values: { url?: string; platform?: string; key?: string; kid?: string; aud?: string }) {
+  if (!values.platform) {
+    throw new UsageError("--platform <id> is required");
+  }
+  return new PixiuClient({
+    baseUrl: ledgerUrl(values.url),
+    platformId: values.platform,
+    privateJwk: privateKey(values.platform, values.key),
+    ...(values.kid ? { kid: values.kid } : {}),
+    audience: audience(values.aud),
+  });
+}
+
+async function hash(args: string[]) {
+  const { values, positionals } = parseArgs({ args, options: common, allowPositionals: true });
+  const [type, ...rest] = positionals;
+  if (!type || !IDENTIFIER_TYPES.includes(type as IdentifierType) || rest.length === 0) {
+    throw new UsageError(`usage: pixiu hash <${IDENTIFIER_TYPES.join("|")}> <value>`);
+  }
+  const key = await consortiumKey(consortiumKeyValue(values["consortium-key"]));
+  const result = await hashSubject(key, type as IdentifierType, rest.join(" "));
+  process.stdout.write(`${result.hash}\n`);
+}
+
+async function token(args: string[]) {
+  const { values } = parseArgs({
+    args,
+    options: {
+      ...common,
+      admin: { type: "boolean" },
+      scope: { type: "string" },
+      lifetime: { type: "string" },
+    },
+  });
+  if (values.admin === Boolean(values.platform)) {
+    throw new UsageError('give exactly one of --admin or --platform <id> (optionally --scope "…")');
+  }
+  const lifetime = values.lifetime ? Number(values.lifetime) : 300;
+  const name = values.admin ? "admin" : (values.platform as string);
+  const jwk = privateKey(name, values.key);
+  const signed = await signToken(values.kid ? { ...jwk, kid: values.kid } : jwk, {
+    iss: values.admin ? "pixiu-admin" : name,
+    aud: audience(values.aud),
+    lifetime,
+    scope: values.scope,
+  });
+  process.stdout.write(`${signed}\n`);
+}
+
+async function keygen(args: string[]) {
+  const { values } = parseArgs({
+    args,
+    options: { kid: { type: "string" }, alg: { type: "string", default: "EdDSA" }, out: { type: "string" } },
+  });
+  const alg = values.alg;
+  if (alg !== "EdDSA" && alg !== "ES256") {
+    throw new UsageError("--alg must be EdDSA or ES256");
+  }
+  if (!values.kid || !/^[A-Za-z0-9._:-]{1,128}$/.test(values.kid)) {
+    throw new UsageError("--kid <id> is required (1–128 of A–Z a–z 0–9 . _ : -)");
+  }
+  const out = values.out ?? `${values.kid}.private.jwk.json`;
+  if (existsSync(out)) {
+    throw new Error(`${out} exists; refusing to overwrite a private key`);
+  }
+  const pair = await generateKeyPair(alg, { extractable: true });
+  const meta = { kid: values.kid, alg };
+  writeFileSync(out, `${JSON.stringify({ ...(await exportJWK(pair.privateKey)), ...meta }, null, 2)}\n`, {
+    mode: 0o600,
+  });
+  const publicJwk = { ...(await exportJWK(pair.publicKey)), ...meta, use: "sig" };
+  process.stdout.write(`${JSON.stringify({ keys: [publicJwk] }, null, 2)}\n`);
+  process.stderr.write(`private key written to ${out}\n`);
+}
+
+async function fingerprint(args: string[]) {
+  const { positionals } = parseArgs({ args, options: {}, allowPositionals: true });
+  const [path, ...rest] = positionals;
+  if (!path || rest.length > 0) {
+    throw new UsageError("usage: pixiu fingerprint <image.jpg|image.png|image.webp>");
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await readFile(path));
+  } catch (err) {
+    throw new Error(`cannot read ${path}: ${(err as Error).message}`);
+  }
+  // Loaded on demand: the image decoder is WebAssembly, which the other commands do not need.
+  const { fingerprintImage } = await import("../fingerprint.ts");
+  process.stdout.write(`${JSON.stringify(fingerprintImage(bytes))}\n`);
+}
+
+async function score(args: string[]) {
+  const { values } = parseArgs({
+    args,
+    options: {
+      ...common,
+      ...identifierFlags,
+      purpose: { type: "string", default: "refund_review" },
+      photo: { type: "string", multiple: true },
+    },
+  });
+  const key = await consortiumKey(consortiumKeyValue(values["consortium-key"]));
+  const subjects = [];
+  for (const type of IDENTIFIER_TYPES) {
+    for (const value of (values as unknown as Record<string, string[] | undefined>)[
+      type.replace(/_/g, "-")
+    ] ?? []) {
+      subjects.push(await hashSubject(key, type, value));
+    }
+  }
+  if (subjects.length === 0) {
+    throw new UsageError(
+      "give at least one identifier: --phone, --email, --national-id, --device, --payment-account",
+    );
+  }
+  const evidence: Photo[] = [];
+  for (const path of values.photo ?? []) {
+    const { fingerprintImage } = await import("../fingerprint.ts");
+    const { pdq, dihedral } = fingerprintImage(new Uint8Array(await readFile(path)));
+    evidence.push({ pdq, dihedral });
+  }
+  const answer = await client(values).score(subjects, {
+    purpose: values.purpose as Purpose,
+    ...(evidence.length > 0 ? { evidence } : {}),
+  });
+  process.stdout.write(`${JSON.stringify(answer, null, 2)}\n`);
+}
+
+async function report(args: string[]) {
+  const columnFlags = Object.fromEntries(
+    BACKFILL_COLUMNS.filter((c) => !(IDENTIFIER_TYPES as readonly string[]).includes(c)).map((c) => [
+      c.replace(/_/g, "-"),
+      { type: "string" as const },
+    ]),
+  );
+  const { values } = parseArgs({
+    args,
+    options: { ...common, ...columnFlags, ...identifierFlags, "retention-days": { type: "string" } },
+  });
+  const row: BackfillRow = {};
+  for (const column of BACKFILL_COLUMNS) {
+    const value = (values as Record<string, unknown>)[column.replace(/_/g, "-")];
+    row[column] = Array.isArray(value) ? (value[0] as string) : (value as string | undefined);
+  }
+  const key = await consortiumKey(consortiumKeyValue(values["consortium-key"]));
+  const prepared = await prepareRow(row, {
+    key,
+    now: Date.now(),
+    ...(values["retention-days"] ? { retentionDays: Number(values["retention-days"]) } : {}),
+  });
+  if (!prepared.ok) {
+    throw new Error(`not sent: ${prepared.errors.map((e) => `${e.path}: ${e.message}`).join("; ")}`);
+  }
+  const { report: sent, created } = await client(values).report(prepared.body);
+  process.stdout.write(`${JSON.stringify({ created, report: sent }, null, 2)}\n`);
+}
+
+async function backfillCommand(args: string[]) {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      ...common,
+      "dry-run": { type: "boolean" },
+      fresh: { type: "boolean" },
+      concurrency: { type: "string" },
+      "retention-days": { type: "string" },
+    },
+  });
+  const [file, ...rest] = positionals;
+  if (!file || rest.length > 0) {
+    throw new UsageError("usage: pixiu backfill <file.csv|file.ndjson> --platform <id> [--dry-run]");
+  }
+  if (!existsSync(file)) {
+    throw new Error(`no file ${file}`);
+  }
+  const key = await consortiumKey(consortiumKeyValue(values["consortium-key"]));
+  const dryRun = values["dry-run"] === true;
+  const controller = new AbortController();
+  let interrupts = 0;
+  process.on("SIGINT", () => {
+    interrupts++;
+    if (interrupts > 1) {
+      process.exit(130);
+    }
+    process.stderr.write(
+      "\nstopping: the batches in flight finish and are recorded (Ctrl-C again to quit now)\n",
+    );
+    controller.abort();
+  });
+  const summary = await backfill({
+    file,
+    client: dryRun ? null : client(values),
+    key,
+    ledger: ledgerUrl(values.url),
+    platform: values.platform ?? "",
+    ...(values.concurrency ? { concurrency: Number(values.concurrency) } : {}),
+    ...(values["retention-days"] ? { retentionDays: Number(values["retention-days"]) } : {}),
+    fresh: values.fresh === true,
+    signal: controller.signal,
+  });
+  for (const p of summary.problems ?? []) {
+    process.stderr.write(
+      `row ${p.row} (${p.caseId || "no case_id"}): ${p.errors.map((e) => `${e.path}: ${e.message}`).join("; ")}\n`,
+    );
+  }
+  const { problems: _p, ...printed } = summary;
+  process.stdout.write(`${JSON.stringify(printed)}\n`);
+  if (summary.error) {
+    process.stderr.write(`backfill stopped: ${summary.error}\nrun the same command again to resume\n`);
+    process.exitCode = 2;
+  } else if (!summary.complete) {
+    process.stderr.write("backfill interrupted; run the same command again to resume\n");
+    process.exitCode = 130;
+  } else if (summary.rejected > 0) {
+    process.stderr.write(
+      summary.dryRun
+        ? `${summary.rejected} rows would be rejected\n`
+        : `${summary.rejected} rows rejected: see ${summary.rejectsFile}\n`,
+    );
+    process.exitCode = 1;
+  }
+}
+
+const COMMANDS: Record<string, (args: string[]) => Promise<void>> = {
+  hash,
+  token,
+  keygen,
+  score,
+  report,
+  fingerprint,
+  backfill: backfillCommand,
+};
+
+async function main(argv: string[]) {
+  const [command, ...args] = argv;
+  const run = command ? COMMANDS[command] : undefined;
+  if (!run || command === "--help" || command === "-h") {
+    process.stderr.write(`${USAGE}\n`);
+    process.exitCode = command && command !== "--help" && command !== "-h" ? 2 : 0;
+    return;
+  }
+  try {
+    await run(args);
+  } catch (err) {
+    if (err instanceof PixiuError) {
+      process.stderr.write(`pixiu ${command}: ${err.message}\n`);
+      if (err.errors.length > 0) {
+        process.stderr.write(`${err.errors.map((e) => `  ${e.path}: ${e.message}`).join("\n")}\n`);
+      }
+    } else {
+      process.stderr.write(`pixiu ${command}: ${(err as Error).message}\n`);
+    }
+    // A back-fill's exit 1 means "rows rejected", so anything that stops one is 2, as a usage error is.
+    const usage = err instanceof UsageError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS");
+    process.exitCode = usage || command === "backfill" ? 2 : 1;
+  }
+}
+
+await main(process.argv.slice(2));

@@ -1,0 +1,436 @@
+/**
+ * The ledger's API as a member platform calls it: typed from the ledger's own OpenAPI document
+ * (generated/openapi.ts), over openapi-fetch, with a fresh signed token per request.
+ *
+ * @example
+ *   const pixiu = new PixiuClient({ baseUrl: "https://ledger.example", platformId: "shop-a", privateJwk });
+ *   const key = await consortiumKey(process.env.PIXIU_CONSORTIUM_KEY);
+ *   const answer = await pixiu.score([await hashSubject(key, "phone", "138 0013 8000")]);
+ */
+import type { JWK } from "jose";
+import createClient, { type Client } from "openapi-fetch";
+import { PixiuError, type Problem, syntheticProblem } from "./errors.ts";
+import type { components, paths } from "./generated/openapi.ts";
+import { backoffMs, DEFAULT_RETRY, isRetryableStatus, parseRetryAfter, type RetryOptions } from "./retry.ts";
+import { signToken } from "./token.ts";
+
+type Schemas = components["schemas"];
+export type ReportBody = Schemas["ReportBody"];
+export type Report = Schemas["Report"];
+export type Subject = Schemas["Subject"];
+export type ScoreAnswer = Schemas["ScoreAnswer"];
+export type Photo = Schemas["Photo"];
+export type Purpose = Schemas["ScoreQuery"]["purpose"];
+export type ScoreBatchQuery = Schemas["ScoreBatch"]["queries"][number];
+export type BulkItemResult =
+  paths["/v1/reports/bulk"]["post"]["responses"][200]["content"]["application/json"]["results"][number];
+export type ReportPage = Schemas["ReportPage"];
+export type ReportListQuery = NonNullable<paths["/v1/reports"]["get"]["parameters"]["query"]>;
+export type EvidenceMatchAnswer = Schemas["EvidenceMatchAnswer"];
+export type Dispute = Schemas["Dispute"];
+export type DisputeOpen = Schemas["DisputeOpen"];
+export type DisputeRespond = Schemas["DisputeRespond"];
+export type DisputeListQuery = NonNullable<paths["/v1/disputes"]["get"]["parameters"]["query"]>;
+export type ListedDisputePage = Schemas["ListedDisputePage"];
+export type SubjectAccessQuery = Schemas["SubjectAccessQuery"];
+export type SubjectAccess = Schemas["SubjectAccess"];
+export type EventPage = Schemas["EventPage"];
+
+export type Scope = "reports:write" | "scores:read" | "disputes:write";
+export const SCOPES: readonly Scope[] = ["reports:write", "scores:read", "disputes:write"];
+
+/** Reports per `POST /v1/reports/bulk`, buyers per `POST /v1/scores/batch` and photos per batch (docs/api.md). */
+export const MAX_BULK_REPORTS = 500;
+export const MAX_BATCH_QUERIES = 100;
+export const MAX_BATCH_PHOTOS = 64;
+
+/** The header that carries a D1 Sessions bookmark both ways (docs/api.md, "Consistency"). */
+export const BOOKMARK_HEADER = "Pixiu-Bookmark";
+
+export interface PixiuClientOptions {
+  /** The ledger, e.g. `http://127.0.0.1:8787`. */
+  baseUrl: string;
+  /** The calling platform's id: the tokens' issuer. */
+  platformId: string;
+  /** The platform's private JWK (EdDSA or ES256), as `pixiu keygen` writes it. */
+  privateJwk: JWK;
+  /** The key id the ledger knows the key by; defaults to the JWK's own `kid`. */
+  kid?: string;
+  /** The tokens' audience: the ledger's JWT_AUDIENCE (default `pixiu`). */
+  audience?: string;
+  /** Token lifetime in seconds (default 60; the ledger accepts at most 300). */
+  tokenLifetime?: number;
+  /** The scopes the platform was granted (default all three); a token never asks for more. */
+  grantedScopes?: readonly Scope[];
+  /** Retry policy; see retry.ts. */
+  retry?: Partial<RetryOptions>;
+  /** Per-attempt timeout in milliseconds (default 30 s); a timeout counts as a network failure. */
+  timeoutMs?: number;
+  /** The fetch to use (default the global one). */
+  fetch?: (request: Request) => Promise<Response>;
+  /** A bookmark to start from, e.g. one kept from an earlier process. */
+  bookmark?: string;
+}
+
+/** How one route is called: the scopes any of which it accepts, and whether a lost answer may be asked again. */
+interface RoutePolicy {
+  method: string;
+  path: RegExp;
+  scopes: Scope[];
+  /** Safe to send again when no answer arrived: a read, or a write idempotent by its key. */
+  repeatable: boolean;
+}
+
+const ANY: Scope[] = [...SCOPES];
+
+/** Every platform route, from the route guards (docs/api.md); one table, so no call can pick its own. */
+const ROUTES: RoutePolicy[] = [
+  // Idempotent by caseId: a replay answers 200 with the report already held.
+  { method: "POST", path: /^\/v1\/reports(\/bulk)?$/, scopes: ["reports:write"], repeatable: true },
+  { method: "GET", path: /^\/v1\/reports(\/[^/]+)?$/, scopes: ["reports:write"], repeatable: true },
+  { method: "POST", path: /^\/v1\/reports\/[^/]+\/retract$/, scopes: ["reports:write"], repeatable: false },
+  // Reads; a repeat only logs the look-up again.
+  {
+    method: "POST",
+    path: /^\/v1\/(scores\/(query|batch)|evidence\/match)$/,
+    scopes: ["scores:read"],
+    repeatable: true,
+  },
+  {
+    method: "POST",
+    path: /^\/v1\/disputes(\/[^/]+\/(respond|escalate))?$/,
+    scopes: ["disputes:write"],
+    repeatable: false,
+  },
+  { method: "GET", path: /^\/v1\/disputes\/[^/]+$/, scopes: ["disputes:write"], repeatable: true },
+  { method: "GET", path: /^\/v1\/disputes$/, scopes: ["disputes:write", "reports:write"], repeatable: true },
+  { method: "POST", path: /^\/v1\/subject-access$/, scopes: ["disputes:write"], repeatable: false },
+  { method: "GET", path: /^\/v1\/(events|webhook)$/, scopes: ANY, repeatable: true },
+  { method: "PUT", path: /^\/v1\/webhook$/, scopes: ANY, repeatable: false },
+  { method: "DELETE", path: /^\/v1\/webhook$/, scopes: ANY, repeatable: false },
+];
+
+function policyFor(method: string, pathname: string): RoutePolicy {
+  const policy = ROUTES.find((r) => r.method === method && r.path.test(pathname));
+  if (!policy) {
+    throw new Error(`@pixiu/client: no policy for ${method} ${pathname}`);
+  }
+  return policy;
+}
+
+/** Content types the ledger answers problems with. */
+function isJson(response: Response): boolean {
+  return /json/i.test(response.headers.get("content-type") ?? "");
+}
+
+export class PixiuClient {
+  /**
+   * The typed openapi-fetch client underneath, for routes without a method here; its requests are
+   * signed, retried and bookmarked like the methods' own.
+   */
+  readonly api: Client<paths>;
+  readonly #options: PixiuClientOptions;
+  readonly #retry: RetryOptions;
+  readonly #fetch: (request: Request) => Promise<Response>;
+  readonly #granted: readonly Scope[];
+  #bookmark: string | null;
+
+  constructor(options: PixiuClientOptions) {
+    if (!options.baseUrl || !options.platformId) {
+      throw new TypeError("PixiuClient needs baseUrl and platformId");
+    }
+    if (!(options.kid ?? options.privateJwk?.kid)) {
+      throw new TypeError("PixiuClient needs a kid: in the JWK or as the kid option");
+    }
+    this.#options = options;
+    this.#retry = { ...DEFAULT_RETRY, ...options.retry };
+    this.#fetch = options.fetch ?? ((request) => globalThis.fetch(request));
+    this.#granted = options.grantedScopes ?? SCOPES;
+    this.#bookmark = options.bookmark ?? null;
+    this.api = createClient<paths>({
+      baseUrl: options.baseUrl.replace(/\/+$/, ""),
+      fetch: (request) => this.#send(request),
+    });
+  }
+
+  /** The newest `Pixiu-Bookmark` any answer carried: sent with every later request. */
+  get bookmark(): string | null {
+    return this.#bookmark;
+  }
+
+  /** Reports one confirmed case; `created` is false for an idempotent replay of the same case. */
+  async report(body: ReportBody): Promise<{ report: Report; created: boolean }> {
+    const { data, response } = await this.api.POST("/v1/reports", { body });
+    return { report: data as Report, created: response.status === 201 };
+  }
+
+  /**
+   * Reports any number of cases, `MAX_BULK_REPORTS` per call, `concurrency` calls at a time;
+   * one result per report, in order, with `index` into `reports` (201 created, 200 already
+   * present, 409/422 refused with its problem).
+   */
+  async reportBulk(reports: ReportBody[], options: { concurrency?: number } = {}): Promise<BulkItemResult[]> {
+    const chunks = chunk(reports, MAX_BULK_REPORTS);
+    const results = await mapConcurrent(chunks, options.concurrency ?? 1, async (part, n) => {
+      const { data } = await this.api.POST("/v1/reports/bulk", { body: { reports: part } });
+      const offset = n * MAX_BULK_REPORTS;
+      return (data?.results ?? []).map((r) => ({ ...r, index: r.index + offset }));
+    });
+    return results.flat();
+  }
+
+  async getReport(id: string): Promise<Report> {
+    const { data } = await this.api.GET("/v1/reports/{id}", { params: { path: { id } } });
+    return data as Report;
+  }
+
+  /** One page of the platform's own reports, newest first. */
+  async listReports(query: Partial<ReportListQuery> = {}): Promise<ReportPage> {
+    const { data } = await this.api.GET("/v1/reports", { params: { query: query as ReportListQuery } });
+    return data as ReportPage;
+  }
+
+  /** Every report of the platform matching `query`, page by page. */
+  async *reports(query: Partial<Omit<ReportListQuery, "cursor">> = {}): AsyncGenerator<Report> {
+    let cursor: string | undefined;
+    do {
+      const page = await this.listReports({ ...query, ...(cursor ? { cursor } : {}) });
+      yield* page.items;
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+  }
+
+  async retract(id: string, reason: string): Promise<Report> {
+    const { data } = await this.api.POST("/v1/reports/{id}/retract", {
+      params: { path: { id } },
+      body: { reason },
+    });
+    return data as Report;
+  }
+
+  /** One buyer's shared risk score; all subjects are the same buyer. */
+  async score(
+    subjects: Subject[],
+    options: { purpose?: Purpose; evidence?: Photo[] } = {},
+  ): Promise<ScoreAnswer> {
+    const { data } = await this.api.POST("/v1/scores/query", {
+      body: {
+        subjects,
+        purpose: options.purpose ?? "refund_review",
+        ...(options.evidence ? { evidence: options.evidence } : {}),
+      },
+    });
+    return data as ScoreAnswer;
+  }
+
+  /**
+   * Scores any number of buyers: split into calls of at most `MAX_BATCH_QUERIES` buyers and
+   * `MAX_BATCH_PHOTOS` photos, answers in the order of `queries`.
+   */
+  async scoreBatch(
+    queries: ScoreBatchQuery[],
+    options: { purpose?: Purpose; concurrency?: number } = {},
+  ): Promise<(ScoreAnswer & { ref: string })[]> {
+    const batches: ScoreBatchQuery[][] = [];
+    let current: ScoreBatchQuery[] = [];
+    let photos = 0;
+    for (const query of queries) {
+      const n = query.evidence?.length ?? 0;
+      if (current.length === MAX_BATCH_QUERIES || (current.length > 0 && photos + n > MAX_BATCH_PHOTOS)) {
+        batches.push(current);
+        current = [];
+        photos = 0;
+      }
+      current.push(query);
+      photos += n;
+    }
+    if (current.length > 0) {
+      batches.push(current);
+    }
+    const answers = await mapConcurrent(batches, options.concurrency ?? 1, async (part) => {
+      const { data } = await this.api.POST("/v1/scores/batch", {
+        body: { purpose: options.purpose ?? "refund_review", queries: part },
+      });
+      return data?.results ?? [];
+    });
+    return answers.flat();
+  }
+
+  /** Confirmed fingerprints near the given photos (`@pixiu/client/fingerprint` computes them). */
+  async matchEvidence(photos: Photo[], options: { purpose?: Purpose } = {}): Promise<EvidenceMatchAnswer> {
+    const { data } = await this.api.POST("/v1/evidence/match", {
+      body: { photos, purpose: options.purpose ?? "refund_review" },
+    });
+    return data as EvidenceMatchAnswer;
+  }
+
+  /** Opens a buyer's dispute of another platform's record. Not retried without an answer. */
+  async openDispute(body: DisputeOpen): Promise<Dispute> {
+    const { data } = await this.api.POST("/v1/disputes", { body });
+    return data as Dispute;
+  }
+
+  async getDispute(id: string): Promise<Dispute> {
+    const { data } = await this.api.GET("/v1/disputes/{id}", { params: { path: { id } } });
+    return data as Dispute;
+  }
+
+  async listDisputes(query: Partial<DisputeListQuery> = {}): Promise<ListedDisputePage> {
+    const { data } = await this.api.GET("/v1/disputes", { params: { query: query as DisputeListQuery } });
+    return data as ListedDisputePage;
+  }
+
+  /** The reporter's answer to a dispute of one of its records. */
+  async respondToDispute(id: string, body: DisputeRespond): Promise<Dispute> {
+    const { data } = await this.api.POST("/v1/disputes/{id}/respond", { params: { path: { id } }, body });
+    return data as Dispute;
+  }
+
+  async escalateDispute(id: string, reason: string): Promise<Dispute> {
+    const { data } = await this.api.POST("/v1/disputes/{id}/escalate", {
+      params: { path: { id } },
+      body: { reason },
+    });
+    return data as Dispute;
+  }
+
+  /** A buyer's own file: the records and look-ups about their subjects (one page; see `nextCursor`). */
+  async subjectAccess(body: SubjectAccessQuery): Promise<SubjectAccess> {
+    const { data } = await this.api.POST("/v1/subject-access", { body });
+    return data as SubjectAccess;
+  }
+
+  /** One page of the platform's event feed, oldest first. */
+  async listEvents(query: { cursor?: string; limit?: number } = {}): Promise<EventPage> {
+    const { data } = await this.api.GET("/v1/events", { params: { query } });
+    return data as EventPage;
+  }
+
+  /**
+   * Every request goes through here: a fresh token per attempt (a new jti, the route's narrowest
+   * scope), the newest bookmark, retries by the policy, and an error thrown for anything but 2xx.
+   */
+  async #send(request: Request): Promise<Response> {
+    const url = new URL(request.url);
+    const policy = policyFor(request.method, url.pathname);
+    const scopes = policy.scopes.filter((s) => this.#granted.includes(s));
+    const scope = (scopes.length > 0 ? scopes : policy.scopes).join(" ");
+    const body =
+      request.method === "GET" || request.method === "DELETE" ? undefined : await request.arrayBuffer();
+    const retry = this.#retry;
+    for (let attempt = 1; ; attempt++) {
+      const headers = new Headers(request.headers);
+      headers.set("authorization", `Bearer ${await this.#token(scope)}`);
+      if (this.#bookmark) {
+        headers.set(BOOKMARK_HEADER, this.#bookmark);
+      }
+      let response: Response;
+      try {
+        response = await this.#fetch(
+          new Request(url, {
+            method: request.method,
+            headers,
+            body,
+            signal: AbortSignal.timeout(this.#options.timeoutMs ?? 30_000),
+          }),
+        );
+      } catch (cause) {
+        if (policy.repeatable && attempt < retry.attempts) {
+          await retry.sleep(backoffMs(retry, attempt, null));
+          continue;
+        }
+        throw new PixiuError({
+          status: 0,
+          problem: syntheticProblem(
+            0,
+            `${request.method} ${url.pathname}: ${(cause as Error)?.message ?? cause}${policy.repeatable ? "" : " (not retried: the request may have taken effect)"}`,
+          ),
+          attempts: attempt,
+          cause,
+        });
+      }
+      this.#keepBookmark(response.headers.get(BOOKMARK_HEADER));
+      if (response.ok) {
+        return response;
+      }
+      const retryAfter = parseRetryAfter(response.headers.get("retry-after"));
+      if (
+        isRetryableStatus(response.status) &&
+        attempt < retry.attempts &&
+        (retryAfter === null || retryAfter * 1000 <= retry.maxRetryAfterMs)
+      ) {
+        await response.body?.cancel();
+        await retry.sleep(backoffMs(retry, attempt, retryAfter));
+        continue;
+      }
+      throw new PixiuError({
+        status: response.status,
+        problem: await readProblem(response),
+        requestId: response.headers.get("x-request-id"),
+        retryAfter,
+        attempts: attempt,
+      });
+    }
+  }
+
+  /** Bookmarks are ordered as strings (D1's are fixed-width hex); the newest seen wins. */
+  #keepBookmark(value: string | null) {
+    if (value && (this.#bookmark === null || value > this.#bookmark)) {
+      this.#bookmark = value;
+    }
+  }
+
+  #token(scope: string): Promise<string> {
+    const kid = this.#options.kid ?? this.#options.privateJwk.kid;
+    return signToken(
+      { ...this.#options.privateJwk, kid },
+      {
+        iss: this.#options.platformId,
+        aud: this.#options.audience ?? "pixiu",
+        lifetime: this.#options.tokenLifetime ?? 60,
+        scope,
+      },
+    );
+  }
+}
+
+async function readProblem(response: Response): Promise<Problem> {
+  const text = await response.text().catch(() => "");
+  if (isJson(response)) {
+    try {
+      const body = JSON.parse(text) as Partial<Problem>;
+      if (typeof body.type === "string" && typeof body.title === "string") {
+        return { status: response.status, detail: "", instance: "", ...body } as Problem;
+      }
+    } catch {
+      // not JSON after all: fall through
+    }
+  }
+  return syntheticProblem(response.status, text.slice(0, 500) || response.statusText);
+}
+
+export function chunk<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) {
+    out.push(items.slice(i, i + size));
+  }
+  return out;
+}
+
+/** `fn` over `items`, at most `concurrency` at a time; results in the order of `items`. */
+export async function mapConcurrent<T, R>(
+  items: readonly T[],
+  concurrency: number,
+  fn: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i] as T, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, worker));
+  return results;
+}
