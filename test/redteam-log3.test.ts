@@ -452,6 +452,11 @@ describe("red team 3: online verify and the archive", () => {
     const [reporter, asker] = await Promise.all([newPlatform(), platformOnShard(1)]);
     const buyer = await newBuyer();
     await createReport(reporter, buyer);
+    // Shard 1 has an archived part (whatever ran before): a look-up, signed, archived a month on.
+    await score(asker, buyer);
+    await drainAuditOutbox();
+    await checkpoint(env.DB, config, config.AUDIT_SIGNING_JWK, Date.now());
+    await archiveLog(env.DB, config, Date.now() + (config.LOG_ARCHIVE_AFTER_DAYS + 1) * DAY);
     const requestId = await score(asker, buyer);
     await drainAuditOutbox();
     await checkpoint(env.DB, config, config.AUDIT_SIGNING_JWK, Date.now());
