@@ -542,9 +542,11 @@ describe("POST /v1/evidence/match", () => {
       actor: `platform:${checker.id}`,
       outcome: "ok",
     });
+    // The photo's hash is an erasable key of the entry (`photo:<hash>`), not in its chained details.
     expect(JSON.parse(rows[0]?.details ?? "{}")).toMatchObject({
       purpose: "dispute_handling",
-      photos: [photo],
+      photos: 1,
+      subjectKeys: [`photo:${photo}`],
     });
   });
 
@@ -676,12 +678,13 @@ describe("the chunk index", () => {
     const largeBoth = await combined([query]);
     const fullBoth = await combined(Array.from({ length: 16 * 8 }, randomHash));
     console.log(JSON.stringify({ total, small, large, full, smallBoth, largeBoth, fullBoth }));
-    // D1 counts the probe expansion (16 pairs, 17 masks each: 288 rows per hash) and about three
-    // rows per candidate (its index entry, the candidate list, its fingerprint); empty seeks are free.
-    expect(small.rowsRead).toBe(16 + 16 * 17 + 3 * small.candidates);
-    expect(large.rowsRead).toBeLessThanOrEqual(16 + 16 * 17 + 4 * large.candidates);
+    // D1 counts the probe expansion (16 pairs, 17 masks each: 288 rows per hash) and about four
+    // rows per candidate (its index entry, the candidate list, its fingerprint, its report for the
+    // dispute deadline and the retention); empty seeks are free.
+    expect(small.rowsRead).toBe(16 + 16 * 17 + 4 * small.candidates);
+    expect(large.rowsRead).toBeLessThanOrEqual(16 + 16 * 17 + 5 * large.candidates);
     expect(large.rowsRead).toBeLessThan(total);
-    expect(full.rowsRead).toBeLessThanOrEqual(128 * (16 + 16 * 17) + 4 * full.candidates);
+    expect(full.rowsRead).toBeLessThanOrEqual(128 * (16 + 16 * 17) + 5 * full.candidates);
     // Beside the records, in one statement: the two reads' rows plus one row per candidate (its
     // report, by primary key, for the dispute deadline), whatever the table holds.
     for (const x of [smallBoth, largeBoth, fullBoth]) {
@@ -783,9 +786,14 @@ describe("score queries with the claim's photos", () => {
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ action: "score.query", actor: `platform:${asker.id}`, outcome: "ok" });
     const details = JSON.parse(rows[0]?.details ?? "{}") as Record<string, unknown>;
-    expect(details).toMatchObject({ purpose: "refund_review", dihedral: 0 });
-    expect(details.photos).toEqual([expect.any(String), claim]);
-    expect(details.subjectKeys).toHaveLength(2);
+    expect(details).toMatchObject({ purpose: "refund_review", photos: 2, dihedral: 0 });
+    // The buyer's two subject keys, then the photos' hashes as erasable keys (`photo:<hash>`).
+    expect(details.subjectKeys).toEqual([
+      expect.any(String),
+      expect.any(String),
+      expect.stringMatching(/^photo:[0-9a-f]{64}$/),
+      `photo:${claim}`,
+    ]);
     expect(await logCount("inquiries", "request_id = ?", res.headers.get("x-request-id"))).toBe(2);
   });
 
@@ -946,7 +954,10 @@ describe("score queries with the claim's photos", () => {
     const rows = await auditRows(res.headers.get("x-request-id"));
     const details = rows.map((r) => JSON.parse(r.details ?? "{}") as Record<string, unknown>);
     expect(rows.map((r) => r.target)).toEqual(["o-1", "o-2", "o-3"]);
-    expect(details.map((d) => d.photos)).toEqual([[claim], undefined, [innocent]]);
+    expect(details.map((d) => d.photos)).toEqual([1, undefined, 1]);
+    expect(
+      details.map((d) => ((d.subjectKeys as string[] | undefined) ?? []).filter((k) => k.startsWith("photo:"))),
+    ).toEqual([[`photo:${claim}`], [], [`photo:${innocent}`]]);
   });
 
   it("photos are validated at the edge (hex, 16 per query, 64 per batch, dihedral, no extra field): 422, nothing logged", async () => {

@@ -153,6 +153,16 @@ export function isInquiredLookup(e: Pick<ChainedContent, "details">): boolean {
  * One inquiry row a look-up must still hold: everything subject access shows of it.
  * `[subjectKey, at, platformId, seq, requestId, purpose]`.
  */
+/**
+ * A claim photo's PDQ hash among an entry's subject keys: committed in the chain and erased with
+ * the keys at retention, like them; it writes no inquiry row (a photo is not a subject).
+ */
+export const PHOTO_KEY_PREFIX = "photo:";
+
+export function isPhotoKey(key: string): boolean {
+  return key.startsWith(PHOTO_KEY_PREFIX);
+}
+
 export type ExpectedInquiry = [string, number, string, number, string, string];
 
 /**
@@ -174,7 +184,7 @@ export function expectedInquiries(
     if (e.subjectKeys === null) {
       return { rows, fault: { kind: "keys_erased", seq: e.seq } };
     }
-    for (const key of e.subjectKeys) {
+    for (const key of e.subjectKeys.filter((k) => !isPhotoKey(k))) {
       rows.push([key, e.at, inquiry.platformId, e.seq, inquiry.requestId, inquiry.purpose]);
     }
   }

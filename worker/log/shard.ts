@@ -646,7 +646,7 @@ export class LogShard extends DurableObject {
       .exec<{ seq: number | null }>(
         `SELECT min(a.seq) AS seq FROM archived_lookups a
            JOIN entry_keys k ON k.seq = a.seq CROSS JOIN json_each(k.keys) j
-         WHERE a.at >= ? AND NOT EXISTS (SELECT 1 FROM inquiries i WHERE i.subject_key = j.value
+         WHERE a.at >= ? AND j.value NOT LIKE 'photo:%' AND NOT EXISTS (SELECT 1 FROM inquiries i WHERE i.subject_key = j.value
            AND i.at = a.at AND i.platform_id = a.platform_id AND i.request_id = a.request_id
            AND i.purpose = a.purpose)`,
         since,

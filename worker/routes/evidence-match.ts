@@ -3,7 +3,7 @@ import type { App } from "../app";
 import { all } from "../lib/batch";
 import { logUnavailableResponse } from "../lib/problem";
 import { authenticatedRoute } from "../lib/route";
-import { toRfc3339 } from "../lib/time";
+import { DAY_MS, toRfc3339 } from "../lib/time";
 import { guard } from "../middleware/auth";
 import { int } from "../schemas/common";
 import { MAX_MATCH_PHOTOS, MAX_PHOTO_MATCHES, PhotoMatchSchema, PhotoSchema } from "../schemas/scores";
@@ -68,13 +68,20 @@ export function registerEvidenceMatch(app: App) {
     const chunksJson = probePairsJson(variants);
     const [candidates] = await Promise.all([
       // The request's session: a read replica may answer (READ_ONLY_POSTS).
-      all<CandidateRow>(c.var.db, matchReadSql(chunksJson)),
+      all<CandidateRow>(
+        c.var.db,
+        matchReadSql(chunksJson, {
+          now: c.var.now,
+          since: c.var.now - c.var.config.RETENTION_DAYS * DAY_MS,
+        }),
+      ),
+      // Every hash probed is logged (erasable) and counts against the daily look-up cap.
       logLookups(c.var.scope, {
         purpose,
-        buyers: [{ target: null, keys: [] }],
+        buyers: [{ target: null, keys: [], photos: photos.flatMap((p) => [p.pdq, ...(p.dihedral ?? [])]) }],
         usage: { queries: 1 },
-        details: { photos: photos.map((p) => p.pdq), dihedral: photos.filter((p) => p.dihedral).length },
-        cap: false,
+        details: { photos: photos.length, dihedral: photos.filter((p) => p.dihedral).length },
+        cap: true,
       }),
     ]);
     const byHash = new Map<string, { chunks: number[]; rows: CandidateRow[] }>();

@@ -161,11 +161,18 @@ export function candidateCtes(chunksJson: string): SQL {
  * (the fingerprints sharing a near-identical chunk with a hash asked about), not the table size.
  * The Worker verifies the full distance (`nearestDistance`) and answers only those within the
  * limit. CROSS JOIN fixes the order: probes outermost, as the planner might otherwise walk the
- * index.
+ * index. Each candidate's report is read by primary key too: a case past the retention period
+ * (`since`: not yet purged) or under a dispute past its deadline (`now`) is not shown, the rule
+ * the score applies (docs/scoring.md §3b).
  */
-export function matchReadSql(chunksJson: string): SQL {
+export function matchReadSql(
+  chunksJson: string,
+  at: { now: number; since: number } = { now: 0, since: 0 },
+): SQL {
   return sql`WITH ${candidateCtes(chunksJson)}
     SELECT f.hash, f.platform_id, f.category, f.incident_at
     FROM candidates CROSS JOIN fingerprints f ON f.id = candidates.id
-    WHERE f.counted = 1`;
+      CROSS JOIN reports r ON r.id = f.report_id
+    WHERE f.counted = 1 AND r.incident_at >= ${at.since}
+      AND (r.dispute_deadline_at IS NULL OR r.dispute_deadline_at >= ${at.now})`;
 }

@@ -7,6 +7,7 @@ import { ledgerFor } from "../lib/db";
 import { ProblemError } from "../lib/problem";
 import type { RequestScope } from "../lib/scope";
 import { DAY_MS, toRfc3339 } from "../lib/time";
+import { PHOTO_KEY_PREFIX } from "../log/chain";
 import { appendLog, LogUnavailable } from "../log/client";
 import type { AppendResult } from "../log/shard";
 import type { Subject } from "../schemas/common";
@@ -275,7 +276,17 @@ export async function logLookups(
      * The entries, one per buyer: target (a batch `ref`), the buyer's subject keys and, for a
      * query with photos, more details of its own (the photos' hashes).
      */
-    buyers: { target: string | null; keys: string[]; details?: Record<string, unknown> }[];
+    buyers: {
+      target: string | null;
+      keys: string[];
+      /**
+       * Every PDQ hash probed for this entry (each photo's own and its dihedral ones): logged as
+       * erasable keys (`photo:<hash>`, committed in the chain, erased at retention), never in the
+       * details, and counted against the daily look-up cap like subject keys.
+       */
+      photos?: string[];
+      details?: Record<string, unknown>;
+    }[];
     usage: { queries?: number; subjectAccess?: number };
     /** Whose inquiries: the request itself, or the first page of a multi-page request. */
     inquiryRequestId?: string;
@@ -289,6 +300,9 @@ export async function logLookups(
     throw new Error("look-ups are made by platforms");
   }
   const keys = [...new Set(look.buyers.flatMap((b) => b.keys))];
+  const photoKeys = (b: { photos?: string[] }) =>
+    [...new Set(b.photos ?? [])].map((h) => `${PHOTO_KEY_PREFIX}${h}`);
+  const capped = [...new Set([...keys, ...look.buyers.flatMap(photoKeys)])];
   const day = utcDay(now);
   let result: AppendResult;
   try {
@@ -312,7 +326,7 @@ export async function logLookups(
             ? { inquiryRequestId: look.inquiryRequestId }
             : {}),
         },
-        subjectKeys: b.keys,
+        subjectKeys: [...b.keys, ...photoKeys(b)],
       })),
       inquiries: keys.map((subjectKey) => ({
         subjectKey,
@@ -328,7 +342,14 @@ export async function logLookups(
         subjectAccess: look.usage.subjectAccess ?? 0,
       },
       ...(look.cap
-        ? { lookupCap: { platformId: principal.platformId, day, keys, limit: config.LOOKUP_DAILY_CAP } }
+        ? {
+            lookupCap: {
+              platformId: principal.platformId,
+              day,
+              keys: capped,
+              limit: config.LOOKUP_DAILY_CAP,
+            },
+          }
         : {}),
     });
   } catch (err) {
@@ -396,8 +417,9 @@ export async function scoreBuyers(
           keys: subjects.map((s) => s.key),
           ...(evidence
             ? {
+                photos: evidence.flatMap((p) => [p.pdq, ...(p.dihedral ?? [])]),
                 details: {
-                  photos: evidence.map((p) => p.pdq),
+                  photos: evidence.length,
                   dihedral: evidence.filter((p) => p.dihedral).length,
                 },
               }
