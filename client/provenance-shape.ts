@@ -44,6 +44,43 @@ export function isAiSourceType(value: string): boolean {
   return AI_SOURCE_TYPES.some((t) => t.toLowerCase() === term);
 }
 
+/**
+ * What a digital source type may be: an http(s) URI (host, optional port, then path, query or
+ * fragment in visible ASCII), as the IPTC vocabulary's
+ * `http://cv.iptc.org/newscodes/digitalsourcetype/<term>` and other published vocabularies are,
+ * or a URN (`urn:<namespace>:<name>`, RFC 8141). No other scheme (`mailto:`, `tel:`…) and no user
+ * information before the host.
+ */
+export const SOURCE_TYPE_URI =
+  /^(?:https?:\/\/[A-Za-z0-9.-]+(?::\d{1,5})?(?:[/?#][!-~]*)?|urn:[A-Za-z0-9][A-Za-z0-9-]{0,31}:[!-~]+)$/;
+
+/**
+ * Patterns of personal data (an e-mail address, a mainland mobile number, a resident ID number),
+ * the ledger's own (worker/schemas/common.ts, PERSONAL_DATA; test/node/client-rows.test.ts holds
+ * them equal): refused in notes and in provenance fields that name tools or vocabularies.
+ */
+export const PERSONAL_DATA = [
+  /[^\s@]+@[^\s@]+\.[^\s@]+/,
+  /(?<!\d)1[3-9]\d{9}(?!\d)/,
+  /(?<!\d)\d{17}[\dXx](?![\dXx])/,
+];
+
+/**
+ * Whether a digital source type is one the ledger takes: an http(s) URI or a URN
+ * (`SOURCE_TYPE_URI`) of at most `PROVENANCE_LIMITS.digitalSourceType` characters, holding no
+ * personal data.
+ *
+ * @example isSourceTypeUri("http://cv.iptc.org/newscodes/digitalsourcetype/digitalCapture") // true
+ * @example isSourceTypeUri("mailto:zhang.san@example.com") // false
+ */
+export function isSourceTypeUri(value: string): boolean {
+  return (
+    value.length <= PROVENANCE_LIMITS.digitalSourceType &&
+    SOURCE_TYPE_URI.test(value) &&
+    !PERSONAL_DATA.some((re) => re.test(value))
+  );
+}
+
 /** Visible ASCII, no spaces: what an identifier, a URI or a code may hold. */
 export const VISIBLE_ASCII = /^[!-~]+$/;
 

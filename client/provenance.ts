@@ -33,6 +33,7 @@ import {
   type ExifProvenance,
   IPTC_DIGITAL_SOURCE_TYPE,
   isAiSourceType,
+  isSourceTypeUri,
   PROVENANCE_LIMITS as LIMITS,
   LOCAL_DATE_TIME,
   type Provenance,
@@ -144,9 +145,12 @@ function jpegCarriers(bytes: Uint8Array, out: Carriers): void {
       body.length >= XMP_EXTENSION_APP1.length + 40
     ) {
       const head = XMP_EXTENSION_APP1.length;
-      const guid = latin1(body.subarray(head, head + 32));
-      const part = extended.get(guid) ?? { total: u32be(body, head + 32), parts: [] };
-      part.parts.push({ offset: u32be(body, head + 36), data: body.subarray(head + 40) });
+      const guid = latin1(body.subarray(head, head + 32)).toUpperCase();
+      const total = u32be(body, head + 32);
+      const part = extended.get(guid) ?? { total, parts: [] };
+      if (part.total === total) {
+        part.parts.push({ offset: u32be(body, head + 36), data: body.subarray(head + 40) });
+      }
       extended.set(guid, part);
     } else if (marker === 0xeb && body.length >= 16 && body[0] === 0x4a && body[1] === 0x50) {
       const en = u16be(body, 2);
@@ -156,16 +160,20 @@ function jpegCarriers(bytes: Uint8Array, out: Carriers): void {
     }
     at += 2 + length;
   }
-  for (const { total, parts } of extended.values()) {
-    if (total <= MAX_XMP_CHARS * 4) {
-      const joined = new Uint8Array(total);
-      for (const { offset, data } of parts) {
-        if (offset + data.length <= total) {
-          joined.set(data, offset);
-        }
+  // Extended XMP (XMP part 3, 1.1.3.1): only the GUID the main packet names in
+  // `xmpNote:HasExtendedXMP` is read, and only once its parts cover the whole of its `total`;
+  // so the bytes allocated and decoded never exceed the file's own (a hostile file claiming
+  // 4 MiB per 79-byte segment under many GUIDs costs nothing).
+  const named = out.xmp.map(extendedGuidOf).find((guid) => guid !== undefined);
+  const part = named === undefined ? undefined : extended.get(named);
+  if (part && part.total <= MAX_XMP_CHARS * 4 && covers(part.parts, part.total)) {
+    const joined = new Uint8Array(part.total);
+    for (const { offset, data } of part.parts) {
+      if (offset < part.total) {
+        joined.set(data.subarray(0, part.total - offset), offset);
       }
-      out.xmp.push(utf8(joined));
     }
+    out.xmp.push(utf8(joined));
   }
   for (const list of packets.values()) {
     list.sort((a, b) => a.z - b.z);
@@ -179,6 +187,28 @@ function jpegCarriers(bytes: Uint8Array, out: Carriers): void {
     }
     out.jumbf.push(concat(chunks));
   }
+}
+
+/** The GUID of the extended XMP a main packet names (`xmpNote:HasExtendedXMP`, attribute or element). */
+function extendedGuidOf(xmp: string): string | undefined {
+  const m = /HasExtendedXMP\s*(?:=\s*["']|>\s*)([0-9A-Fa-f]{32})\b/.exec(xmp.slice(0, MAX_XMP_CHARS));
+  return m?.[1]?.toUpperCase();
+}
+
+/**
+ * Whether parts (views into the file, nothing copied) cover every byte of `[0, total)`: checked
+ * before `total` bytes are allocated, so a claimed length no part backs is never allocated.
+ */
+function covers(parts: { offset: number; data: Uint8Array }[], total: number): boolean {
+  const sorted = [...parts].sort((a, b) => a.offset - b.offset);
+  let covered = 0;
+  for (const { offset, data } of sorted) {
+    if (offset > covered) {
+      return false;
+    }
+    covered = Math.max(covered, offset + data.length);
+  }
+  return covered >= total;
 }
 
 /** PNG chunks up to IEND: `caBX` (C2PA), XMP in iTXt/tEXt/zTXt, and text chunks named `AIGC`. */
@@ -456,8 +486,8 @@ const IPTC_TERMS = [
 
 /**
  * A digital source type as printed: an IPTC one (http or https, any casing) as
- * `http://cv.iptc.org/newscodes/digitalsourcetype/<term>`; anything else as found if it is a
- * bounded run of visible ASCII, otherwise dropped.
+ * `http://cv.iptc.org/newscodes/digitalsourcetype/<term>`; any other as found if the ledger takes
+ * it (`isSourceTypeUri`: a bounded http(s) URI or URN without personal data), otherwise dropped.
  */
 function canonicalSourceType(value: string): string | null {
   const iptc = /^https?:\/\/cv\.iptc\.org\/newscodes\/digitalsourcetype\/([A-Za-z]+)\/?$/i.exec(value.trim());
@@ -467,7 +497,8 @@ function canonicalSourceType(value: string): string | null {
       IPTC_DIGITAL_SOURCE_TYPE + (IPTC_TERMS.find((t) => t.toLowerCase() === term.toLowerCase()) ?? term)
     );
   }
-  return identifier(value, LIMITS.digitalSourceType);
+  const uri = identifier(value, LIMITS.digitalSourceType);
+  return uri !== null && isSourceTypeUri(uri) ? uri : null;
 }
 
 // ─── GB 45438-2025 ─────────────────────────────────────────────────────────────────────────────

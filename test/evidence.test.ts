@@ -59,9 +59,9 @@ interface MatchAnswer {
   }[];
 }
 
-/** A random 256-bit hash, as PDQ prints it. */
+/** A random 256-bit hash with 128 bits set, as PDQ prints a photo's (the ledger refuses other counts). */
 function randomHash(): string {
-  return [...crypto.getRandomValues(new Uint8Array(32))].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return flip("0".repeat(64), randomBits(128));
 }
 
 /** `hash` with the given bits (0–255) flipped. */
@@ -84,6 +84,13 @@ function randomBits(n: number): number[] {
 }
 
 const DAY = 86_400_000;
+
+/** A photo with eight dihedral hashes, its own first, and `hash` at position `at`. */
+function ownDihedral(at: number, hash: string): { pdq: string; dihedral: string[] } {
+  const dihedral = Array.from({ length: 8 }, randomHash);
+  dihedral[at] = hash;
+  return { pdq: dihedral[0] as string, dihedral };
+}
 
 /** The best distance between any of a photo's eight hashes and a stored one. */
 function nearest(dihedral: readonly string[], stored: string): number {
@@ -145,6 +152,21 @@ describe("image_pdq evidence on reports", () => {
     expect(res.body.errors[0]?.message).toMatch(/quality below 50/);
     expect(await countRows("reports", "case_id = ?", body.caseId)).toBe(0);
     expect(await countRows("fingerprints", "hash = ?", hash)).toBe(0);
+  });
+
+  it("a hash with fewer than 96 or more than 128 bits set is refused: no photo of quality ≥ 50 has one", async () => {
+    const bits = (n: number) => flip("0".repeat(64), randomBits(n));
+    const body = reportBody(await newBuyer(), {
+      evidence: [pdq(bits(96)), pdq(bits(95), 100), pdq(bits(128)), pdq(bits(129)), pdq("0".repeat(64), 100)],
+    });
+    const res = await callJson<{ errors: { path: string; message: string }[] }>("/v1/reports", {
+      token: await reporter.token(),
+      body,
+    });
+    expect(res.status).toBe(422);
+    expect(errorPaths(res.body)).toEqual(["evidence.1.value", "evidence.3.value", "evidence.4.value"]);
+    expect(res.body.errors[0]?.message).toMatch(/96–128 bits set/);
+    expect(await countRows("reports", "case_id = ?", body.caseId)).toBe(0);
   });
 
   it("a hash that is not 64 lower-case hex digits is refused", async () => {
@@ -563,6 +585,18 @@ describe("POST /v1/evidence/match", () => {
         { purpose: "refund_review", photos: [{ pdq: randomHash(), dihedral: [randomHash()] }] },
         "photos.0.dihedral",
       ],
+      [
+        {
+          purpose: "refund_review",
+          photos: [{ pdq: randomHash(), dihedral: Array.from({ length: 8 }, randomHash) }],
+        },
+        "photos.0.dihedral.0",
+      ],
+      [{ purpose: "refund_review", photos: [{ pdq: "f".repeat(64) }] }, "photos.0.pdq"],
+      [
+        { purpose: "refund_review", photos: [ownDihedral(5, flip("f".repeat(64), randomBits(96)))] },
+        "photos.0.dihedral.5",
+      ],
     ];
     for (const [body, path] of cases) {
       const res = await callJson("/v1/evidence/match", { token, body });
@@ -970,6 +1004,9 @@ describe("score queries with the claim's photos", () => {
       [[{ pdq: randomHash().slice(1) }], "evidence.0.pdq"],
       [photos(17), "evidence"],
       [[{ pdq: randomHash(), dihedral: [randomHash()] }], "evidence.0.dihedral"],
+      [[{ pdq: randomHash(), dihedral: Array.from({ length: 8 }, randomHash) }], "evidence.0.dihedral.0"],
+      [[{ pdq: "f".repeat(64) }], "evidence.0.pdq"],
+      [[ownDihedral(3, "f".repeat(64))], "evidence.0.dihedral.3"],
       [[{ pdq: randomHash(), quality: 90 }], "evidence.0"],
       [{ pdq: randomHash() }, "evidence"],
     ];

@@ -199,6 +199,26 @@ export const jpegXmp = (xmp: string) =>
   segment(0xe1, concat(te.encode("http://ns.adobe.com/xap/1.0/\0"), te.encode(xmp)));
 
 /**
+ * Extended XMP (XMP part 3, 1.1.3.1) as APP1 segments of at most `part` bytes each, last part
+ * first: the signature, the GUID, the full length and each part's offset. The main packet names
+ * the GUID in `xmpNote:HasExtendedXMP`; `total` may claim more than the parts hold.
+ */
+export function jpegExtendedXmp(guid: string, xmp: string, part = 100, total?: number): Uint8Array[] {
+  const bytes = te.encode(xmp);
+  const segments: Uint8Array[] = [];
+  for (let offset = 0; offset < bytes.length; offset += part) {
+    const head = concat(te.encode("http://ns.adobe.com/xmp/extension/\0"), te.encode(guid));
+    const data = bytes.subarray(offset, offset + part);
+    segments.unshift(segment(0xe1, concat(head, u32be(total ?? bytes.length), u32be(offset), data)));
+  }
+  return segments;
+}
+
+/** A main XMP packet naming its extended XMP's GUID, as Photoshop writes it. */
+export const hasExtendedXmp = (guid: string) =>
+  xmpPacket(`xmlns:xmpNote="http://ns.adobe.com/xmp/note/" xmpNote:HasExtendedXMP="${guid}"`);
+
+/**
  * A JUMBF superbox as JPEG XT APP11 segments (ISO 18477-3): each `JP`, instance `en`, sequence
  * from 1, then the box; every packet after the first repeats the box's LBox and TBox before
  * continuing its payload. `packet` bytes of payload per segment.

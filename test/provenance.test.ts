@@ -18,7 +18,9 @@ import {
   box,
   concat,
   extendedWebp,
+  hasExtendedXmp,
   jpegExif,
+  jpegExtendedXmp,
   jpegJumbf,
   jpegXmp,
   manifest,
@@ -319,6 +321,55 @@ describe("readProvenance", () => {
       propagateId: null,
       contentProducer: "Ω".repeat(PROVENANCE_LIMITS.party),
     });
+    expectAccepted(read);
+  });
+
+  it("reads only the extended XMP the main packet names, and only when its parts cover it", () => {
+    const guid = "0123456789ABCDEF0123456789ABCDEF";
+    const other = "FEDCBA9876543210FEDCBA9876543210";
+    const label = aigcElementXmp(LABEL);
+    const named = spliceJpeg(
+      JPEG,
+      jpegXmp(hasExtendedXmp(guid)),
+      ...jpegExtendedXmp(other, aigcElementXmp({ ...LABEL, Label: "3" })),
+      ...jpegExtendedXmp(guid, label),
+    );
+    expect(readProvenance(named).aiLabel).toEqual(READ_LABEL);
+    // Not named by the main packet: not read.
+    expect(
+      readProvenance(spliceJpeg(JPEG, jpegXmp(xmpPacket("")), ...jpegExtendedXmp(guid, label))).aiLabel,
+    ).toBe(null);
+    // A part missing, or a total the parts do not reach: not read (and nothing allocated).
+    const parts = jpegExtendedXmp(guid, label);
+    expect(readProvenance(spliceJpeg(JPEG, jpegXmp(hasExtendedXmp(guid)), ...parts.slice(1))).aiLabel).toBe(
+      null,
+    );
+    const short = jpegExtendedXmp(guid, label, 100, 4 * 1024 * 1024);
+    expect(readProvenance(spliceJpeg(JPEG, jpegXmp(hasExtendedXmp(guid)), ...short)).aiLabel).toBe(null);
+  });
+
+  it("drops a source type the ledger would refuse: not an http(s) URI or a URN, or personal data", () => {
+    const types = [
+      "mailto:zhang.san@example.com",
+      "tel:+8613812345678",
+      "13812345678",
+      "https://user@example.com/type",
+      "https://example.com/types/13812345678",
+      "https://example.com/types/edited",
+      TRAINED.replace("http:", "HTTPS:"),
+    ];
+    const read = readProvenance(
+      splicePng(
+        PNG,
+        pngChunk(
+          "caBX",
+          manifestStore(
+            manifest({ actions: [types.map((t) => ({ action: "c2pa.edited", digitalSourceType: t }))] }),
+          ),
+        ),
+      ),
+    );
+    expect(read.c2pa.digitalSourceTypes).toEqual(["https://example.com/types/edited", TRAINED]);
     expectAccepted(read);
   });
 

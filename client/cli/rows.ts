@@ -10,6 +10,7 @@ import { Ajv2020, type ErrorObject } from "ajv/dist/2020.js";
 import type { FieldError } from "../errors.ts";
 import { reportBodySchema } from "../generated/report-schema.ts";
 import { hashSubject, IDENTIFIER_TYPES, type IdentifierType, normalise } from "../identifiers.ts";
+import { PERSONAL_DATA } from "../provenance-shape.ts";
 import type { ReportBody } from "../sdk.ts";
 
 /** The columns of a back-fill file, in order (docs/examples/backfill.csv). */
@@ -50,13 +51,10 @@ export function isRfc3339(value: string): boolean {
 
 /**
  * Notes travel to other platforms, so the API refuses one that looks like it carries an e-mail
- * address, a mainland mobile number or a resident ID (worker/schemas/common.ts, PERSONAL_DATA).
+ * address, a mainland mobile number or a resident ID (worker/schemas/common.ts, PERSONAL_DATA);
+ * the kit's one copy of the patterns is in provenance-shape.ts, which the provenance reader uses too.
  */
-export const PERSONAL_DATA = [
-  /[^\s@]+@[^\s@]+\.[^\s@]+/,
-  /(?<!\d)1[3-9]\d{9}(?!\d)/,
-  /(?<!\d)\d{17}[\dXx](?![\dXx])/,
-];
+export { PERSONAL_DATA };
 
 /** The Worker's allowance for clocks ahead of it, and its default retention (README, "Configuration"). */
 export const CLOCK_SKEW_MS = 60_000;

@@ -916,7 +916,7 @@ export interface components {
         };
         Photo: {
             pdq: string;
-            /** @description The photo's eight dihedral hashes (`npm run -s fingerprint` prints them): a copy turned or mirrored matches too; the best distance over them counts. */
+            /** @description The photo's eight dihedral hashes (`npm run -s fingerprint` prints them), the first the photo's own (`pdq`): a copy turned or mirrored matches too; the best distance over them counts. */
             dihedral?: string[];
         };
         ScoreBatch: {

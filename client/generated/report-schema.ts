@@ -208,7 +208,7 @@ export const reportBodySchema = {
                 "type": "string",
                 "minLength": 1,
                 "maxLength": 200,
-                "pattern": "^[!-~]+$"
+                "pattern": "^(?:https?:\\/\\/[A-Za-z0-9.-]+(?::\\d{1,5})?(?:[/?#][!-~]*)?|urn:[A-Za-z0-9][A-Za-z0-9-]{0,31}:[!-~]+)$"
               },
               "maxItems": 8
             },

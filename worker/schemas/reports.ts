@@ -4,6 +4,7 @@ import {
   PROVENANCE_LIMITS as LIMITS,
   LOCAL_DATE_TIME,
   PRINTABLE_TEXT,
+  SOURCE_TYPE_URI,
   VISIBLE_ASCII,
 } from "../../client/provenance-shape";
 import { reportStatuses } from "../../schema";
@@ -61,13 +62,67 @@ export const PDQ_MIN_QUALITY = 50;
 
 /** A PDQ hash as `client/pdq.ts` prints it: 256 bits, 64 lower-case hex digits. */
 export const PDQ_HASH = /^[0-9a-f]{64}$/;
-export const PdqHash = z.string().regex(PDQ_HASH, "must be a PDQ hash: 64 lower-case hex digits");
+
+/**
+ * Bits set in a PDQ hash, at most: PDQ sets a bit where a DCT coefficient exceeds the lower
+ * median of the 256, so no image's hash (nor any of its dihedral hashes) has more than 128.
+ */
+export const PDQ_MAX_BITS = 128;
+
+/**
+ * Bits set in a reported fingerprint, at least. Every photo and every picture with content in
+ * both directions measured 127–128 (docs/evidence.md, "Degenerate hashes"); fewer bits mean
+ * coefficients tied at the median, i.e. rounding noise rather than the picture: blank images
+ * (0–41 bits, quality 0, all-zero below 5 pixels), pictures constant along one axis (23–80) or
+ * exactly mirror-symmetric (61–65). 96 leaves 31 bits of margin under real photos, and keeps
+ * every stored hash farther than any match distance (31) from the hashes of blank photos.
+ */
+export const PDQ_MIN_BITS = 96;
+
+/**
+ * Bits set in a hash asked about (a claim's photo), at most: 128 plus the widest match distance
+ * (31, `MAX_EXACT_DISTANCE`). A hash with more is no PDQ hash and could not match any stored one.
+ * Fewer bits are not refused there: the kit prints them for blank, tiny or symmetric photos, and
+ * they match nothing stored.
+ */
+export const PDQ_PROBE_MAX_BITS = PDQ_MAX_BITS + 31;
+
+/** Bits set in a 64-hex-digit hash (0–256). */
+export function pdqBits(hash: string): number {
+  let bits = 0;
+  for (let i = 0; i < hash.length; i += 8) {
+    let x = Number.parseInt(hash.slice(i, i + 8), 16) >>> 0;
+    while (x !== 0) {
+      x &= x - 1;
+      bits++;
+    }
+  }
+  return bits;
+}
+
+/** A claim's photo hash (match and score queries): the kit's format, at most `PDQ_PROBE_MAX_BITS` set. */
+export const PdqHash = z
+  .string()
+  .regex(PDQ_HASH, "must be a PDQ hash: 64 lower-case hex digits")
+  .refine(
+    (h) => !PDQ_HASH.test(h) || pdqBits(h) <= PDQ_PROBE_MAX_BITS,
+    `must be a PDQ hash: no PDQ hash has more than ${PDQ_MAX_BITS} bits set`,
+  );
+
+/** A reported fingerprint's hash: the kit's format, `PDQ_MIN_BITS`–`PDQ_MAX_BITS` bits set. */
+export const ReportedPdqHash = z
+  .string()
+  .regex(PDQ_HASH, "must be a PDQ hash: 64 lower-case hex digits")
+  .refine((h) => {
+    const bits = PDQ_HASH.test(h) ? pdqBits(h) : PDQ_MAX_BITS;
+    return bits >= PDQ_MIN_BITS && bits <= PDQ_MAX_BITS;
+  }, `must be the PDQ hash of a photo of quality ${PDQ_MIN_QUALITY} or more: ${PDQ_MIN_BITS}–${PDQ_MAX_BITS} bits set (a blank, tiny, flat or symmetric picture's hash has fewer; none has more); leave this fingerprint out`);
 
 /** An image fingerprint (`npm run -s fingerprint -- <image>`), indexed for `POST /v1/evidence/match`. */
 const PdqEvidenceSchema = z
   .object({
     kind: z.literal("image_pdq"),
-    value: PdqHash,
+    value: ReportedPdqHash,
     quality: int(0, 100).refine(
       (q) => q >= PDQ_MIN_QUALITY,
       `quality below ${PDQ_MIN_QUALITY}: the image is too flat or too small for its PDQ hash to tell it from unrelated images; leave this fingerprint out`,
@@ -131,7 +186,11 @@ const ProvenanceEvidenceSchema = z
               .string()
               .min(1)
               .max(LIMITS.digitalSourceType)
-              .regex(VISIBLE_ASCII, "must be a URI: visible ASCII without spaces"),
+              .regex(
+                SOURCE_TYPE_URI,
+                "must be an http(s) URI, such as http://cv.iptc.org/newscodes/digitalsourcetype/<term>, or a URN",
+              )
+              .refine((s) => !PERSONAL_DATA.some((re) => re.test(s)), "must not contain personal data"),
           )
           .max(LIMITS.digitalSourceTypes)
           .refine((types) => new Set(types).size === types.length, "must not repeat a source type"),

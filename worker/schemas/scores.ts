@@ -32,10 +32,16 @@ export const PhotoSchema = z
     pdq: PdqHash,
     dihedral: z.array(PdqHash).min(8).max(8).optional().openapi({
       description:
-        "The photo's eight dihedral hashes (`npm run -s fingerprint` prints them): a copy turned or mirrored matches too; the best distance over them counts.",
+        "The photo's eight dihedral hashes (`npm run -s fingerprint` prints them), the first the photo's own (`pdq`): a copy turned or mirrored matches too; the best distance over them counts.",
     }),
   })
   .strict()
+  // The kit prints the photo's own hash first; any other first hash would be one more hash
+  // probed under a photo it is not.
+  .refine((photo) => photo.dihedral === undefined || photo.dihedral[0] === photo.pdq, {
+    path: ["dihedral", 0],
+    message: "must be the photo's own hash (`pdq`): the kit prints it first",
+  })
   .openapi("Photo");
 
 export type Photo = z.infer<typeof PhotoSchema>;
