@@ -991,7 +991,9 @@ describe("score queries with the claim's photos", () => {
     expect(rows.map((r) => r.target)).toEqual(["o-1", "o-2", "o-3"]);
     expect(details.map((d) => d.photos)).toEqual([1, undefined, 1]);
     expect(
-      details.map((d) => ((d.subjectKeys as string[] | undefined) ?? []).filter((k) => k.startsWith("photo:"))),
+      details.map((d) =>
+        ((d.subjectKeys as string[] | undefined) ?? []).filter((k) => k.startsWith("photo:")),
+      ),
     ).toEqual([[`photo:${claim}`], [], [`photo:${innocent}`]]);
   });
 

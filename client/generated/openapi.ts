@@ -1312,7 +1312,7 @@ export interface components {
             shard: number | null;
             /** @description Shard entries: the chained commitment to the subject keys, or null */
             keys: string | null;
-            /** @description Shard entries: the subject keys committed to, while retained; null once erased (and for the ledger) */
+            /** @description Shard entries: the subject keys committed to, and the claim photos' PDQ hashes probed (`photo:<hash>`), while retained; null once erased (and for the ledger) */
             subjectKeys: string[] | null;
         };
         ArchivePage: {

@@ -45,7 +45,12 @@ const EntrySchema = z
       description: "Shard entries: the chained commitment to the subject keys, or null",
     }),
     subjectKeys: z
-      .array(z.string().regex(/^(photo:)?[0-9a-f]{64}$/).max(70))
+      .array(
+        z
+          .string()
+          .regex(/^(photo:)?[0-9a-f]{64}$/)
+          .max(70),
+      )
       .max(MAX_ENTRY_KEYS)
       .nullable()
       .openapi({
