@@ -14,19 +14,30 @@
  * BENCH_CONNECTIONS (32), BENCH_ONLY (a route-name substring: run only those, print no report),
  * BENCH_PROFILE (a route-name substring: CPU-profile the Worker during those routes).
  */
-import { spawnSync } from "node:child_process";
 import { createHmac, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import os from "node:os";
+import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import autocannon from "autocannon";
 import { SQLiteAsyncDialect } from "drizzle-orm/sqlite-core";
-import { exportJWK, generateKeyPair, type JWK } from "jose";
-import { convertV4MiniflareOptions, Miniflare } from "miniflare";
-import { signToken } from "../client/token";
 import { newId } from "../worker/lib/ids";
 import { scoreReadSql } from "../worker/services/scores";
+import {
+  benchLog,
+  benchSecrets,
+  buildBundle,
+  findSqlite as findSqliteIn,
+  floorScript,
+  load as loadWith,
+  type Measured,
+  machine,
+  migrate,
+  ONLY,
+  postJson,
+  registerPlatforms,
+  startWorkers,
+  tableBytes,
+  writeReport,
+} from "./lib/bench";
 import { ROOT } from "./lib/local";
 
 const REPORTS = Number(process.env.BENCH_REPORTS ?? 1_000_000);
@@ -47,7 +58,7 @@ const STATE = join(ROOT, ".wrangler", "bench");
 const OUT = join(ROOT, "dist", "bench");
 const DAY = 86_400_000;
 
-const log = (msg: string) => console.error(`[bench] ${msg}`);
+const log = benchLog("bench");
 const b64url = (b: Buffer) => b.toString("base64url");
 
 // ── the buyers: deterministic identifiers, the platforms' hashes, and the ledger's keys ──────
@@ -64,30 +75,9 @@ const buyerSubjects = (i: number) => [
 ];
 const unknownSubjects = () => [{ type: "phone", hash: randomBytes(32).toString("hex") }];
 
-function build(): string {
-  log("building the production bundle (wrangler deploy --dry-run)…");
-  const r = spawnSync("wrangler", ["deploy", "--dry-run", "--outdir", OUT], {
-    cwd: ROOT,
-    encoding: "utf8",
-    env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
-  });
-  if (r.status !== 0) {
-    throw new Error(`build failed:\n${r.stdout}\n${r.stderr}`);
-  }
-  return join(OUT, "index.js");
-}
-
 /** The Worker's score read, as the floor Worker sends it: keys, then the per-platform limit. */
 const SCORE_READ = new SQLiteAsyncDialect().sqlToQuery(scoreReadSql("[]", READ_PER_PLATFORM));
-const FLOOR_SCRIPT = `export default {
-  async fetch(request, env) {
-    const url = new URL(request.url);
-    if (url.pathname === "/sql") {
-      const { sql, params } = await request.json();
-      const r = await env.DB.prepare(sql).bind(...params).all();
-      return Response.json({ rows: r.results.length, rowsRead: r.meta.rows_read, first: r.results[0] });
-    }
-    if (url.pathname === "/write") {
+const FLOOR_SCRIPT = floorScript(`    if (url.pathname === "/write") {
       // The score query's batch without the Worker around it: the read, the inquiry rows, the
       // usage counter and the audit entry, for a buyer nobody reported.
       const keys = JSON.stringify([crypto.randomUUID(), crypto.randomUUID()]);
@@ -146,66 +136,19 @@ const FLOOR_SCRIPT = `export default {
         stats.push(await env.LOG.get(env.LOG.idFromName("log-shard-" + i)).groupStats());
       }
       return Response.json(stats);
-    }
-    const r = await env.DB.prepare("SELECT 1 AS one").all();
-    return Response.json(r.results[0]);
-  },
-};`;
+    }`);
 
-async function start(script: string, bindings: Record<string, string>) {
-  const unlimited = (id: string) => ({
-    namespace_id: id,
-    simple: { limit: 1_000_000_000, period: 60 as const },
+const start = (script: string, bindings: Record<string, string>) =>
+  startWorkers({
+    state: STATE,
+    script,
+    floor: FLOOR_SCRIPT,
+    bindings,
+    ports: { app: APP_PORT, floor: FLOOR_PORT },
   });
-  const mf = new Miniflare(
-    convertV4MiniflareOptions({
-      resourcePersistencePath: STATE,
-      ...(PROFILE ? { inspectorPort: INSPECTOR_PORT } : {}),
-      workers: [
-        {
-          name: "pixiu",
-          modules: true,
-          scriptPath: script,
-          compatibilityDate: "2026-11-01",
-          d1Databases: { DB: "pixiu-bench" },
-          bindings,
-          durableObjects: { LOG: { className: "LogShard", useSQLite: true } },
-          r2Buckets: { LOG_ARCHIVE: "pixiu-bench-log-archive" },
-          queueProducers: { WEBHOOKS: { queueName: "pixiu-webhooks" } },
-          ratelimits: {
-            RL_SCORES: unlimited("1001"),
-            RL_WRITES: unlimited("1002"),
-            RL_ADMIN: unlimited("1003"),
-            RL_AUTH_FAILURES: unlimited("1004"),
-            RL_SUBJECT_ACCESS: unlimited("1005"),
-            RL_AUTH_FAILURES_GLOBAL: unlimited("1006"),
-          },
-          unsafeDirectSockets: [{ host: "127.0.0.1", port: APP_PORT }],
-        },
-        {
-          name: "floor",
-          modules: true,
-          script: FLOOR_SCRIPT,
-          compatibilityDate: "2026-11-01",
-          d1Databases: { DB: "pixiu-bench" },
-          durableObjects: { LOG: { className: "LogShard", scriptName: "pixiu", useSQLite: true } },
-          unsafeDirectSockets: [{ host: "127.0.0.1", port: FLOOR_PORT }],
-        },
-      ],
-    } as Parameters<typeof convertV4MiniflareOptions>[0]),
-  );
-  await mf.ready;
-  return mf;
-}
 
-async function api(path: string, token: string, body: unknown): Promise<{ status: number; json: unknown }> {
-  const res = await fetch(APP + path, {
-    method: "POST",
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  return { status: res.status, json: await res.json() };
-}
+const api = (path: string, token: string, body: unknown) => postJson(APP, path, token, body);
+const findSqlite = () => findSqliteIn(STATE);
 
 const dialect = new SQLiteAsyncDialect();
 
@@ -261,16 +204,7 @@ function storage() {
   // The floor Worker's rows are not the ledger's: drop them and compact, so pages hold real rows.
   db.exec(`DELETE FROM audit_log WHERE actor = 'floor'; DELETE FROM inquiries WHERE platform_id = 'floor';
     DELETE FROM usage_daily WHERE platform_id = 'floor'; VACUUM;`);
-  const bytes = new Map(
-    (
-      db
-        .prepare(
-          `SELECT m.tbl_name AS t, SUM(d.pgsize) AS b FROM dbstat d JOIN sqlite_master m ON m.name = d.name
-           GROUP BY m.tbl_name`,
-        )
-        .all() as { t: string; b: number }[]
-    ).map((r) => [r.t, r.b]),
-  );
+  const { bytes, fileBytes: file } = tableBytes(db);
   const count = (t: string) => (db.prepare(`SELECT count(*) AS n FROM ${t}`).get() as { n: number }).n;
   const rows = {
     reports: count("reports"),
@@ -278,11 +212,6 @@ function storage() {
     audit: count("audit_log"),
     inquiries: count("inquiries"),
   };
-  const file = (
-    db.prepare("SELECT page_count * page_size AS b FROM pragma_page_count(), pragma_page_size()").get() as {
-      b: number;
-    }
-  ).b;
   db.close();
   const per = (table: string, n: number) => (bytes.get(table) ?? 0) / Math.max(1, n);
   return {
@@ -293,15 +222,6 @@ function storage() {
     perAudit: per("audit_log", rows.audit),
     perInquiry: per("inquiries", rows.inquiries),
   };
-}
-
-function findSqlite(): string {
-  const dir = join(STATE, "d1", "miniflare-D1DatabaseObject");
-  const file = readdirSync(dir).find((f) => f.endsWith(".sqlite") && f !== "metadata.sqlite");
-  if (!file) {
-    throw new Error(`no D1 database under ${dir}`);
-  }
-  return join(dir, file);
 }
 
 /** Writes reports SMALL..REPORTS straight into the SQLite file (server stopped). */
@@ -357,203 +277,34 @@ function seedDirect(platformIds: string[]) {
   return (performance.now() - started) / 1000;
 }
 
-interface Measured {
-  name: string;
-  /** Requests answered (2xx or not) during the run. */
-  total: number;
-  rps: number;
-  p50: number;
-  p99: number;
-  non2xx: number;
-  errors: number;
-}
-
-/**
- * BENCH_PROFILE=score CPU-profiles the Worker (V8 inspector) while the routes whose name
- * contains "score" run, prints the functions with the most self time, and writes the profile to
- * bench-results/<route>.cpuprofile (open it in Chrome DevTools).
- */
-const PROFILE = process.env.BENCH_PROFILE;
-const INSPECTOR_PORT = 9229;
-
-async function profiler(): Promise<{ stop(): Promise<CpuProfile> }> {
-  const targets = (await (await fetch(`http://127.0.0.1:${INSPECTOR_PORT}/json/list`)).json()) as {
-    webSocketDebuggerUrl: string;
-    title?: string;
-    id: string;
-  }[];
-  const target = targets.find((t) => `${t.title ?? ""}${t.id}`.includes("pixiu")) ?? targets[0];
-  if (!target) {
-    throw new Error("no inspector target");
-  }
-  const ws = new WebSocket(target.webSocketDebuggerUrl);
-  await new Promise((resolve, reject) => {
-    ws.addEventListener("open", resolve);
-    ws.addEventListener("error", reject);
-  });
-  let id = 0;
-  const pending = new Map<number, (result: unknown) => void>();
-  ws.addEventListener("message", (event: { data: unknown }) => {
-    const msg = JSON.parse(String(event.data)) as { id?: number; result?: unknown };
-    if (msg.id !== undefined) {
-      pending.get(msg.id)?.(msg.result);
-      pending.delete(msg.id);
-    }
-  });
-  const send = (method: string, params: object = {}) =>
-    new Promise<unknown>((resolve) => {
-      id++;
-      pending.set(id, resolve);
-      ws.send(JSON.stringify({ id, method, params }));
-    });
-  await send("Profiler.enable");
-  await send("Profiler.setSamplingInterval", { interval: 100 });
-  await send("Profiler.start");
-  return {
-    async stop() {
-      const { profile } = (await send("Profiler.stop")) as { profile: CpuProfile };
-      ws.close();
-      return profile;
-    },
-  };
-}
-
-interface CpuProfile {
-  nodes: {
-    id: number;
-    callFrame: { functionName: string; url: string; lineNumber: number };
-    hitCount?: number;
-  }[];
-  samples: number[];
-}
-
-function topSelfTime(profile: CpuProfile, n = 25): string[] {
-  const total = profile.samples.length;
-  const byFrame = new Map<string, number>();
-  for (const node of profile.nodes) {
-    const { functionName, url, lineNumber } = node.callFrame;
-    const key = `${functionName || "(anonymous)"} ${url.split("/").pop()}:${lineNumber + 1}`;
-    byFrame.set(key, (byFrame.get(key) ?? 0) + (node.hitCount ?? 0));
-  }
-  return [...byFrame.entries()]
-    .sort((a, b) => b[1] - a[1])
-    .slice(0, n)
-    .map(([frame, hits]) => `${((100 * hits) / total).toFixed(1).padStart(5)} %  ${frame}`);
-}
-
-/** BENCH_ONLY=score runs just the routes whose name contains "score" (a quick look, no report). */
-const ONLY = process.env.BENCH_ONLY;
-
-async function load(
+/** One route under load, with the run's seconds and connections. */
+const load = (
   name: string,
   url: string,
-  request: () => { method: "GET" | "POST"; path: string; headers?: Record<string, string>; body?: string },
+  request: Parameters<typeof loadWith>[2],
   options: { connections?: number; seconds?: number; amount?: number } = {},
-): Promise<Measured> {
-  if (ONLY && !name.includes(ONLY) && !name.includes("floor")) {
-    return { name, total: 0, rps: 0, p50: 0, p99: 0, non2xx: 0, errors: 0 };
-  }
-  // The floors run in the other Worker: profiling the ledger then would profile an idle isolate.
-  const profiling =
-    PROFILE && name.includes(PROFILE) && !name.includes("floor") ? await profiler() : undefined;
-  const r = await autocannon({
-    url,
-    connections: options.connections ?? CONNECTIONS,
-    ...(options.amount ? { amount: options.amount } : { duration: options.seconds ?? SECONDS }),
-    requests: [
-      {
-        setupRequest: (req) => {
-          const next = request();
-          return { ...req, ...next, headers: { ...next.headers } };
-        },
-      },
-    ],
-  });
-  if (profiling) {
-    const profile = await profiling.stop();
-    mkdirSync(join(ROOT, "bench-results"), { recursive: true });
-    const file = join(ROOT, "bench-results", `${name.replace(/[^a-z0-9]+/gi, "-")}.cpuprofile`);
-    writeFileSync(file, JSON.stringify(profile));
-    log(`CPU profile of ${name} (self time, top 25) → ${file}\n${topSelfTime(profile).join("\n")}`);
-  }
-  const m = {
-    name,
-    total: r.requests.total,
-    rps: r.requests.average,
-    p50: r.latency.p50,
-    p99: r.latency.p99,
-    non2xx: r.non2xx,
-    errors: r.errors,
-  };
-  log(
-    `${name}: ${m.rps.toFixed(0)} req/s, p50 ${m.p50} ms, p99 ${m.p99} ms, non-2xx ${m.non2xx}, errors ${m.errors}`,
-  );
-  return m;
-}
+) => loadWith(name, url, request, { connections: CONNECTIONS, seconds: SECONDS, ...options, log });
 
 async function main() {
   const startedAt = Date.now();
-  const script = build();
+  const script = buildBundle(OUT, log);
   const bundleBytes = readFileSync(script).byteLength;
   rmSync(STATE, { recursive: true, force: true });
   mkdirSync(STATE, { recursive: true });
 
   // Keys: admin, audit, and one per platform.
-  const admin = await generateKeyPair("EdDSA", { extractable: true });
-  const adminJwk = { ...(await exportJWK(admin.privateKey)), kid: "bench-admin", alg: "EdDSA" } as JWK;
-  const auditKey = await generateKeyPair("EdDSA", { extractable: true });
-  const bindings = {
+  const secrets = await benchSecrets(PLATFORMS, {
     LEDGER_PEPPER: b64url(pepper),
-    ADMIN_JWKS: JSON.stringify({
-      keys: [{ ...(await exportJWK(admin.publicKey)), kid: "bench-admin", alg: "EdDSA" }],
-    }),
-    AUDIT_SIGNING_JWK: JSON.stringify({ ...(await exportJWK(auditKey.privateKey)), kid: "bench-audit" }),
-    JWT_AUDIENCE: "pixiu",
-    RETENTION_DAYS: "1826",
-    DISPUTE_DEADLINE_DAYS: "20",
-    PLATFORM_CACHE_TTL_SECONDS: "30",
     LOG_SHARDS: String(LOG_SHARDS),
     // The bench looks up far more buyers than any platform may in a day: no cap here.
     LOOKUP_DAILY_CAP: "100000000",
-  };
-  const platforms: { id: string; jwk: JWK }[] = [];
-  for (let p = 0; p < PLATFORMS; p++) {
-    const pair = await generateKeyPair("EdDSA", { extractable: true });
-    const kid = `bench-${p}`;
-    platforms.push({
-      id: `bench-shop-${p}`,
-      jwk: { ...(await exportJWK(pair.privateKey)), kid, alg: "EdDSA" } as JWK,
-    });
-  }
-  const adminToken = () => signToken(adminJwk, { iss: "pixiu-admin", lifetime: 300 });
-  const tokenOf = (p: number, lifetime = 300) =>
-    signToken(platforms[p]?.jwk as JWK, { iss: platforms[p]?.id as string, lifetime });
+  });
+  const { bindings, platforms, adminToken, tokenOf } = secrets;
 
   // Phase 1: migrate, register platforms and report SMALL cases through the API.
   let mf = await start(script, bindings);
-  const d1 = await mf.getD1Database("DB", "pixiu");
-  const migrations = readdirSync(join(ROOT, "schema", "migrations"))
-    .filter((f) => f.endsWith(".sql"))
-    .sort();
-  for (const file of migrations) {
-    const statements = readFileSync(join(ROOT, "schema", "migrations", file), "utf8")
-      .split("--> statement-breakpoint")
-      .map((s) => s.trim())
-      .filter(Boolean);
-    await d1.batch(statements.map((s) => d1.prepare(s)));
-  }
-  for (const [p, platform] of platforms.entries()) {
-    const { d: _d, ...pub } = platform.jwk;
-    const res = await api("/v1/admin/platforms", await adminToken(), {
-      id: platform.id,
-      name: `Bench Shop ${p}`,
-      scopes: ["reports:write", "scores:read", "disputes:write"],
-      jwks: { keys: [pub] },
-    });
-    if (res.status !== 201) {
-      throw new Error(`platform ${platform.id}: ${res.status} ${JSON.stringify(res.json)}`);
-    }
-  }
+  await migrate(mf);
+  await registerPlatforms(APP, secrets);
   for (let start = 0; start < SMALL; start += 500) {
     const items = Array.from({ length: 500 }, (_, k) =>
       reportBody((start + k) % BUYERS, `SMALL-${start + k}`, 30 + ((start + k) % 700)),
@@ -787,9 +538,7 @@ async function main() {
   const writesOk = ledgerWritesPerQuery === 0;
 
   const lines: string[] = [];
-  lines.push(
-    `Run ${new Date().toISOString()} on ${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
-  );
+  lines.push(`Run ${new Date().toISOString()} on ${machine()}`);
   lines.push(
     `Reports: ${REPORTS.toLocaleString()} over ${BUYERS.toLocaleString()} buyers on ${PLATFORMS} platforms; ${SECONDS} s per route, ${CONNECTIONS} connections; bundle ${(bundleBytes / 1024).toFixed(0)} KiB`,
   );
@@ -854,12 +603,7 @@ async function main() {
   lines.push(
     `Total time: ${((Date.now() - startedAt) / 1000).toFixed(0)} s (seeding ${seedSeconds.toFixed(0)} s).`,
   );
-  const report = lines.join("\n");
-  console.log(report);
-  if (!existsSync(join(ROOT, "bench-results"))) {
-    mkdirSync(join(ROOT, "bench-results"));
-  }
-  writeFileSync(join(ROOT, "bench-results", "latest.md"), `${report}\n`);
+  writeReport("latest.md", lines.join("\n"));
 }
 
 main().catch((err: Error) => {
