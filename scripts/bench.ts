@@ -32,8 +32,10 @@ import {
   machine,
   migrate,
   ONLY,
+  openForSeeding,
   postJson,
   registerPlatforms,
+  reportInserts,
   startWorkers,
   tableBytes,
   writeReport,
@@ -226,16 +228,8 @@ function storage() {
 
 /** Writes reports SMALL..REPORTS straight into the SQLite file (server stopped). */
 function seedDirect(platformIds: string[]) {
-  const db = new DatabaseSync(findSqlite());
-  db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF;");
-  const insertReport =
-    db.prepare(`INSERT INTO reports (id, platform_id, case_id, status, category, confirmation,
-    incident_at, confirmed_at, amount_value, amount_currency, evidence, note, subject_notified_at, content_hash,
-    status_reason, dispute_deadline_at, statement, created_at, updated_at)
-    VALUES (?, ?, ?, 'active', 'ai_generated_image', 'platform_forensics', ?, ?, 29900, 'CNY', ?, NULL, NULL, ?, NULL, NULL, NULL, ?, ?)`);
-  const insertLink = db.prepare(
-    "INSERT INTO report_subjects (subject_key, report_id, subject_type, platform_id, incident_at, counted) VALUES (?, ?, ?, ?, ?, 1)",
-  );
+  const db = openForSeeding(STATE);
+  const insert = reportInserts(db);
   const keysOf = new Map<number, [string, string]>();
   const keys = (buyer: number): [string, string] => {
     let k = keysOf.get(buyer);
@@ -262,10 +256,19 @@ function seedDirect(platformIds: string[]) {
     // Realistic row sizes: one evidence digest and a 64-hex content hash, as the API stores them.
     const digest = createHmac("sha256", "bench").update(String(n)).digest("hex");
     const evidence = `[{"kind":"image_sha256","value":"${digest}"}]`;
-    insertReport.run(id, platform, `SEED-${n}`, incident, incident + DAY, evidence, digest, now, now);
+    insert.report({
+      id,
+      platformId: platform,
+      caseId: `SEED-${n}`,
+      category: "ai_generated_image",
+      incidentAt: incident,
+      evidence,
+      contentHash: digest,
+      now,
+    });
     const [phone, device] = keys(buyer);
-    insertLink.run(phone, id, "phone", platform, incident);
-    insertLink.run(device, id, "device", platform, incident);
+    insert.link(phone, id, "phone", platform, incident);
+    insert.link(device, id, "device", platform, incident);
     if (n % 100_000 === 0) {
       db.exec("COMMIT; BEGIN");
       log(`  ${n.toLocaleString()} reports written`);

@@ -16,7 +16,7 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
-import type { DatabaseSync } from "node:sqlite";
+import { DatabaseSync } from "node:sqlite";
 import autocannon from "autocannon";
 import { exportJWK, generateKeyPair, type JWK } from "jose";
 import { convertV4MiniflareOptions, type Miniflare, Miniflare as MiniflareServer } from "miniflare";
@@ -57,7 +57,7 @@ export function buildBundle(out: string, log: (msg: string) => void): string {
 
 /**
  * The floor Worker's module: `POST /sql` runs one statement on the ledger's D1 and answers its
- * row count, `meta.rows_read` and first row (and every row with `?results=1`); anything else not
+ * row count, `meta.rows_read`, `meta.rows_written` and first row (and every row with `?results=1`); anything else not
  * handled by `routes` (statements inside `fetch(request, env)`, `url` in scope) runs `SELECT 1`,
  * the physical floor of one D1 round trip.
  */
@@ -68,7 +68,7 @@ export function floorScript(routes: string): string {
     if (url.pathname === "/sql") {
       const { sql, params } = await request.json();
       const r = await env.DB.prepare(sql).bind(...params).all();
-      return Response.json({ rows: r.results.length, rowsRead: r.meta.rows_read, first: r.results[0],
+      return Response.json({ rows: r.results.length, rowsRead: r.meta.rows_read, rowsWritten: r.meta.rows_written, first: r.results[0],
         results: url.searchParams.get("results") === "1" ? r.results : undefined });
     }
 ${routes}
@@ -235,6 +235,56 @@ export function findSqlite(state: string): string {
     throw new Error(`no D1 database under ${dir}`);
   }
   return join(dir, file);
+}
+
+/**
+ * Opens the local D1's SQLite file for seeding (the server stopped): no fsync, WAL as workerd
+ * keeps it, and a page cache big enough to hold the indexes being written.
+ */
+export function openForSeeding(state: string): DatabaseSync {
+  const db = new DatabaseSync(findSqlite(state));
+  db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF; PRAGMA cache_size = -2000000;");
+  return db;
+}
+
+/**
+ * Inserts of an active report (confirmed by platform forensics, CNY 299, confirmed a day after the
+ * incident) and of a subject link, with the columns the API writes.
+ */
+export function reportInserts(db: DatabaseSync) {
+  const report = db.prepare(`INSERT INTO reports (id, platform_id, case_id, status, category, confirmation,
+    incident_at, confirmed_at, amount_value, amount_currency, evidence, note, subject_notified_at, content_hash,
+    status_reason, dispute_deadline_at, statement, created_at, updated_at)
+    VALUES (?, ?, ?, 'active', ?, 'platform_forensics', ?, ? + 86400000, 29900, 'CNY', ?, NULL, NULL, ?, NULL, NULL, NULL, ?, ?)`);
+  const link = db.prepare(
+    "INSERT INTO report_subjects (subject_key, report_id, subject_type, platform_id, incident_at, counted) VALUES (?, ?, ?, ?, ?, 1)",
+  );
+  return {
+    report: (r: {
+      id: string;
+      platformId: string;
+      caseId: string;
+      category: string;
+      incidentAt: number;
+      evidence: string;
+      contentHash: string;
+      now: number;
+    }) =>
+      report.run(
+        r.id,
+        r.platformId,
+        r.caseId,
+        r.category,
+        r.incidentAt,
+        r.incidentAt,
+        r.evidence,
+        r.contentHash,
+        r.now,
+        r.now,
+      ),
+    link: (subjectKey: string, reportId: string, type: string, platformId: string, incidentAt: number) =>
+      link.run(subjectKey, reportId, type, platformId, incidentAt),
+  };
 }
 
 /** Bytes of pages per table, its indexes included (SQLite's dbstat), and the file's size. */
