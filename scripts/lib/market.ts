@@ -63,7 +63,7 @@ export interface SimBuyer {
 }
 
 /** mulberry32: a small, fast, seeded PRNG. */
-function rng(seed: number) {
+export function rng(seed: number) {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
