@@ -74,7 +74,6 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const DIHEDRAL_CONNECTIONS = 8;
 const SIXTEEN_CONNECTIONS = 4;
 /** Bulk calls (100 reports × 4 photos) per layout in the layout comparison. */
-const BULK_CALLS = 6;
 /** Rounds of each layout live in the Worker (interleaved), and statements timed on each. */
 const LAYOUT_ROUNDS = 2;
 const STATEMENT_SAMPLES = 40;
@@ -474,7 +473,12 @@ function matchBody(photos: number, dihedral: boolean): string {
 }
 
 /** `name` loaded with the route: bodies from `pool`, one token for the run (look-ups may reuse one). */
-async function loadMatch(name: string, pool: string[], connections: number): Promise<Measured> {
+async function loadMatch(
+  name: string,
+  pool: string[],
+  connections: number,
+  seconds = SECONDS,
+): Promise<Measured> {
   const t = await tokenOfChecker();
   let k = 0;
   return load(
@@ -486,14 +490,14 @@ async function loadMatch(name: string, pool: string[], connections: number): Pro
       headers: { authorization: `Bearer ${t}`, "content-type": "application/json" },
       body: pool[k++ % pool.length] as string,
     }),
-    { connections, seconds: SECONDS, timeout: 120, log },
+    { connections, seconds, timeout: 120, log },
   );
 }
 
-const loadFloor = (label: string) =>
+const loadFloor = (label: string, seconds = SECONDS) =>
   load(`${label}: floor (SELECT 1)`, FLOOR, () => ({ method: "GET", path: "/" }), {
     connections: CONNECTIONS,
-    seconds: SECONDS,
+    seconds,
     log,
   });
 
@@ -522,20 +526,22 @@ async function loads(label: string): Promise<Measured[]> {
 }
 
 /**
- * Filing through the API with the index written in the report's batch: `calls` bulk calls of 100
- * reports with 4 photos each (random hashes), 2 at a time; reports per second of wall time.
+ * Filing through the API with the index written in the report's batch: bulk calls of 100 reports
+ * with 4 photos each (random hashes), 2 at a time for `seconds`; reports per second of wall time.
+ * Each call has its own token and cases (a replay would be answered from the first).
  */
 async function bulkFiling(
   label: string,
-  calls: number,
+  seconds: number,
 ): Promise<{ measured: Measured; reportsPerSecond: number }> {
+  const calls = 100 * seconds;
   const tokens = await Promise.all(Array.from({ length: calls }, (_, k) => secrets.tokenOf(k % PLATFORMS)));
   const bodies = tokens.map((_, k) =>
     JSON.stringify({
       reports: Array.from({ length: 100 }, (_, j) =>
         reportOf(
           Array.from({ length: 4 }, () => ({ hash: randomHex64(), quality: 90 })),
-          `BULK-${label}-${k}-${j}-${Date.now()}`,
+          `BULK-${label}-${k}-${j}`,
         ),
       ),
     }),
@@ -554,9 +560,9 @@ async function bulkFiling(
         body: bodies[k % calls] as string,
       };
     },
-    { connections: 2, seconds: SECONDS, amount: calls, timeout: 120, log },
+    { connections: 2, seconds, timeout: 120, log },
   );
-  return { measured, reportsPerSecond: (calls * 100) / ((performance.now() - started) / 1000) };
+  return { measured, reportsPerSecond: (measured.total * 100) / ((performance.now() - started) / 1000) };
 }
 
 // ── the chunk index's two layouts ──────────────────────────────────────────────────────────
@@ -633,6 +639,41 @@ async function rowsWrittenPerFingerprint(): Promise<{ insert: number; remove: nu
     params: [id, rows],
   });
   return { insert: insert.rowsWritten, remove: remove.rowsWritten };
+}
+
+/**
+ * Indexing and removing 1,000 fingerprints (16,000 chunk rows at random keys) in one statement,
+ * on each layout's table in turn, the order alternating: milliseconds per statement.
+ */
+async function writeTimes(
+  tables: Record<string, string>,
+): Promise<Record<string, { insert: number[]; remove: number[] }>> {
+  const out: Record<string, { insert: number[]; remove: number[] }> = {};
+  const names = Object.keys(tables);
+  for (let k = 0; k < STATEMENT_SAMPLES / 10; k++) {
+    const rows = JSON.stringify(
+      Array.from({ length: 1000 }, (_, i) =>
+        Array.from(randomChunks(random)).map((v, c) => [c, v, 2_000_000_000 + i]),
+      ).flat(),
+    );
+    for (const table of k % 2 === 0 ? names : [...names].reverse()) {
+      const times = out[tables[table] as string] ?? { insert: [], remove: [] };
+      out[tables[table] as string] = times;
+      let t = performance.now();
+      await floorSql({
+        sql: `INSERT INTO ${table} (chunk, value, fingerprint_id) SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?)`,
+        params: [rows],
+      });
+      times.insert.push(performance.now() - t);
+      t = performance.now();
+      await floorSql({
+        sql: `DELETE FROM ${table} WHERE (chunk, value, fingerprint_id) IN (SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?))`,
+        params: [rows],
+      });
+      times.remove.push(performance.now() - t);
+    }
+  }
+  return out;
 }
 
 // ── the run ──────────────────────────────────────────────────────────────────────────────
@@ -809,6 +850,7 @@ async function main() {
   let disk: ReturnType<typeof storage> | undefined;
   const rounds: LayoutRound[] = [];
   let timings1: Record<string, number[]> = {};
+  let writes: Awaited<ReturnType<typeof writeTimes>> = {};
   if (ALTERNATIVE) {
     await timed("building the other layout of the chunk index", () => buildOtherLayout(db));
     disk = await timed("dbstat", () => storage(db));
@@ -825,18 +867,20 @@ async function main() {
       mf = await start();
       if (turn === 0) {
         timings1 = await timed("timing the statement on both layouts", () => statementTimes(tables));
+        writes = await timed("timing index writes on both layouts", () => writeTimes(tables));
       }
       const label = `${fmt(pop.size)} fingerprints, ${layout}, round ${Math.floor(turn / 2) + 1}`;
       const first = turn < 2;
       const written = first ? await rowsWrittenPerFingerprint() : undefined;
       const check = first ? await recall(pop, await tokenOfChecker(), realIndexes, 16, [MAX]) : undefined;
-      const floor = await loadFloor(label);
+      const floor = await loadFloor(label, SECONDS / 2);
       const one = await loadMatch(
         `${label}: 1 photo`,
         pool(() => matchBody(1, false)),
         CONNECTIONS,
+        SECONDS / 2,
       );
-      const bulk = await bulkFiling(label, BULK_CALLS);
+      const bulk = await bulkFiling(label, SECONDS / 2);
       rounds.push({
         layout,
         written,
@@ -940,7 +984,7 @@ async function main() {
       );
     }
   }
-  const near = real.inSet.filter((r) => r.edit !== "original");
+  const near = real.inSet.filter((r) => r.kind !== "original");
   lines.push("");
   lines.push(
     `Real copies in the set (edits, shipped copies and turns of the ${real.originals.length} originals): ${near.length}, of which ${near.filter((r) => r.toSource <= MAX).length} within ${MAX} of their original's nearest dihedral hash (PDQ's own reach; \`npm run figures\` draws the distances).`,
@@ -948,9 +992,11 @@ async function main() {
   if (disk) {
     lines.push("");
     lines.push(
-      "| chunk index | fingerprints | B per fingerprint | rows written to index one fingerprint (D1) | to remove it | statement, 1 random hash: rows read (mean) | ms (median) | ms (mean) | 1 photo req/s (rounds) | × SELECT 1 (mean) | bulk filing reports/s (rounds) | copies at 31 missed |",
+      "| chunk index | fingerprints | B per fingerprint | rows written to index one fingerprint (D1) | to remove it | match statement, 1 random hash: rows read (mean) | ms (median) | ms (mean) | index 1,000 fingerprints, ms (median) | remove them, ms (median) | 1 photo req/s (rounds) | × SELECT 1 (mean) | bulk filing reports/s (rounds) | copies at 31 missed |",
     );
-    lines.push("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- | ---: |");
+    lines.push(
+      "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- | ---: |",
+    );
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
     for (const l of disk.layouts) {
       const mine = rounds.filter((x) => x.layout === l.layout);
@@ -958,7 +1004,7 @@ async function main() {
       const ms = timings1[l.layout] ?? [];
       const ratio = stat(mine.map((x) => (x.loads[1]?.rps ?? 0) / (x.loads[0]?.rps || 1))).mean;
       lines.push(
-        `| ${l.layout} | ${fmt(l.fingerprints)} | ${fmt(l.bytes / l.fingerprints)} | ${first?.written?.insert ?? "–"} | ${first?.written?.remove ?? "–"} | ${fmt(stat(timings1[`${l.layout} rows`] ?? []).mean)} | ${median(ms).toFixed(1)} | ${stat(ms).mean.toFixed(1)} | ${mine.map((x) => x.loads[1]?.rps.toFixed(1)).join(" / ")} | ${ratio.toFixed(4)} | ${mine.map((x) => fmt(x.reportsPerSecond)).join(" / ")} | ${first?.missed ?? "–"} |`,
+        `| ${l.layout} | ${fmt(l.fingerprints)} | ${fmt(l.bytes / l.fingerprints)} | ${first?.written?.insert ?? "–"} | ${first?.written?.remove ?? "–"} | ${fmt(stat(timings1[`${l.layout} rows`] ?? []).mean)} | ${median(ms).toFixed(1)} | ${stat(ms).mean.toFixed(1)} | ${median(writes[l.layout]?.insert ?? []).toFixed(0)} | ${median(writes[l.layout]?.remove ?? []).toFixed(0)} | ${mine.map((x) => x.loads[1]?.rps.toFixed(1)).join(" / ")} | ${ratio.toFixed(4)} | ${mine.map((x) => fmt(x.reportsPerSecond)).join(" / ")} | ${first?.missed ?? "–"} |`,
       );
     }
     lines.push("");

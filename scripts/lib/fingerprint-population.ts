@@ -91,6 +91,8 @@ export interface RealHash {
   /** The photo it was made from, and the distance to it (nearest over its dihedral hashes). */
   source: string;
   toSource: number;
+  /** The original itself, an edited copy (chains and the shipped variants), or turned/mirrored. */
+  kind: "original" | "edited" | "turned";
   edit: string;
 }
 
@@ -119,33 +121,28 @@ export function realPhotos(seed: number, chains = 12): RealPhotos {
     return Math.min(...of.dihedral.map((d) => distance(chunksOfHex(d), q)));
   };
   const inSet: RealHash[] = [];
-  const add = (source: Photo, name: string, edit: string, p: Photo) => {
+  const add = (source: Photo, name: string, kind: RealHash["kind"], edit: string, p: Photo) => {
     if (p.quality >= 50) {
-      inSet.push({
-        name,
-        hash: p.hash,
-        quality: p.quality,
-        source: source.name,
-        toSource: nearest(source, p.hash),
-        edit,
-      });
+      const toSource = nearest(source, p.hash);
+      inSet.push({ name, hash: p.hash, quality: p.quality, source: source.name, toSource, kind, edit });
     }
   };
   for (const o of originals) {
-    add(o, o.name, "original", o);
+    add(o, o.name, "original", "original", o);
   }
   for (const c of f.copies) {
-    add(bridge, c.name, c.name.includes("rotate") ? "turned 90° (shipped)" : "shipped copy", c);
+    const turned = c.name.includes("rotate");
+    add(bridge, c.name, turned ? "turned" : "edited", turned ? "turned 90° (shipped)" : "shipped copy", c);
   }
   for (const d of dihedralCopies(shrink(bridge.pixels))) {
-    add(bridge, `${bridge.name} ${d.name}`, d.name, hashPhoto(d.name, d.pixels));
+    add(bridge, `${bridge.name} ${d.name}`, "turned", d.name, hashPhoto(d.name, d.pixels));
   }
   for (const o of originals) {
     const start = shrink(o.pixels);
     const n = o === bridge ? chains * 4 : chains;
     for (let k = 0; k < n; k++) {
       const e = editChain(start, random, 1 + Math.floor(random() * 4));
-      add(o, `${o.name}: ${e.name}`, e.name, hashPhoto(e.name, e.pixels));
+      add(o, `${o.name}: ${e.name}`, "edited", e.name, hashPhoto(e.name, e.pixels));
     }
   }
   return { inSet, heldOut, originals };
