@@ -156,12 +156,13 @@ export function candidateCtes(chunksJson: string): SQL {
  * `[chunk, value]` pairs, the distinct chunk values of every hash asked about (a photo and its
  * dihedral variants; `probePairsJson`). Each pair is expanded in SQL into its 17 probes (the
  * value and its one-bit neighbours; XOR as `(v | m) - (v & m)`); each distinct probe is one seek
- * on the primary key of `fingerprint_chunks` (a covering index), each distinct candidate one
- * primary-key probe of `fingerprints`. Rows read follow the probes and the candidates they find
- * (the fingerprints sharing a near-identical chunk with a hash asked about), not the table size.
- * The Worker verifies the full distance (`nearestDistance`) and answers only those within the
- * limit. CROSS JOIN fixes the order: probes outermost, as the planner might otherwise walk the
- * index. Each candidate's report is read by primary key too: a case past the retention period
+ * on the primary key of `fingerprint_chunks` (a WITHOUT ROWID table: the key is the table), each
+ * distinct candidate one primary-key probe of `fingerprints` and one of its report. Rows read are
+ * 18 per pair plus a few per candidate (the fingerprints sharing a chunk to within one bit with a
+ * hash asked about): about 0.42 % of the index per random hash, so they grow with the table
+ * (docs/benchmarks.md, "Evidence match"). The Worker verifies the full distance
+ * (`nearestDistance`) and answers only those within the limit. CROSS JOIN fixes the order: probes
+ * outermost, as the planner might otherwise walk the index. A case past the retention period
  * (`since`: not yet purged) or under a dispute past its deadline (`now`) is not shown, the rule
  * the score applies (docs/scoring.md §3b).
  */
