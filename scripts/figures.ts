@@ -1,13 +1,17 @@
 /**
  * `npm run figures`: draws docs/figures/*.svg from the real scoring code and the simulation,
- * so the pictures in docs/scoring.md can never drift from the model.
+ * so the pictures in docs/scoring.md can never drift from the model, and the PDQ distance
+ * histogram of docs/evidence.md from the real hasher (`client/pdq.ts`) and the fixture photos.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Confirmation } from "../worker/schemas/reports";
 import { type Band, DEFAULT_MODEL, evaluate, type ScoreRecord } from "../worker/scoring/model";
+import { MAX_EXACT_DISTANCE } from "../worker/services/fingerprints";
+import { chunksOfHex, distance, Population, realPhotos } from "./lib/fingerprint-population";
 import { ROOT } from "./lib/local";
-import { DAY, DEFAULT_MARKET, NOW, simulate, simulatePhotos } from "./lib/market";
+import { DAY, DEFAULT_MARKET, NOW, rng, simulate, simulatePhotos } from "./lib/market";
+import type { Photo } from "./lib/photos";
 
 const OUT = join(ROOT, "docs", "figures");
 
@@ -31,7 +35,8 @@ function chart(opts: {
   series: Series[];
   bars?: boolean;
   hlines?: { y: number; label: string }[];
-  vlines?: { x: number; label: string }[];
+  /** Vertical markers; the label sits left of the line unless `right`. */
+  vlines?: { x: number; label: string; right?: boolean }[];
 }): string {
   const pw = W - M.left - M.right;
   const ph = H - M.top - M.bottom;
@@ -75,7 +80,7 @@ function chart(opts: {
       `<line x1="${sx(v.x)}" x2="${sx(v.x)}" y1="${M.top}" y2="${M.top + ph}" stroke="#999" stroke-dasharray="4 3"/>`,
     );
     parts.push(
-      `<text x="${sx(v.x) - 4}" y="${M.top + 12}" font-size="10" text-anchor="end" fill="#777">${esc(v.label)}</text>`,
+      `<text x="${sx(v.x) + (v.right ? 4 : -4)}" y="${M.top + 12}" font-size="10" text-anchor="${v.right ? "start" : "end"}" fill="#777">${esc(v.label)}</text>`,
     );
   }
   const n = opts.series.length;
@@ -268,9 +273,110 @@ function photoReuseFigure(buyers: ReturnType<typeof simulate>): string {
   });
 }
 
+/**
+ * How far apart PDQ puts copies of a photo and different photos, against the match limit: the
+ * fixture originals (and bridge tiles, each a picture of its own) and their edit chains, turns
+ * and mirrors, all hashed by the real hasher, next to pairs of different photos and pairs of the
+ * bench's synthetic population (`npm run bench:evidence` uses the same generator and seed).
+ */
+function distanceFigure(): string {
+  const seed = 11;
+  const real = realPhotos(seed);
+  const nearest = (of: Photo, hash: string) => {
+    const q = chunksOfHex(hash);
+    return Math.min(...of.dihedral.map((d) => distance(chunksOfHex(d), q)));
+  };
+  const plain = (a: string, b: string) => distance(chunksOfHex(a), chunksOfHex(b));
+  const edits = real.inSet.filter((r) => r.kind === "edited");
+  const bridge = real.originals[0] as Photo;
+  const turnedHashes = real.inSet.filter((r) => r.kind === "turned").map((r) => r.hash);
+  const photos = [...real.originals, ...real.heldOut];
+  const pairs: number[] = [];
+  for (const [i, a] of photos.entries()) {
+    for (const b of photos.slice(i + 1)) {
+      pairs.push(nearest(a, b.hash));
+    }
+  }
+  const random = rng(seed);
+  const pop = new Population(50_000);
+  pop.grow(50_000, random);
+  const sample: number[] = [];
+  while (sample.length < 20_000) {
+    const i = Math.floor(random() * pop.size);
+    const j = Math.floor(random() * pop.size);
+    if (i !== j) {
+      sample.push(distance(pop.at(i), pop.at(j)));
+    }
+  }
+  const width = 4;
+  const bins = Array.from({ length: 176 / width }, (_, k) => k * width);
+  const histogram = (xs: number[]): [number, number][] =>
+    bins.map((lo) => [
+      lo + width / 2,
+      (100 * xs.filter((x) => x >= lo && x < lo + width).length) / Math.max(1, xs.length),
+    ]);
+  // Crops and slight turns move PDQ's grid; the other edits change values, not positions.
+  const moved = edits.filter((e) => /crop|turn/.test(e.edit));
+  const kept = edits.filter((e) => !/crop|turn/.test(e.edit));
+  const series: Series[] = [
+    {
+      name: `edited, no crop/turn (${kept.length})`,
+      color: "#b91c1c",
+      points: histogram(kept.map((e) => e.toSource)),
+    },
+    {
+      name: `edited with crop/turn (${moved.length})`,
+      color: "#b91c1c",
+      dashed: true,
+      points: histogram(moved.map((e) => e.toSource)),
+    },
+    {
+      name: `turned/mirrored (${turnedHashes.length})`,
+      color: "#f59e0b",
+      points: histogram(turnedHashes.map((h) => nearest(bridge, h))),
+    },
+    {
+      name: `same, plain hash (${turnedHashes.length})`,
+      color: "#a16207",
+      dashed: true,
+      points: histogram(turnedHashes.map((h) => plain(bridge.hash, h))),
+    },
+    { name: `different photos (${pairs.length})`, color: "#2563eb", points: histogram(pairs) },
+    {
+      name: `bench hashes (${sample.length / 1000}k)`,
+      color: "#16a34a",
+      dashed: true,
+      points: histogram(sample),
+    },
+  ];
+  const within = (xs: number[]) => `${xs.filter((x) => x <= MAX_EXACT_DISTANCE).length}/${xs.length}`;
+  console.log(
+    `pdq-distances: within ${MAX_EXACT_DISTANCE}: edited without crop/turn ${within(kept.map((e) => e.toSource))}, with crop/turn ${within(moved.map((e) => e.toSource))}, turned/mirrored ${within(turnedHashes.map((h) => nearest(bridge, h)))} (plain hash ${within(turnedHashes.map((h) => plain(bridge.hash, h)))}); nearest different photos ${Math.min(...pairs)}, nearest bench pair ${Math.min(...sample)}`,
+  );
+  const top = Math.ceil(Math.max(...series.flatMap((s) => s.points.map(([, y]) => y))) / 10) * 10;
+  return chart({
+    title: "PDQ distance: copies of a photo against different photos",
+    x: {
+      label: "bits of 256 that differ (nearest of the original's 8 dihedral hashes unless plain)",
+      min: 0,
+      max: 176,
+      ticks: [0, 16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176],
+    },
+    y: {
+      label: "% of the group (bins of 4 bits)",
+      min: 0,
+      max: top,
+      ticks: Array.from({ length: top / 10 + 1 }, (_, k) => k * 10),
+    },
+    vlines: [{ x: MAX_EXACT_DISTANCE + 0.5, label: `${MAX_EXACT_DISTANCE}: match limit`, right: true }],
+    series,
+  });
+}
+
 mkdirSync(OUT, { recursive: true });
 writeFileSync(join(OUT, "score-vs-platforms.svg"), scoreVsPlatforms());
 writeFileSync(join(OUT, "decay.svg"), decayFigure());
 writeFileSync(join(OUT, "simulated-distribution.svg"), distributionFigure());
 writeFileSync(join(OUT, "photo-reuse.svg"), photoReuseFigure(simulate(DEFAULT_MARKET)));
-console.log(`wrote ${OUT}/{score-vs-platforms,decay,simulated-distribution,photo-reuse}.svg`);
+writeFileSync(join(OUT, "pdq-distances.svg"), distanceFigure());
+console.log(`wrote ${OUT}/{score-vs-platforms,decay,simulated-distribution,photo-reuse,pdq-distances}.svg`);
