@@ -4,9 +4,9 @@
  *
  * 1. Builds the production bundle and serves it with miniflare next to the floor Worker
  *    (`SELECT 1`, and `/sql` for the real match statement's `meta.rows_read`); migrates,
- *    registers 10 platforms and files ~300 reports with image_pdq evidence through the API:
- *    the fixture photos, real edits of them hashed with `client/pdq.ts`, clusters of near
- *    copies and uniform random hashes (`scripts/lib/fingerprint-population.ts`).
+ *    registers 10 platforms and files ~225 reports (1–5 photos each) with image_pdq evidence
+ *    through the API: the fixture photos, real edits of them hashed with `client/pdq.ts`,
+ *    clusters of near copies and uniform random hashes (`scripts/lib/fingerprint-population.ts`).
  * 2. Stops the server and writes the rest of the population (reports, their subject links,
  *    fingerprints and the chunk index) straight into the D1 SQLite file with node:sqlite, up to
  *    1,000 fingerprints, then up to 1,000,000; at each size:
@@ -16,13 +16,16 @@
  *      compared with brute force over the whole population;
  *    - false matches: unrelated random hashes, and real photos nobody reported;
  *    - throughput of the route (1 photo; 1 photo with its 8 dihedral hashes; 16 photos) next to
- *      the `SELECT 1` floor.
- * 3. Rebuilds `fingerprint_chunks` in the other layout (rowid table with its primary-key index,
- *    or WITHOUT ROWID), and measures its size, rows read and throughput again.
+ *      the `SELECT 1` floor, and the largest request (16 × 8 hashes) once.
+ * 3. Builds `fingerprint_chunks` in the other layout (rowid table with its primary-key index, or
+ *    WITHOUT ROWID) next to the live one; measures both with dbstat, times the match statement and
+ *    index writes on each in turn, then makes each live in the Worker in turn (A, B, A, B): rows
+ *    written per fingerprint, a worst-case recall check, one photo, and bulk filing.
  *
- * Options (env): BENCH_FINGERPRINTS (1000000), BENCH_SECONDS (8 per route), BENCH_CONNECTIONS
- * (32; 8 for 16 photos), BENCH_ONLY / BENCH_PROFILE (as `npm run bench`), BENCH_ALTERNATIVE=0
- * skips step 3, BENCH_SEED (11).
+ * Options (env): BENCH_FINGERPRINTS (1000000), BENCH_SECONDS (8 per route; 4 in step 3's
+ * rounds), BENCH_CONNECTIONS (32; 8 for a photo with its dihedral hashes, 4 for 16 photos),
+ * BENCH_ONLY / BENCH_PROFILE (as `npm run bench`), BENCH_ALTERNATIVE=0 skips step 3, BENCH_SEED
+ * (11). Writes bench-results/evidence.md.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
