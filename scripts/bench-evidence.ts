@@ -34,7 +34,7 @@ import type { DatabaseSync } from "node:sqlite";
 import { SQLiteAsyncDialect } from "drizzle-orm/sqlite-core";
 import { newId } from "../worker/lib/ids";
 import { CATEGORIES } from "../worker/schemas/reports";
-import { chunkPairsJson, MAX_EXACT_DISTANCE, matchReadSql } from "../worker/services/fingerprints";
+import { MAX_EXACT_DISTANCE, matchReadSql, probePairsJson } from "../worker/services/fingerprints";
 import {
   benchLog,
   benchSecrets,
@@ -249,7 +249,7 @@ async function floorSql(query: { sql: string; params: unknown[] }, results = fal
 
 /** The real match statement for `hashes` through the floor Worker: rows read, candidates, matches. */
 async function readOf(hashes: Chunks[], fetchRows = true): Promise<Read> {
-  const json = chunkPairsJson(hashes.map((h) => Array.from(h)));
+  const json = probePairsJson([hashes.map((h) => Array.from(h))]);
   const body = await floorSql(dialect.sqlToQuery(matchReadSql(json)), fetchRows);
   let matches = -1;
   if (body.results) {
@@ -722,7 +722,7 @@ async function statementTimes(tables: Record<string, string>): Promise<Record<st
   const rows: Record<string, number[]> = {};
   const names = Object.keys(tables);
   for (let k = 0; k < STATEMENT_SAMPLES; k++) {
-    const json = chunkPairsJson([Array.from(randomChunks(random))]);
+    const json = probePairsJson([[Array.from(randomChunks(random))]]);
     const query = dialect.sqlToQuery(matchReadSql(json));
     for (const table of k % 2 === 0 ? names : [...names].reverse()) {
       const layout = tables[table] as string;
