@@ -224,6 +224,9 @@ interface Effort {
 const FULL: Effort = { copies: 16, uniform: 512, singles: 32, sixteens: 8, largest: 2 };
 const LARGE: Effort = { copies: 8, uniform: 128, singles: 16, sixteens: 4, largest: 1 };
 
+/** The match read's clock, as the route passes it: now, and the start of the retention period. */
+const readAt = () => ({ now: Date.now(), since: Date.now() - Number(secrets.bindings.RETENTION_DAYS) * DAY });
+
 interface Read {
   /** Distinct (chunk, value) pairs probed: the read expands each into 17 probes. */
   pairs: number;
@@ -250,7 +253,7 @@ async function floorSql(query: { sql: string; params: unknown[] }, results = fal
 /** The real match statement for `hashes` through the floor Worker: rows read, candidates, matches. */
 async function readOf(hashes: Chunks[], fetchRows = true): Promise<Read> {
   const json = probePairsJson([hashes.map((h) => Array.from(h))]);
-  const body = await floorSql(dialect.sqlToQuery(matchReadSql(json)), fetchRows);
+  const body = await floorSql(dialect.sqlToQuery(matchReadSql(json, readAt())), fetchRows);
   let matches = -1;
   if (body.results) {
     const near = new Set<string>();
@@ -723,7 +726,7 @@ async function statementTimes(tables: Record<string, string>): Promise<Record<st
   const names = Object.keys(tables);
   for (let k = 0; k < STATEMENT_SAMPLES; k++) {
     const json = probePairsJson([[Array.from(randomChunks(random))]]);
-    const query = dialect.sqlToQuery(matchReadSql(json));
+    const query = dialect.sqlToQuery(matchReadSql(json, readAt()));
     for (const table of k % 2 === 0 ? names : [...names].reverse()) {
       const layout = tables[table] as string;
       const t = performance.now();
