@@ -33,7 +33,7 @@ import { join } from "node:path";
 import type { DatabaseSync } from "node:sqlite";
 import { SQLiteAsyncDialect } from "drizzle-orm/sqlite-core";
 import { newId } from "../worker/lib/ids";
-import { CATEGORIES } from "../worker/schemas/reports";
+import { CATEGORIES, PDQ_PROBE_MAX_BITS, pdqBits } from "../worker/schemas/reports";
 import { MAX_EXACT_DISTANCE, matchReadSql, probePairsJson } from "../worker/services/fingerprints";
 import {
   benchLog,
@@ -64,6 +64,7 @@ import {
   Population,
   randomChunks,
   realPhotos,
+  swapBits,
 } from "./lib/fingerprint-population";
 import { ROOT } from "./lib/local";
 import { rng } from "./lib/market";
@@ -124,11 +125,18 @@ function reportOf(photos: { hash: string; quality: number }[], caseId: string) {
   };
 }
 
-/** Cuts fingerprints `from`..`to` of the population into reports of 1–5 photos. */
-function reportsOf(from: number, to: number): [number, number][] {
+/** Cuts fingerprints `from`..`to` of the population into reports of 1–5 distinct photos. */
+function reportsOf(pop: Population, from: number, to: number): [number, number][] {
   const out: [number, number][] = [];
   for (let i = from; i < to; ) {
-    const n = Math.min(photosPerReport(), to - i);
+    // A report carries a hash once (the ledger would index it once): a repeat starts the next.
+    const seen = new Set<string>();
+    let n = 0;
+    const want = Math.min(photosPerReport(), to - i);
+    while (n < want && !seen.has(pop.hex(i + n))) {
+      seen.add(pop.hex(i + n));
+      n++;
+    }
     out.push([i, i + n]);
     i += n;
   }
@@ -153,7 +161,7 @@ function seed(pop: Population, from: number, to: number, platformIds: string[]):
   const now = Date.now();
   db.exec("BEGIN");
   let written = 0;
-  for (const [a, b] of reportsOf(from, to)) {
+  for (const [a, b] of reportsOf(pop, from, to)) {
     const id = newId("rpt");
     const platformId = platformIds[Math.floor(random() * platformIds.length)] as string;
     const category = pickCategory();
@@ -373,7 +381,12 @@ async function recall(
         j < copies / 4 && realIndexes.length > 0
           ? (realIndexes[Math.floor(random() * realIndexes.length)] as number)
           : Math.floor(random() * pop.size);
-      return { d, copy: (j % 2 === 0 ? flipRandom : flipSpread)(pop.at(source), d, random) };
+      // A hash asked about may have up to 159 bits set (PDQ_PROBE_MAX_BITS): draw again past that.
+      let copy = (j % 2 === 0 ? flipRandom : flipSpread)(pop.at(source), d, random);
+      while (pdqBits(hexOfChunks(copy)) > PDQ_PROBE_MAX_BITS) {
+        copy = (j % 2 === 0 ? flipRandom : flipSpread)(pop.at(source), d, random);
+      }
+      return { d, copy };
     }),
   );
   const answers = await ask(
@@ -420,7 +433,7 @@ async function falseMatches(pop: Population, token: string, heldOut: Photo[], un
     await asked(
       pop,
       token,
-      "uniform random hashes",
+      "random hashes (128 bits set, as PDQ makes them)",
       Array.from({ length: uniform }, () => [randomChunks(random)]),
     ),
     await asked(
@@ -441,11 +454,11 @@ async function shapes(pop: Population, heldOut: Photo[], effort: Effort): Promis
       (hs) => readOf(hs, rows),
     );
   const randomHashes = (n: number) => Array.from({ length: n }, () => randomChunks(random));
-  const nearCopy = () => [flipRandom(pop.at(Math.floor(random() * pop.size)), 8, random)];
+  const nearCopy = () => [swapBits(pop.at(Math.floor(random() * pop.size)), 4, random)];
   const real = heldOut.map((p) => p.dihedral.map(chunksOfHex));
   return [
-    { name: "1 hash: uniform random", reads: await many(effort.singles, () => randomHashes(1)) },
-    { name: "1 hash: a stored one with 8 bits flipped", reads: await many(effort.singles / 2, nearCopy) },
+    { name: "1 hash: random (128 bits set)", reads: await many(effort.singles, () => randomHashes(1)) },
+    { name: "1 hash: 8 bits from a stored one", reads: await many(effort.singles / 2, nearCopy) },
     {
       name: "1 hash: a real photo nobody reported",
       reads: await pairwise(real, (hs) => readOf([hs[0] as Chunks])),
@@ -455,7 +468,7 @@ async function shapes(pop: Population, heldOut: Photo[], effort: Effort): Promis
       reads: await pairwise(real, (hs) => readOf(hs)),
     },
     {
-      name: "16 photos (16 hashes): uniform random",
+      name: "16 photos (16 hashes): random",
       reads: await many(effort.sixteens, () => randomHashes(16)),
     },
     {
@@ -467,7 +480,7 @@ async function shapes(pop: Population, heldOut: Photo[], effort: Effort): Promis
 
 const randomHex64 = () => hexOfChunks(randomChunks(random));
 
-/** A match body for photos of uniform random hashes (an innocent refund), `dihedral` hashes each. */
+/** A match body for photos of random hashes (an innocent refund; 128 bits set each), `dihedral` hashes each. */
 function matchBody(photos: number, dihedral: boolean): string {
   return JSON.stringify({
     purpose: "refund_review",
@@ -777,7 +790,7 @@ async function main() {
   await migrate(mf);
   await registerPlatforms(APP, secrets);
   const apiReports = await timed("filing reports through the API", async () => {
-    const reports = reportsOf(0, viaApi).map(([a, b], n) =>
+    const reports = reportsOf(pop, 0, viaApi).map(([a, b], n) =>
       reportOf(
         Array.from({ length: b - a }, (_, k) => ({
           hash: pop.hex(a + k),

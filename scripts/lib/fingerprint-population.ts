@@ -2,9 +2,12 @@
  * A ledger's worth of PDQ fingerprints for `npm run bench:evidence` and the distance figure:
  * not only uniform random hashes (real photos' hashes are not uniform), but
  *
- * - **uniform** random hashes (one-off photos nobody copied),
+ * - **uniform** random hashes (one-off photos nobody copied), shaped as PDQ shapes them: 128 of
+ *   the 256 bits set (PDQ thresholds at the median; the ledger refuses a reported hash with more
+ *   than 128 or fewer than 96, `worker/schemas/reports.ts`), uniform otherwise,
  * - **clusters** of near copies: a forger's photo edited again and again, each copy the centre
- *   with 1–40 random bits flipped,
+ *   with 1–20 of its set bits swapped for unset ones (distance 2–40, still 128 bits set: two
+ *   PDQ hashes of 128 bits always differ in an even number),
  * - **real** photos hashed with the real hasher (`client/pdq.ts`): the test fixtures as shipped,
  *   tiles of the bridge photo (each a picture of its own), chains of ordinary edits of both
  *   (`photos.ts`), and the bridge turned and mirrored.
@@ -13,6 +16,7 @@
  * grades below 50 are the real photos a platform asks about that nobody reported. Seeded, so a
  * run reproduces.
  */
+import { PDQ_MAX_BITS, PDQ_MIN_BITS, PDQ_MIN_QUALITY, pdqBits } from "../../worker/schemas/reports";
 import { chunksOf } from "../../worker/services/fingerprints";
 import { rng } from "./market";
 import { dihedralCopies, editChain, fixtures, hashPhoto, type Photo, shrink, tiles } from "./photos";
@@ -38,8 +42,38 @@ export const chunksOfHex = (hex: string): Chunks => Uint16Array.from(chunksOf(he
 export const hexOfChunks = (c: ArrayLike<number>): string =>
   Array.from({ length: CHUNK_COUNT }, (_, k) => (c[k] as number).toString(16).padStart(4, "0")).join("");
 
+/** A random hash with exactly 128 of its 256 bits set, as PDQ's median threshold makes them. */
 export function randomChunks(random: () => number): Chunks {
-  return Uint16Array.from({ length: CHUNK_COUNT }, () => Math.floor(random() * 65536));
+  const bits = Array.from({ length: 256 }, (_, i) => i);
+  const out = new Uint16Array(CHUNK_COUNT);
+  for (let i = 0; i < 128; i++) {
+    const j = i + Math.floor(random() * (256 - i));
+    const b = bits[j] as number;
+    bits[j] = bits[i] as number;
+    bits[i] = b;
+    out[b >> 4] = (out[b >> 4] as number) | (1 << (b & 15));
+  }
+  return out;
+}
+
+/** `hash` with `k` set bits cleared and `k` unset bits set: distance 2k, as many bits set. */
+export function swapBits(hash: Chunks, k: number, random: () => number): Chunks {
+  const out = Uint16Array.from(hash);
+  const isSet = (b: number) => (((hash[b >> 4] as number) >> (b & 15)) & 1) === 1;
+  const pick = (set: boolean) => {
+    const chosen = new Set<number>();
+    while (chosen.size < k) {
+      const b = Math.floor(random() * 256);
+      if (isSet(b) === set) {
+        chosen.add(b);
+      }
+    }
+    return chosen;
+  };
+  for (const b of [...pick(true), ...pick(false)]) {
+    out[b >> 4] = (out[b >> 4] as number) ^ (1 << (b & 15));
+  }
+  return out;
 }
 
 /** `hash` with `d` distinct random bits flipped (0–255, spread as chance has it). */
@@ -122,7 +156,9 @@ export function realPhotos(seed: number, chains = 12): RealPhotos {
   };
   const inSet: RealHash[] = [];
   const add = (source: Photo, name: string, kind: RealHash["kind"], edit: string, p: Photo) => {
-    if (p.quality >= 50) {
+    // What the ledger accepts on a report: quality ≥ 50 and 96–128 bits set.
+    const bits = pdqBits(p.hash);
+    if (p.quality >= PDQ_MIN_QUALITY && bits >= PDQ_MIN_BITS && bits <= PDQ_MAX_BITS) {
       const toSource = nearest(source, p.hash);
       inSet.push({ name, hash: p.hash, quality: p.quality, source: source.name, toSource, kind, edit });
     }
@@ -190,8 +226,8 @@ export class Population {
 
   /**
    * Grows to `target` fingerprints: a `clusterShare` of them (by count) in clusters of 2–40
-   * near copies (mean ≈ 9) of a random centre, each copy 1–40 random bits from it; the rest
-   * uniform random.
+   * near copies (mean ≈ 9) of a random centre, each copy 2–40 bits from it (`swapBits`); the
+   * rest uniform random (128 bits set).
    */
   grow(target: number, random: () => number, clusterShare = 0.5): void {
     while (this.size < target) {
@@ -202,7 +238,7 @@ export class Population {
         const seen = new Set([hexOfChunks(center)]);
         this.push(center, "cluster");
         while (seen.size < size) {
-          const copy = flipRandom(center, 1 + Math.floor(random() * 40), random);
+          const copy = swapBits(center, 1 + Math.floor(random() * 20), random);
           if (!seen.has(hexOfChunks(copy))) {
             seen.add(hexOfChunks(copy));
             this.push(copy, "cluster");
