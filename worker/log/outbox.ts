@@ -126,6 +126,42 @@ export async function drainOutbox(
   return { drained: acked.length, failed: rows.length - acked.length, more: rows.length === limit };
 }
 
+/** Whether this isolate is draining now, and whether rows were written since that drain began. */
+let draining = false;
+let drainWanted = false;
+
+/** Most chunks one request's coalesced drain runs before it leaves the rest to the next one. */
+const COALESCED_ROUNDS = 8;
+
+/**
+ * The drain after a write, coalesced per isolate: when a drain is already running here, the
+ * write only marks that more rows wait, and the running drain goes round again for them (on its
+ * own request's I/O, never another's). Under load, one drain serves many writes instead of each
+ * write paying a D1 read, a shard append and a D1 delete. Returns the drain to wait for, or null
+ * when the running one takes the rows; what a drain leaves behind is drained by the next write's
+ * or by the scheduled job (every minute).
+ */
+export function drainCoalesced(config: LogConfig, db: Db): Promise<void> | null {
+  if (draining) {
+    drainWanted = true;
+    return null;
+  }
+  draining = true;
+  return (async () => {
+    try {
+      for (let round = 0; round < COALESCED_ROUNDS; round++) {
+        drainWanted = false;
+        const r = await drainOutbox(config, db);
+        if (r.failed > 0 || (!drainWanted && !r.more)) {
+          break;
+        }
+      }
+    } finally {
+      draining = false;
+    }
+  })();
+}
+
 /** Drains chunk after chunk until the outbox is empty, a chunk fails, or `maxChunks` ran. */
 export async function drainAll(
   config: LogConfig,

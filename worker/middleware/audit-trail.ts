@@ -2,7 +2,7 @@ import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../app";
 import type { RateLimiter } from "../env";
 import { orm } from "../lib/db";
-import { drainOutbox } from "../log/outbox";
+import { drainCoalesced } from "../log/outbox";
 import { auditInsert, clipForAudit, outcomeForStatus } from "../services/audit";
 import { anonymousAuditAllowed, sourceAddress } from "./auth";
 
@@ -51,7 +51,7 @@ export function auditTrail(): MiddlewareHandler<AppEnv> {
         : await anonymousAuditAllowed(c.var.config, sourceAddress(c));
       if (allowed) {
         await write.run();
-        await drainOutbox(c.var.config, c.var.db);
+        await drainCoalesced(c.var.config, c.var.db);
       }
     };
     c.executionCtx.waitUntil(

@@ -7,7 +7,7 @@ import { orm } from "../lib/db";
 import { sourceKey } from "../lib/ip";
 import { ProblemError } from "../lib/problem";
 import { requestScope } from "../lib/scope";
-import { drainOutbox } from "../log/outbox";
+import { drainCoalesced } from "../log/outbox";
 import { auditInsert, clipForAudit } from "../services/audit";
 
 const BEARER = /^Bearer ([A-Za-z0-9_.-]{1,8192})$/;
@@ -106,7 +106,7 @@ async function auditRejectedToken(c: Context<AppEnv>, reason: string, claimedIss
     },
   )
     .run()
-    .then(() => drainOutbox(c.var.config, c.var.db));
+    .then(() => drainCoalesced(c.var.config, c.var.db));
   c.executionCtx.waitUntil(write.catch((err) => console.error("audit write failed", String(err))));
 }
 

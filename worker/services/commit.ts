@@ -11,7 +11,7 @@ import {
 import { orm } from "../lib/db";
 import { ProblemError } from "../lib/problem";
 import type { RequestScope } from "../lib/scope";
-import { drainOutbox } from "../log/outbox";
+import { drainCoalesced } from "../log/outbox";
 
 /**
  * Runs a state-changing request's statements as one D1 batch (one round trip, one
@@ -86,13 +86,13 @@ function replayProblem(err: unknown): ProblemError | null {
 }
 
 /**
- * Drains the audit outbox after the response (`waitUntil`, off the latency path). A drain that
+ * Drains the audit outbox after the response (`waitUntil`, off the latency path; coalesced per
+ * isolate, `drainCoalesced`). A drain that
  * fails leaves the rows for the next one; the scheduled job drains every minute.
  */
 export function drainSoon(scope: RequestScope): void {
-  scope.waitUntil(
-    drainOutbox(scope.config, scope.db).catch((err) =>
-      console.error("outbox drain failed", scope.requestId, String(err)),
-    ),
-  );
+  const drain = drainCoalesced(scope.config, scope.db);
+  if (drain) {
+    scope.waitUntil(drain.catch((err) => console.error("outbox drain failed", scope.requestId, String(err))));
+  }
 }
