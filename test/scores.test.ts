@@ -44,6 +44,7 @@ interface ScoreRecordView {
   status: string;
   counted: boolean;
   disputed: boolean;
+  verified: boolean | null;
   statement: string | null;
 }
 
@@ -156,6 +157,7 @@ describe("POST /v1/scores/query", () => {
       status: "active",
       counted: true,
       disputed: false,
+      verified: null,
       statement: null,
     });
   });
@@ -228,16 +230,22 @@ describe("POST /v1/scores/query", () => {
     expect(answer.summary.amounts).toEqual([{ currency: "CNY", value: 150000 }]);
   });
 
-  it("police reports lift one platform's cap: 59, high, STRONG_CONFIRMATION", async () => {
+  it("police reports lift one platform's cap once verified: 59, high, STRONG_CONFIRMATION", async () => {
     const reporter = await newPlatform();
     const buyer = await newBuyer();
     for (const days of [10, 30]) {
-      await createReport(reporter, buyer, {
+      const r = await createReport(reporter, buyer, {
         confirmation: "police_report",
+        confirmationRef: `POLICE-${uniqueId("ref")}`,
         amount: { value: 30000, currency: "CNY" },
         incidentAt: daysAgo(days),
         confirmedAt: daysAgo(days - 1),
       });
+      const verified = await call(`/v1/admin/reports/${r.id}/verify-confirmation`, {
+        token: await adminToken(),
+        body: { note: "Reference confirmed with the issuing police station." },
+      });
+      expect(verified.status).toBe(200);
     }
     const answer = await score(reporter, buyer);
     expect(answer.score).toBe(expectedScore(1.4 * (decay(10) + decay(30))));
@@ -325,6 +333,7 @@ describe("POST /v1/scores/query", () => {
       "ref",
       "statement",
       "status",
+      "verified",
     ]);
     for (const secret of [
       reporter.id,
@@ -481,7 +490,8 @@ describe("POST /v1/scores/batch", () => {
     }
     expect(res.body.results[1]?.band).toBe("none");
     expect(res.body.results[0]?.band).not.toBe("none");
-    expect(codes(res.body.results[2] as ScoreAnswer)).toContain("STRONG_CONFIRMATION");
+    // Unverified, the court ruling weighs as platform forensics (docs/scoring.md §2).
+    expect(codes(res.body.results[2] as ScoreAnswer)).toContain("UNVERIFIED_CONFIRMATION");
   });
 
   it("audits one entry per query with its ref and purpose", async () => {

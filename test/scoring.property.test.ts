@@ -62,6 +62,10 @@ function withRefs(drafts: readonly Draft[], prefix = "rpt_"): ScoreRecord[] {
 // ---------------------------------------------------------------------------------------------
 
 const platformArb = fc.constantFrom("p0", "p1", "p2", "p3", "p4");
+/** A police or court record an admin verified: only those lift the cap (docs/scoring.md §2). */
+const verifiedStrong = (r: Pick<ScoreRecord, "confirmation" | "verified">) =>
+  STRONG.includes(r.confirmation) && r.verified === true;
+
 const anyConfirmation = fc.constantFrom(...WEAK, ...STRONG);
 
 /** Minor units across every amount tier, including the tier boundaries and the maximum. */
@@ -106,6 +110,7 @@ function draftArb(options: {
       amountCurrency: options.currency ?? currencyArb,
       state: options.status ?? countedStatusArb,
       statement: fc.option(fc.constant("I returned the item."), { nil: null }),
+      verified: fc.boolean(),
     })
     .map(({ age, filedAfter, state, ...rest }) => ({
       ...rest,
@@ -178,6 +183,8 @@ function rec(
     amountCurrency: "CNY",
     status: "active",
     disputeDeadlineAt: null,
+    // The hand-built police and court records are verified ones (docs/scoring.md §2).
+    verified: STRONG.includes(confirmation),
   };
 }
 
@@ -220,10 +227,8 @@ describe("pixiu-score/1.1 properties: records", () => {
         (anchor, rest, draft) => {
           const base = [{ ref: "rpt_anchor", ...anchor }, ...rest];
           const added: ScoreRecord = { ref: "rpt_added", ...draft };
-          const strongP = base.some(
-            (r) => r.platformId === "p0" && counts(r) && STRONG.includes(r.confirmation),
-          );
-          const strongR = STRONG.includes(added.confirmation);
+          const strongP = base.some((r) => r.platformId === "p0" && counts(r) && verifiedStrong(r));
+          const strongR = verifiedStrong(added);
           const w = recordWeight(added, NOW);
           fc.pre((!strongR || strongP) && (strongR || !strongP || w <= M.platformCap));
 
@@ -484,6 +489,32 @@ describe("pixiu-score/1.1 properties: records", () => {
           },
         ),
         { numRuns: 500 },
+      );
+    });
+
+    it("never reaches high with unverified police reports or court rulings: they weigh as forensics", () => {
+      fc.assert(
+        fc.property(
+          fc.array(
+            soloDraft(anyConfirmation).map((d) => ({ ...d, verified: false })),
+            { minLength: 1, maxLength: 80 },
+          ),
+          noise,
+          (solo, other) => {
+            const e = evaluate(withRefs([...solo, ...other]), NOW);
+            expect(e.evidence).toBeLessThanOrEqual(M.platformCap);
+            expect(e.score).toBeLessThanOrEqual(39);
+            expect(e.action).not.toBe("require_return");
+            expect(codes(e)).not.toContain("STRONG_CONFIRMATION");
+            const asForensics = withRefs(
+              solo.map((d) =>
+                STRONG.includes(d.confirmation) ? { ...d, confirmation: "platform_forensics" } : d,
+              ),
+            );
+            expect(e.evidence).toBe(evaluate([...asForensics, ...withRefs(other, "rpt_o")], NOW).evidence);
+          },
+        ),
+        { numRuns: 300 },
       );
     });
 

@@ -127,6 +127,10 @@ export const ScoreAnswerSchema = z
           status: z.enum(reportStatuses),
           counted: z.boolean(),
           disputed: z.boolean(),
+          verified: z.boolean().nullable().openapi({
+            description:
+              "For a police_report or court_ruling: whether a consortium admin verified it (unverified, it weighs as platform_forensics and lifts no cap); null for other confirmations",
+          }),
           statement: text(1000).nullable(),
         }),
       )

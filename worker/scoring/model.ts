@@ -28,6 +28,11 @@ export interface ScoreRecord {
   disputeDeadlineAt?: number | null;
   /** The buyer's own statement from a dispute, shown with the record. */
   statement?: string | null;
+  /**
+   * A police or court confirmation a consortium admin verified. Unverified, it weighs as
+   * `platform_forensics` and lifts no cap (docs/scoring.md §2). Ignored for other confirmations.
+   */
+  verified?: boolean;
 }
 
 export interface ScoreModel {
@@ -118,6 +123,19 @@ export const DEFAULT_MODEL: ScoreModel = {
 };
 
 const STRONG: ReadonlySet<Confirmation> = new Set(["police_report", "court_ruling"]);
+
+/** What an unverified police or court confirmation weighs as, until an admin verifies it. */
+export const UNVERIFIED_STRONG_AS: Confirmation = "platform_forensics";
+
+/** Whether the record is a police or court confirmation an admin verified: only those count as strong. */
+export function isVerifiedStrong(r: Pick<ScoreRecord, "confirmation" | "verified">): boolean {
+  return STRONG.has(r.confirmation) && r.verified === true;
+}
+
+/** The confirmation a record weighs as: an unverified police or court one as platform forensics. */
+export function effectiveConfirmation(r: Pick<ScoreRecord, "confirmation" | "verified">): Confirmation {
+  return STRONG.has(r.confirmation) && r.verified !== true ? UNVERIFIED_STRONG_AS : r.confirmation;
+}
 const NEVER_COUNTED: ReadonlySet<ReportStatus> = new Set(["retracted", "voided", "expired"]);
 
 export interface Reason {
@@ -136,6 +154,11 @@ export interface ScoredRecord {
   counted: boolean;
   /** Under an open dispute (counted at reduced weight, or not at all once overdue). */
   disputed: boolean;
+  /**
+   * For a police or court confirmation, whether a consortium admin verified it (unverified, it
+   * weighs as platform forensics); null for every other confirmation.
+   */
+  verified: boolean | null;
   statement: string | null;
 }
 
@@ -230,7 +253,7 @@ export function decay(ageMs: number, model: ScoreModel = DEFAULT_MODEL): number 
 export function recordWeight(r: ScoreRecord, now: number, model: ScoreModel = DEFAULT_MODEL): number {
   const disputed = r.disputeDeadlineAt !== null && r.disputeDeadlineAt !== undefined;
   return (
-    model.confirmationWeight[r.confirmation] *
+    model.confirmationWeight[effectiveConfirmation(r)] *
     model.categoryWeight[r.category] *
     model.amountWeight[amountTier(r.amountValue, r.amountCurrency, model)] *
     decay(now - r.incidentAt, model) *
@@ -394,6 +417,7 @@ export function evaluate(
       status: r.status,
       counted: !isOverdue,
       disputed,
+      verified: STRONG.has(r.confirmation) ? r.verified === true : null,
       statement: r.statement ?? null,
     });
   }
@@ -405,7 +429,7 @@ export function evaluate(
     const w = recordWeight(r, now, model);
     const bucket = Math.floor(r.incidentAt / windowMs);
     p.windows.set(bucket, Math.max(p.windows.get(bucket) ?? 0, w));
-    p.strong ||= STRONG.has(r.confirmation);
+    p.strong ||= isVerifiedStrong(r);
     p.records++;
     byPlatform.set(r.platformId, p);
   }
@@ -557,11 +581,18 @@ function reasonsFor(x: {
       detail: `${plural(x.merged, "report", "reports")} from the same platform within a ${model.burstWindowDays}-day window counted once`,
     });
   }
-  const strong = counted.filter((r) => STRONG.has(r.confirmation)).length;
+  const strong = counted.filter(isVerifiedStrong).length;
   if (strong > 0) {
     reasons.push({
       code: "STRONG_CONFIRMATION",
       detail: `${plural(strong, "case", "cases")} confirmed by a police report or court ruling`,
+    });
+  }
+  const unverified = counted.filter((r) => STRONG.has(r.confirmation) && r.verified !== true).length;
+  if (unverified > 0) {
+    reasons.push({
+      code: "UNVERIFIED_CONFIRMATION",
+      detail: `${plural(unverified, "case cites", "cases cite")} a police report or court ruling not yet verified by the consortium, weighed as platform forensics`,
     });
   }
   let top: AmountTier = "unknown_currency";

@@ -65,6 +65,7 @@ export interface MatchRow {
   status: ReportStatus;
   dispute_deadline_at: number | null;
   statement: string | null;
+  confirmation_verified_at: number | null;
 }
 
 /** A confirmed fingerprint the photo probes found (unverified: the Worker checks the distance). */
@@ -180,7 +181,7 @@ export function scoreWithPhotosReadSql(keysJson: string, perPlatform: number, ch
     ${recordsFrom(perPlatform)}
     UNION ALL
     SELECT 'photo', f.hash, NULL, f.report_id, f.platform_id, f.category, NULL, f.incident_at, NULL, NULL,
-      NULL, r.status, r.dispute_deadline_at, NULL
+      NULL, r.status, r.dispute_deadline_at, NULL, NULL
     FROM candidates
       CROSS JOIN fingerprints f ON f.id = candidates.id
       CROSS JOIN reports r ON r.id = f.report_id
@@ -200,7 +201,8 @@ function platformsCte(keysJson: string) {
 }
 
 const RECORD_COLUMNS = sql`platforms.subject_key, r.id, r.platform_id, r.category, r.confirmation, r.incident_at,
-      r.created_at, r.amount_value, r.amount_currency, r.status, r.dispute_deadline_at, r.statement`;
+      r.created_at, r.amount_value, r.amount_currency, r.status, r.dispute_deadline_at, r.statement,
+      r.confirmation_verified_at`;
 
 /** Per (key, platform) of the walk, its newest counted links' reports. */
 function recordsFrom(perPlatform: number) {
@@ -467,6 +469,7 @@ export async function scoreBuyers(
           status: row.status,
           disputeDeadlineAt: row.dispute_deadline_at,
           statement: row.statement,
+          verified: row.confirmation_verified_at !== null,
         });
       }
     }
