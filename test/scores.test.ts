@@ -850,7 +850,7 @@ describe("query plans of the hot SQL", () => {
 });
 
 describe("rows read by the score query", () => {
-  it("follow the buyer's own records (≤ 3 × matches + 4 × keys + 4 × (key, platform) pairs) and not the table size", async () => {
+  it("follow the buyer's own records (≤ 3 × matches + 4 × keys + 5 × (key, platform) pairs) and not the table size", async () => {
     const reporter = await newPlatform();
     const other = await newPlatform();
     const buyer = await newBuyer();

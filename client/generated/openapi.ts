@@ -516,7 +516,7 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Run the scheduled job now: retention purge, overdue disputes, expired rows, webhook re-sends, audit checkpoint
+         * Run the scheduled job now: retention purge, overdue disputes, expired rows, webhook re-sends, reporter trust, audit checkpoint
          * @description Idempotent; the same job the Cron Trigger runs every minute. Send `{}`. Claims the token's `jti` like every admin write: a replayed token is a 401 and runs nothing.
          */
         post: operations["runAdminMaintenance"];
@@ -1266,6 +1266,31 @@ export interface components {
         PlatformPage: {
             items: components["schemas"]["Platform"][];
             nextCursor: string | null;
+        };
+        AdminPlatform: components["schemas"]["Platform"] & {
+            /** @description The platform's reporter trust and the outcome counts behind it, recomputed by the scheduled job */
+            trust: {
+                trust: number;
+                probation: boolean;
+                /**
+                 * Format: date-time
+                 * @description When the job last computed it; null: not yet
+                 * @example 2026-11-24T08:00:00Z
+                 */
+                computedAt: string | null;
+                counts: {
+                    /** Format: int64 */
+                    reports: number;
+                    /** Format: int64 */
+                    corroborated: number;
+                    /** Format: int64 */
+                    voided: number;
+                    /** Format: int64 */
+                    withdrawn: number;
+                    /** Format: int64 */
+                    retracted: number;
+                } | null;
+            };
         };
         PlatformPatch: {
             /** @enum {string} */
@@ -3872,14 +3897,14 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The platform */
+            /** @description The platform, with its reporter trust (admins only) */
             200: {
                 headers: {
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Platform"];
+                    "application/json": components["schemas"]["AdminPlatform"];
                 };
             };
             /** @description Malformed JSON */
@@ -5063,6 +5088,11 @@ export interface operations {
                         eventsPurged: number;
                         /** Format: int64 */
                         webhooksResent: number;
+                        /**
+                         * Format: int64
+                         * @description Platforms whose reporter trust this run recomputed (docs/scoring.md §2a)
+                         */
+                        trustRecomputed: number;
                         complete: boolean;
                         log: {
                             /** Format: int64 */

@@ -33,6 +33,11 @@ export interface ScoreRecord {
    * `platform_forensics` and lifts no cap (docs/scoring.md §2). Ignored for other confirmations.
    */
   verified?: boolean;
+  /**
+   * The reporting platform's trust (docs/scoring.md §2a) from the trust table, in [0, 1]; 1 when
+   * not given. Every record of one platform carries the same value (one read of one table).
+   */
+  trust?: number;
 }
 
 export interface ScoreModel {
@@ -198,6 +203,8 @@ export interface PhotoMatchInput {
   incidentAt: number;
   /** The report's open dispute's deadline, when the report is under open dispute. */
   disputeDeadlineAt?: number | null;
+  /** The confirming platform's trust, as on `ScoreRecord`; 1 when not given. */
+  trust?: number;
 }
 
 /** One confirmed fingerprint hash matching a photo, as the answer shows it (as `/v1/evidence/match` does). */
@@ -445,9 +452,26 @@ export function evaluate(
     }
   }
 
+  // Per platform: its trust, the lowest any of its rows carries (they all carry the same one).
+  const trustOf = new Map<string, number>();
+  const noteTrust = (platformId: string, t: number | undefined) => {
+    const v = Math.min(1, Math.max(0, t ?? 1));
+    trustOf.set(platformId, Math.min(trustOf.get(platformId) ?? 1, v));
+  };
+  for (const r of counted) {
+    noteTrust(r.platformId, r.trust);
+  }
+  for (const kept of photoMatches) {
+    for (const { match } of kept) {
+      noteTrust(match.platformId, match.trust);
+    }
+  }
+
   let sum = 0;
   let capped = 0;
   let merged = 0;
+  let say = 0;
+  let distrusted = 0;
   // The records' platforms in their order (as pixiu-score/1 summed them), then the platforms only
   // photos brought, sorted: the sum never depends on the order of the input.
   const photoOnly = [...photoByPlatform.keys()].filter((id) => !byPlatform.has(id)).sort();
@@ -465,10 +489,16 @@ export function evaluate(
     if (raw > cap) {
       capped++;
     }
-    sum += Math.min(cap, raw);
+    const trust = trustOf.get(platformId) ?? 1;
+    if (trust < 1) {
+      distrusted++;
+    }
+    sum += trust * Math.min(cap, raw);
+    say += trust;
   }
   const platforms = contributing.length;
-  const evidence = platforms === 0 ? 0 : sum * (1 + model.consensusStep * (platforms - 1));
+  // Consensus counts platforms by their trust: a distrusted member barely multiplies the others.
+  const evidence = platforms === 0 ? 0 : sum * (1 + model.consensusStep * Math.max(0, say - 1));
   const score = scoreOf(evidence, model);
   const band = bandOf(score, platforms > 0, model);
 
@@ -499,6 +529,7 @@ export function evaluate(
       read,
       photos: answers ?? [],
       photoPlatforms: new Set(photoMatches.flatMap((kept) => kept.map((k) => k.match.platformId))).size,
+      distrusted,
     }),
     summary: {
       reports: counted.length,
@@ -542,6 +573,8 @@ function reasonsFor(x: {
   photos: readonly PhotoAnswer[];
   /** Distinct platforms among the counted photo matches. */
   photoPlatforms: number;
+  /** Contributing platforms whose trust is below 1. */
+  distrusted: number;
 }): Reason[] {
   const { counted, model } = x;
   const reasons: Reason[] = [];
@@ -573,6 +606,12 @@ function reasonsFor(x: {
     reasons.push({
       code: "PLATFORM_CAP",
       detail: `evidence from ${plural(x.capped, "platform", "platforms")} reached the per-platform cap`,
+    });
+  }
+  if (x.distrusted > 0) {
+    reasons.push({
+      code: "REPORTER_TRUST",
+      detail: `evidence from ${plural(x.distrusted, "platform weighs", "platforms weigh")} less: reporter on probation or with records overturned or uncorroborated`,
     });
   }
   if (x.merged > 0) {
