@@ -785,7 +785,7 @@ describe("score queries with the claim's photos", () => {
     expect(answer.score).toBe(53);
     expect(answer.band).toBe("high");
     expect(answer.action).toBe("require_return");
-    expect(answer.model).toBe("pixiu-score/1.1");
+    expect(answer.model).toBe("pixiu-score/2");
     expect(answer.reasons).toEqual([
       {
         code: "PHOTO_MATCH_NO_RECORDS",

@@ -112,7 +112,7 @@ describe("POST /v1/scores/query", () => {
         amounts: [{ currency: "CNY", value: 0 }],
       },
       records: [],
-      model: "pixiu-score/1.1",
+      model: "pixiu-score/2",
     });
     expect(evaluatedAt).toMatch(RFC3339_UTC);
     expect(Date.parse(evaluatedAt)).toBeGreaterThanOrEqual(before - 1000);

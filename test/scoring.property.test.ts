@@ -194,7 +194,7 @@ const codes = (e: Evaluation) => e.reasons.map((r) => r.code);
 // Properties
 // ---------------------------------------------------------------------------------------------
 
-describe("pixiu-score/1.1 properties: records", () => {
+describe("pixiu-score/2 properties: records", () => {
   it("adding a counted record never lowers the score", () => {
     fc.assert(
       fc.property(recordSet(14), countedDraft, (base, draft) => {
@@ -629,7 +629,7 @@ function photoCounts(m: PhotoMatchInput, ownRefs: ReadonlySet<string>): boolean 
   return m.distance <= 31 && !ownRefs.has(m.ref) && m.incidentAt >= NOW - RETENTION_MS && !overdue;
 }
 
-describe("pixiu-score/1.1 properties: the claim's photos", () => {
+describe("pixiu-score/2 properties: the claim's photos", () => {
   it("adding a photo match never lowers the score, and never touches the records' part", () => {
     fc.assert(
       fc.property(recordSet(12), photosArb, matchArb(), fc.nat(), (records, photos, added, which) => {
@@ -1031,28 +1031,28 @@ describe("model version", () => {
     MAX_MATCH_DISTANCE: 31,
   };
 
-  it("is pixiu-score/1.1 with the documented defaults, fingerprinted when a default is overridden", () => {
-    expect(MODEL_VERSION).toBe("pixiu-score/1.1");
-    expect(configureModel(defaults).version).toBe("pixiu-score/1.1");
+  it("is pixiu-score/2 with the documented defaults, fingerprinted when a default is overridden", () => {
+    expect(MODEL_VERSION).toBe("pixiu-score/2");
+    expect(configureModel(defaults).version).toBe("pixiu-score/2");
     expect(configureModel(defaults).model).toStrictEqual(M);
     const longer = configureModel({ ...defaults, RETENTION_DAYS: 3650 });
-    expect(longer.version).toMatch(/^pixiu-score\/1\.1\+[0-9a-f]{8}$/);
+    expect(longer.version).toMatch(/^pixiu-score\/2\+[0-9a-f]{8}$/);
     expect(longer.model.retentionDays).toBe(3650);
     expect(configureModel({ ...defaults, RETENTION_DAYS: 3650 }).version).toBe(longer.version);
     const bands = configureModel({ ...defaults, SCORE_BANDS: [10, 40, 80] });
     const fx = configureModel({ ...defaults, SCORE_FX_RATES: { USD: 7.1 } });
-    expect(bands.version).toMatch(/^pixiu-score\/1\.1\+[0-9a-f]{8}$/);
-    expect(fx.version).toMatch(/^pixiu-score\/1\.1\+[0-9a-f]{8}$/);
+    expect(bands.version).toMatch(/^pixiu-score\/2\+[0-9a-f]{8}$/);
+    expect(fx.version).toMatch(/^pixiu-score\/2\+[0-9a-f]{8}$/);
     expect(new Set([longer.version, bands.version, fx.version]).size).toBe(3);
     expect(fx.model.fxToCny.USD).toBe(7.1);
     expect(fx.model.fxToCny.EUR).toBe(7.8);
     // Setting a value to its default is not an override: same model, same version.
     const b = M.bands;
     expect(configureModel({ ...defaults, SCORE_BANDS: [b.medium, b.high, b.critical] }).version).toBe(
-      "pixiu-score/1.1",
+      "pixiu-score/2",
     );
     expect(configureModel({ ...defaults, SCORE_FX_RATES: { USD: M.fxToCny.USD as number } }).version).toBe(
-      "pixiu-score/1.1",
+      "pixiu-score/2",
     );
   });
 
@@ -1075,7 +1075,7 @@ describe("model version", () => {
       body: { subjects, purpose: "refund_review" },
     });
     expect(answer.status).toBe(200);
-    expect(answer.body.model).toBe("pixiu-score/1.1");
+    expect(answer.body.model).toBe("pixiu-score/2");
     const expected = evaluate(
       [
         {

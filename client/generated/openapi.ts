@@ -911,7 +911,7 @@ export interface components {
                 index: number;
                 matches: components["schemas"]["PhotoMatch"][];
             }[];
-            /** @example pixiu-score/1.1 */
+            /** @example pixiu-score/2 */
             model: string;
             /**
              * Format: date-time

@@ -150,8 +150,9 @@ export const ScoreAnswerSchema = z
       }),
     model: z
       .string()
-      .regex(/^pixiu-score\/\d+\.\d+$/)
-      .openapi({ example: "pixiu-score/1.1" }),
+      .max(40)
+      .regex(/^pixiu-score\/\d+(\.\d+)?(\+[0-9a-f]{8})?$/)
+      .openapi({ example: "pixiu-score/2" }),
     evaluatedAt: DateTime,
   })
   .openapi("ScoreAnswer");

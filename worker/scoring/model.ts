@@ -3,12 +3,12 @@ import { DAY_MS, toRfc3339 } from "../lib/time";
 import type { Category, Confirmation } from "../schemas/reports";
 
 /**
- * pixiu-score/1.1: a pure function from records, the claim's photo matches and a clock to a
- * score. Every constant is documented in docs/scoring.md; changing one changes the model and
- * bumps MODEL_VERSION. (1.1 added photo matches; `pixiu-score/2` is reserved for the
- * reputation model of the contract.)
+ * pixiu-score/2: a pure function from records (with their platforms' trust), the claim's photo
+ * matches and a clock to a score. Every constant is documented in docs/scoring.md; changing one
+ * changes the model and bumps MODEL_VERSION. (1.1 added photo matches; 2 weighs unverified
+ * police and court confirmations as forensics and each platform by its reporter trust.)
  */
-export const MODEL_VERSION = "pixiu-score/1.1";
+export const MODEL_VERSION = "pixiu-score/2";
 
 export type Band = "none" | "low" | "medium" | "high" | "critical";
 export type Action = "allow" | "review" | "require_return";

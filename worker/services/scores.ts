@@ -99,7 +99,7 @@ function modelOf(config: Config): { model: ScoreModel; version: string } {
 /**
  * Applies RETENTION_DAYS, SCORE_BANDS, SCORE_FX_RATES and MAX_MATCH_DISTANCE. Any value that
  * differs from the documented defaults is fingerprinted into the version
- * (`pixiu-score/1.1+c3f9a1b2`), so an answer always says exactly which model produced it.
+ * (`pixiu-score/2+c3f9a1b2`), so an answer always says exactly which model produced it.
  */
 export function configureModel(
   config: Pick<Config, "RETENTION_DAYS" | "SCORE_BANDS" | "SCORE_FX_RATES" | "MAX_MATCH_DISTANCE">,
