@@ -4,3 +4,4 @@ export * from "./events";
 export * from "./evidence";
 export * from "./platforms";
 export * from "./reports";
+export * from "./trust";

@@ -36,6 +36,17 @@ export const reports = sqliteTable(
     statement: text("statement"),
     /** The open or latest dispute of the report, or null. */
     disputeId: text("dispute_id"),
+    /**
+     * The police report's or court ruling's reference (case or ruling number), given with a
+     * `police_report` or `court_ruling` confirmation so the consortium can verify it.
+     */
+    confirmationRef: text("confirmation_ref"),
+    /**
+     * When an admin verified the strong confirmation (and who): only then does it weigh as one and
+     * lift its platform's cap (docs/scoring.md §2); null until then.
+     */
+    confirmationVerifiedAt: epochMs("confirmation_verified_at"),
+    confirmationVerifiedBy: text("confirmation_verified_by"),
     ...timestamps,
   },
   (t) => [

@@ -274,7 +274,10 @@ describe("GET /v1/admin/platforms", () => {
 
     const one = await admin<Platform>(`/v1/admin/platforms/${mine[0]?.id}`);
     expect(one.status).toBe(200);
-    expect(one.body).toEqual(seen.find((p) => p.id === mine[0]?.id));
+    // The list's view, plus the reporter trust only this admin read shows (docs/scoring.md §2a).
+    const { trust, ...listed } = one.body as Platform & { trust: unknown };
+    expect(listed).toEqual(seen.find((p) => p.id === mine[0]?.id));
+    expect(trust).toMatchObject({ trust: 1, probation: false });
     expect(one.body.scopes).toEqual(ALL_PLATFORM_SCOPES);
 
     expect((await admin(`/v1/admin/platforms/${uniqueId("none")}`)).status).toBe(404);
@@ -798,6 +801,7 @@ describe("POST /v1/admin/maintenance/run", () => {
         "outbox",
         "reportsPurged",
         "tokenUsesPurged",
+        "trustRecomputed",
         "webhooksResent",
       ].sort(),
     );

@@ -720,11 +720,12 @@ describe("the chunk index", () => {
     expect(large.rowsRead).toBeLessThanOrEqual(16 + 16 * 17 + 5 * large.candidates);
     expect(large.rowsRead).toBeLessThan(total);
     expect(full.rowsRead).toBeLessThanOrEqual(128 * (16 + 16 * 17) + 5 * full.candidates);
-    // Beside the records, in one statement: the two reads' rows plus one row per candidate (its
-    // report, by primary key, for the dispute deadline), whatever the table holds.
+    // Beside the records, in one statement: the two reads' rows plus two rows per candidate (its
+    // report, by primary key, for the dispute deadline, and its platform's trust), whatever the
+    // table holds.
     for (const x of [smallBoth, largeBoth, fullBoth]) {
       expect(x.records).toBeLessThanOrEqual(scoreRowsBound({ matches: 6, keys: 2, pairs: 2 }));
-      expect(x.both).toBeLessThanOrEqual(x.records + x.photos + x.candidates);
+      expect(x.both).toBeLessThanOrEqual(x.records + x.photos + 2 * x.candidates);
       expect(x.both).toBeGreaterThanOrEqual(x.records + x.photos);
     }
     expect(largeBoth.both).toBeLessThan(total);
@@ -784,7 +785,7 @@ describe("score queries with the claim's photos", () => {
     expect(answer.score).toBe(53);
     expect(answer.band).toBe("high");
     expect(answer.action).toBe("require_return");
-    expect(answer.model).toBe("pixiu-score/1.1");
+    expect(answer.model).toBe("pixiu-score/2");
     expect(answer.reasons).toEqual([
       {
         code: "PHOTO_MATCH_NO_RECORDS",

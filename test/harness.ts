@@ -86,7 +86,7 @@ export const ALL_PLATFORM_SCOPES = ["reports:write", "scores:read", "disputes:wr
 
 /** Registers a fresh platform through the admin API and returns a way to sign its tokens. */
 export async function newPlatform(
-  options: { scopes?: string[]; alg?: "EdDSA" | "ES256" } = {},
+  options: { scopes?: string[]; alg?: "EdDSA" | "ES256"; probation?: boolean } = {},
 ): Promise<TestPlatform> {
   const id = uniqueId("p");
   const keys = await newKeyPair(options.alg ?? "EdDSA");
@@ -101,6 +101,16 @@ export async function newPlatform(
   });
   if (res.status !== 201) {
     throw new Error(`platform create failed: ${res.status} ${JSON.stringify(res.body)}`);
+  }
+  if (!options.probation) {
+    // An established member in good standing (docs/scoring.md §2a), so the documented weights
+    // hold; `probation: true` leaves the new member on probation, as the ledger starts it.
+    await env.DB.prepare(
+      `INSERT INTO platform_trust (platform_id, trust, probation, reports, corroborated, voided, withdrawn,
+         retracted, computed_at) VALUES (?, 1, 0, 0, 0, 0, 0, 0, ?)`,
+    )
+      .bind(id, Date.now())
+      .run();
   }
   return {
     id,
@@ -425,5 +435,6 @@ export async function spendRateLimit(limiter: RateLimiter, key: string, n: numbe
  * range. `matches` is at most (MAX_ACTIVE_REPORTS_PER_SUBJECT + 1) × pairs, whatever the table.
  */
 export function scoreRowsBound(x: { matches: number; keys: number; pairs: number }): number {
-  return 3 * x.matches + 4 * x.keys + 4 * x.pairs;
+  // 5 per pair: the walk's probes and the platform's trust (docs/scoring.md §2a).
+  return 3 * x.matches + 4 * x.keys + 5 * x.pairs;
 }

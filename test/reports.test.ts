@@ -130,6 +130,8 @@ describe("POST /v1/reports", () => {
         "caseId",
         "category",
         "confirmation",
+        "confirmationRef",
+        "confirmationVerifiedAt",
         "confirmedAt",
         "createdAt",
         "disputeId",

@@ -44,6 +44,7 @@ interface ScoreRecordView {
   status: string;
   counted: boolean;
   disputed: boolean;
+  verified: boolean | null;
   statement: string | null;
 }
 
@@ -111,7 +112,7 @@ describe("POST /v1/scores/query", () => {
         amounts: [{ currency: "CNY", value: 0 }],
       },
       records: [],
-      model: "pixiu-score/1.1",
+      model: "pixiu-score/2",
     });
     expect(evaluatedAt).toMatch(RFC3339_UTC);
     expect(Date.parse(evaluatedAt)).toBeGreaterThanOrEqual(before - 1000);
@@ -156,6 +157,7 @@ describe("POST /v1/scores/query", () => {
       status: "active",
       counted: true,
       disputed: false,
+      verified: null,
       statement: null,
     });
   });
@@ -228,16 +230,22 @@ describe("POST /v1/scores/query", () => {
     expect(answer.summary.amounts).toEqual([{ currency: "CNY", value: 150000 }]);
   });
 
-  it("police reports lift one platform's cap: 59, high, STRONG_CONFIRMATION", async () => {
+  it("police reports lift one platform's cap once verified: 59, high, STRONG_CONFIRMATION", async () => {
     const reporter = await newPlatform();
     const buyer = await newBuyer();
     for (const days of [10, 30]) {
-      await createReport(reporter, buyer, {
+      const r = await createReport(reporter, buyer, {
         confirmation: "police_report",
+        confirmationRef: `POLICE-${uniqueId("ref")}`,
         amount: { value: 30000, currency: "CNY" },
         incidentAt: daysAgo(days),
         confirmedAt: daysAgo(days - 1),
       });
+      const verified = await call(`/v1/admin/reports/${r.id}/verify-confirmation`, {
+        token: await adminToken(),
+        body: { note: "Reference confirmed with the issuing police station." },
+      });
+      expect(verified.status).toBe(200);
     }
     const answer = await score(reporter, buyer);
     expect(answer.score).toBe(expectedScore(1.4 * (decay(10) + decay(30))));
@@ -325,6 +333,7 @@ describe("POST /v1/scores/query", () => {
       "ref",
       "statement",
       "status",
+      "verified",
     ]);
     for (const secret of [
       reporter.id,
@@ -481,7 +490,8 @@ describe("POST /v1/scores/batch", () => {
     }
     expect(res.body.results[1]?.band).toBe("none");
     expect(res.body.results[0]?.band).not.toBe("none");
-    expect(codes(res.body.results[2] as ScoreAnswer)).toContain("STRONG_CONFIRMATION");
+    // Unverified, the court ruling weighs as platform forensics (docs/scoring.md §2).
+    expect(codes(res.body.results[2] as ScoreAnswer)).toContain("UNVERIFIED_CONFIRMATION");
   });
 
   it("audits one entry per query with its ref and purpose", async () => {
@@ -840,7 +850,7 @@ describe("query plans of the hot SQL", () => {
 });
 
 describe("rows read by the score query", () => {
-  it("follow the buyer's own records (≤ 3 × matches + 4 × keys + 4 × (key, platform) pairs) and not the table size", async () => {
+  it("follow the buyer's own records (≤ 3 × matches + 4 × keys + 5 × (key, platform) pairs) and not the table size", async () => {
     const reporter = await newPlatform();
     const other = await newPlatform();
     const buyer = await newBuyer();

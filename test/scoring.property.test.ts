@@ -62,6 +62,10 @@ function withRefs(drafts: readonly Draft[], prefix = "rpt_"): ScoreRecord[] {
 // ---------------------------------------------------------------------------------------------
 
 const platformArb = fc.constantFrom("p0", "p1", "p2", "p3", "p4");
+/** A police or court record an admin verified: only those lift the cap (docs/scoring.md §2). */
+const verifiedStrong = (r: Pick<ScoreRecord, "confirmation" | "verified">) =>
+  STRONG.includes(r.confirmation) && r.verified === true;
+
 const anyConfirmation = fc.constantFrom(...WEAK, ...STRONG);
 
 /** Minor units across every amount tier, including the tier boundaries and the maximum. */
@@ -106,6 +110,7 @@ function draftArb(options: {
       amountCurrency: options.currency ?? currencyArb,
       state: options.status ?? countedStatusArb,
       statement: fc.option(fc.constant("I returned the item."), { nil: null }),
+      verified: fc.boolean(),
     })
     .map(({ age, filedAfter, state, ...rest }) => ({
       ...rest,
@@ -178,6 +183,8 @@ function rec(
     amountCurrency: "CNY",
     status: "active",
     disputeDeadlineAt: null,
+    // The hand-built police and court records are verified ones (docs/scoring.md §2).
+    verified: STRONG.includes(confirmation),
   };
 }
 
@@ -187,7 +194,7 @@ const codes = (e: Evaluation) => e.reasons.map((r) => r.code);
 // Properties
 // ---------------------------------------------------------------------------------------------
 
-describe("pixiu-score/1.1 properties: records", () => {
+describe("pixiu-score/2 properties: records", () => {
   it("adding a counted record never lowers the score", () => {
     fc.assert(
       fc.property(recordSet(14), countedDraft, (base, draft) => {
@@ -220,10 +227,8 @@ describe("pixiu-score/1.1 properties: records", () => {
         (anchor, rest, draft) => {
           const base = [{ ref: "rpt_anchor", ...anchor }, ...rest];
           const added: ScoreRecord = { ref: "rpt_added", ...draft };
-          const strongP = base.some(
-            (r) => r.platformId === "p0" && counts(r) && STRONG.includes(r.confirmation),
-          );
-          const strongR = STRONG.includes(added.confirmation);
+          const strongP = base.some((r) => r.platformId === "p0" && counts(r) && verifiedStrong(r));
+          const strongR = verifiedStrong(added);
           const w = recordWeight(added, NOW);
           fc.pre((!strongR || strongP) && (strongR || !strongP || w <= M.platformCap));
 
@@ -487,6 +492,32 @@ describe("pixiu-score/1.1 properties: records", () => {
       );
     });
 
+    it("never reaches high with unverified police reports or court rulings: they weigh as forensics", () => {
+      fc.assert(
+        fc.property(
+          fc.array(
+            soloDraft(anyConfirmation).map((d) => ({ ...d, verified: false })),
+            { minLength: 1, maxLength: 80 },
+          ),
+          noise,
+          (solo, other) => {
+            const e = evaluate(withRefs([...solo, ...other]), NOW);
+            expect(e.evidence).toBeLessThanOrEqual(M.platformCap);
+            expect(e.score).toBeLessThanOrEqual(39);
+            expect(e.action).not.toBe("require_return");
+            expect(codes(e)).not.toContain("STRONG_CONFIRMATION");
+            const asForensics = withRefs(
+              solo.map((d) =>
+                STRONG.includes(d.confirmation) ? { ...d, confirmation: "platform_forensics" } : d,
+              ),
+            );
+            expect(e.evidence).toBe(evaluate([...asForensics, ...withRefs(other, "rpt_o")], NOW).evidence);
+          },
+        ),
+        { numRuns: 300 },
+      );
+    });
+
     it("with police or court confirmation reaches at most 63, never critical", () => {
       fc.assert(
         fc.property(
@@ -598,7 +629,7 @@ function photoCounts(m: PhotoMatchInput, ownRefs: ReadonlySet<string>): boolean 
   return m.distance <= 31 && !ownRefs.has(m.ref) && m.incidentAt >= NOW - RETENTION_MS && !overdue;
 }
 
-describe("pixiu-score/1.1 properties: the claim's photos", () => {
+describe("pixiu-score/2 properties: the claim's photos", () => {
   it("adding a photo match never lowers the score, and never touches the records' part", () => {
     fc.assert(
       fc.property(recordSet(12), photosArb, matchArb(), fc.nat(), (records, photos, added, which) => {
@@ -1000,28 +1031,28 @@ describe("model version", () => {
     MAX_MATCH_DISTANCE: 31,
   };
 
-  it("is pixiu-score/1.1 with the documented defaults, fingerprinted when a default is overridden", () => {
-    expect(MODEL_VERSION).toBe("pixiu-score/1.1");
-    expect(configureModel(defaults).version).toBe("pixiu-score/1.1");
+  it("is pixiu-score/2 with the documented defaults, fingerprinted when a default is overridden", () => {
+    expect(MODEL_VERSION).toBe("pixiu-score/2");
+    expect(configureModel(defaults).version).toBe("pixiu-score/2");
     expect(configureModel(defaults).model).toStrictEqual(M);
     const longer = configureModel({ ...defaults, RETENTION_DAYS: 3650 });
-    expect(longer.version).toMatch(/^pixiu-score\/1\.1\+[0-9a-f]{8}$/);
+    expect(longer.version).toMatch(/^pixiu-score\/2\+[0-9a-f]{8}$/);
     expect(longer.model.retentionDays).toBe(3650);
     expect(configureModel({ ...defaults, RETENTION_DAYS: 3650 }).version).toBe(longer.version);
     const bands = configureModel({ ...defaults, SCORE_BANDS: [10, 40, 80] });
     const fx = configureModel({ ...defaults, SCORE_FX_RATES: { USD: 7.1 } });
-    expect(bands.version).toMatch(/^pixiu-score\/1\.1\+[0-9a-f]{8}$/);
-    expect(fx.version).toMatch(/^pixiu-score\/1\.1\+[0-9a-f]{8}$/);
+    expect(bands.version).toMatch(/^pixiu-score\/2\+[0-9a-f]{8}$/);
+    expect(fx.version).toMatch(/^pixiu-score\/2\+[0-9a-f]{8}$/);
     expect(new Set([longer.version, bands.version, fx.version]).size).toBe(3);
     expect(fx.model.fxToCny.USD).toBe(7.1);
     expect(fx.model.fxToCny.EUR).toBe(7.8);
     // Setting a value to its default is not an override: same model, same version.
     const b = M.bands;
     expect(configureModel({ ...defaults, SCORE_BANDS: [b.medium, b.high, b.critical] }).version).toBe(
-      "pixiu-score/1.1",
+      "pixiu-score/2",
     );
     expect(configureModel({ ...defaults, SCORE_FX_RATES: { USD: M.fxToCny.USD as number } }).version).toBe(
-      "pixiu-score/1.1",
+      "pixiu-score/2",
     );
   });
 
@@ -1044,7 +1075,7 @@ describe("model version", () => {
       body: { subjects, purpose: "refund_review" },
     });
     expect(answer.status).toBe(200);
-    expect(answer.body.model).toBe("pixiu-score/1.1");
+    expect(answer.body.model).toBe("pixiu-score/2");
     const expected = evaluate(
       [
         {

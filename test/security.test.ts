@@ -565,6 +565,26 @@ const ROUTES: RouteCase[] = [
   },
   {
     method: "POST",
+    path: "/v1/admin/reports/{id}/verify-confirmation",
+    access: "`admin`",
+    expected: ADMIN_ONLY(200),
+    build: async (w) => {
+      const report = await createReport(w.owner, await newBuyer(), {
+        confirmation: "police_report",
+        confirmationRef: "POLICE-2026-0001",
+      });
+      return {
+        path: `/v1/admin/reports/${report.id}/verify-confirmation`,
+        body: { note: REASON },
+        probe: async () =>
+          (await env.DB.prepare("SELECT confirmation_verified_at, updated_at FROM reports WHERE id = ?")
+            .bind(report.id)
+            .first()) ?? "none",
+      };
+    },
+  },
+  {
+    method: "POST",
     path: "/v1/admin/reports/void",
     access: "`admin`",
     expected: ADMIN_ONLY(200),

@@ -23,6 +23,7 @@ import {
   registerAdminReportsList,
   registerAdminReportsVoid,
 } from "./routes/admin-reports";
+import { registerAdminReportsVerifyConfirmation } from "./routes/admin-reports-verify";
 import { registerAdminReportsVoidBulk } from "./routes/admin-reports-void-bulk";
 import { registerAdminStats } from "./routes/admin-stats";
 import { registerDisputesEscalate } from "./routes/disputes-escalate";
@@ -100,6 +101,7 @@ registerAdminReportsList(app);
 registerAdminReportsGet(app);
 registerAdminReportsVoid(app);
 registerAdminReportsVoidBulk(app);
+registerAdminReportsVerifyConfirmation(app);
 
 // Admin: disputes and maintenance
 registerAdminDisputesList(app);

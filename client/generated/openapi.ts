@@ -452,6 +452,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/reports/{id}/verify-confirmation": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Verify a report's police report or court ruling, so it weighs as a strong confirmation
+         * @description An admin who checked the report's `confirmationRef` with the police or court marks it verified: only then does the record weigh as `police_report`/`court_ruling` and lift its platform's cap (docs/scoring.md §2). Idempotent: verifying again answers the report unchanged. 404 for no such report; 409 when its confirmation is not a police report or court ruling, it carries no reference, or it no longer counts (retracted, voided, expired).
+         */
+        post: operations["verifyAdminReportConfirmation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/disputes": {
         parameters: {
             query?: never;
@@ -496,7 +516,7 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Run the scheduled job now: retention purge, overdue disputes, expired rows, webhook re-sends, audit checkpoint
+         * Run the scheduled job now: retention purge, overdue disputes, expired rows, webhook re-sends, reporter trust, audit checkpoint
          * @description Idempotent; the same job the Cron Trigger runs every minute. Send `{}`. Claims the token's `jti` like every admin write: a replayed token is a 401 and runs nothing.
          */
         post: operations["runAdminMaintenance"];
@@ -683,6 +703,14 @@ export interface components {
             confirmedAt: string;
             /** @enum {string} */
             confirmation: "manual_review" | "merchant_evidence" | "platform_forensics" | "police_report" | "court_ruling";
+            /** @description The police report's or court ruling's reference, when given */
+            confirmationRef: string | null;
+            /**
+             * Format: date-time
+             * @description When a consortium admin verified the police report or court ruling; null until then (it then weighs as platform forensics)
+             * @example 2026-11-24T08:00:00Z
+             */
+            confirmationVerifiedAt: string | null;
             amount: components["schemas"]["Amount"];
             evidence: components["schemas"]["Evidence"][];
             note: string | null;
@@ -791,6 +819,11 @@ export interface components {
             confirmedAt: string;
             /** @enum {string} */
             confirmation: "manual_review" | "merchant_evidence" | "platform_forensics" | "police_report" | "court_ruling";
+            /**
+             * @description With `police_report` or `court_ruling` only: the report's or ruling's reference, which the consortium verifies before the record weighs as a strong confirmation (docs/scoring.md §2)
+             * @example 京公(朝)立字[2026]1234号
+             */
+            confirmationRef?: string | null;
             amount: components["schemas"]["Amount"];
             /** @default [] */
             evidence: components["schemas"]["Evidence"][];
@@ -868,6 +901,8 @@ export interface components {
                 status: "active" | "disputed" | "retracted" | "voided" | "expired";
                 counted: boolean;
                 disputed: boolean;
+                /** @description For a police_report or court_ruling: whether a consortium admin verified it (unverified, it weighs as platform_forensics and lifts no cap); null for other confirmations */
+                verified: boolean | null;
                 statement: string | null;
             }[];
             /** @description Only when the query sent `evidence`: per photo in request order, the confirmed fingerprints that count towards the score (not those of this buyer's own records, nor of a case whose dispute is past its deadline), nearest first. */
@@ -876,7 +911,7 @@ export interface components {
                 index: number;
                 matches: components["schemas"]["PhotoMatch"][];
             }[];
-            /** @example pixiu-score/1.1 */
+            /** @example pixiu-score/2 */
             model: string;
             /**
              * Format: date-time
@@ -1232,6 +1267,31 @@ export interface components {
             items: components["schemas"]["Platform"][];
             nextCursor: string | null;
         };
+        AdminPlatform: components["schemas"]["Platform"] & {
+            /** @description The platform's reporter trust and the outcome counts behind it, recomputed by the scheduled job */
+            trust: {
+                trust: number;
+                probation: boolean;
+                /**
+                 * Format: date-time
+                 * @description When the job last computed it; null: not yet
+                 * @example 2026-11-24T08:00:00Z
+                 */
+                computedAt: string | null;
+                counts: {
+                    /** Format: int64 */
+                    reports: number;
+                    /** Format: int64 */
+                    corroborated: number;
+                    /** Format: int64 */
+                    voided: number;
+                    /** Format: int64 */
+                    withdrawn: number;
+                    /** Format: int64 */
+                    retracted: number;
+                } | null;
+            };
+        };
         PlatformPatch: {
             /** @enum {string} */
             status?: "active" | "suspended";
@@ -1272,6 +1332,13 @@ export interface components {
              * @example 2026-11-05T16:30:00Z
              */
             until?: string;
+        };
+        VerifyConfirmationBody: {
+            /**
+             * @description How the reference was checked (with whom, when), for the audit log
+             * @example Case number confirmed by phone with the issuing police station.
+             */
+            note: string;
         };
         DisputePage: {
             items: components["schemas"]["Dispute"][];
@@ -3830,14 +3897,14 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The platform */
+            /** @description The platform, with its reporter trust (admins only) */
             200: {
                 headers: {
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Platform"];
+                    "application/json": components["schemas"]["AdminPlatform"];
                 };
             };
             /** @description Malformed JSON */
@@ -4626,6 +4693,134 @@ export interface operations {
             };
         };
     };
+    verifyAdminReportConfirmation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VerifyConfirmationBody"];
+            };
+        };
+        responses: {
+            /** @description The report, its confirmation verified */
+            200: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Report"];
+                };
+            };
+            /** @description Malformed JSON */
+            400: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid, expired or replayed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Suspended platform or missing scope */
+            403: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (also for another platform's resources) */
+            404: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content type is not application/json */
+            415: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` lists each field */
+            422: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited (the route class's limit per principal, or the daily look-up cap); see Retry-After */
+            429: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     listAdminDisputes: {
         parameters: {
             query?: {
@@ -4893,6 +5088,11 @@ export interface operations {
                         eventsPurged: number;
                         /** Format: int64 */
                         webhooksResent: number;
+                        /**
+                         * Format: int64
+                         * @description Platforms whose reporter trust this run recomputed (docs/scoring.md §2a)
+                         */
+                        trustRecomputed: number;
                         complete: boolean;
                         log: {
                             /** Format: int64 */

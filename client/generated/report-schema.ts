@@ -46,6 +46,16 @@ export const reportBodySchema = {
         "court_ruling"
       ]
     },
+    "confirmationRef": {
+      "type": [
+        "string",
+        "null"
+      ],
+      "minLength": 1,
+      "maxLength": 128,
+      "pattern": "^(?!\\s)[^\\p{Cc}\\p{Cf}\\p{Zl}\\p{Zp}]*(?<!\\s)$",
+      "description": "With `police_report` or `court_ruling` only: the report's or ruling's reference, which the consortium verifies before the record weighs as a strong confirmation (docs/scoring.md §2)"
+    },
     "amount": {
       "$ref": "#/$defs/Amount"
     },

@@ -124,6 +124,9 @@ export function simulate(params: MarketParams = DEFAULT_MARKET): SimBuyer[] {
       amountValue: yuan * 100,
       amountCurrency: "CNY",
       status: "active",
+      // Honest members' police and court confirmations are genuine, and the consortium verifies
+      // them; the malicious platform's forged ones never pass verification (docs/scoring.md §2).
+      verified: platformId !== "mal",
     };
   };
   const within = (days: number) => NOW - Math.floor(random() * days * DAY) - 10 * DAY;

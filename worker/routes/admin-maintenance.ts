@@ -12,7 +12,7 @@ const route = authenticatedRoute({
   operationId: "runAdminMaintenance",
   tags: ["Admin: maintenance"],
   summary:
-    "Run the scheduled job now: retention purge, overdue disputes, expired rows, webhook re-sends, audit checkpoint",
+    "Run the scheduled job now: retention purge, overdue disputes, expired rows, webhook re-sends, reporter trust, audit checkpoint",
   description:
     "Idempotent; the same job the Cron Trigger runs every minute. Send `{}`. Claims the token's `jti` like every admin write: a replayed token is a 401 and runs nothing.",
   middleware: [guard("maintenance.trigger", "admin")] as const,
@@ -29,6 +29,9 @@ const route = authenticatedRoute({
             disputesMarkedOverdue: count(),
             eventsPurged: count(),
             webhooksResent: count(),
+            trustRecomputed: count().openapi({
+              description: "Platforms whose reporter trust this run recomputed (docs/scoring.md §2a)",
+            }),
             complete: z.boolean(),
             log: z.object({ keysErased: count(), inquiriesPurged: count() }),
             outbox: z.object({ drained: count(), failed: count() }).openapi({

@@ -1,15 +1,42 @@
 import { z } from "@hono/zod-openapi";
-import { asc, gt } from "drizzle-orm";
-import { platforms } from "../../schema";
+import { asc, eq, gt } from "drizzle-orm";
+import { platforms, platformTrust } from "../../schema";
 import type { App } from "../app";
 import { decodeCursor, pageOf } from "../lib/cursor";
 import { orm } from "../lib/db";
 import { notFoundResponse, ProblemError } from "../lib/problem";
 import { authenticatedRoute } from "../lib/route";
+import { toRfc3339 } from "../lib/time";
 import { guard } from "../middleware/auth";
-import { CursorQuery, LimitQuery, page } from "../schemas/common";
+import { CursorQuery, count, DateTime, LimitQuery, page } from "../schemas/common";
 import { PlatformParam, PlatformSchema } from "../schemas/platforms";
+import { TRUST } from "../scoring/trust";
 import { platformById, toPlatform } from "../services/platforms";
+
+/** Reporter trust as admins see it (docs/scoring.md §2a); never shown to other members. */
+const AdminPlatformSchema = PlatformSchema.extend({
+  trust: z
+    .object({
+      trust: z.number().min(0).max(1),
+      probation: z.boolean(),
+      computedAt: DateTime.nullable().openapi({
+        description: "When the job last computed it; null: not yet",
+      }),
+      counts: z
+        .object({
+          reports: count(),
+          corroborated: count(),
+          voided: count(),
+          withdrawn: count(),
+          retracted: count(),
+        })
+        .nullable(),
+    })
+    .openapi({
+      description:
+        "The platform's reporter trust and the outcome counts behind it, recomputed by the scheduled job",
+    }),
+}).openapi("AdminPlatform");
 
 const list = authenticatedRoute({
   method: "get",
@@ -36,7 +63,10 @@ const get = authenticatedRoute({
   middleware: [guard("platform.read", "admin")] as const,
   request: { params: PlatformParam },
   responses: {
-    200: { description: "The platform", content: { "application/json": { schema: PlatformSchema } } },
+    200: {
+      description: "The platform, with its reporter trust (admins only)",
+      content: { "application/json": { schema: AdminPlatformSchema } },
+    },
     ...notFoundResponse,
   },
 });
@@ -60,10 +90,26 @@ export function registerAdminPlatformsGet(app: App) {
   app.openapi(get, async (c) => {
     const { id } = c.req.valid("param");
     c.set("auditTarget", id);
-    const [row] = await platformById(orm(c.var.db), id);
+    const db = orm(c.var.db);
+    const [row] = await platformById(db, id);
     if (!row) {
       throw new ProblemError("not_found", `no platform ${id}`);
     }
-    return c.json(toPlatform(row), 200);
+    const [t] = await db.select().from(platformTrust).where(eq(platformTrust.platformId, id));
+    const trust = t
+      ? {
+          trust: t.trust,
+          probation: t.probation === 1,
+          computedAt: toRfc3339(t.computedAt),
+          counts: {
+            reports: t.reports,
+            corroborated: t.corroborated,
+            voided: t.voided,
+            withdrawn: t.withdrawn,
+            retracted: t.retracted,
+          },
+        }
+      : { trust: TRUST.probationTrust, probation: true, computedAt: null, counts: null };
+    return c.json({ ...toPlatform(row), trust }, 200);
   });
 }

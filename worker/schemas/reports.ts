@@ -266,6 +266,18 @@ export const EvidenceSchema = z
 
 export type Evidence = z.infer<typeof EvidenceSchema>;
 
+/** Confirmations a consortium admin verifies before they weigh as strong (docs/scoring.md §2). */
+export const STRONG_CONFIRMATIONS: readonly Confirmation[] = ["police_report", "court_ruling"];
+
+/** A police report's or court ruling's reference: printable, trimmed, never personal data. */
+const ConfirmationRef = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(PRINTABLE_TEXT, "must be printable text, trimmed")
+  .openapi({ pattern: PRINTABLE_TEXT.source })
+  .refine((s) => !PERSONAL_DATA.some((re) => re.test(s)), "must not contain personal data");
+
 export const ReportBodySchema = z
   .object({
     caseId: z
@@ -277,6 +289,11 @@ export const ReportBodySchema = z
     incidentAt: Rfc3339,
     confirmedAt: Rfc3339,
     confirmation: z.enum(CONFIRMATIONS),
+    confirmationRef: ConfirmationRef.nullish().openapi({
+      description:
+        "With `police_report` or `court_ruling` only: the report's or ruling's reference, which the consortium verifies before the record weighs as a strong confirmation (docs/scoring.md §2)",
+      example: "京公(朝)立字[2026]1234号",
+    }),
     amount: AmountSchema,
     evidence: z.array(EvidenceSchema).max(16).default([]),
     note: z
@@ -311,6 +328,13 @@ export const ReportSchema = z
     incidentAt: DateTime,
     confirmedAt: DateTime,
     confirmation: z.enum(CONFIRMATIONS),
+    confirmationRef: text(128)
+      .nullable()
+      .openapi({ description: "The police report's or court ruling's reference, when given" }),
+    confirmationVerifiedAt: DateTime.nullable().openapi({
+      description:
+        "When a consortium admin verified the police report or court ruling; null until then (it then weighs as platform forensics)",
+    }),
     amount: AmountSchema,
     evidence: z.array(EvidenceSchema).max(16),
     note: text(500).nullable(),

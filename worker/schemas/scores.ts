@@ -127,6 +127,10 @@ export const ScoreAnswerSchema = z
           status: z.enum(reportStatuses),
           counted: z.boolean(),
           disputed: z.boolean(),
+          verified: z.boolean().nullable().openapi({
+            description:
+              "For a police_report or court_ruling: whether a consortium admin verified it (unverified, it weighs as platform_forensics and lifts no cap); null for other confirmations",
+          }),
           statement: text(1000).nullable(),
         }),
       )
@@ -146,8 +150,9 @@ export const ScoreAnswerSchema = z
       }),
     model: z
       .string()
-      .regex(/^pixiu-score\/\d+\.\d+$/)
-      .openapi({ example: "pixiu-score/1.1" }),
+      .max(40)
+      .regex(/^pixiu-score\/\d+(\.\d+)?(\+[0-9a-f]{8})?$/)
+      .openapi({ example: "pixiu-score/2" }),
     evaluatedAt: DateTime,
   })
   .openapi("ScoreAnswer");

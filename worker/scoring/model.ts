@@ -3,12 +3,12 @@ import { DAY_MS, toRfc3339 } from "../lib/time";
 import type { Category, Confirmation } from "../schemas/reports";
 
 /**
- * pixiu-score/1.1: a pure function from records, the claim's photo matches and a clock to a
- * score. Every constant is documented in docs/scoring.md; changing one changes the model and
- * bumps MODEL_VERSION. (1.1 added photo matches; `pixiu-score/2` is reserved for the
- * reputation model of the contract.)
+ * pixiu-score/2: a pure function from records (with their platforms' trust), the claim's photo
+ * matches and a clock to a score. Every constant is documented in docs/scoring.md; changing one
+ * changes the model and bumps MODEL_VERSION. (1.1 added photo matches; 2 weighs unverified
+ * police and court confirmations as forensics and each platform by its reporter trust.)
  */
-export const MODEL_VERSION = "pixiu-score/1.1";
+export const MODEL_VERSION = "pixiu-score/2";
 
 export type Band = "none" | "low" | "medium" | "high" | "critical";
 export type Action = "allow" | "review" | "require_return";
@@ -28,6 +28,16 @@ export interface ScoreRecord {
   disputeDeadlineAt?: number | null;
   /** The buyer's own statement from a dispute, shown with the record. */
   statement?: string | null;
+  /**
+   * A police or court confirmation a consortium admin verified. Unverified, it weighs as
+   * `platform_forensics` and lifts no cap (docs/scoring.md §2). Ignored for other confirmations.
+   */
+  verified?: boolean;
+  /**
+   * The reporting platform's trust (docs/scoring.md §2a) from the trust table, in [0, 1]; 1 when
+   * not given. Every record of one platform carries the same value (one read of one table).
+   */
+  trust?: number;
 }
 
 export interface ScoreModel {
@@ -118,6 +128,19 @@ export const DEFAULT_MODEL: ScoreModel = {
 };
 
 const STRONG: ReadonlySet<Confirmation> = new Set(["police_report", "court_ruling"]);
+
+/** What an unverified police or court confirmation weighs as, until an admin verifies it. */
+export const UNVERIFIED_STRONG_AS: Confirmation = "platform_forensics";
+
+/** Whether the record is a police or court confirmation an admin verified: only those count as strong. */
+export function isVerifiedStrong(r: Pick<ScoreRecord, "confirmation" | "verified">): boolean {
+  return STRONG.has(r.confirmation) && r.verified === true;
+}
+
+/** The confirmation a record weighs as: an unverified police or court one as platform forensics. */
+export function effectiveConfirmation(r: Pick<ScoreRecord, "confirmation" | "verified">): Confirmation {
+  return STRONG.has(r.confirmation) && r.verified !== true ? UNVERIFIED_STRONG_AS : r.confirmation;
+}
 const NEVER_COUNTED: ReadonlySet<ReportStatus> = new Set(["retracted", "voided", "expired"]);
 
 export interface Reason {
@@ -136,6 +159,11 @@ export interface ScoredRecord {
   counted: boolean;
   /** Under an open dispute (counted at reduced weight, or not at all once overdue). */
   disputed: boolean;
+  /**
+   * For a police or court confirmation, whether a consortium admin verified it (unverified, it
+   * weighs as platform forensics); null for every other confirmation.
+   */
+  verified: boolean | null;
   statement: string | null;
 }
 
@@ -175,6 +203,8 @@ export interface PhotoMatchInput {
   incidentAt: number;
   /** The report's open dispute's deadline, when the report is under open dispute. */
   disputeDeadlineAt?: number | null;
+  /** The confirming platform's trust, as on `ScoreRecord`; 1 when not given. */
+  trust?: number;
 }
 
 /** One confirmed fingerprint hash matching a photo, as the answer shows it (as `/v1/evidence/match` does). */
@@ -230,7 +260,7 @@ export function decay(ageMs: number, model: ScoreModel = DEFAULT_MODEL): number 
 export function recordWeight(r: ScoreRecord, now: number, model: ScoreModel = DEFAULT_MODEL): number {
   const disputed = r.disputeDeadlineAt !== null && r.disputeDeadlineAt !== undefined;
   return (
-    model.confirmationWeight[r.confirmation] *
+    model.confirmationWeight[effectiveConfirmation(r)] *
     model.categoryWeight[r.category] *
     model.amountWeight[amountTier(r.amountValue, r.amountCurrency, model)] *
     decay(now - r.incidentAt, model) *
@@ -394,6 +424,7 @@ export function evaluate(
       status: r.status,
       counted: !isOverdue,
       disputed,
+      verified: STRONG.has(r.confirmation) ? r.verified === true : null,
       statement: r.statement ?? null,
     });
   }
@@ -405,7 +436,7 @@ export function evaluate(
     const w = recordWeight(r, now, model);
     const bucket = Math.floor(r.incidentAt / windowMs);
     p.windows.set(bucket, Math.max(p.windows.get(bucket) ?? 0, w));
-    p.strong ||= STRONG.has(r.confirmation);
+    p.strong ||= isVerifiedStrong(r);
     p.records++;
     byPlatform.set(r.platformId, p);
   }
@@ -421,9 +452,26 @@ export function evaluate(
     }
   }
 
+  // Per platform: its trust, the lowest any of its rows carries (they all carry the same one).
+  const trustOf = new Map<string, number>();
+  const noteTrust = (platformId: string, t: number | undefined) => {
+    const v = Math.min(1, Math.max(0, t ?? 1));
+    trustOf.set(platformId, Math.min(trustOf.get(platformId) ?? 1, v));
+  };
+  for (const r of counted) {
+    noteTrust(r.platformId, r.trust);
+  }
+  for (const kept of photoMatches) {
+    for (const { match } of kept) {
+      noteTrust(match.platformId, match.trust);
+    }
+  }
+
   let sum = 0;
   let capped = 0;
   let merged = 0;
+  let say = 0;
+  let distrusted = 0;
   // The records' platforms in their order (as pixiu-score/1 summed them), then the platforms only
   // photos brought, sorted: the sum never depends on the order of the input.
   const photoOnly = [...photoByPlatform.keys()].filter((id) => !byPlatform.has(id)).sort();
@@ -441,10 +489,16 @@ export function evaluate(
     if (raw > cap) {
       capped++;
     }
-    sum += Math.min(cap, raw);
+    const trust = trustOf.get(platformId) ?? 1;
+    if (trust < 1) {
+      distrusted++;
+    }
+    sum += trust * Math.min(cap, raw);
+    say += trust;
   }
   const platforms = contributing.length;
-  const evidence = platforms === 0 ? 0 : sum * (1 + model.consensusStep * (platforms - 1));
+  // Consensus counts platforms by their trust: a distrusted member barely multiplies the others.
+  const evidence = platforms === 0 ? 0 : sum * (1 + model.consensusStep * Math.max(0, say - 1));
   const score = scoreOf(evidence, model);
   const band = bandOf(score, platforms > 0, model);
 
@@ -475,6 +529,7 @@ export function evaluate(
       read,
       photos: answers ?? [],
       photoPlatforms: new Set(photoMatches.flatMap((kept) => kept.map((k) => k.match.platformId))).size,
+      distrusted,
     }),
     summary: {
       reports: counted.length,
@@ -518,6 +573,8 @@ function reasonsFor(x: {
   photos: readonly PhotoAnswer[];
   /** Distinct platforms among the counted photo matches. */
   photoPlatforms: number;
+  /** Contributing platforms whose trust is below 1. */
+  distrusted: number;
 }): Reason[] {
   const { counted, model } = x;
   const reasons: Reason[] = [];
@@ -551,17 +608,30 @@ function reasonsFor(x: {
       detail: `evidence from ${plural(x.capped, "platform", "platforms")} reached the per-platform cap`,
     });
   }
+  if (x.distrusted > 0) {
+    reasons.push({
+      code: "REPORTER_TRUST",
+      detail: `evidence from ${plural(x.distrusted, "platform weighs", "platforms weigh")} less: reporter on probation or with records overturned or uncorroborated`,
+    });
+  }
   if (x.merged > 0) {
     reasons.push({
       code: "BURST_MERGED",
       detail: `${plural(x.merged, "report", "reports")} from the same platform within a ${model.burstWindowDays}-day window counted once`,
     });
   }
-  const strong = counted.filter((r) => STRONG.has(r.confirmation)).length;
+  const strong = counted.filter(isVerifiedStrong).length;
   if (strong > 0) {
     reasons.push({
       code: "STRONG_CONFIRMATION",
       detail: `${plural(strong, "case", "cases")} confirmed by a police report or court ruling`,
+    });
+  }
+  const unverified = counted.filter((r) => STRONG.has(r.confirmation) && r.verified !== true).length;
+  if (unverified > 0) {
+    reasons.push({
+      code: "UNVERIFIED_CONFIRMATION",
+      detail: `${plural(unverified, "case cites", "cases cite")} a police report or court ruling not yet verified by the consortium, weighed as platform forensics`,
     });
   }
   let top: AmountTier = "unknown_currency";

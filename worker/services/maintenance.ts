@@ -13,6 +13,7 @@ import { AUDIT_INSERT, auditInsert } from "./audit";
 import { markOverdueDisputes } from "./disputes";
 import { deliveriesOf, reportEvents, sendDeliveries } from "./events";
 import { purgeFingerprintsSql } from "./fingerprints";
+import { recomputeTrust } from "./trust";
 import { resendDue } from "./webhooks";
 
 /** Reports deleted per batch: small enough for D1's statement limits, large enough to be quick. */
@@ -47,6 +48,8 @@ export interface MaintenanceResult {
   eventsPurged: number;
   /** Unacknowledged webhook deliveries put on the queue again. */
   webhooksResent: number;
+  /** Platforms whose reporter trust was recomputed (docs/scoring.md §2a). */
+  trustRecomputed: number;
   /** False when the retention backlog was larger than one run handles. */
   complete: boolean;
   /** The log store's retention, over every shard. */
@@ -89,7 +92,9 @@ async function purgeLog(d1: Db, run: MaintenanceRun, targets: string[]) {
  * - replay-protection rows of expired tokens are deleted;
  * - disputes open past their deadline are marked `overdue` for the admins' list;
  * - events (and their webhook deliveries) older than the event retention period are deleted.
- * - webhook deliveries no receiver acknowledged in time are put on the queue again.
+ * - webhook deliveries no receiver acknowledged in time are put on the queue again;
+ * - reporter trust is recomputed for platforms not scored within the last hour (§2a of
+ *   docs/scoring.md), after the purge, so purged records no longer count.
  * Purged reports and overdue disputes tell their reporters (`report.expired`, `dispute.overdue`)
  * in the same batch; the webhook deliveries this creates go on the queue at the end of the run.
  */
@@ -156,6 +161,7 @@ export async function runMaintenance(d1: Db, run: MaintenanceRun): Promise<Maint
   const eventsPurged = await purgeEvents(d1, run.now - run.eventRetentionDays * DAY_MS);
   await sendDeliveries(run.webhooks, deliveries);
   const webhooksResent = await resendDue(run.webhooks, d1, run.now);
+  const trustRecomputed = await recomputeTrust(d1, run.now);
   const result = {
     reportsPurged,
     inquiriesPurged,
@@ -163,6 +169,7 @@ export async function runMaintenance(d1: Db, run: MaintenanceRun): Promise<Maint
     disputesMarkedOverdue: overdue.marked,
     eventsPurged,
     webhooksResent,
+    trustRecomputed,
     complete,
     log,
   };

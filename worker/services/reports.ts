@@ -5,7 +5,14 @@ import { canonicalJson, sha256Hex } from "../lib/crypto";
 import { newId } from "../lib/ids";
 import { type FieldError, ProblemError } from "../lib/problem";
 import { DAY_MS, toRfc3339, toRfc3339OrNull } from "../lib/time";
-import type { Category, Confirmation, Evidence, Report, ReportBody } from "../schemas/reports";
+import {
+  type Category,
+  type Confirmation,
+  type Evidence,
+  type Report,
+  type ReportBody,
+  STRONG_CONFIRMATIONS,
+} from "../schemas/reports";
 import { DEFAULT_MODEL } from "../scoring/model";
 import { AUDIT_INSERT } from "./audit";
 import { fingerprintWriteStatements, uncountFingerprintsSql } from "./fingerprints";
@@ -29,6 +36,8 @@ export interface PreparedReport {
   caseId: string;
   category: Category;
   confirmation: Confirmation;
+  /** Only present when given, so the content hash of a report without one is what it always was. */
+  confirmationRef?: string;
   incidentAt: number;
   confirmedAt: number;
   amountValue: number;
@@ -66,6 +75,12 @@ export function checkReportTimes(body: ReportBody, now: number, retentionDays: n
       message: `must be within the retention period (${retentionDays} days)`,
     });
   }
+  if (body.confirmationRef && !STRONG_CONFIRMATIONS.includes(body.confirmation)) {
+    errors.push({
+      path: "confirmationRef",
+      message: "only a police_report or court_ruling confirmation carries a reference",
+    });
+  }
   if (body.subjectNotifiedAt && Date.parse(body.subjectNotifiedAt) > now + CLOCK_SKEW_MS) {
     errors.push({ path: "subjectNotifiedAt", message: "must not be in the future" });
   }
@@ -84,6 +99,7 @@ export async function prepareReport(body: ReportBody, pepper: string): Promise<P
     caseId: body.caseId,
     category: body.category,
     confirmation: body.confirmation,
+    ...(body.confirmationRef ? { confirmationRef: body.confirmationRef } : {}),
     incidentAt: Date.parse(body.incidentAt),
     confirmedAt: Date.parse(body.confirmedAt),
     amountValue: body.amount.value,
@@ -105,6 +121,7 @@ export async function prepareReport(body: ReportBody, pepper: string): Promise<P
 export const REPORT_COLUMNS = sql.raw(`r.id, r.case_id, r.platform_id, r.status, r.category, r.confirmation,
   r.incident_at, r.confirmed_at, r.amount_value, r.amount_currency, r.evidence, r.note,
   r.subject_notified_at, r.status_reason, r.statement, r.dispute_id, r.created_at, r.updated_at,
+  r.confirmation_ref, r.confirmation_verified_at,
   (SELECT json_group_array(json_object('type', s.subject_type, 'key', s.subject_key))
      FROM report_subjects s WHERE s.report_id = r.id) AS subjects`);
 
@@ -127,6 +144,8 @@ export interface ReportRow {
   dispute_id: string | null;
   created_at: number;
   updated_at: number;
+  confirmation_ref: string | null;
+  confirmation_verified_at: number | null;
   subjects: string;
 }
 
@@ -141,6 +160,8 @@ export function toReport(row: ReportRow): Report {
     incidentAt: toRfc3339(row.incident_at),
     confirmedAt: toRfc3339(row.confirmed_at),
     confirmation: row.confirmation,
+    confirmationRef: row.confirmation_ref,
+    confirmationVerifiedAt: toRfc3339OrNull(row.confirmation_verified_at),
     amount: { value: row.amount_value, currency: row.amount_currency },
     evidence: JSON.parse(row.evidence) as Report["evidence"],
     note: row.note,
@@ -233,11 +254,12 @@ export function reportWriteStatements(
     reports: sql`${refused}
       INSERT INTO reports (id, platform_id, case_id, status, category, confirmation, incident_at,
         confirmed_at, amount_value, amount_currency, evidence, note, subject_notified_at, content_hash,
-        status_reason, created_at, updated_at)
+        status_reason, confirmation_ref, created_at, updated_at)
       SELECT j.value ->> 'id', ${ctx.platformId}, j.value ->> 'caseId', 'active', j.value ->> 'category',
         j.value ->> 'confirmation', j.value ->> 'incidentAt', j.value ->> 'confirmedAt',
         j.value ->> 'amountValue', j.value ->> 'amountCurrency', j.value -> 'evidence', j.value ->> 'note',
-        j.value ->> 'subjectNotifiedAt', j.value ->> 'contentHash', NULL, ${ctx.now}, ${ctx.now}
+        j.value ->> 'subjectNotifiedAt', j.value ->> 'contentHash', NULL, j.value ->> 'confirmationRef',
+        ${ctx.now}, ${ctx.now}
       FROM json_each(${json}) j WHERE j.key NOT IN (SELECT item FROM refused)
       ON CONFLICT (platform_id, case_id) DO NOTHING`,
     // The report's platform and incident time are copied onto its links (counted from the start):

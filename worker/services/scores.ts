@@ -1,4 +1,4 @@
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import type { ReportStatus } from "../../schema";
 import type { Config } from "../env";
 import { all } from "../lib/batch";
@@ -21,6 +21,7 @@ import {
   type ScoreModel,
   type ScoreRecord,
 } from "../scoring/model";
+import { TRUST } from "../scoring/trust";
 import {
   candidateCtes,
   chunksOf,
@@ -65,6 +66,9 @@ export interface MatchRow {
   status: ReportStatus;
   dispute_deadline_at: number | null;
   statement: string | null;
+  confirmation_verified_at: number | null;
+  /** The reporting platform's trust from `platform_trust` (probation trust when it has no row). */
+  trust: number;
 }
 
 /** A confirmed fingerprint the photo probes found (unverified: the Worker checks the distance). */
@@ -76,6 +80,7 @@ export interface PhotoCandidateRow {
   category: Category;
   incident_at: number;
   dispute_deadline_at: number | null;
+  trust: number;
 }
 
 /** A row of the read with photos: a buyer's record or a photo candidate, tagged. */
@@ -94,7 +99,7 @@ function modelOf(config: Config): { model: ScoreModel; version: string } {
 /**
  * Applies RETENTION_DAYS, SCORE_BANDS, SCORE_FX_RATES and MAX_MATCH_DISTANCE. Any value that
  * differs from the documented defaults is fingerprinted into the version
- * (`pixiu-score/1.1+c3f9a1b2`), so an answer always says exactly which model produced it.
+ * (`pixiu-score/2+c3f9a1b2`), so an answer always says exactly which model produced it.
  */
 export function configureModel(
   config: Pick<Config, "RETENTION_DAYS" | "SCORE_BANDS" | "SCORE_FX_RATES" | "MAX_MATCH_DISTANCE">,
@@ -180,7 +185,7 @@ export function scoreWithPhotosReadSql(keysJson: string, perPlatform: number, ch
     ${recordsFrom(perPlatform)}
     UNION ALL
     SELECT 'photo', f.hash, NULL, f.report_id, f.platform_id, f.category, NULL, f.incident_at, NULL, NULL,
-      NULL, r.status, r.dispute_deadline_at, NULL
+      NULL, r.status, r.dispute_deadline_at, NULL, NULL, ${trustOfPlatform(sql`f.platform_id`)}
     FROM candidates
       CROSS JOIN fingerprints f ON f.id = candidates.id
       CROSS JOIN reports r ON r.id = f.report_id
@@ -196,15 +201,29 @@ function platformsCte(keysJson: string) {
       UNION ALL
       SELECT platforms.subject_key, (SELECT min(s.platform_id) FROM report_subjects s
           WHERE s.subject_key = platforms.subject_key AND s.counted = 1 AND s.platform_id > platforms.platform_id)
-        FROM platforms WHERE platforms.platform_id IS NOT NULL)`;
+        FROM platforms WHERE platforms.platform_id IS NOT NULL),
+    trusted (subject_key, platform_id, trust) AS MATERIALIZED (
+      SELECT platforms.subject_key, platforms.platform_id, ${trustOfPlatform(sql`platforms.platform_id`)}
+      FROM platforms WHERE platforms.platform_id IS NOT NULL)`;
+}
+
+/**
+ * The reporting platform's trust (docs/scoring.md §2a), by primary key probe of the small
+ * `platform_trust` table inside the read's one statement: once per (key, platform) pair of the
+ * walk (`trusted`, materialized so the probe is not repeated per record) and once per photo
+ * candidate. A platform the job has not scored yet is on probation.
+ */
+function trustOfPlatform(platformId: SQL) {
+  return sql`coalesce((SELECT t.trust FROM platform_trust t WHERE t.platform_id = ${platformId}), ${TRUST.probationTrust})`;
 }
 
 const RECORD_COLUMNS = sql`platforms.subject_key, r.id, r.platform_id, r.category, r.confirmation, r.incident_at,
-      r.created_at, r.amount_value, r.amount_currency, r.status, r.dispute_deadline_at, r.statement`;
+      r.created_at, r.amount_value, r.amount_currency, r.status, r.dispute_deadline_at, r.statement,
+      r.confirmation_verified_at, platforms.trust`;
 
 /** Per (key, platform) of the walk, its newest counted links' reports. */
 function recordsFrom(perPlatform: number) {
-  return sql`FROM platforms
+  return sql`FROM trusted platforms
       CROSS JOIN reports r
     WHERE platforms.platform_id IS NOT NULL
       AND r.id IN (SELECT s.report_id FROM report_subjects s
@@ -467,6 +486,8 @@ export async function scoreBuyers(
           status: row.status,
           disputeDeadlineAt: row.dispute_deadline_at,
           statement: row.statement,
+          verified: row.confirmation_verified_at !== null,
+          trust: row.trust,
         });
       }
     }
@@ -498,6 +519,7 @@ function photoMatches(
         category: row.category,
         incidentAt: row.incident_at,
         disputeDeadlineAt: row.dispute_deadline_at,
+        trust: row.trust,
       });
     }
   }

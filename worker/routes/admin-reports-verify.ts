@@ -1,0 +1,101 @@
+import { z } from "@hono/zod-openapi";
+import { sql } from "drizzle-orm";
+import type { App } from "../app";
+import { rowsOf } from "../lib/batch";
+import { conflictResponse, notFoundResponse, ProblemError } from "../lib/problem";
+import { authenticatedRoute } from "../lib/route";
+import { guard } from "../middleware/auth";
+import { freeText, IdParam } from "../schemas/common";
+import { ReportSchema, STRONG_CONFIRMATIONS } from "../schemas/reports";
+import { requestAudit } from "../services/audit";
+import { commitNamed } from "../services/commit";
+import { reportById, reportByIdSql } from "../services/report-queries";
+import { type ReportRow, toReport } from "../services/reports";
+
+const route = authenticatedRoute({
+  method: "post",
+  path: "/v1/admin/reports/{id}/verify-confirmation",
+  operationId: "verifyAdminReportConfirmation",
+  tags: ["Admin: reports"],
+  summary: "Verify a report's police report or court ruling, so it weighs as a strong confirmation",
+  description:
+    "An admin who checked the report's `confirmationRef` with the police or court marks it verified: only then does the record weigh as `police_report`/`court_ruling` and lift its platform's cap (docs/scoring.md §2). Idempotent: verifying again answers the report unchanged. 404 for no such report; 409 when its confirmation is not a police report or court ruling, it carries no reference, or it no longer counts (retracted, voided, expired).",
+  middleware: [guard("report.verify_confirmation", "admin")] as const,
+  request: {
+    params: IdParam("rpt"),
+    body: {
+      required: true,
+      content: {
+        "application/json": {
+          schema: z
+            .object({
+              note: freeText(500).openapi({
+                description: "How the reference was checked (with whom, when), for the audit log",
+                example: "Case number confirmed by phone with the issuing police station.",
+              }),
+            })
+            .strict()
+            .openapi("VerifyConfirmationBody"),
+        },
+      },
+    },
+  },
+  responses: {
+    200: {
+      description: "The report, its confirmation verified",
+      content: { "application/json": { schema: ReportSchema } },
+    },
+    ...notFoundResponse,
+    ...conflictResponse,
+  },
+});
+
+/** Statuses in which a report still counts, so its confirmation is worth verifying. */
+const OPEN = ["active", "disputed"];
+
+export function registerAdminReportsVerifyConfirmation(app: App) {
+  app.openapi(route, async (c) => {
+    const { id } = c.req.valid("param");
+    const { note } = c.req.valid("json");
+    const scope = c.var.scope;
+    scope.setTarget(id);
+    const row = await reportById(scope.db, id, null);
+    if (!row) {
+      throw new ProblemError("not_found", `no report ${id}`);
+    }
+    if (!STRONG_CONFIRMATIONS.includes(row.confirmation)) {
+      throw new ProblemError(
+        "conflict",
+        `report ${id} is confirmed by ${row.confirmation}; only police reports and court rulings are verified`,
+      );
+    }
+    if (row.confirmation_ref === null) {
+      throw new ProblemError(
+        "conflict",
+        `report ${id} carries no confirmationRef to verify; it weighs as platform forensics`,
+      );
+    }
+    const already = row.confirmation_verified_at !== null;
+    if (!already && !OPEN.includes(row.status)) {
+      throw new ProblemError("conflict", `report ${id} is ${row.status}: it no longer counts`);
+    }
+    const { readBack } = await commitNamed(scope, {
+      // A second verification changes nothing: the first admin and time stand.
+      verify: sql`UPDATE reports SET confirmation_verified_at = ${scope.now},
+          confirmation_verified_by = ${scope.principal.actor}, updated_at = ${scope.now}
+        WHERE id = ${id} AND confirmation_verified_at IS NULL AND status IN ('active', 'disputed')
+          AND confirmation IN ('police_report', 'court_ruling') AND confirmation_ref IS NOT NULL`,
+      audit: requestAudit(scope, {
+        target: id,
+        outcome: already ? "replayed" : "ok",
+        details: { confirmation: row.confirmation, confirmationRef: row.confirmation_ref, note },
+      }),
+      readBack: reportByIdSql(id, null),
+    });
+    const [updated] = rowsOf<ReportRow>(readBack);
+    if (!updated) {
+      throw new Error(`report ${id} vanished while its confirmation was verified`);
+    }
+    return c.json(toReport(updated), 200);
+  });
+}

@@ -1,0 +1,52 @@
+import { sql } from "drizzle-orm";
+import { all, batch } from "../lib/batch";
+import type { Db } from "../lib/db";
+import { DAY_MS } from "../lib/time";
+import { TRUST, type TrustCounts, trustOf } from "../scoring/trust";
+
+/** Platforms whose trust one run recomputes at most; the rest wait for the next run. */
+export const TRUST_CHUNK = 100;
+
+/**
+ * Recomputes the reporter trust of the platforms with no row or a row older than
+ * `TRUST.recomputeMs` (docs/scoring.md §2a): counts their reports' outcomes in one read, applies
+ * the pure rule, writes every row in one statement. Corroboration is an index probe per counted
+ * report (`report_subjects` by report, then by key): the job's work, never a score query's.
+ */
+export async function recomputeTrust(d1: Db, now: number): Promise<number> {
+  const rows = await all<TrustCounts & { platform_id: string; created_at: number }>(
+    d1,
+    sql`WITH due AS (
+        SELECT p.id, p.created_at FROM platforms p
+        LEFT JOIN platform_trust t ON t.platform_id = p.id
+        WHERE t.platform_id IS NULL OR t.computed_at < ${now - TRUST.recomputeMs}
+        ORDER BY p.id LIMIT ${TRUST_CHUNK})
+      SELECT due.id AS platform_id, due.created_at,
+        (SELECT count(*) FROM reports r WHERE r.platform_id = due.id) AS reports,
+        (SELECT count(*) FROM reports r WHERE r.platform_id = due.id AND r.status = 'voided') AS voided,
+        (SELECT count(*) FROM reports r WHERE r.platform_id = due.id AND r.status = 'retracted'
+          AND r.dispute_id IS NOT NULL) AS withdrawn,
+        (SELECT count(*) FROM reports r WHERE r.platform_id = due.id AND r.status = 'retracted'
+          AND r.dispute_id IS NULL) AS retracted,
+        (SELECT count(*) FROM reports r WHERE r.platform_id = due.id AND r.status IN ('active', 'disputed')
+          AND EXISTS (SELECT 1 FROM report_subjects s CROSS JOIN report_subjects o
+            ON o.subject_key = s.subject_key AND o.counted = 1 AND o.platform_id <> due.id
+            WHERE s.report_id = r.id)) AS corroborated
+      FROM due`,
+  );
+  if (rows.length === 0) {
+    return 0;
+  }
+  const json = JSON.stringify(rows.map((r) => ({ ...r, ...trustOf(r, (now - r.created_at) / DAY_MS) })));
+  await batch(d1, [
+    sql`INSERT INTO platform_trust (platform_id, trust, probation, reports, corroborated, voided, withdrawn,
+        retracted, computed_at)
+      SELECT j.value ->> 'platform_id', j.value ->> 'trust', j.value ->> 'probation', j.value ->> 'reports',
+        j.value ->> 'corroborated', j.value ->> 'voided', j.value ->> 'withdrawn', j.value ->> 'retracted', ${now}
+      FROM json_each(${json}) j WHERE true
+      ON CONFLICT (platform_id) DO UPDATE SET trust = excluded.trust, probation = excluded.probation,
+        reports = excluded.reports, corroborated = excluded.corroborated, voided = excluded.voided,
+        withdrawn = excluded.withdrawn, retracted = excluded.retracted, computed_at = excluded.computed_at`,
+  ]);
+  return rows.length;
+}
