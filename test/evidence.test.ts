@@ -25,11 +25,14 @@ import {
   createReport,
   daysAgo,
   errorPaths,
+  flipBits as flip,
   logCount,
   newBuyer,
   newPlatform,
   openDispute,
   queryPlan,
+  randomBits,
+  randomPdqHash as randomHash,
   reportBody,
   scoreRowsBound,
   type TestPlatform,
@@ -57,30 +60,6 @@ interface MatchAnswer {
       lastSeenAt: string;
     }[];
   }[];
-}
-
-/** A random 256-bit hash with 128 bits set, as PDQ prints a photo's (the ledger refuses other counts). */
-function randomHash(): string {
-  return flip("0".repeat(64), randomBits(128));
-}
-
-/** `hash` with the given bits (0–255) flipped. */
-function flip(hash: string, bits: readonly number[]): string {
-  const bytes = hash.match(/../g)?.map((b) => Number.parseInt(b, 16)) ?? [];
-  for (const bit of bits) {
-    bytes[bit >> 3] = (bytes[bit >> 3] ?? 0) ^ (1 << (bit & 7));
-  }
-  return bytes.map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-/** `n` distinct random bit positions. */
-function randomBits(n: number): number[] {
-  const all = Array.from({ length: 256 }, (_, i) => i);
-  for (let i = all.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [all[i], all[j]] = [all[j] as number, all[i] as number];
-  }
-  return all.slice(0, n);
 }
 
 const DAY = 86_400_000;

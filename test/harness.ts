@@ -438,3 +438,62 @@ export function scoreRowsBound(x: { matches: number; keys: number; pairs: number
   // 5 per pair: the walk's probes and the platform's trust (docs/scoring.md §2a).
   return 3 * x.matches + 4 * x.keys + 5 * x.pairs;
 }
+
+/** What `GET /v1/admin/audit/verify` answers, as the red-team tests read it. */
+export type AuditVerdict = {
+  ok: boolean;
+  reason?: string;
+  outbox: { through: number; top: number; pending: number; missing: [number, number][] };
+  shards: { shard: number; ok: boolean; reason?: string; firstBadSeq?: number }[];
+};
+
+/** `GET /v1/admin/audit/verify` as an admin, answered 200. */
+export async function verifyAudit(): Promise<AuditVerdict> {
+  const res = await callJson<AuditVerdict>("/v1/admin/audit/verify", { token: await adminToken() });
+  expect(res.status, JSON.stringify(res.body)).toBe(200);
+  return res.body;
+}
+
+/** A platform whose look-ups go to log shard `shard`. */
+export async function platformOnShard(shard: number): Promise<TestPlatform> {
+  for (;;) {
+    const p = await newPlatform();
+    if (shardOf(`platform:${p.id}`, Number(env.LOG_SHARDS ?? 1)) === shard) {
+      return p;
+    }
+  }
+}
+
+/** One score query (refund review), answered 200; its request id. */
+export async function lookUp(p: TestPlatform, subjects: { type: string; hash: string }[]): Promise<string> {
+  const res = await callJson("/v1/scores/query", {
+    token: await p.token(),
+    body: { subjects, purpose: "refund_review" },
+  });
+  expect(res.status, JSON.stringify(res.body)).toBe(200);
+  return res.headers.get("x-request-id") as string;
+}
+
+/** `hash` (64 hex) with the given bits (0–255) flipped. */
+export function flipBits(hash: string, bits: readonly number[]): string {
+  const bytes = hash.match(/../g)?.map((b) => Number.parseInt(b, 16)) ?? [];
+  for (const bit of bits) {
+    bytes[bit >> 3] = (bytes[bit >> 3] ?? 0) ^ (1 << (bit & 7));
+  }
+  return bytes.map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** `n` distinct random bit positions of 256. */
+export function randomBits(n: number): number[] {
+  const all = Array.from({ length: 256 }, (_, i) => i);
+  for (let i = all.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [all[i], all[j]] = [all[j] as number, all[i] as number];
+  }
+  return all.slice(0, n);
+}
+
+/** A random PDQ-shaped hash: 128 of 256 bits set, as PDQ prints a photo's (the ledger refuses other counts). */
+export function randomPdqHash(): string {
+  return flipBits("0".repeat(64), randomBits(128));
+}

@@ -10,12 +10,15 @@ import {
   auditRows,
   callJson,
   createReport,
+  flipBits as flip,
   logRows,
   logShardOf,
   logShards,
   newBuyer,
   newPlatform,
   openDispute,
+  randomBits,
+  randomPdqHash as randomHash,
   reportBody,
   type TestPlatform,
 } from "./harness";
@@ -30,28 +33,6 @@ interface Match {
 interface MatchAnswer {
   maxDistance: number;
   photos: { index: number; matches: Match[] }[];
-}
-
-/** A random hash with 128 bits set, as PDQ prints a photo's (the ledger refuses other counts). */
-function randomHash(): string {
-  return flip("0".repeat(64), randomBits(128));
-}
-
-function flip(hash: string, bits: readonly number[]): string {
-  const bytes = hash.match(/../g)?.map((b) => Number.parseInt(b, 16)) ?? [];
-  for (const bit of bits) {
-    bytes[bit >> 3] = (bytes[bit >> 3] ?? 0) ^ (1 << (bit & 7));
-  }
-  return bytes.map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-function randomBits(n: number): number[] {
-  const all = Array.from({ length: 256 }, (_, i) => i);
-  for (let i = all.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [all[i], all[j]] = [all[j] as number, all[i] as number];
-  }
-  return all.slice(0, n);
 }
 
 const pdq = (value: string, quality = 90) => ({ kind: "image_pdq", value, quality });

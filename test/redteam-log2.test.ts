@@ -19,7 +19,6 @@ import type { LogEntry } from "../worker/log/chain";
 import { shardOf } from "../worker/log/client";
 import { accountOutbox } from "../worker/log/outbox";
 import {
-  adminToken,
   callJson,
   createReport,
   drainAuditOutbox,
@@ -28,25 +27,15 @@ import {
   lookupAppend,
   newBuyer,
   newPlatform,
+  platformOnShard,
+  lookUp as score,
   type TestPlatform,
   uniqueId,
+  verifyAudit as verify,
 } from "./harness";
 
 const DAY = 86_400_000;
 const SHARDS = Number(env.LOG_SHARDS ?? 1);
-
-type Verdict = {
-  ok: boolean;
-  reason?: string;
-  outbox: { through: number; top: number; pending: number; missing: [number, number][] };
-  shards: { shard: number; ok: boolean; reason?: string; firstBadSeq?: number }[];
-};
-
-async function verify() {
-  const res = await callJson<Verdict>("/v1/admin/audit/verify", { token: await adminToken() });
-  expect(res.status, JSON.stringify(res.body)).toBe(200);
-  return res.body;
-}
 
 /** An actor (`platform:…`) that writes to log shard `shard`. */
 function actorOnShard(shard: number): string {
@@ -56,25 +45,6 @@ function actorOnShard(shard: number): string {
       return actor;
     }
   }
-}
-
-/** A platform that writes to log shard `shard`. */
-async function platformOnShard(shard: number): Promise<TestPlatform> {
-  for (;;) {
-    const p = await newPlatform();
-    if (shardOf(`platform:${p.id}`, SHARDS) === shard) {
-      return p;
-    }
-  }
-}
-
-async function score(p: TestPlatform, subjects: { type: string; hash: string }[]) {
-  const res = await callJson("/v1/scores/query", {
-    token: await p.token(),
-    body: { subjects, purpose: "refund_review" },
-  });
-  expect(res.status, JSON.stringify(res.body)).toBe(200);
-  return res.headers.get("x-request-id") as string;
 }
 
 describe("red team 2: the R2 archive", () => {

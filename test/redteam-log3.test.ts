@@ -24,55 +24,24 @@ import { shardOf } from "../worker/log/client";
 import { accountOutbox } from "../worker/log/outbox";
 import type { AppendInput } from "../worker/log/shard";
 import {
-  adminToken,
-  callJson,
   createReport,
   drainAuditOutbox,
   logShardOf,
   logShards,
   newBuyer,
   newPlatform,
+  platformOnShard,
+  lookUp as score,
   type TestPlatform,
   uniqueId,
+  verifyAudit as verify,
 } from "./harness";
 
 const DAY = 86_400_000;
 const SHARDS = Number(env.LOG_SHARDS ?? 1);
 
-type Verdict = {
-  ok: boolean;
-  reason?: string;
-  outbox: { through: number; top: number; pending: number; missing: [number, number][] };
-  shards: { shard: number; ok: boolean; reason?: string; firstBadSeq?: number }[];
-};
-
-async function verify() {
-  const res = await callJson<Verdict>("/v1/admin/audit/verify", { token: await adminToken() });
-  expect(res.status, JSON.stringify(res.body)).toBe(200);
-  return res.body;
-}
-
 function shardStubAt(shard: number) {
   return logShards()[shard] as NonNullable<ReturnType<typeof logShards>[number]>;
-}
-
-/** A platform that writes to log shard `shard`. */
-async function platformOnShard(shard: number): Promise<TestPlatform> {
-  for (;;) {
-    const p = await newPlatform();
-    if (shardOf(`platform:${p.id}`, SHARDS) === shard) {
-      return p;
-    }
-  }
-}
-
-async function score(p: TestPlatform, subjects: { type: string; hash: string }[]) {
-  const res = await callJson("/v1/scores/query", {
-    token: await p.token(),
-    body: { subjects, purpose: "refund_review" },
-  });
-  expect(res.status, JSON.stringify(res.body)).toBe(200);
-  return res.headers.get("x-request-id") as string;
 }
 
 /** An action's outbox row written and deleted before any drain saw it; its id. */
