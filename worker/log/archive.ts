@@ -260,24 +260,15 @@ async function segmentsFrom(
   from: number,
 ): Promise<{ key: string; to: number; hash: string; entries: number | null }[]> {
   const found: { key: string; to: number; hash: string; entries: number | null }[] = [];
-  let cursor: string | undefined;
-  do {
-    const page = await bucket.list({
-      prefix: `${segmentPrefix(shard)}${String(from).padStart(12, "0")}-`,
-      include: ["customMetadata"],
-      ...(cursor ? { cursor } : {}),
+  for await (const o of listObjects(bucket, `${segmentPrefix(shard)}${String(from).padStart(12, "0")}-`)) {
+    const meta = o.customMetadata ?? {};
+    found.push({
+      key: o.key,
+      to: Number(meta.to ?? 0),
+      hash: meta.hash ?? "",
+      entries: meta.entries === undefined ? null : Number(meta.entries),
     });
-    for (const o of page.objects) {
-      const meta = o.customMetadata ?? {};
-      found.push({
-        key: o.key,
-        to: Number(meta.to ?? 0),
-        hash: meta.hash ?? "",
-        entries: meta.entries === undefined ? null : Number(meta.entries),
-      });
-    }
-    cursor = page.truncated ? page.cursor : undefined;
-  } while (cursor);
+  }
   return found;
 }
 
@@ -378,20 +369,23 @@ export async function verifySegment(config: Config, db: Db, key: string): Promis
   return verdict;
 }
 
-/** Whether one of a shard's segments ends on entry `seq` with `hash`. */
-async function endsOn(bucket: R2Bucket, shard: number, seq: number, hash: string): Promise<boolean> {
+/** Every object under `prefix` with its custom metadata, page after page. */
+async function* listObjects(bucket: R2Bucket, prefix: string): AsyncGenerator<R2Object> {
   let cursor: string | undefined;
   do {
-    const page = await bucket.list({
-      prefix: segmentPrefix(shard),
-      include: ["customMetadata"],
-      ...(cursor ? { cursor } : {}),
-    });
-    if (page.objects.some((o) => o.customMetadata?.to === String(seq) && o.customMetadata?.hash === hash)) {
-      return true;
-    }
+    const page = await bucket.list({ prefix, include: ["customMetadata"], ...(cursor ? { cursor } : {}) });
+    yield* page.objects;
     cursor = page.truncated ? page.cursor : undefined;
   } while (cursor);
+}
+
+/** Whether one of a shard's segments ends on entry `seq` with `hash`. */
+async function endsOn(bucket: R2Bucket, shard: number, seq: number, hash: string): Promise<boolean> {
+  for await (const o of listObjects(bucket, segmentPrefix(shard))) {
+    if (o.customMetadata?.to === String(seq) && o.customMetadata?.hash === hash) {
+      return true;
+    }
+  }
   return false;
 }
 
@@ -515,25 +509,16 @@ export async function archiveCoverage(
   archived: { seq: number; hash: string },
 ): Promise<{ seq: number; reason: string } | null> {
   const segments: { key: string; from: number; to: number; hash: string; prevHash?: string }[] = [];
-  let cursor: string | undefined;
-  do {
-    const page = await bucket.list({
-      prefix: segmentPrefix(shard),
-      include: ["customMetadata"],
-      ...(cursor ? { cursor } : {}),
+  for await (const o of listObjects(bucket, segmentPrefix(shard))) {
+    const meta = o.customMetadata ?? {};
+    segments.push({
+      key: o.key,
+      from: Number(meta.from ?? 0),
+      to: Number(meta.to ?? 0),
+      hash: meta.hash ?? "",
+      ...(meta.prevHash !== undefined ? { prevHash: meta.prevHash } : {}),
     });
-    for (const o of page.objects) {
-      const meta = o.customMetadata ?? {};
-      segments.push({
-        key: o.key,
-        from: Number(meta.from ?? 0),
-        to: Number(meta.to ?? 0),
-        hash: meta.hash ?? "",
-        ...(meta.prevHash !== undefined ? { prevHash: meta.prevHash } : {}),
-      });
-    }
-    cursor = page.truncated ? page.cursor : undefined;
-  } while (cursor);
+  }
   segments.sort((a, b) => a.from - b.from || a.to - b.to);
   // The seqs the segments reach from the genesis, each with the hash of the entry there. A
   // segment's predecessors start before it, so in `from` order they are all in by its turn.
@@ -586,19 +571,10 @@ export async function segmentsEndingOn(
   archived: { seq: number; hash: string },
 ): Promise<string[]> {
   const keys: string[] = [];
-  let cursor: string | undefined;
-  do {
-    const page = await bucket.list({
-      prefix: segmentPrefix(shard),
-      include: ["customMetadata"],
-      ...(cursor ? { cursor } : {}),
-    });
-    for (const o of page.objects) {
-      if (o.customMetadata?.to === String(archived.seq) && o.customMetadata?.hash === archived.hash) {
-        keys.push(o.key);
-      }
+  for await (const o of listObjects(bucket, segmentPrefix(shard))) {
+    if (o.customMetadata?.to === String(archived.seq) && o.customMetadata?.hash === archived.hash) {
+      keys.push(o.key);
     }
-    cursor = page.truncated ? page.cursor : undefined;
-  } while (cursor);
+  }
   return keys;
 }
