@@ -19,7 +19,7 @@ export class IdentifierError extends Error {
 export function normalisePhone(input: string): string {
   const parsed = parsePhoneNumberFromString(input.trim(), "CN");
   if (!parsed?.isValid()) {
-    throw new IdentifierError(`not a valid phone number: ${JSON.stringify(input)}`);
+    throw new IdentifierError(`not a valid phone number (the value is not shown: it is personal data)`);
   }
   return parsed.number;
 }
@@ -39,18 +39,18 @@ export function normaliseEmail(input: string): string {
   const value = input.trim().normalize("NFC").toLowerCase().normalize("NFC");
   const at = value.lastIndexOf("@");
   if (at <= 0 || at === value.length - 1 || value.indexOf("@") !== at || /\s/.test(value)) {
-    throw new IdentifierError(`not an e-mail address: ${JSON.stringify(input)}`);
+    throw new IdentifierError(`not an e-mail address (the value is not shown: it is personal data)`);
   }
   let local = value.slice(0, at);
   let domain: string;
   // The URL parser would silently drop a port, path, query or fragment and decode %-escapes.
   if (/[/\\?#:%[\]]/.test(value.slice(at + 1))) {
-    throw new IdentifierError(`not a valid e-mail domain: ${JSON.stringify(input)}`);
+    throw new IdentifierError(`not a valid e-mail domain (the value is not shown: it is personal data)`);
   }
   try {
     domain = new URL(`http://${value.slice(at + 1)}`).hostname;
   } catch {
-    throw new IdentifierError(`not a valid e-mail domain: ${JSON.stringify(input)}`);
+    throw new IdentifierError(`not a valid e-mail domain (the value is not shown: it is personal data)`);
   }
   // Host names only (no IPv4 literal, which the URL parser would also rewrite: 1.257 → 1.0.1.1).
   const labels = domain.split(".");
@@ -59,7 +59,7 @@ export function normaliseEmail(input: string): string {
     !labels.every((l) => /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/.test(l)) ||
     /^\d+$/.test(labels[labels.length - 1] ?? "")
   ) {
-    throw new IdentifierError(`not a valid e-mail domain: ${JSON.stringify(input)}`);
+    throw new IdentifierError(`not a valid e-mail domain (the value is not shown: it is personal data)`);
   }
   local = local.split("+")[0] ?? "";
   if (GMAIL_DOMAINS.has(domain)) {
@@ -67,7 +67,9 @@ export function normaliseEmail(input: string): string {
     domain = "gmail.com";
   }
   if (local.length === 0) {
-    throw new IdentifierError(`e-mail address has an empty local part: ${JSON.stringify(input)}`);
+    throw new IdentifierError(
+      `e-mail address has an empty local part (the value is not shown: it is personal data)`,
+    );
   }
   return `${local}@${domain}`;
 }

@@ -15,6 +15,10 @@ import { backoffMs, DEFAULT_RETRY, isRetryableStatus, parseRetryAfter, type Retr
 import { signToken } from "./token.ts";
 
 type Schemas = components["schemas"];
+
+/** A D1 Sessions bookmark, as the ledger accepts it in `Pixiu-Bookmark`. */
+const D1_BOOKMARK = /^[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{32}$/;
+
 export type ReportBody = Schemas["ReportBody"];
 export type Report = Schemas["Report"];
 export type Subject = Schemas["Subject"];
@@ -375,7 +379,9 @@ export class PixiuClient {
 
   /** Bookmarks are ordered as strings (D1's are fixed-width hex); the newest seen wins. */
   #keepBookmark(value: string | null) {
-    if (value && (this.#bookmark === null || value > this.#bookmark)) {
+    // Only D1's own format (as the ledger checks it, worker/lib/db.ts): one bad answer must not make
+    // every later request a 422.
+    if (value && D1_BOOKMARK.test(value) && (this.#bookmark === null || value > this.#bookmark)) {
       this.#bookmark = value;
     }
   }

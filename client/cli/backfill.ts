@@ -169,7 +169,9 @@ function isDone(done: [number, number][], row: number): boolean {
 }
 
 function csvField(value: unknown): string {
-  const s = value === null || value === undefined ? "" : String(value);
+  const raw = value === null || value === undefined ? "" : String(value);
+  // A cell a spreadsheet would run as a formula is written as text (OWASP's CSV injection rule).
+  const s = /^[=+\-@\t\r]/.test(raw) ? `'${raw}` : raw;
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
@@ -214,8 +216,11 @@ async function* readRows(
           const names = header.map((h) => h.trim());
           const unknown = names.filter((h) => !(BACKFILL_COLUMNS as readonly string[]).includes(h));
           if (unknown.length > 0 || !names.includes("case_id")) {
+            // Name the unknown columns only when they look like column names: a file exported
+            // without its header has a row of personal data there.
+            const shown = unknown.filter((u) => /^[a-z][a-z0-9_]{0,39}$/.test(u));
             throw new Error(
-              `the header must name columns of: ${BACKFILL_COLUMNS.join(",")} (unknown: ${unknown.join(",") || "none"}; case_id is required)`,
+              `the header must name columns of: ${BACKFILL_COLUMNS.join(",")} (unknown: ${shown.join(",") || "none"}${shown.length < unknown.length ? `, and ${unknown.length - shown.length} that are not column names (is the header row missing?)` : ""}; case_id is required)`,
             );
           }
           return names;
@@ -348,6 +353,14 @@ export async function backfill(options: BackfillOptions): Promise<BackfillSummar
       const { data } = await client.api.POST("/v1/reports/bulk", {
         body: { reports: batch.items.map((i) => i.body) },
       });
+      // Every row answered exactly once, or the call counts as failed and nothing is recorded: a
+      // batch marked done without its answers would never be sent again.
+      const answered = new Set((data?.results ?? []).map((r) => r.index));
+      if (answered.size !== batch.items.length || batch.items.some((_, i) => !answered.has(i))) {
+        throw new Error(
+          `the ledger answered ${answered.size} of ${batch.items.length} rows of a bulk call; nothing of it is recorded, run again to resume`,
+        );
+      }
       for (const result of data?.results ?? []) {
         const item = batch.items[result.index];
         if (!item) {
@@ -422,7 +435,8 @@ export async function backfill(options: BackfillOptions): Promise<BackfillSummar
         }
       : await prepareRow(rec, { key, now: now(), retentionDays: options.retentionDays });
     if (prepared.ok) {
-      const bytes = JSON.stringify(prepared.body).length + 1;
+      // UTF-8 bytes, as the bulk route's 1 MiB limit counts them (a Chinese note is 3 per character).
+      const bytes = new TextEncoder().encode(JSON.stringify(prepared.body)).length + 1;
       batch.items.push({ row, caseId: prepared.caseId, body: prepared.body, record: rec });
       batch.bytes += bytes;
     } else {

@@ -72,16 +72,35 @@ function devVar(name: string): string | undefined {
   return undefined;
 }
 
-/** `--consortium-key`, else PIXIU_CONSORTIUM_KEY, else (locally) .dev.vars, else (locally) the demo key. */
-export function consortiumKeyValue(flag: string | undefined): string {
+/**
+ * `--consortium-key`, else PIXIU_CONSORTIUM_KEY, else (locally) .dev.vars, else (locally, and
+ * only against a ledger on this machine) the demo key: a hash under the published demo key can be
+ * reversed by trying every phone number, so it never goes to a ledger elsewhere.
+ */
+export function consortiumKeyValue(flag: string | undefined, ledger?: string): string {
   const value = flag ?? process.env.PIXIU_CONSORTIUM_KEY ?? devVar("PIXIU_CONSORTIUM_KEY");
   if (value) {
     return value;
   }
-  if (localRoot()) {
+  if (localRoot() && (ledger === undefined || isLoopback(ledger))) {
     return DEMO_CONSORTIUM_KEY;
   }
+  if (ledger !== undefined && !isLoopback(ledger)) {
+    throw new Error(
+      `no consortium key for ${ledger}: the demo key is for a ledger on this machine only; give --consortium-key <base64url> or set PIXIU_CONSORTIUM_KEY`,
+    );
+  }
   throw new Error("no consortium key: give --consortium-key <base64url> or set PIXIU_CONSORTIUM_KEY");
+}
+
+/** Whether a ledger URL names this machine (127.0.0.0/8, ::1, localhost). */
+export function isLoopback(url: string): boolean {
+  try {
+    const host = new URL(url).hostname;
+    return host === "localhost" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host);
+  } catch {
+    return false;
+  }
 }
 
 /** `--aud`, else PIXIU_AUDIENCE, else the local wrangler.toml's JWT_AUDIENCE, else `pixiu`. */

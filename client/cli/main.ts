@@ -158,7 +158,7 @@ async function score(args: string[]) {
       photo: { type: "string", multiple: true },
     },
   });
-  const key = await consortiumKey(consortiumKeyValue(values["consortium-key"]));
+  const key = await consortiumKey(consortiumKeyValue(values["consortium-key"], ledgerUrl(values.url)));
   const subjects = [];
   for (const type of IDENTIFIER_TYPES) {
     for (const value of (values as unknown as Record<string, string[] | undefined>)[
@@ -201,7 +201,7 @@ async function report(args: string[]) {
     const value = (values as Record<string, unknown>)[column.replace(/_/g, "-")];
     row[column] = Array.isArray(value) ? (value[0] as string) : (value as string | undefined);
   }
-  const key = await consortiumKey(consortiumKeyValue(values["consortium-key"]));
+  const key = await consortiumKey(consortiumKeyValue(values["consortium-key"], ledgerUrl(values.url)));
   const prepared = await prepareRow(row, {
     key,
     now: Date.now(),
@@ -233,7 +233,7 @@ async function backfillCommand(args: string[]) {
   if (!existsSync(file)) {
     throw new Error(`no file ${file}`);
   }
-  const key = await consortiumKey(consortiumKeyValue(values["consortium-key"]));
+  const key = await consortiumKey(consortiumKeyValue(values["consortium-key"], ledgerUrl(values.url)));
   const dryRun = values["dry-run"] === true;
   const controller = new AbortController();
   let interrupts = 0;
