@@ -292,7 +292,8 @@ describe("pixiu-score/2 properties: records", () => {
           expect(evaluate([older], NOW).score).toBeLessThanOrEqual(evaluate([newer], NOW).score);
           const withOlder = evaluate([...base, older], NOW);
           const withNewer = evaluate([...base, newer], NOW);
-          expect(withOlder.evidence).toBeLessThanOrEqual(withNewer.evidence);
+          // Sums of floats in another order may differ in the last bit (seed -245050494 did).
+          expect(withOlder.evidence).toBeLessThanOrEqual(withNewer.evidence * (1 + 1e-12));
           expect(withOlder.score).toBeLessThanOrEqual(withNewer.score);
         },
       ),
