@@ -63,6 +63,9 @@ const DAY_MS = 86_400_000;
 
 const ajv = new Ajv2020({ strict: false, allErrors: true, validateFormats: true });
 ajv.addFormat("date-time", { type: "string", validate: isRfc3339 });
+// OpenAPI's integer formats: the schema's minimum and maximum already bound the numbers.
+ajv.addFormat("int32", { type: "number", validate: Number.isInteger });
+ajv.addFormat("int64", { type: "number", validate: Number.isInteger });
 const validateBody = ajv.compile(reportBodySchema);
 
 export type RowResult =
