@@ -79,6 +79,12 @@ function devVar(name: string): string | undefined {
  */
 export function consortiumKeyValue(flag: string | undefined, ledger?: string): string {
   const value = flag ?? process.env.PIXIU_CONSORTIUM_KEY ?? devVar("PIXIU_CONSORTIUM_KEY");
+  if (value && value === DEMO_CONSORTIUM_KEY && ledger !== undefined && !isLoopback(ledger)) {
+    // The demo key found anywhere (`npm start` writes it into .dev.vars) is still the demo key.
+    throw new Error(
+      `the consortium key is the public demo key, and ${ledger} is not a ledger on this machine; give --consortium-key <base64url> or set PIXIU_CONSORTIUM_KEY`,
+    );
+  }
   if (value) {
     return value;
   }
