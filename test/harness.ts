@@ -497,3 +497,16 @@ export function randomBits(n: number): number[] {
 export function randomPdqHash(): string {
   return flipBits("0".repeat(64), randomBits(128));
 }
+
+/**
+ * The red-team scenes' start: one platform reports a buyer, a platform writing to log shard
+ * `shard` looks the buyer up, and the audit outbox is drained.
+ */
+export async function lookUpOnShard(shard: number) {
+  const [reporter, asker] = await Promise.all([newPlatform(), platformOnShard(shard)]);
+  const buyer = await newBuyer();
+  await createReport(reporter, buyer);
+  const requestId = await lookUp(asker, buyer);
+  await drainAuditOutbox();
+  return { reporter, asker, buyer, requestId };
+}

@@ -24,6 +24,7 @@ import {
   drainAuditOutbox,
   logShardOf,
   logShards,
+  lookUpOnShard,
   lookupAppend,
   newBuyer,
   newPlatform,
@@ -114,11 +115,7 @@ describe("red team 2: the R2 archive", () => {
    */
   it("deleting an archived look-up's inquiry rows is caught by verify", async () => {
     const config = loadConfig(env);
-    const [reporter, asker] = await Promise.all([newPlatform(), platformOnShard(1)]);
-    const buyer = await newBuyer();
-    await createReport(reporter, buyer);
-    const requestId = await score(asker, buyer);
-    await drainAuditOutbox();
+    const { asker, requestId } = await lookUpOnShard(1);
     expect(await checkpoint(env.DB, config, config.AUDIT_SIGNING_JWK, Date.now())).not.toBeNull();
     // The scheduled run a month and a day later.
     await archiveLog(env.DB, config, Date.now() + (config.LOG_ARCHIVE_AFTER_DAYS + 1) * DAY);
@@ -172,11 +169,7 @@ describe("red team 2: an archive run that dies", () => {
    */
   it("an archive run that died before markArchived leaves verify ok", async () => {
     const config = loadConfig(env);
-    const [reporter, asker] = await Promise.all([newPlatform(), platformOnShard(1)]);
-    const buyer = await newBuyer();
-    await createReport(reporter, buyer);
-    await score(asker, buyer);
-    await drainAuditOutbox();
+    const { asker, buyer } = await lookUpOnShard(1);
     expect(await checkpoint(env.DB, config, config.AUDIT_SIGNING_JWK, Date.now())).not.toBeNull();
     expect((await verify()).ok).toBe(true);
     const later = Date.now() + (config.LOG_ARCHIVE_AFTER_DAYS + 1) * DAY;
@@ -384,11 +377,7 @@ describe("red team 2: changing LOG_SHARDS", () => {
    */
   it("lowering LOG_SHARDS does not hide a shard from verify", async () => {
     const config = loadConfig(env);
-    const [reporter, asker] = await Promise.all([newPlatform(), platformOnShard(1)]);
-    const buyer = await newBuyer();
-    await createReport(reporter, buyer);
-    const requestId = await score(asker, buyer);
-    await drainAuditOutbox();
+    const { asker, requestId } = await lookUpOnShard(1);
     expect(await checkpoint(env.DB, config, config.AUDIT_SIGNING_JWK, Date.now())).not.toBeNull();
     await accountOutbox(config, env.DB, { advance: true });
     const stub = logShardOf(`platform:${asker.id}`);

@@ -28,6 +28,7 @@ import {
   drainAuditOutbox,
   logShardOf,
   logShards,
+  lookUpOnShard,
   newBuyer,
   newPlatform,
   platformOnShard,
@@ -258,11 +259,7 @@ describe("red team 3: verify reads the newest 1,440 tree checkpoints by id", () 
     timeout: 120_000,
   }, async () => {
     const config = loadConfig(env);
-    const [reporter, asker] = await Promise.all([newPlatform(), platformOnShard(1)]);
-    const buyer = await newBuyer();
-    await createReport(reporter, buyer);
-    await score(asker, buyer);
-    await drainAuditOutbox();
+    const { asker, buyer } = await lookUpOnShard(1);
     const old = await checkpoint(env.DB, config, config.AUDIT_SIGNING_JWK, Date.now());
     expect(old).not.toBeNull();
     const oldId = (await env.DB.prepare("SELECT max(id) AS id FROM log_checkpoints").first<number>(
@@ -353,11 +350,7 @@ describe("red team 3: readableLog", () => {
    */
   it("a copied early checkpoint does not make readers skip a shard", async () => {
     const config = loadConfig(env);
-    const [reporter, asker] = await Promise.all([newPlatform(), platformOnShard(1)]);
-    const buyer = await newBuyer();
-    await createReport(reporter, buyer);
-    const requestId = await score(asker, buyer);
-    await drainAuditOutbox();
+    const { asker, requestId } = await lookUpOnShard(1);
     expect(await checkpoint(env.DB, config, config.AUDIT_SIGNING_JWK, Date.now())).not.toBeNull();
     const lowered = { ...config, LOG_SHARDS: 1 };
     expect((await readableLog(env.DB, lowered)).LOG_SHARDS).toBe(2);
