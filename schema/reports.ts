@@ -47,6 +47,17 @@ export const reports = sqliteTable(
      */
     confirmationVerifiedAt: epochMs("confirmation_verified_at"),
     confirmationVerifiedBy: text("confirmation_verified_by"),
+    /**
+     * Set when the report was filed within the feedback window after its reporter's own look-up
+     * of one of its subject keys answered `review` or worse (docs/scoring.md §3c): the time of
+     * that look-up. Until an admin clears it the record adds no consensus weight.
+     */
+    afterLookupAt: epochMs("after_lookup_at"),
+    /** The band that look-up answered (`medium`, `high` or `critical`). */
+    afterLookupBand: text("after_lookup_band"),
+    /** When an admin cleared the flag (and who): the record then counts as any other. */
+    afterLookupClearedAt: epochMs("after_lookup_cleared_at"),
+    afterLookupClearedBy: text("after_lookup_cleared_by"),
     ...timestamps,
   },
   (t) => [
@@ -62,6 +73,10 @@ export const reports = sqliteTable(
     index("reports_status_created").on(t.status, t.createdAt, t.id),
     index("reports_created").on(t.createdAt, t.id),
     index("reports_incident_at").on(t.incidentAt),
+    /** The admins' list of flagged reports still waiting to be cleared, newest first. */
+    index("reports_after_lookup")
+      .on(t.afterLookupAt, t.id)
+      .where(sql`after_lookup_at IS NOT NULL AND after_lookup_cleared_at IS NULL`),
   ],
 );
 

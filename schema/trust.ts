@@ -17,3 +17,33 @@ export const platformTrust = sqliteTable("platform_trust", {
   retracted: integer("retracted").notNull(),
   computedAt: epochMs("computed_at").notNull(),
 });
+
+/**
+ * Collusion groups (docs/scoring.md §3d): platforms whose reports overlap on buyers no other
+ * platform reports, beyond what chance explains, as the scheduled job last found them. The score
+ * read takes a platform's group by primary key in its one statement; platforms of one group count
+ * as one in the consensus. A platform in no group has no row.
+ */
+export const platformGroups = sqliteTable("platform_groups", {
+  platformId: text("platform_id").primaryKey(),
+  /** Stable for the same members: the smallest member id. */
+  groupId: text("group_id").notNull(),
+  computedAt: epochMs("computed_at").notNull(),
+});
+
+/**
+ * The sets of platforms the collusion job found (docs/scoring.md §3d), for the admins' stats:
+ * each exact set of reporters whose shared buyers, reported by these platforms and no other,
+ * are more than chance explains. Replaced whole by each run.
+ */
+export const collusionSets = sqliteTable("collusion_sets", {
+  /** The member platform ids, sorted, comma-separated. */
+  members: text("members").primaryKey(),
+  /** Subject keys reported by exactly these platforms. */
+  observed: integer("observed").notNull(),
+  /** How many chance would give them, from each platform's share of such keys. */
+  expected: real("expected").notNull(),
+  /** Poisson upper tail P(X ≥ observed) at `expected`. */
+  pValue: real("p_value").notNull(),
+  computedAt: epochMs("computed_at").notNull(),
+});

@@ -158,6 +158,7 @@ describe("POST /v1/scores/query", () => {
       counted: true,
       disputed: false,
       verified: null,
+      afterLookup: false,
       statement: null,
     });
   });
@@ -324,6 +325,7 @@ describe("POST /v1/scores/query", () => {
     const body = JSON.parse(text) as ScoreAnswer;
     expect(body.records.map((x) => x.ref)).toEqual([r.id]);
     expect(Object.keys(body.records[0] ?? {}).sort()).toEqual([
+      "afterLookup",
       "amountTier",
       "category",
       "confirmation",

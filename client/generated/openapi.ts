@@ -903,6 +903,8 @@ export interface components {
                 disputed: boolean;
                 /** @description For a police_report or court_ruling: whether a consortium admin verified it (unverified, it weighs as platform_forensics and lifts no cap); null for other confirmations */
                 verified: boolean | null;
+                /** @description Filed right after its reporter's own look-up of this buyer answered review or worse, and not yet cleared by a consortium admin: it adds no consensus weight (docs/scoring.md §3c) */
+                afterLookup: boolean;
                 statement: string | null;
             }[];
             /** @description Only when the query sent `evidence`: per photo in request order, the confirmed fingerprints that count towards the score (not those of this buyer's own records, nor of a case whose dispute is past its deadline), nearest first. */

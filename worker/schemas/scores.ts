@@ -131,6 +131,10 @@ export const ScoreAnswerSchema = z
             description:
               "For a police_report or court_ruling: whether a consortium admin verified it (unverified, it weighs as platform_forensics and lifts no cap); null for other confirmations",
           }),
+          afterLookup: z.boolean().openapi({
+            description:
+              "Filed right after its reporter's own look-up of this buyer answered review or worse, and not yet cleared by a consortium admin: it adds no consensus weight (docs/scoring.md §3c)",
+          }),
           statement: text(1000).nullable(),
         }),
       )

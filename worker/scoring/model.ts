@@ -38,6 +38,18 @@ export interface ScoreRecord {
    * not given. Every record of one platform carries the same value (one read of one table).
    */
   trust?: number;
+  /**
+   * Filed within the feedback window after its reporter's own look-up of the buyer answered
+   * `review` or worse, and not cleared by an admin (docs/scoring.md §3c): it counts as its
+   * platform's own evidence, never towards the consensus of platforms.
+   */
+  afterLookup?: boolean;
+  /**
+   * The reporting platform's collusion group (docs/scoring.md §3d), null or absent when it is in
+   * none: platforms of one group count as one in the consensus. Every record of a platform
+   * carries the same value.
+   */
+  group?: string | null;
 }
 
 export interface ScoreModel {
@@ -164,6 +176,11 @@ export interface ScoredRecord {
    * weighs as platform forensics); null for every other confirmation.
    */
   verified: boolean | null;
+  /**
+   * Filed right after its reporter's own look-up answered `review` or worse and not cleared by an
+   * admin: it adds no consensus weight (docs/scoring.md §3c).
+   */
+  afterLookup: boolean;
   statement: string | null;
 }
 
@@ -205,6 +222,10 @@ export interface PhotoMatchInput {
   disputeDeadlineAt?: number | null;
   /** The confirming platform's trust, as on `ScoreRecord`; 1 when not given. */
   trust?: number;
+  /** The confirming report is flagged `after_lookup`, as on `ScoreRecord`. */
+  afterLookup?: boolean;
+  /** The confirming platform's collusion group, as on `ScoreRecord`. */
+  group?: string | null;
 }
 
 /** One confirmed fingerprint hash matching a photo, as the answer shows it (as `/v1/evidence/match` does). */
@@ -425,30 +446,63 @@ export function evaluate(
       counted: !isOverdue,
       disputed,
       verified: STRONG.has(r.confirmation) ? r.verified === true : null,
+      afterLookup: r.afterLookup === true,
       statement: r.statement ?? null,
     });
   }
 
-  // Per platform: the heaviest record of each burst window, summed, then capped.
-  const byPlatform = new Map<string, { windows: Map<number, number>; strong: boolean; records: number }>();
+  // Per platform: the heaviest record of each burst window, summed, then capped. Twice: over all
+  // its counted records, and over those not flagged after a look-up (§3c), which alone may join
+  // the consensus of platforms.
+  interface PlatformEvidence {
+    all: Map<number, number>;
+    regular: Map<number, number>;
+    strong: boolean;
+    strongRegular: boolean;
+    records: number;
+  }
+  const byPlatform = new Map<string, PlatformEvidence>();
+  const groupOf = new Map<string, string>();
   for (const r of counted) {
-    const p = byPlatform.get(r.platformId) ?? { windows: new Map(), strong: false, records: 0 };
+    const p = byPlatform.get(r.platformId) ?? {
+      all: new Map(),
+      regular: new Map(),
+      strong: false,
+      strongRegular: false,
+      records: 0,
+    };
     const w = recordWeight(r, now, model);
     const bucket = Math.floor(r.incidentAt / windowMs);
-    p.windows.set(bucket, Math.max(p.windows.get(bucket) ?? 0, w));
+    p.all.set(bucket, Math.max(p.all.get(bucket) ?? 0, w));
     p.strong ||= isVerifiedStrong(r);
+    if (r.afterLookup !== true) {
+      p.regular.set(bucket, Math.max(p.regular.get(bucket) ?? 0, w));
+      p.strongRegular ||= isVerifiedStrong(r);
+    }
     p.records++;
     byPlatform.set(r.platformId, p);
+    if (r.group) {
+      groupOf.set(r.platformId, r.group);
+    }
   }
 
-  // Per platform: its heaviest photo match, whichever photo it matched (§3b).
+  // Per platform: its heaviest photo match, whichever photo it matched (§3b); and its heaviest
+  // among the matches whose report is not flagged after a look-up.
   const photoMatches = photos
     ? countedPhotoMatches(photos, new Set(records.map((r) => r.ref)), now, model)
     : [];
-  const photoByPlatform = new Map<string, number>();
+  const photoByPlatform = new Map<string, { all: number; regular: number }>();
   for (const kept of photoMatches) {
     for (const { match, weight } of kept) {
-      photoByPlatform.set(match.platformId, Math.max(photoByPlatform.get(match.platformId) ?? 0, weight));
+      const p = photoByPlatform.get(match.platformId) ?? { all: 0, regular: 0 };
+      p.all = Math.max(p.all, weight);
+      if (match.afterLookup !== true) {
+        p.regular = Math.max(p.regular, weight);
+      }
+      photoByPlatform.set(match.platformId, p);
+      if (match.group) {
+        groupOf.set(match.platformId, match.group);
+      }
     }
   }
 
@@ -467,38 +521,67 @@ export function evaluate(
     }
   }
 
-  let sum = 0;
   let capped = 0;
   let merged = 0;
-  let say = 0;
   let distrusted = 0;
+  // The strongest a platform alone can say, all its evidence counted (flagged or not): E is never
+  // below it, so a flagged record never lowers a score, and never above what one platform may.
+  let alone = 0;
+  // Consensus units: a platform, or a collusion group counted once (§3d), each with its heaviest
+  // member's unflagged evidence and its most trusted member's say, in order of first appearance.
+  const units = new Map<string, { evidence: number; say: number; members: number }>();
   // The records' platforms in their order (as pixiu-score/1 summed them), then the platforms only
   // photos brought, sorted: the sum never depends on the order of the input.
   const photoOnly = [...photoByPlatform.keys()].filter((id) => !byPlatform.has(id)).sort();
   const contributing = [...byPlatform.keys(), ...photoOnly];
   for (const platformId of contributing) {
     const p = byPlatform.get(platformId);
-    const cap = p?.strong ? model.strongPlatformCap : model.platformCap;
-    let raw = photoByPlatform.get(platformId) ?? 0;
+    const photo = photoByPlatform.get(platformId);
+    const trust = trustOf.get(platformId) ?? 1;
+    let rawAll = photo?.all ?? 0;
+    let rawRegular = photo?.regular ?? 0;
     if (p) {
-      for (const w of p.windows.values()) {
-        raw += w;
+      for (const w of p.all.values()) {
+        rawAll += w;
       }
-      merged += p.records - p.windows.size;
+      for (const w of p.regular.values()) {
+        rawRegular += w;
+      }
+      merged += p.records - p.all.size;
     }
-    if (raw > cap) {
+    const capAll = p?.strong ? model.strongPlatformCap : model.platformCap;
+    const capRegular = p?.strongRegular ? model.strongPlatformCap : model.platformCap;
+    if (rawAll > capAll) {
       capped++;
     }
-    const trust = trustOf.get(platformId) ?? 1;
     if (trust < 1) {
       distrusted++;
     }
-    sum += trust * Math.min(cap, raw);
-    say += trust;
+    alone = Math.max(alone, trust * Math.min(capAll, rawAll));
+    if (rawRegular > 0) {
+      const id = groupOf.get(platformId);
+      const key = id === undefined ? `platform:${platformId}` : `group:${id}`;
+      const unit = units.get(key) ?? { evidence: 0, say: 0, members: 0 };
+      unit.evidence = Math.max(unit.evidence, trust * Math.min(capRegular, rawRegular));
+      unit.say = Math.max(unit.say, trust);
+      unit.members++;
+      units.set(key, unit);
+    }
+  }
+  let sum = 0;
+  let say = 0;
+  let linked = 0;
+  for (const unit of units.values()) {
+    sum += unit.evidence;
+    say += unit.say;
+    if (unit.members > 1) {
+      linked += unit.members;
+    }
   }
   const platforms = contributing.length;
   // Consensus counts platforms by their trust: a distrusted member barely multiplies the others.
-  const evidence = platforms === 0 ? 0 : sum * (1 + model.consensusStep * Math.max(0, say - 1));
+  const consensus = units.size === 0 ? 0 : sum * (1 + model.consensusStep * Math.max(0, say - 1));
+  const evidence = platforms === 0 ? 0 : Math.max(consensus, alone);
   const score = scoreOf(evidence, model);
   const band = bandOf(score, platforms > 0, model);
 
@@ -530,6 +613,8 @@ export function evaluate(
       photos: answers ?? [],
       photoPlatforms: new Set(photoMatches.flatMap((kept) => kept.map((k) => k.match.platformId))).size,
       distrusted,
+      afterLookup: counted.filter((r) => r.afterLookup === true).length,
+      linked,
     }),
     summary: {
       reports: counted.length,
@@ -575,6 +660,10 @@ function reasonsFor(x: {
   photoPlatforms: number;
   /** Contributing platforms whose trust is below 1. */
   distrusted: number;
+  /** Counted records flagged after their reporter's own look-up (§3c). */
+  afterLookup: number;
+  /** Contributing platforms counted as one with others of their collusion group (§3d). */
+  linked: number;
 }): Reason[] {
   const { counted, model } = x;
   const reasons: Reason[] = [];
@@ -612,6 +701,18 @@ function reasonsFor(x: {
     reasons.push({
       code: "REPORTER_TRUST",
       detail: `evidence from ${plural(x.distrusted, "platform weighs", "platforms weigh")} less: reporter on probation or with records overturned or uncorroborated`,
+    });
+  }
+  if (x.afterLookup > 0) {
+    reasons.push({
+      code: "AFTER_LOOKUP",
+      detail: `${plural(x.afterLookup, "case was", "cases were")} reported right after the reporter's own look-up answered review or worse and ${x.afterLookup === 1 ? "adds" : "add"} no consensus weight until the consortium clears ${x.afterLookup === 1 ? "it" : "them"}`,
+    });
+  }
+  if (x.linked > 0) {
+    reasons.push({
+      code: "LINKED_PLATFORMS",
+      detail: `evidence from ${x.linked} platforms whose reports overlap beyond chance counts as one platform's in the consensus`,
     });
   }
   if (x.merged > 0) {

@@ -69,6 +69,10 @@ export interface MatchRow {
   confirmation_verified_at: number | null;
   /** The reporting platform's trust from `platform_trust` (probation trust when it has no row). */
   trust: number;
+  /** The reporting platform's collusion group from `platform_groups`, or null. */
+  group_id: string | null;
+  /** 1 when the report is flagged after its reporter's own look-up and not cleared. */
+  after_lookup: number;
 }
 
 /** A confirmed fingerprint the photo probes found (unverified: the Worker checks the distance). */
@@ -81,6 +85,8 @@ export interface PhotoCandidateRow {
   incident_at: number;
   dispute_deadline_at: number | null;
   trust: number;
+  group_id: string | null;
+  after_lookup: number;
 }
 
 /** A row of the read with photos: a buyer's record or a photo candidate, tagged. */
@@ -185,7 +191,8 @@ export function scoreWithPhotosReadSql(keysJson: string, perPlatform: number, ch
     ${recordsFrom(perPlatform)}
     UNION ALL
     SELECT 'photo', f.hash, NULL, f.report_id, f.platform_id, f.category, NULL, f.incident_at, NULL, NULL,
-      NULL, r.status, r.dispute_deadline_at, NULL, NULL, ${trustOfPlatform(sql`f.platform_id`)}
+      NULL, r.status, r.dispute_deadline_at, NULL, NULL, ${trustOfPlatform(sql`f.platform_id`)},
+      ${groupOfPlatform(sql`f.platform_id`)}, ${AFTER_LOOKUP}
     FROM candidates
       CROSS JOIN fingerprints f ON f.id = candidates.id
       CROSS JOIN reports r ON r.id = f.report_id
@@ -202,8 +209,9 @@ function platformsCte(keysJson: string) {
       SELECT platforms.subject_key, (SELECT min(s.platform_id) FROM report_subjects s
           WHERE s.subject_key = platforms.subject_key AND s.counted = 1 AND s.platform_id > platforms.platform_id)
         FROM platforms WHERE platforms.platform_id IS NOT NULL),
-    trusted (subject_key, platform_id, trust) AS MATERIALIZED (
-      SELECT platforms.subject_key, platforms.platform_id, ${trustOfPlatform(sql`platforms.platform_id`)}
+    trusted (subject_key, platform_id, trust, group_id) AS MATERIALIZED (
+      SELECT platforms.subject_key, platforms.platform_id, ${trustOfPlatform(sql`platforms.platform_id`)},
+        ${groupOfPlatform(sql`platforms.platform_id`)}
       FROM platforms WHERE platforms.platform_id IS NOT NULL)`;
 }
 
@@ -217,9 +225,20 @@ function trustOfPlatform(platformId: SQL) {
   return sql`coalesce((SELECT t.trust FROM platform_trust t WHERE t.platform_id = ${platformId}), ${TRUST.probationTrust})`;
 }
 
+/**
+ * The platform's collusion group (docs/scoring.md §3d), by primary key probe of the small
+ * `platform_groups` table beside the trust probe; null for a platform in no group.
+ */
+function groupOfPlatform(platformId: SQL) {
+  return sql`(SELECT g.group_id FROM platform_groups g WHERE g.platform_id = ${platformId})`;
+}
+
+/** Whether the report is flagged after its reporter's own look-up and not cleared (§3c): 1 or 0. */
+const AFTER_LOOKUP = sql`(r.after_lookup_at IS NOT NULL AND r.after_lookup_cleared_at IS NULL)`;
+
 const RECORD_COLUMNS = sql`platforms.subject_key, r.id, r.platform_id, r.category, r.confirmation, r.incident_at,
       r.created_at, r.amount_value, r.amount_currency, r.status, r.dispute_deadline_at, r.statement,
-      r.confirmation_verified_at, platforms.trust`;
+      r.confirmation_verified_at, platforms.trust, platforms.group_id, ${AFTER_LOOKUP} AS after_lookup`;
 
 /** Per (key, platform) of the walk, its newest counted links' reports. */
 function recordsFrom(perPlatform: number) {
@@ -488,6 +507,8 @@ export async function scoreBuyers(
           statement: row.statement,
           verified: row.confirmation_verified_at !== null,
           trust: row.trust,
+          group: row.group_id,
+          afterLookup: row.after_lookup === 1,
         });
       }
     }
@@ -520,6 +541,8 @@ function photoMatches(
         incidentAt: row.incident_at,
         disputeDeadlineAt: row.dispute_deadline_at,
         trust: row.trust,
+        group: row.group_id,
+        afterLookup: row.after_lookup === 1,
       });
     }
   }
