@@ -271,7 +271,9 @@ export function findCollusion(
       const a = find(first as string);
       const b = find(p);
       if (a !== b) {
-        parent.set(a < b ? b : a, a < b ? a : b);
+        // The smaller id becomes the root, so a group's id is its smallest member's.
+        const [root, child] = a < b ? [a, b] : [b, a];
+        parent.set(child, root);
       }
     }
   }
