@@ -1181,6 +1181,52 @@ describe("worked examples of docs/scoring.md §6 (evaluated on 2026-11-25)", () 
     }
   });
 
+  it("§6 a report filed right after a look-up adds no consensus: 27 until cleared, then 53", () => {
+    for (const now of times) {
+      const a = rec("rpt_a", "A", "platform_forensics", "ai_generated_image", 129_900, 40, now);
+      const b = { ...rec("rpt_b", "B", "manual_review", "edited_image", 25_900, 1, now), afterLookup: true };
+      expect(recordWeight(b, now)).toBeCloseTo(0.5989, 4);
+      expect(evaluate([a], now).score).toBe(27);
+      const flagged = evaluate([a, b], now);
+      expect(flagged.evidence).toBeCloseTo(0.9269, 4);
+      expect(flagged.score).toBe(27);
+      expect(flagged.band).toBe("medium");
+      expect(codes(flagged)).toContain("AFTER_LOOKUP");
+      expect(flagged.records.map((r) => r.afterLookup)).toEqual([true, false]);
+      const cleared = evaluate([a, { ...b, afterLookup: false }], now);
+      expect(cleared.evidence).toBeCloseTo(2.2886, 4);
+      expect(cleared.score).toBe(53);
+      expect(cleared.band).toBe("high");
+    }
+  });
+
+  it("§6 two platforms of one collusion group count as one: 28, where unrelated they give 62", () => {
+    for (const now of times) {
+      const x = {
+        ...rec("rpt_x", "X", "platform_forensics", "ai_generated_image", 129_900, 10, now),
+        group: "X",
+      };
+      const y = {
+        ...rec("rpt_y", "Y", "merchant_evidence", "ai_generated_image", 459_900, 12, now),
+        group: "X",
+      };
+      const linked = evaluate([x, y], now);
+      expect(linked.evidence).toBeCloseTo(0.9812, 4);
+      expect(linked.score).toBe(28);
+      expect(codes(linked)).toContain("LINKED_PLATFORMS");
+      const apart = evaluate(
+        [
+          { ...x, group: null },
+          { ...y, group: null },
+        ],
+        now,
+      );
+      expect(apart.evidence).toBeCloseTo(2.938, 3);
+      expect(apart.score).toBe(62);
+      expect(codes(apart)).not.toContain("LINKED_PLATFORMS");
+    }
+  });
+
   it("one platform, five reports: 39, medium, review", () => {
     for (const now of times) {
       const records = [1, 2, 3, 10, 30].map((d) =>
