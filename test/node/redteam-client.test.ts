@@ -162,9 +162,8 @@ describe("back-fill exactly-once", () => {
     expect(second.calls).toBeGreaterThan(0);
   });
 
-  // Known gap, issue 12 still open (red team of 2026-11-29; left for the next session).
-
-  it.skip("an edit past the first 64 KiB (same size) is noticed, not silently resumed over", async () => {
+  // Guards the state's input identity: a hash of the whole file, not of its first 64 KiB.
+  it("an edit past the first 64 KiB (same size) is noticed, not silently resumed over", async () => {
     // Attack: the operator fixes a rejected row in place (as the README invites: "ready to fix and
     // feed back") and runs the same command. The state's identity is size + sha256(first 64 KiB),
     // so an edit further down with the same length is invisible: the fixed row is skipped forever.
