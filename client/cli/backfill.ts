@@ -36,7 +36,7 @@ import { BACKFILL_COLUMNS, type BackfillRow, prepareRow } from "./rows.ts";
 
 /** The bulk route takes 1 MiB; batches stop short of it whatever their notes hold. */
 const MAX_BATCH_BYTES = 900_000;
-/** 2: the input is identified by the SHA-256 of the whole file (1 hashed its first 64 KiB). */
+/** 2: the input identified by the SHA-256 of the whole file (1 hashed its first 64 KiB), and the consortium key by a fingerprint. */
 const STATE_VERSION = 2;
 
 export interface BackfillOptions {
@@ -88,6 +88,8 @@ interface BackfillState {
   input: { name: string; size: number; sha256: string };
   ledger: string;
   platform: string;
+  /** keyFingerprint(): which consortium key the rows were hashed under (never the key itself). */
+  consortiumKeyFingerprint: string;
   /** Inclusive ranges of rows (1 = the first data row) whose outcome is recorded. */
   done: [number, number][];
   counts: Counts;
@@ -151,6 +153,20 @@ async function scanInput(file: string, csv: boolean) {
     /** Lines, less the CSV header: the rows, near enough for a progress bar. */
     rows: Math.max(0, lines - (csv ? 1 : 0)),
   };
+}
+
+/**
+ * A fingerprint of the consortium key, for the state file: the first 16 bytes of an HMAC under the
+ * key of a fixed label. It tells two keys apart and reveals nothing of the key; the label names no
+ * identifier type, so it is no identifier's hash either.
+ */
+async function keyFingerprint(key: CryptoKey): Promise<string> {
+  const mac = await crypto.subtle.sign(
+    "HMAC",
+    key,
+    new TextEncoder().encode("pixiu backfill state: consortium key fingerprint"),
+  );
+  return Buffer.from(mac.slice(0, 16)).toString("hex");
 }
 
 /** Writes `text` to `path` so that a reader sees the old file or the new one, never a part. */
@@ -271,12 +287,14 @@ export async function backfill(options: BackfillOptions): Promise<BackfillSummar
   const rejectsFile = rejectsFileFor(file);
   const started = Date.now();
   const { identity, rows: total } = await scanInput(file, csv);
+  const keyId = await keyFingerprint(options.key);
 
   let state: BackfillState = {
     version: STATE_VERSION,
     input: identity,
     ledger: options.ledger,
     platform: options.platform,
+    consortiumKeyFingerprint: keyId,
     done: [],
     counts: { created: 0, present: 0, rejected: 0 },
     rejectsBytes: 0,
@@ -298,6 +316,12 @@ export async function backfill(options: BackfillOptions): Promise<BackfillSummar
     if (saved.ledger !== options.ledger || saved.platform !== options.platform) {
       throw new Error(
         `${stateFile} is a back-fill of ${saved.platform} at ${saved.ledger}; rerun with --fresh to start over`,
+      );
+    }
+    if (saved.consortiumKeyFingerprint !== keyId) {
+      // The rows it records as done went to the ledger hashed under that other key.
+      throw new Error(
+        `${stateFile} was written under another consortium key (fingerprint ${saved.consortiumKeyFingerprint}; this run's is ${keyId}), so the rows it records as sent went out hashed under that key. If that key is the right one, run again with it (--consortium-key or PIXIU_CONSORTIUM_KEY). If this one is, the reports that run created carry wrong hashes: retract them, and send those cases again under new case ids (the ledger keeps a retracted report's case id: sent again, it answers 409); --fresh starts this file over under this key`,
       );
     }
     state = saved;

@@ -196,9 +196,8 @@ describe("back-fill exactly-once", () => {
     ).toBe(true);
   });
 
-  // Known gap, issue 12 still open (red team of 2026-11-29; left for the next session).
-
-  it.skip("a state file written under another consortium key is not resumed", async () => {
+  // Guards the state's consortium key fingerprint: a resume under another key is refused.
+  it("a state file written under another consortium key is not resumed", async () => {
     // Attack: run 1 hashed with the wrong consortium key (inside a checkout the CLI silently falls
     // back to the public demo key). The operator sets the right key and runs the same command: the
     // state (tied to file, ledger and platform only) says every row is done, nothing is re-sent,
