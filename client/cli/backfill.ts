@@ -31,6 +31,7 @@ import { parse } from "csv-parse";
 import type { FieldError } from "../errors.ts";
 import { PixiuError } from "../errors.ts";
 import { MAX_BULK_REPORTS, type PixiuClient, type ReportBody } from "../sdk.ts";
+import { acquireLock } from "./lock.ts";
 import { type Counts, progress } from "./progress.ts";
 import { BACKFILL_COLUMNS, type BackfillRow, prepareRow } from "./rows.ts";
 
@@ -119,6 +120,10 @@ interface Batch {
 
 export function stateFileFor(file: string): string {
   return `${file}.pixiu-state.json`;
+}
+
+export function lockFileFor(file: string): string {
+  return `${file}.pixiu-lock`;
 }
 
 export function rejectsFileFor(file: string): string {
@@ -276,7 +281,22 @@ async function* readRows(
   }
 }
 
+/**
+ * Runs a back-fill (a dry run when `client` is null). A real run holds the lock file
+ * `<file>.pixiu-lock` throughout, so a second run of the same file refuses (LockedError) instead
+ * of writing the same state and rejects files.
+ */
 export async function backfill(options: BackfillOptions): Promise<BackfillSummary> {
+  const lock =
+    options.client === null ? null : acquireLock(lockFileFor(options.file), `back-fill of ${options.file}`);
+  try {
+    return await run(options);
+  } finally {
+    lock?.release();
+  }
+}
+
+async function run(options: BackfillOptions): Promise<BackfillSummary> {
   const { file, client } = options;
   const dryRun = client === null;
   const csv = ![".ndjson", ".jsonl"].includes(extname(file).toLowerCase());

@@ -221,9 +221,8 @@ describe("back-fill exactly-once", () => {
     ).toBe(true);
   });
 
-  // Known gap, issue 12 still open (red team of 2026-11-29; left for the next session).
-
-  it.skip("two back-fills of the same file at once: one refuses (a lock), or the rejects file still holds each row once", async () => {
+  // Guards the lock file: a second back-fill of a file being back-filled refuses to start.
+  it("two back-fills of the same file at once: one refuses (a lock), or the rejects file still holds each row once", async () => {
     // Attack: the operator starts the command twice (two terminals, a cron overlap). There is no
     // lock: both truncate/append the same rejects file and overwrite each other's state.
     const rows = [row(1), row(2, { amount: "abc" }), row(3), row(4, { category: "nope" })];
