@@ -12,7 +12,7 @@
  * answers 200 "already present" for what it had already written (idempotent by caseId).
  */
 
-import { createHash } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
 import {
   closeSync,
   createReadStream,
@@ -20,6 +20,7 @@ import {
   fsyncSync,
   openSync,
   readFileSync,
+  readSync,
   renameSync,
   statSync,
   truncateSync,
@@ -96,6 +97,8 @@ interface BackfillState {
   counts: Counts;
   /** Length of the rejects file when this state was written; a resumed run cuts it back to this. */
   rejectsBytes: number;
+  /** SHA-256 of those bytes: a resumed run cuts the file back only when they are still there. */
+  rejectsSha256: string;
   complete: boolean;
   updatedAt: string;
 }
@@ -175,11 +178,11 @@ async function keyFingerprint(key: CryptoKey): Promise<string> {
 }
 
 /** Writes `text` to `path` so that a reader sees the old file or the new one, never a part. */
-export function writeAtomic(path: string, text: string): void {
+export function writeAtomic(path: string, text: string | Uint8Array): void {
   const tmp = `${path}.${process.pid}.tmp`;
   const fd = openSync(tmp, "w", 0o600);
   try {
-    writeSync(fd, text);
+    writeSync(fd, typeof text === "string" ? Buffer.from(text) : text);
     fsyncSync(fd);
   } finally {
     closeSync(fd);
@@ -214,6 +217,70 @@ function csvField(value: unknown): string {
 }
 
 const REJECT_HEADER = ["row", "status", "problem", ...BACKFILL_COLUMNS];
+
+/** The SHA-256 state of the first `bytes` bytes of `path`, or null when it is shorter. */
+function hashPrefix(path: string, bytes: number): Hash | null {
+  if (statSync(path).size < bytes) {
+    return null;
+  }
+  const hash = createHash("sha256");
+  const buffer = Buffer.alloc(Math.min(bytes, 1 << 20));
+  const fd = openSync(path, "r");
+  try {
+    for (let at = 0; at < bytes; ) {
+      const n = readSync(fd, buffer, 0, Math.min(buffer.length, bytes - at), at);
+      if (n === 0) {
+        return null;
+      }
+      hash.update(buffer.subarray(0, n));
+      at += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return hash;
+}
+
+/**
+ * Readies the rejects file for a run and returns the hash of what it holds, which the run keeps
+ * up as it appends (state.rejectsBytes and state.rejectsSha256 are set to match):
+ *
+ * - none yet, or none recorded (a fresh start): the header alone;
+ * - the bytes the state recorded still there: cut back to them, as what a stopped run appended
+ *   after its last state is written again by the batches redone now;
+ * - else the operator edited it (removed the rows they fixed, say): kept as it is, never cut or
+ *   padded; only a header for an emptied file, or a final newline, is added, and new rejects go
+ *   after it.
+ */
+function readyRejects(path: string, state: BackfillState, say: NodeJS.WriteStream): Hash {
+  const header = Buffer.from(`${REJECT_HEADER.join(",")}\n`);
+  let content: Buffer;
+  if (state.rejectsBytes === 0 || !existsSync(path)) {
+    content = header;
+    writeAtomic(path, content);
+  } else {
+    const prefix = hashPrefix(path, state.rejectsBytes);
+    if (prefix && prefix.copy().digest("hex") === state.rejectsSha256) {
+      truncateSync(path, state.rejectsBytes);
+      return prefix;
+    }
+    const found = readFileSync(path);
+    content =
+      found.toString("utf8").trim() === ""
+        ? header
+        : found[found.length - 1] === 10
+          ? found
+          : Buffer.concat([found, Buffer.from("\n")]);
+    if (content !== found) {
+      writeAtomic(path, content);
+    }
+    say.write(`${path} was edited since the last run: kept as it is, new rejects are added after it\n`);
+  }
+  state.rejectsBytes = content.length;
+  const hash = createHash("sha256").update(content);
+  state.rejectsSha256 = hash.copy().digest("hex");
+  return hash;
+}
 
 function rejectLine(r: Reject): string {
   return `${[r.row, r.status, r.problem, ...BACKFILL_COLUMNS.map((c) => r.record[c])].map(csvField).join(",")}\n`;
@@ -318,6 +385,7 @@ async function run(options: BackfillOptions): Promise<BackfillSummary> {
     done: [],
     counts: { created: 0, present: 0, rejected: 0 },
     rejectsBytes: 0,
+    rejectsSha256: "",
     complete: false,
     updatedAt: new Date().toISOString(),
   };
@@ -347,14 +415,10 @@ async function run(options: BackfillOptions): Promise<BackfillSummary> {
     state = saved;
   }
   const resumedRows = state.done.reduce((n, [a, b]) => n + b - a + 1, 0);
+  /** The hash of the rejects file as written so far, kept up as lines are appended. */
+  let rejectsHash = createHash("sha256");
   if (!dryRun) {
-    // What a crashed run appended after its last state is written again by the batches redone now.
-    if (!existsSync(rejectsFile) || state.rejectsBytes === 0) {
-      writeAtomic(rejectsFile, `${REJECT_HEADER.join(",")}\n`);
-      state.rejectsBytes = statSync(rejectsFile).size;
-    } else {
-      truncateSync(rejectsFile, state.rejectsBytes);
-    }
+    rejectsHash = readyRejects(rejectsFile, state, options.progressStream ?? process.stderr);
     writeAtomic(stateFile, `${JSON.stringify(state, null, 2)}\n`);
   }
 
@@ -373,19 +437,22 @@ async function run(options: BackfillOptions): Promise<BackfillSummary> {
 
   const record = (batch: Batch) => {
     if (!dryRun && batch.rejects.length > 0) {
+      const lines = Buffer.from(batch.rejects.map(rejectLine).join(""));
       const fd = openSync(rejectsFile, "a");
       try {
-        writeSync(fd, batch.rejects.map(rejectLine).join(""));
+        writeSync(fd, lines);
         fsyncSync(fd);
       } finally {
         closeSync(fd);
       }
+      rejectsHash.update(lines);
+      state.rejectsBytes += lines.length;
+      state.rejectsSha256 = rejectsHash.copy().digest("hex");
     }
     counts.rejected += batch.rejects.length;
     rowsDone += batch.rows;
     if (!dryRun) {
       state.done = addRange(state.done, batch.first, batch.last);
-      state.rejectsBytes = statSync(rejectsFile).size;
       state.updatedAt = new Date().toISOString();
       writeAtomic(stateFile, `${JSON.stringify(state, null, 2)}\n`);
     }
