@@ -389,8 +389,8 @@ describe("SDK against a hostile server or proxy", () => {
 });
 
 describe("the CLI's keys", () => {
-  // Known gap, issue 12 still open (red team of 2026-11-29; left for the next session).
-  it.skip("a private key file readable by group and others is refused (or at least warned about)", () => {
+  // Guards the key file's mode: a private key others may read is refused, as ssh refuses one.
+  it("a private key file readable by group and others is refused (or at least warned about)", () => {
     const path = join(dir, "loose.private.jwk.json");
     writeFileSync(path, JSON.stringify(jwk));
     chmodSync(path, 0o644);
