@@ -8,8 +8,14 @@
  * range is added to the state file `<file>.pixiu-state.json`, rewritten atomically (temporary
  * file, fsync, rename). A run that stops (Ctrl-C, a crash, SIGKILL) is resumed by the same
  * command: rows in answered ranges are skipped, the rejects file is cut back to the length the
- * state recorded, and only batches without a recorded answer are sent again, which the bulk API
- * answers 200 "already present" for what it had already written (idempotent by caseId).
+ * state recorded (only when those bytes are still what the state recorded: a file the operator
+ * edited is kept as it is), and only batches without a recorded answer are sent again, which the
+ * bulk API answers 200 "already present" for what it had already written (idempotent by caseId).
+ *
+ * The state is resumed only for the same input (size and SHA-256 of the whole file), ledger,
+ * platform and consortium key (a fingerprint of it); anything else is refused, naming --fresh.
+ * A run holds the lock file `<file>.pixiu-lock` (client/cli/lock.ts) throughout, so a second run
+ * of the same file refuses to start.
  */
 
 import { createHash, type Hash } from "node:crypto";

@@ -1,7 +1,7 @@
 /**
  * Red team (issue 12): the platform-facing tooling, attacked from outside: a careless operator
- * running a back-fill, an integrator, and a hostile server or proxy. Every test here is a finding
- * and FAILS on the code as it stands; the assertion states the property that should hold.
+ * running a back-fill, an integrator, and a hostile server or proxy. Every test here was a finding
+ * that failed on the code of its day; the assertion states the property that holds since.
  *
  * No ledger is started: the SDK is given a fake `fetch` that answers as the ledger's bulk route
  * answers (201 new, 200 a case id seen before with the same content), or as a proxy would.
