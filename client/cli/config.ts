@@ -4,7 +4,7 @@
  * private.jwk.json`, `.dev.vars` and `wrangler.toml`, found by walking up from the working
  * directory, the way `npm run token` finds them (scripts/lib/local.ts).
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import type { JWK } from "jose";
 
@@ -28,6 +28,10 @@ export function localRoot(from = process.cwd()): string | null {
   }
 }
 
+/**
+ * A private JWK from a file. As ssh does with its keys, a file that group or others may read or
+ * write is refused on POSIX systems (Windows has no such mode bits: not checked there).
+ */
 export function readJwkFile(path: string): JWK {
   let jwk: JWK;
   try {
@@ -37,6 +41,12 @@ export function readJwkFile(path: string): JWK {
   }
   if (!jwk.d) {
     throw new Error(`${path} holds no private key (no "d")`);
+  }
+  const mode = process.platform === "win32" ? 0 : statSync(path).mode & 0o777;
+  if ((mode & 0o077) !== 0) {
+    throw new Error(
+      `${path} holds a private key and is open to group or others (mode ${mode.toString(8).padStart(3, "0")}): a private key must be readable by its owner only; run \`chmod 600 ${path}\``,
+    );
   }
   return jwk;
 }
