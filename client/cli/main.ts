@@ -237,21 +237,26 @@ async function backfillCommand(args: string[]) {
   const dryRun = values["dry-run"] === true;
   const controller = new AbortController();
   let interrupts = 0;
-  process.on("SIGINT", () => {
+  // Ctrl-C and a service manager's SIGTERM stop the same way: the batches in flight finish, the
+  // state and the lock are written and released. A second signal quits at once.
+  const stop = (signal: NodeJS.Signals) => {
     interrupts++;
     if (interrupts > 1) {
-      process.exit(130);
+      process.exit(signal === "SIGTERM" ? 143 : 130);
     }
     process.stderr.write(
       "\nstopping: the batches in flight finish and are recorded (Ctrl-C again to quit now)\n",
     );
     controller.abort();
-  });
+  };
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
   const summary = await backfill({
     file,
     client: dryRun ? null : client(values),
     key,
-    ledger: ledgerUrl(values.url),
+    // One ledger, however its URL is spelled: "http://x" and "http://x/" resume the same state.
+    ledger: new URL(ledgerUrl(values.url)).href.replace(/\/+$/, ""),
     platform: values.platform ?? "",
     ...(values.concurrency ? { concurrency: Number(values.concurrency) } : {}),
     ...(values["retention-days"] ? { retentionDays: Number(values["retention-days"]) } : {}),
