@@ -49,7 +49,7 @@ export interface paths {
         put?: never;
         /**
          * Report up to 500 cases
-         * @description Each item is processed as if posted alone (201, 200 replay, 409, 422, including 422 for an item over the per-subject cap MAX_ACTIVE_REPORTS_PER_SUBJECT, counting the earlier items of the same call); one bad item fails only itself. The valid items are written in one D1 batch.
+         * @description Each item is processed as if posted alone (201, 200 replay, 409, 422, including 422 for an item over the per-subject cap MAX_ACTIVE_REPORTS_PER_SUBJECT, counting the earlier items of the same call); one bad item fails only itself. The valid items are written in one D1 batch. Each item is checked for the after-look-up flag as a single report is (docs/scoring.md §3c), all in one read of the inquiry log; 503 when it cannot be read (nothing written).
          */
         post: operations["createReportsBulk"];
         delete?: never;
@@ -70,7 +70,7 @@ export interface paths {
         put?: never;
         /**
          * Report a confirmed case
-         * @description Idempotent per `caseId`: the same content again answers 200 with the same report; different content answers 409. A platform holds at most MAX_ACTIVE_REPORTS_PER_SUBJECT active or disputed reports per subject: one more answers 422 and writes nothing.
+         * @description Idempotent per `caseId`: the same content again answers 200 with the same report; different content answers 409. A platform holds at most MAX_ACTIVE_REPORTS_PER_SUBJECT active or disputed reports per subject: one more answers 422 and writes nothing. A report filed within AFTER_LOOKUP_WINDOW_DAYS after the platform's own look-up of one of its subjects answered `review` or worse is flagged (`afterLookup`) and adds no consensus weight until an admin clears it (docs/scoring.md §3c); 503 when the inquiry log cannot be read for that check (nothing written).
          */
         post: operations["createReport"];
         delete?: never;
@@ -728,6 +728,7 @@ export interface components {
              * @example dsp_01JD3X5Z8YQ4W2E6R7T9V0B1N2
              */
             disputeId: string | null;
+            afterLookup: components["schemas"]["AfterLookupFlag"];
             /**
              * Format: date-time
              * @example 2026-11-24T08:00:00Z
@@ -801,6 +802,26 @@ export interface components {
                 dateTimeOriginal: string | null;
             } | null;
         };
+        /** @description Set when the report was filed within AFTER_LOOKUP_WINDOW_DAYS after the reporting platform's own look-up of one of its subjects answered `review` or worse: until an admin clears it, the record counts as its platform's own evidence but adds no consensus weight (docs/scoring.md §3c). Null when not flagged. */
+        AfterLookupFlag: {
+            /**
+             * Format: date-time
+             * @description When the reporting platform's own look-up of one of the report's subjects was made
+             * @example 2026-11-24T08:00:00Z
+             */
+            lookedUpAt: string;
+            /**
+             * @description What that look-up answered (reconstructed)
+             * @enum {string}
+             */
+            band: "medium" | "high" | "critical";
+            /**
+             * Format: date-time
+             * @description When a consortium admin cleared the flag (the record then counts as any other); null until then
+             * @example 2026-11-24T08:00:00Z
+             */
+            clearedAt: string | null;
+        } | null;
         ReportBody: {
             /** @example JD-2026-000123 */
             caseId: string;
@@ -1685,6 +1706,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The inquiry log could not be read to check whether the report follows the platform's own look-up of the buyer, so nothing was written; retry after Retry-After */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     listReports: {
@@ -1911,6 +1942,16 @@ export interface operations {
             500: {
                 headers: {
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The inquiry log could not be read to check whether the report follows the platform's own look-up of the buyer, so nothing was written; retry after Retry-After */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
