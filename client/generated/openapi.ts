@@ -398,6 +398,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/reports/after-lookup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Reports flagged as filed after their reporter's own look-up, newest look-up first
+         * @description The reports filed within AFTER_LOOKUP_WINDOW_DAYS after their reporter's own look-up of one of their subjects answered `review` or worse (docs/scoring.md §3c), still waiting to be cleared (whatever their status: a closed one counts nowhere and cannot be cleared), newest look-up first; with `cleared=true`, those an admin cleared, most recently cleared first, with who and when.
+         */
+        get: operations["listAdminAfterLookupReports"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/reports/{id}": {
         parameters: {
             query?: never;
@@ -466,6 +486,26 @@ export interface paths {
          * @description An admin who checked the report's `confirmationRef` with the police or court marks it verified: only then does the record weigh as `police_report`/`court_ruling` and lift its platform's cap (docs/scoring.md §2). Idempotent: verifying again answers the report unchanged. 404 for no such report; 409 when its confirmation is not a police report or court ruling, it carries no reference, or it no longer counts (retracted, voided, expired).
          */
         post: operations["verifyAdminReportConfirmation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/reports/{id}/clear-after-lookup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Clear a report's after-look-up flag, so it counts towards the consensus again
+         * @description An admin who found that the report stands on the platform's own evidence, not on the ledger's answer, clears its `after_lookup` flag: the record then counts as any other, in the consensus and in reporter trust (docs/scoring.md §3c, §2a). Audited as `report.clear_after_lookup` with the reason. Idempotent: clearing again answers the report unchanged. 404 for no such report; 409 when it is not flagged, or no longer counts (retracted, voided, expired).
+         */
+        post: operations["clearAdminReportAfterLookup"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1325,6 +1365,46 @@ export interface components {
             items: components["schemas"]["Report"][];
             nextCursor: string | null;
         };
+        AfterLookupReportPage: {
+            items: components["schemas"]["AfterLookupReport"][];
+            nextCursor: string | null;
+        };
+        AfterLookupReport: {
+            /** @example rpt_01JD3X5Z8YQ4W2E6R7T9V0B1N2 */
+            id: string;
+            platformId: string;
+            caseId: string;
+            /** @enum {string} */
+            status: "active" | "disputed" | "retracted" | "voided" | "expired";
+            /** @enum {string} */
+            category: "ai_generated_image" | "edited_image" | "reused_image" | "staged_damage" | "other_forgery";
+            /** @enum {string} */
+            confirmation: "manual_review" | "merchant_evidence" | "platform_forensics" | "police_report" | "court_ruling";
+            /**
+             * Format: date-time
+             * @example 2026-11-24T08:00:00Z
+             */
+            createdAt: string;
+            /**
+             * Format: date-time
+             * @description When the reporter's own look-up was made
+             * @example 2026-11-24T08:00:00Z
+             */
+            afterLookupAt: string;
+            /**
+             * @description What that look-up answered (reconstructed, docs/scoring.md §3c)
+             * @enum {string}
+             */
+            afterLookupBand: "medium" | "high" | "critical";
+            /**
+             * Format: date-time
+             * @description When an admin cleared the flag; null while it stands
+             * @example 2026-11-24T08:00:00Z
+             */
+            clearedAt: string | null;
+            /** @description The admin who cleared it (`admin:<kid>`); null while it stands */
+            clearedBy: string | null;
+        };
         ReportBulkVoidResult: {
             /** @description The reports this call voided */
             voided: string[];
@@ -1362,6 +1442,13 @@ export interface components {
              * @example Case number confirmed by phone with the issuing police station.
              */
             note: string;
+        };
+        ClearAfterLookupBody: {
+            /**
+             * @description Why the report stands on its own evidence, for the audit log
+             * @example The platform's forensic report predates its look-up; the case was opened on 2026-11-02.
+             */
+            reason: string;
         };
         DisputePage: {
             items: components["schemas"]["Dispute"][];
@@ -4386,6 +4473,113 @@ export interface operations {
             };
         };
     };
+    listAdminAfterLookupReports: {
+        parameters: {
+            query?: {
+                /** @description `true`: the flags admins cleared instead of those waiting */
+                cleared?: "true" | "false";
+                cursor?: string;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of flagged reports */
+            200: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AfterLookupReportPage"];
+                };
+            };
+            /** @description Malformed JSON */
+            400: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid, expired or replayed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Suspended platform or missing scope */
+            403: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content type is not application/json */
+            415: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` lists each field */
+            422: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited (the route class's limit per principal, or the daily look-up cap); see Retry-After */
+            429: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     getAdminReport: {
         parameters: {
             query?: never;
@@ -4752,6 +4946,134 @@ export interface operations {
         };
         responses: {
             /** @description The report, its confirmation verified */
+            200: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Report"];
+                };
+            };
+            /** @description Malformed JSON */
+            400: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid, expired or replayed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Suspended platform or missing scope */
+            403: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (also for another platform's resources) */
+            404: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content type is not application/json */
+            415: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` lists each field */
+            422: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited (the route class's limit per principal, or the daily look-up cap); see Retry-After */
+            429: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    clearAdminReportAfterLookup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ClearAfterLookupBody"];
+            };
+        };
+        responses: {
+            /** @description The report, its flag cleared */
             200: {
                 headers: {
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
