@@ -16,6 +16,10 @@ const scenarios = [
     params: { ...DEFAULT_MARKET, maliciousConfirmation: "forged_police" as const },
   },
   { name: "one platform breaks the no-feedback rule", params: { ...DEFAULT_MARKET, feedbackPlatform: true } },
+  {
+    name: "one platform breaks the no-feedback rule, its reports flagged after_lookup",
+    params: { ...DEFAULT_MARKET, feedbackPlatform: true, feedbackFlagged: true },
+  },
 ];
 
 console.log(

@@ -36,6 +36,11 @@ export interface MarketParams {
   feedbackPlatform: boolean;
   /** Chance that the feedback platform queries a given buyer with records. */
   feedbackReach: number;
+  /**
+   * The ledger flags the feedback platform's reports `after_lookup` (docs/scoring.md §3c): each is
+   * filed right after its own look-up answered review or worse, within the feedback window.
+   */
+  feedbackFlagged: boolean;
   /** Share of forgers who open a fresh account and claim with one of their earlier photos. */
   switchShare: number;
 }
@@ -51,6 +56,7 @@ export const DEFAULT_MARKET: MarketParams = {
   maliciousConfirmation: "mimic",
   feedbackPlatform: false,
   feedbackReach: 0.3,
+  feedbackFlagged: false,
   switchShare: 0.5,
 };
 
@@ -189,7 +195,10 @@ export function simulate(params: MarketParams = DEFAULT_MARKET): SimBuyer[] {
       ) {
         const seen = evaluate(b.records, NOW - 5 * DAY, DEFAULT_MODEL);
         if (seen.action !== "allow") {
-          b.records.push(record(violator, "manual_review", NOW - 5 * DAY));
+          b.records.push({
+            ...record(violator, "manual_review", NOW - 5 * DAY),
+            ...(params.feedbackFlagged ? { afterLookup: true } : {}),
+          });
         }
       }
     }
