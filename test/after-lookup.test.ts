@@ -258,6 +258,18 @@ describe("a report filed after the reporter's own look-up", () => {
     expect((await report(b, weak)).afterLookup).toBeNull();
   });
 
+  it("a platform catching a repeat forger again is not flagged: its own earlier case is not another member's word", async () => {
+    const [a, b] = await Promise.all([newPlatform(), newPlatform()]);
+    const buyer = await newBuyer();
+    await report(a, buyer);
+    // A's own record answers 28, review; A investigates the new claim itself and reports it.
+    expect((await scoreOk<Answer>(a, buyer)).band).toBe("medium");
+    expect((await report(a, buyer)).afterLookup).toBeNull();
+    // The same look-up and report by B, whose review came from A's record, is flagged.
+    expect((await scoreOk<Answer>(b, buyer)).band).toBe("medium");
+    expect((await report(b, buyer)).afterLookup).toMatchObject({ band: "medium" });
+  });
+
   it("the answer is the one the look-up got then: a record filed after the look-up does not flag; one retracted since still does", async () => {
     const [a, b] = await Promise.all([newPlatform(), newPlatform()]);
     // B looks up first (nothing on record), then A reports, then B: at B's look-up the answer was none.

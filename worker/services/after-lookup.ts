@@ -80,7 +80,7 @@ export async function flagAfterLookups(
   if (lookups.length === 0) {
     return [...items];
   }
-  const bands = await answersAt(scope, lookups);
+  const bands = await answersAt(scope, lookups, principal.platformId);
   return items.map((item) => {
     const own = new Set(item.subjects.map((s) => s.key));
     let flag: AfterLookupFlag | null = null;
@@ -98,7 +98,11 @@ export async function flagAfterLookups(
 }
 
 /** The band each look-up answered, reconstructed from one read of the records on their keys. */
-async function answersAt(scope: RequestScope, lookups: readonly OwnLookup[]): Promise<Band[]> {
+async function answersAt(
+  scope: RequestScope,
+  lookups: readonly OwnLookup[],
+  reporter: string,
+): Promise<Band[]> {
   const { config } = scope;
   const keys = [...new Set(lookups.flatMap((l) => l.keys))];
   let since = Number.POSITIVE_INFINITY;
@@ -113,15 +117,30 @@ async function answersAt(scope: RequestScope, lookups: readonly OwnLookup[]): Pr
     pastScoreReadSql(JSON.stringify(keys), cap + 1, since, until),
   );
   const { model } = modelOf(config);
-  return lookups.map((l) => bandAt(rows, l, cap, model));
+  return lookups.map((l) => bandAt(rows, l, cap, model, reporter));
 }
 
-/** What the look-up answered: the model at its time over the records as they stood then. */
-export function bandAt(rows: readonly PastRow[], lookup: OwnLookup, cap: number, model: ScoreModel): Band {
+/**
+ * What the look-up answered from OTHER platforms' evidence: the model at its time over the other
+ * members' records as they stood then. The reporter's own records are left out: they cannot
+ * echo back as another platform's word, and a repeat forger caught again by the same platform
+ * (its `review` coming from that platform's own earlier case) must not be flagged.
+ */
+export function bandAt(
+  rows: readonly PastRow[],
+  lookup: OwnLookup,
+  cap: number,
+  model: ScoreModel,
+  reporter: string,
+): Band {
   const keys = new Set(lookup.keys);
   const t = lookup.at;
   const then = rows.filter(
-    (r) => keys.has(r.subject_key) && r.created_at <= t && (OPEN.has(r.status) || r.updated_at > t),
+    (r) =>
+      r.platform_id !== reporter &&
+      keys.has(r.subject_key) &&
+      r.created_at <= t &&
+      (OPEN.has(r.status) || r.updated_at > t),
   );
   // As the score read at T would have taken them: the newest `cap` per (key, platform).
   const { kept, cappedKeys } = capPerPlatform(then, cap);
