@@ -76,7 +76,11 @@ export interface PixiuClientOptions {
   bookmark?: string;
 }
 
-/** How one route is called: the scopes any of which it accepts, and whether a lost answer may be asked again. */
+/**
+ * How one route is called: the scopes any of which it accepts (in order of preference: a token
+ * carries the first one the platform holds, never several), and whether a lost answer may be
+ * asked again.
+ */
 interface RoutePolicy {
   method: string;
   path: RegExp;
@@ -85,7 +89,11 @@ interface RoutePolicy {
   repeatable: boolean;
 }
 
-const ANY: Scope[] = [...SCOPES];
+/**
+ * Routes any scope opens (the event feed, the webhook). A token asks for one of them, the read
+ * scope first: a token is never broader than the one scope its route needs.
+ */
+const ANY: Scope[] = ["scores:read", "disputes:write", "reports:write"];
 
 /** Every platform route, from the route guards (docs/api.md); one table, so no call can pick its own. */
 const ROUTES: RoutePolicy[] = [
@@ -317,8 +325,8 @@ export class PixiuClient {
   async #send(request: Request): Promise<Response> {
     const url = new URL(request.url);
     const policy = policyFor(request.method, url.pathname);
-    const scopes = policy.scopes.filter((s) => this.#granted.includes(s));
-    const scope = (scopes.length > 0 ? scopes : policy.scopes).join(" ");
+    // One scope, the first the platform holds: a token that leaks opens one kind of route.
+    const scope = policy.scopes.find((s) => this.#granted.includes(s)) ?? (policy.scopes[0] as Scope);
     const body =
       request.method === "GET" || request.method === "DELETE" ? undefined : await request.arrayBuffer();
     const retry = this.#retry;
