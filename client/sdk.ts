@@ -52,8 +52,18 @@ export const MAX_BATCH_PHOTOS = 64;
 export const BOOKMARK_HEADER = "Pixiu-Bookmark";
 
 export interface PixiuClientOptions {
-  /** The ledger, e.g. `http://127.0.0.1:8787`. */
+  /**
+   * The ledger, e.g. `https://ledger.example` (a path prefix such as `https://gw.example/pixiu`
+   * is kept). `https://`, or `http://` to this machine only (127.0.0.0/8, ::1, localhost): tokens
+   * and buyer hashes never cross a network in clear unless `allowInsecureHttp` says so. No
+   * credentials, query or fragment.
+   */
   baseUrl: string;
+  /**
+   * Allows `http://` to another host (a network you trust end to end). Also implied by your own
+   * `fetch`, whose transport is yours (a service binding, a proxy agent, a test double).
+   */
+  allowInsecureHttp?: boolean;
   /** The calling platform's id: the tokens' issuer. */
   platformId: string;
   /** The platform's private JWK (EdDSA or ES256), as `pixiu keygen` writes it. */
@@ -122,6 +132,41 @@ const ROUTES: RoutePolicy[] = [
   { method: "DELETE", path: /^\/v1\/webhook$/, scopes: ANY, repeatable: false },
 ];
 
+/** Whether a URL's host is this machine (127.0.0.0/8, ::1, localhost). */
+export function isLoopbackHost(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(hostname);
+}
+
+/**
+ * The checked base URL: parsed, without credentials (they would be echoed by fetch's own errors
+ * and land in a back-fill's state file), query or fragment, and over https unless it is this
+ * machine or `insecure` allows http. Messages never repeat the URL's credentials.
+ */
+export function checkBaseUrl(baseUrl: string, insecure: boolean): URL {
+  let url: URL;
+  try {
+    url = new URL(baseUrl);
+  } catch {
+    throw new TypeError("PixiuClient: baseUrl is not an absolute URL (e.g. https://ledger.example)");
+  }
+  if (url.username || url.password) {
+    throw new TypeError(
+      "PixiuClient: baseUrl must not carry credentials (user:password@); the ledger authenticates by the signed token",
+    );
+  }
+  if (url.search || url.hash) {
+    throw new TypeError("PixiuClient: baseUrl must not carry a query or a fragment");
+  }
+  if (url.protocol === "https:" || (url.protocol === "http:" && (insecure || isLoopbackHost(url.hostname)))) {
+    return url;
+  }
+  throw new TypeError(
+    url.protocol === "http:"
+      ? `PixiuClient: baseUrl must be https:// for ${url.hostname} (http:// is for a ledger on this machine): tokens and buyer hashes would cross the network in clear; set allowInsecureHttp on a network you trust end to end`
+      : `PixiuClient: baseUrl must be https:// (or http:// to this machine), not ${url.protocol}`,
+  );
+}
+
 function policyFor(method: string, pathname: string): RoutePolicy {
   const policy = ROUTES.find((r) => r.method === method && r.path.test(pathname));
   if (!policy) {
@@ -145,6 +190,8 @@ export class PixiuClient {
   readonly #retry: RetryOptions;
   readonly #fetch: (request: Request) => Promise<Response>;
   readonly #granted: readonly Scope[];
+  /** The base URL's path (`/pixiu` behind a gateway), which route policies are matched without. */
+  readonly #prefix: string;
   #bookmark: string | null;
 
   constructor(options: PixiuClientOptions) {
@@ -154,13 +201,18 @@ export class PixiuClient {
     if (!(options.kid ?? options.privateJwk?.kid)) {
       throw new TypeError("PixiuClient needs a kid: in the JWK or as the kid option");
     }
+    const base = checkBaseUrl(
+      options.baseUrl,
+      options.allowInsecureHttp === true || options.fetch !== undefined,
+    );
     this.#options = options;
     this.#retry = { ...DEFAULT_RETRY, ...options.retry };
     this.#fetch = options.fetch ?? ((request) => globalThis.fetch(request));
     this.#granted = options.grantedScopes ?? SCOPES;
     this.#bookmark = options.bookmark ?? null;
+    this.#prefix = base.pathname.replace(/\/+$/, "");
     this.api = createClient<paths>({
-      baseUrl: options.baseUrl.replace(/\/+$/, ""),
+      baseUrl: `${base.origin}${this.#prefix}`,
       fetch: (request) => this.#send(request),
     });
   }
@@ -324,7 +376,7 @@ export class PixiuClient {
    */
   async #send(request: Request): Promise<Response> {
     const url = new URL(request.url);
-    const policy = policyFor(request.method, url.pathname);
+    const policy = policyFor(request.method, this.#routePath(url.pathname));
     // One scope, the first the platform holds: a token that leaks opens one kind of route.
     const scope = policy.scopes.find((s) => this.#granted.includes(s)) ?? (policy.scopes[0] as Scope);
     const body =
@@ -383,6 +435,13 @@ export class PixiuClient {
         attempts: attempt,
       });
     }
+  }
+
+  /** A request's path as the route table names it: without the base URL's own path. */
+  #routePath(pathname: string): string {
+    return this.#prefix && pathname.startsWith(`${this.#prefix}/`)
+      ? pathname.slice(this.#prefix.length)
+      : pathname;
   }
 
   /** Bookmarks are ordered as strings (D1's are fixed-width hex); the newest seen wins. */

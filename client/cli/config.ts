@@ -7,6 +7,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import type { JWK } from "jose";
+import { isLoopbackHost } from "../sdk.ts";
 
 /** The public demo consortium key `npm start` uses (scripts/lib/local.ts); only ever a local fallback. */
 export const DEMO_CONSORTIUM_KEY = "cGl4aXUtZGVtby1jb25zb3J0aXVtLWtleS0yMDI2LW9ubHkh";
@@ -102,8 +103,7 @@ export function consortiumKeyValue(flag: string | undefined, ledger?: string): s
 /** Whether a ledger URL names this machine (127.0.0.0/8, ::1, localhost). */
 export function isLoopback(url: string): boolean {
   try {
-    const host = new URL(url).hostname;
-    return host === "localhost" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host);
+    return isLoopbackHost(new URL(url).hostname);
   } catch {
     return false;
   }

@@ -196,7 +196,7 @@ describe("where the SDK sends a request", () => {
     }
   });
 
-  it.fails("plain http to a host other than this machine is refused, as are credentials and a query in baseUrl", () => {
+  it("plain http to a host other than this machine is refused, as are credentials and a query in baseUrl", () => {
     // Attack: `pixiu score --url http://ledger.example.com` (or the same baseUrl in the SDK) sends
     // every bearer token and buyer hash in clear: anyone on the path replays a read token for a
     // minute. A baseUrl with user:password@ ends up in the state file and, through fetch's own
@@ -213,15 +213,11 @@ describe("where the SDK sends a request", () => {
     expect(make("http://127.0.0.1:8787")).not.toThrow();
     expect(make("http://localhost:8787")).not.toThrow();
     expect(() =>
-      sdk({
-        baseUrl: "http://ledger.internal:8080",
-        ...({ allowInsecureHttp: true } as object),
-        fetch: undefined,
-      }),
+      sdk({ baseUrl: "http://ledger.internal:8080", allowInsecureHttp: true, fetch: undefined }),
     ).not.toThrow();
   });
 
-  it.fails("behind a base URL with a path prefix (a gateway), every method still finds its route", async () => {
+  it("behind a base URL with a path prefix (a gateway), every method still finds its route", async () => {
     // Known earlier, proved here: the route policy matched the whole pathname, so with baseUrl
     // https://gw.example/pixiu every call threw "no policy for POST /pixiu/v1/scores/query".
     const { fetch, requests } = recorder(() => Response.json(scoreAnswer()));
