@@ -180,6 +180,29 @@ function isJson(response: Response): boolean {
   return /json/i.test(response.headers.get("content-type") ?? "");
 }
 
+/** Statuses whose answers have no body (a Response with one cannot be built). */
+const NULL_BODY_STATUSES = new Set([204, 205]);
+
+function isRedirect(response: Response): boolean {
+  return (response.type as string) === "opaqueredirect" || (response.status >= 300 && response.status < 400);
+}
+
+/** A redirect is never followed: the request's body (buyer hashes, a report) goes to the ledger only. */
+function redirectProblem(response: Response): Problem {
+  let to = "";
+  try {
+    const location = response.headers.get("location");
+    to = location ? ` to ${new URL(location, response.url || undefined).origin}` : "";
+  } catch {
+    // an unreadable Location: name no target
+  }
+  void response.body?.cancel().catch(() => undefined);
+  return syntheticProblem(
+    response.status,
+    `the answer is a redirect${to}, which the client does not follow (a request's body goes to the ledger only): set baseUrl to the ledger's own address`,
+  );
+}
+
 export class PixiuClient {
   /**
    * The typed openapi-fetch client underneath, for routes without a method here; its requests are
@@ -373,6 +396,9 @@ export class PixiuClient {
   /**
    * Every request goes through here: a fresh token per attempt (a new jti, the route's narrowest
    * scope), the newest bookmark, retries by the policy, and an error thrown for anything but 2xx.
+   * Redirects are not followed (a body of buyer hashes goes to the ledger or nowhere), and the
+   * answer is read whole here, so a connection lost mid-answer is a network failure like any
+   * other.
    */
   async #send(request: Request): Promise<Response> {
     const url = new URL(request.url);
@@ -382,6 +408,7 @@ export class PixiuClient {
     const body =
       request.method === "GET" || request.method === "DELETE" ? undefined : await request.arrayBuffer();
     const retry = this.#retry;
+    const notRetried = policy.repeatable ? "" : " (not retried: the request may have taken effect)";
     for (let attempt = 1; ; attempt++) {
       const headers = new Headers(request.headers);
       headers.set("authorization", `Bearer ${await this.#token(scope)}`);
@@ -389,15 +416,20 @@ export class PixiuClient {
         headers.set(BOOKMARK_HEADER, this.#bookmark);
       }
       let response: Response;
+      let bytes: ArrayBuffer | null = null;
       try {
         response = await this.#fetch(
           new Request(url, {
             method: request.method,
             headers,
             body,
+            redirect: "manual",
             signal: AbortSignal.timeout(this.#options.timeoutMs ?? 30_000),
           }),
         );
+        if (response.ok) {
+          bytes = await response.arrayBuffer();
+        }
       } catch (cause) {
         if (policy.repeatable && attempt < retry.attempts) {
           await retry.sleep(backoffMs(retry, attempt, null));
@@ -407,15 +439,31 @@ export class PixiuClient {
           status: 0,
           problem: syntheticProblem(
             0,
-            `${request.method} ${url.pathname}: ${(cause as Error)?.message ?? cause}${policy.repeatable ? "" : " (not retried: the request may have taken effect)"}`,
+            `${request.method} ${url.pathname}: ${(cause as Error)?.message ?? cause}${notRetried}`,
           ),
           attempts: attempt,
           cause,
         });
       }
       this.#keepBookmark(response.headers.get(BOOKMARK_HEADER));
-      if (response.ok) {
-        return response;
+      if (response.ok && bytes !== null) {
+        if (bytes.byteLength > 0 && !isJson(response)) {
+          // A captive portal's or a proxy's page answered 200: not the ledger's answer.
+          throw new PixiuError({
+            status: response.status,
+            problem: syntheticProblem(
+              response.status,
+              `${request.method} ${url.pathname}: the answer is ${response.headers.get("content-type") || "untyped"}, not JSON: not the ledger's`,
+            ),
+            requestId: response.headers.get("x-request-id"),
+            attempts: attempt,
+          });
+        }
+        return new Response(NULL_BODY_STATUSES.has(response.status) ? null : bytes, {
+          status: response.status,
+          statusText: response.statusText,
+          headers: response.headers,
+        });
       }
       const retryAfter = parseRetryAfter(response.headers.get("retry-after"));
       if (
@@ -429,7 +477,7 @@ export class PixiuClient {
       }
       throw new PixiuError({
         status: response.status,
-        problem: await readProblem(response),
+        problem: isRedirect(response) ? redirectProblem(response) : await readProblem(response),
         requestId: response.headers.get("x-request-id"),
         retryAfter,
         attempts: attempt,
