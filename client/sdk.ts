@@ -9,7 +9,7 @@
  */
 import type { JWK } from "jose";
 import createClient, { type Client } from "openapi-fetch";
-import { PixiuError, type Problem, syntheticProblem } from "./errors.ts";
+import { PixiuError, PROBLEM_BASE, type Problem, syntheticProblem } from "./errors.ts";
 import type { components, paths } from "./generated/openapi.ts";
 import { backoffMs, DEFAULT_RETRY, isRetryableStatus, parseRetryAfter, type RetryOptions } from "./retry.ts";
 import { signToken } from "./token.ts";
@@ -182,6 +182,11 @@ function isJson(response: Response): boolean {
 
 /** Statuses whose answers have no body (a Response with one cannot be built). */
 const NULL_BODY_STATUSES = new Set([204, 205]);
+
+/** The ledger's own 429 and 503 (problem+json): it refused the request before doing anything. */
+function isLedgerRefusal(problem: Problem): boolean {
+  return problem.type === `${PROBLEM_BASE}rate-limited` || problem.type === `${PROBLEM_BASE}unavailable`;
+}
 
 function isRedirect(response: Response): boolean {
   return (response.type as string) === "opaqueredirect" || (response.status >= 300 && response.status < 400);
@@ -466,18 +471,21 @@ export class PixiuClient {
         });
       }
       const retryAfter = parseRetryAfter(response.headers.get("retry-after"));
+      const problem = isRedirect(response) ? redirectProblem(response) : await readProblem(response);
       if (
         isRetryableStatus(response.status) &&
         attempt < retry.attempts &&
-        (retryAfter === null || retryAfter * 1000 <= retry.maxRetryAfterMs)
+        (retryAfter === null || retryAfter * 1000 <= retry.maxRetryAfterMs) &&
+        // A write is sent again only after the ledger's own refusal, which comes before any work;
+        // an edge's or a proxy's 503 may come after the ledger committed.
+        (policy.repeatable || isLedgerRefusal(problem))
       ) {
-        await response.body?.cancel();
         await retry.sleep(backoffMs(retry, attempt, retryAfter));
         continue;
       }
       throw new PixiuError({
         status: response.status,
-        problem: isRedirect(response) ? redirectProblem(response) : await readProblem(response),
+        problem,
         requestId: response.headers.get("x-request-id"),
         retryAfter,
         attempts: attempt,

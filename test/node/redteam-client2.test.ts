@@ -273,7 +273,7 @@ describe("retries", () => {
     }
   });
 
-  it.fails("a 503 that is not the ledger's own refusal (an edge's HTML page) does not send a dispute twice", async () => {
+  it("a 503 that is not the ledger's own refusal (an edge's HTML page) does not send a dispute twice", async () => {
     // Known earlier ("429/503 retried for non-idempotent calls"), proved here: Cloudflare answers
     // 503 (error 1102) when a Worker runs out of CPU, after its D1 batch may have committed; a
     // proxy answers 503 when the upstream is slow. The SDK retried every 503, so a dispute, a
