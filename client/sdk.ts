@@ -11,7 +11,7 @@ import type { JWK } from "jose";
 import createClient, { type Client } from "openapi-fetch";
 import { PixiuError, PROBLEM_BASE, type Problem, syntheticProblem } from "./errors.ts";
 import type { components, paths } from "./generated/openapi.ts";
-import { backoffMs, DEFAULT_RETRY, isRetryableStatus, parseRetryAfter, type RetryOptions } from "./retry.ts";
+import { backoffMs, isRetryableStatus, parseRetryAfter, type RetryOptions, retryOptions } from "./retry.ts";
 import { signToken } from "./token.ts";
 
 type Schemas = components["schemas"];
@@ -234,7 +234,7 @@ export class PixiuClient {
       options.allowInsecureHttp === true || options.fetch !== undefined,
     );
     this.#options = options;
-    this.#retry = { ...DEFAULT_RETRY, ...options.retry };
+    this.#retry = retryOptions(options.retry);
     this.#fetch = options.fetch ?? ((request) => globalThis.fetch(request));
     this.#granted = options.grantedScopes ?? SCOPES;
     this.#bookmark = options.bookmark ?? null;
@@ -264,9 +264,17 @@ export class PixiuClient {
   async reportBulk(reports: ReportBody[], options: { concurrency?: number } = {}): Promise<BulkItemResult[]> {
     const chunks = chunk(reports, MAX_BULK_REPORTS);
     const results = await mapConcurrent(chunks, options.concurrency ?? 1, async (part, n) => {
-      const { data } = await this.api.POST("/v1/reports/bulk", { body: { reports: part } });
+      const { data, response } = await this.api.POST("/v1/reports/bulk", { body: { reports: part } });
+      // One result per report of the call, each index once: anything else is not an answer to it.
+      const answered = [...(data?.results ?? [])].sort((a, b) => a.index - b.index);
+      if (answered.length !== part.length || answered.some((r, i) => r.index !== i)) {
+        throw mismatch(
+          response,
+          `a bulk call of ${part.length} reports was answered with ${answered.length} results that do not name each once`,
+        );
+      }
       const offset = n * MAX_BULK_REPORTS;
-      return (data?.results ?? []).map((r) => ({ ...r, index: r.index + offset }));
+      return answered.map((r) => ({ ...r, index: r.index + offset }));
     });
     return results.flat();
   }
@@ -340,10 +348,19 @@ export class PixiuClient {
       batches.push(current);
     }
     const answers = await mapConcurrent(batches, options.concurrency ?? 1, async (part) => {
-      const { data } = await this.api.POST("/v1/scores/batch", {
+      const { data, response } = await this.api.POST("/v1/scores/batch", {
         body: { purpose: options.purpose ?? "refund_review", queries: part },
       });
-      return data?.results ?? [];
+      // The answers are matched to the buyers by place: a short or reordered answer would put one
+      // buyer's score on another, so it is refused whole.
+      const results = data?.results ?? [];
+      if (results.length !== part.length || results.some((r, i) => r.ref !== part[i]?.ref)) {
+        throw mismatch(
+          response,
+          `a batch of ${part.length} buyers was answered with ${results.length} results not in their order`,
+        );
+      }
+      return results;
     });
     return answers.flat();
   }
@@ -546,12 +563,19 @@ export function chunk<T>(items: readonly T[], size: number): T[][] {
   return out;
 }
 
-/** `fn` over `items`, at most `concurrency` at a time; results in the order of `items`. */
+/**
+ * `fn` over `items`, at most `concurrency` at a time; results in the order of `items`. A
+ * concurrency that is not a number of at least 1 is refused (NaN once meant no worker at all:
+ * nothing sent, an empty result, no error).
+ */
 export async function mapConcurrent<T, R>(
   items: readonly T[],
   concurrency: number,
   fn: (item: T, index: number) => Promise<R>,
 ): Promise<R[]> {
+  if (!(concurrency >= 1)) {
+    throw new RangeError(`concurrency must be a number of at least 1, not ${concurrency}`);
+  }
   const results: R[] = new Array(items.length);
   let next = 0;
   const worker = async () => {
@@ -560,6 +584,16 @@ export async function mapConcurrent<T, R>(
       results[i] = await fn(items[i] as T, i);
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, worker));
+  await Promise.all(Array.from({ length: Math.min(Math.floor(concurrency), items.length) }, worker));
   return results;
+}
+
+/** A 2xx whose content does not answer the request it came for. */
+function mismatch(response: Response, detail: string): PixiuError {
+  return new PixiuError({
+    status: response.status,
+    problem: { ...syntheticProblem(response.status, detail), title: "Answer does not match the request" },
+    requestId: response.headers.get("x-request-id"),
+    attempts: 1,
+  });
 }
