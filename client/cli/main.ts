@@ -56,6 +56,18 @@ const identifierFlags = Object.fromEntries(
   IDENTIFIER_TYPES.map((t) => [t.replace(/_/g, "-"), { type: "string" as const, multiple: true as const }]),
 ) as Record<string, { type: "string"; multiple: true }>;
 
+/** A whole-number flag within bounds, or a usage error naming it (NaN once slipped past every bound). */
+function intFlag(name: string, value: string | undefined, min: number, max: number): number | undefined {
+  if (value === undefined) {
+    return undefined;
+  }
+  const n = Number(value);
+  if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError(`--${name} must be a whole number from ${min} to ${max}`);
+  }
+  return n;
+}
+
 function client(values: { url?: string; platform?: string; key?: string; kid?: string; aud?: string }) {
   if (!values.platform) {
     throw new UsageError("--platform <id> is required");
@@ -93,7 +105,7 @@ async function token(args: string[]) {
   if (values.admin === Boolean(values.platform)) {
     throw new UsageError('give exactly one of --admin or --platform <id> (optionally --scope "…")');
   }
-  const lifetime = values.lifetime ? Number(values.lifetime) : 300;
+  const lifetime = intFlag("lifetime", values.lifetime, 1, 300) ?? 300;
   const name = values.admin ? "admin" : (values.platform as string);
   const jwk = privateKey(name, values.key);
   const signed = await signToken(values.kid ? { ...jwk, kid: values.kid } : jwk, {
@@ -201,11 +213,12 @@ async function report(args: string[]) {
     const value = (values as Record<string, unknown>)[column.replace(/_/g, "-")];
     row[column] = Array.isArray(value) ? (value[0] as string) : (value as string | undefined);
   }
+  const retentionDays = intFlag("retention-days", values["retention-days"], 1, 36_500);
   const key = await consortiumKey(consortiumKeyValue(values["consortium-key"], ledgerUrl(values.url)));
   const prepared = await prepareRow(row, {
     key,
     now: Date.now(),
-    ...(values["retention-days"] ? { retentionDays: Number(values["retention-days"]) } : {}),
+    ...(retentionDays ? { retentionDays } : {}),
   });
   if (!prepared.ok) {
     throw new Error(`not sent: ${prepared.errors.map((e) => `${e.path}: ${e.message}`).join("; ")}`);
@@ -233,6 +246,8 @@ async function backfillCommand(args: string[]) {
   if (!existsSync(file)) {
     throw new Error(`no file ${file}`);
   }
+  const concurrency = intFlag("concurrency", values.concurrency, 1, 64);
+  const retentionDays = intFlag("retention-days", values["retention-days"], 1, 36_500);
   const key = await consortiumKey(consortiumKeyValue(values["consortium-key"], ledgerUrl(values.url)));
   const dryRun = values["dry-run"] === true;
   const controller = new AbortController();
@@ -253,8 +268,8 @@ async function backfillCommand(args: string[]) {
     key,
     ledger: ledgerUrl(values.url),
     platform: values.platform ?? "",
-    ...(values.concurrency ? { concurrency: Number(values.concurrency) } : {}),
-    ...(values["retention-days"] ? { retentionDays: Number(values["retention-days"]) } : {}),
+    ...(concurrency ? { concurrency } : {}),
+    ...(retentionDays ? { retentionDays } : {}),
     fresh: values.fresh === true,
     signal: controller.signal,
   });
