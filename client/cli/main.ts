@@ -50,6 +50,18 @@ an identifier given as - is read from standard input (one, on its first line), s
 
 class UsageError extends Error {}
 
+/**
+ * Text from outside (a ledger's problem, a file's cell) as one printable line: control characters
+ * (escape sequences that drive a terminal, newlines that forge lines in a log) shown as `\uXXXX`.
+ */
+function printable(text: string): string {
+  return text.replace(
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it removes
+    /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
 const common = {
   url: { type: "string" },
   platform: { type: "string" },
@@ -329,13 +341,15 @@ async function backfillCommand(args: string[]) {
   });
   for (const p of summary.problems ?? []) {
     process.stderr.write(
-      `row ${p.row} (${p.caseId || "no case_id"}): ${p.errors.map((e) => `${e.path}: ${e.message}`).join("; ")}\n`,
+      `row ${p.row} (${printable(p.caseId) || "no case_id"}): ${printable(p.errors.map((e) => `${e.path}: ${e.message}`).join("; "))}\n`,
     );
   }
   const { problems: _p, ...printed } = summary;
   process.stdout.write(`${JSON.stringify(printed)}\n`);
   if (summary.error) {
-    process.stderr.write(`backfill stopped: ${summary.error}\nrun the same command again to resume\n`);
+    process.stderr.write(
+      `backfill stopped: ${printable(summary.error)}\nrun the same command again to resume\n`,
+    );
     process.exitCode = 2;
   } else if (!summary.complete) {
     process.stderr.write("backfill interrupted; run the same command again to resume\n");
@@ -372,12 +386,15 @@ async function main(argv: string[]) {
     await run(args);
   } catch (err) {
     if (err instanceof PixiuError) {
-      process.stderr.write(`pixiu ${command}: ${err.message}\n`);
+      // The ledger's words (or those of whatever answered for it): printed, never interpreted.
+      process.stderr.write(`pixiu ${command}: ${printable(err.message)}\n`);
       if (err.errors.length > 0) {
-        process.stderr.write(`${err.errors.map((e) => `  ${e.path}: ${e.message}`).join("\n")}\n`);
+        process.stderr.write(
+          `${err.errors.map((e) => `  ${printable(`${e.path}: ${e.message}`)}`).join("\n")}\n`,
+        );
       }
     } else {
-      process.stderr.write(`pixiu ${command}: ${(err as Error).message}\n`);
+      process.stderr.write(`pixiu ${command}: ${printable(String((err as Error)?.message ?? err))}\n`);
     }
     // A back-fill's exit 1 means "rows rejected", so anything that stops one is 2, as a usage error is.
     // (A DOMException's `code` is a number: only a string code can be parseArgs's.)

