@@ -31,6 +31,25 @@ export const DEFAULT_RETRY: RetryOptions = {
   random: Math.random,
 };
 
+/**
+ * The defaults with the caller's options over them; an option given as `undefined` keeps its
+ * default (spread as it was, `{ attempts: undefined }` switched retries off), and numbers that
+ * are not numbers are refused rather than read as "never" or "at once".
+ */
+export function retryOptions(partial: Partial<RetryOptions> = {}): RetryOptions {
+  const given = Object.fromEntries(Object.entries(partial).filter(([, value]) => value !== undefined));
+  const options = { ...DEFAULT_RETRY, ...given } as RetryOptions;
+  if (!Number.isInteger(options.attempts) || options.attempts < 1) {
+    throw new RangeError("retry.attempts must be a whole number of at least 1");
+  }
+  for (const name of ["baseDelayMs", "maxDelayMs", "maxRetryAfterMs"] as const) {
+    if (!(options[name] >= 0)) {
+      throw new RangeError(`retry.${name} must be a number of milliseconds, 0 or more`);
+    }
+  }
+  return options;
+}
+
 /** `Retry-After` as seconds: delta-seconds or an HTTP date; null when absent or unreadable. */
 export function parseRetryAfter(value: string | null, now = Date.now()): number | null {
   if (value === null || value.trim() === "") {

@@ -375,6 +375,12 @@ async function run(options: BackfillOptions): Promise<BackfillSummary> {
   const csv = ![".ndjson", ".jsonl"].includes(extname(file).toLowerCase());
   const now = options.now ?? Date.now;
   const concurrency = Math.max(1, options.concurrency ?? 8);
+  // NaN passed every bound below (`inflight.size >= NaN` is never true): every batch at once.
+  for (const [name, value] of Object.entries({ concurrency, retentionDays: options.retentionDays ?? 1 })) {
+    if (!(value >= 1) || !Number.isFinite(value)) {
+      throw new RangeError(`${name} must be a number of at least 1`);
+    }
+  }
   const batchSize = Math.min(MAX_BULK_REPORTS, Math.max(1, options.batchSize ?? MAX_BULK_REPORTS));
   const stateFile = stateFileFor(file);
   const rejectsFile = rejectsFileFor(file);

@@ -887,7 +887,7 @@ export interface components {
             confirmationRef?: string | null;
             amount: components["schemas"]["Amount"];
             /** @default [] */
-            evidence: components["schemas"]["Evidence"][];
+            evidence?: components["schemas"]["Evidence"][];
             note?: string | null;
             /**
              * Format: date-time
@@ -1160,7 +1160,7 @@ export interface components {
              * Format: int32
              * @default 100
              */
-            limit: number;
+            limit?: number;
         };
         EventPage: {
             items: components["schemas"]["Event"][];
