@@ -27,7 +27,8 @@ export const DEFAULT_RETRY: RetryOptions = {
   baseDelayMs: 250,
   maxDelayMs: 8_000,
   maxRetryAfterMs: 60_000,
-  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+  // setTimeout fires at once beyond 2^31 − 1 ms (about 24.8 days): wait in steps instead.
+  sleep: longSleep,
   random: Math.random,
 };
 
@@ -48,6 +49,18 @@ export function retryOptions(partial: Partial<RetryOptions> = {}): RetryOptions 
     }
   }
   return options;
+}
+
+const MAX_TIMEOUT_MS = 2_147_483_647;
+
+/** Sleeps `ms`, however long: one timer per 2^31 − 1 ms, since a longer one would fire at once. */
+async function longSleep(ms: number): Promise<void> {
+  let left = ms;
+  do {
+    const step = Math.min(Math.max(0, left), MAX_TIMEOUT_MS);
+    await new Promise((resolve) => setTimeout(resolve, step));
+    left -= step;
+  } while (left > 0);
 }
 
 /** `Retry-After` as seconds: delta-seconds or an HTTP date; null when absent or unreadable. */

@@ -197,8 +197,10 @@ async function keygen(args: string[]) {
   }
   const pair = await generateKeyPair(alg, { extractable: true });
   const meta = { kid: values.kid, alg };
+  // `wx`: created here or not at all, even if another process wrote the file since the check.
   writeFileSync(out, `${JSON.stringify({ ...(await exportJWK(pair.privateKey)), ...meta }, null, 2)}\n`, {
     mode: 0o600,
+    flag: "wx",
   });
   const publicJwk = { ...(await exportJWK(pair.publicKey)), ...meta, use: "sig" };
   process.stdout.write(`${JSON.stringify({ keys: [publicJwk] }, null, 2)}\n`);
