@@ -9,8 +9,9 @@ import type { Confirmation } from "../worker/schemas/reports";
 import { type Band, DEFAULT_MODEL, evaluate, type ScoreRecord } from "../worker/scoring/model";
 import { MAX_EXACT_DISTANCE } from "../worker/services/fingerprints";
 import { chunksOfHex, distance, Population, realPhotos } from "./lib/fingerprint-population";
+import { simulate } from "./lib/ledger-sim";
 import { ROOT } from "./lib/local";
-import { DAY, DEFAULT_MARKET, NOW, rng, simulate, simulatePhotos } from "./lib/market";
+import { DAY, DEFAULT_MARKET, NOW, rng, type SimBuyer, simulatePhotos } from "./lib/market";
 import type { Photo } from "./lib/photos";
 
 const OUT = join(ROOT, "docs", "figures");
@@ -207,7 +208,7 @@ function decayFigure(): string {
 }
 
 function distributionFigure(): string {
-  const buyers = simulate(DEFAULT_MARKET);
+  const { buyers } = simulate(DEFAULT_MARKET);
   const groups = [
     { name: "forgers", color: "#b91c1c", filter: (k: string) => k === "forger" },
     { name: "wrongly confirmed", color: "#2563eb", filter: (k: string) => k === "wrongly_confirmed" },
@@ -238,7 +239,7 @@ function distributionFigure(): string {
   });
 }
 
-function photoReuseFigure(buyers: ReturnType<typeof simulate>): string {
+function photoReuseFigure(buyers: SimBuyer[]): string {
   const p = simulatePhotos(buyers, DEFAULT_MARKET);
   const bands: Band[] = ["none", "low", "medium", "high", "critical"];
   const share = (counts: Record<Band, number>): [number, number][] => {
@@ -377,6 +378,6 @@ mkdirSync(OUT, { recursive: true });
 writeFileSync(join(OUT, "score-vs-platforms.svg"), scoreVsPlatforms());
 writeFileSync(join(OUT, "decay.svg"), decayFigure());
 writeFileSync(join(OUT, "simulated-distribution.svg"), distributionFigure());
-writeFileSync(join(OUT, "photo-reuse.svg"), photoReuseFigure(simulate(DEFAULT_MARKET)));
+writeFileSync(join(OUT, "photo-reuse.svg"), photoReuseFigure(simulate(DEFAULT_MARKET).buyers));
 writeFileSync(join(OUT, "pdq-distances.svg"), distanceFigure());
 console.log(`wrote ${OUT}/{score-vs-platforms,decay,simulated-distribution,photo-reuse,pdq-distances}.svg`);
