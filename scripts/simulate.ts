@@ -175,24 +175,42 @@ console.log(
 );
 console.log(`  (${Math.round(p.ms)} ms)\n`);
 
-// The table of docs/scoring.md §8.
-console.log("## table (docs/scoring.md §8)");
+// The tables of docs/scoring.md §8.
+const worst = (r: LedgerResult, f: (t: LedgerResult["track"][number]) => number) =>
+  Math.max(0, ...r.track.map(f));
+console.log("## tables (docs/scoring.md §8)");
 console.log(
-  "| scenario | precision of band ≥ high | recall, admins clear flags (all / with a confirmed case) | recall, no clearing | innocents at `review` or worse | innocents at ≥ high (victims of the malicious side) | targets |",
+  "| scenario | precision of band ≥ high | recall, all / with a confirmed case: admins clear half the honest flags; none | innocents at `review` or worse: at NOW (worst week) | innocents at ≥ high: at NOW (worst week) | targets |",
 );
-console.log("| --- | --- | --- | --- | --- | --- | --- |");
+console.log("| --- | --- | --- | --- | --- | --- |");
 for (const row of rows) {
   const c = checkTargets(row.m, reference);
-  const missed = [
-    c.precision ? null : "precision",
-    c.victims ? null : "innocents at ≥ high",
-    c.recall ? null : "recall",
-    c.review ? null : "innocents at review",
-  ].filter((x) => x !== null);
+  const cell = (pass: boolean) => (pass ? "met" : "**not met**");
   console.log(
-    `| ${row.name} | ${pct(row.m.precision)} | ${pct(row.m.recall)} / ${pct(row.m.recallDetected)} | ${pct(row.u.recall)} / ${pct(row.u.recallDetected)} | ` +
-      `${pct(row.m.honestReviewShare, 3)} (${n(row.m.honestReviewOrWorse)} of ${n(row.m.honest)}) | ${row.m.honestHigh} (${row.m.maliciousVictimsHigh} of ${n(row.m.maliciousVictims)}) | ` +
-      `${missed.length === 0 ? "all met" : `all but ${missed.join(", ")}`} |`,
+    `| ${row.name} | ${pct(row.m.precision)} | ${pct(row.m.recall)} / ${pct(row.m.recallDetected)}; ${pct(row.u.recall)} / ${pct(row.u.recallDetected)} | ` +
+      `${pct(row.m.honestReviewShare, 3)}, ${n(row.m.honestReviewOrWorse)} (${worst(row.r, (t) => t.innocentReview)}) | ` +
+      `${row.m.honestHigh} (${worst(row.r, (t) => t.innocentHigh)}) | ` +
+      `precision ${cell(c.precision)}; ≥ high ${cell(c.victims)}${c.victims && worst(row.r, (t) => t.innocentHigh) > 0 ? " at NOW, **not every week**" : ""}; recall ${cell(c.recall)}; review ${cell(c.review)} |`,
+  );
+}
+console.log("");
+console.log(
+  "| scenario | trust at NOW | collusion groups | `after_lookup` flags: honest members (cleared), feedback platform; counted and flagged at NOW | disputes; voided, withdrawn, retracted |",
+);
+console.log("| --- | --- | --- | --- | --- |");
+for (const row of rows) {
+  const r = row.r;
+  const honest = [...r.platforms.values()].filter((p) => p.role === "honest").map((p) => p.trust);
+  const others = [...r.platforms]
+    .filter(([, p]) => p.role !== "honest")
+    .map(([id, p]) => `${id} (${p.role}) ${p.trust.toFixed(2)}`);
+  const sets = r.sets.map((x) => `{${x.members.join(", ")}}`).join(", ");
+  const ever = [...r.everGrouped.keys()].filter((p) => r.platforms.get(p)?.role !== "malicious");
+  console.log(
+    `| ${row.name} | honest ${Math.min(...honest).toFixed(2)}–${Math.max(...honest).toFixed(2)}; ${others.join("; ")} | ` +
+      `${sets || "none"}${ever.length ? `; honest ever grouped: ${ever.join(", ")}` : "; no honest platform ever"} | ` +
+      `${n(r.flagged.honest + r.flagged.careless)} (${n(r.cleared)}), ${n(r.flagged.feedback)}; ${n(r.flaggedAtNow)} | ` +
+      `${n(r.disputes)}; ${n(r.closed.voided)}, ${n(r.closed.withdrawn)}, ${n(r.closed.retracted)} |`,
   );
 }
 console.log(`\n(total ${((performance.now() - started) / 1000).toFixed(1)} s)`);
