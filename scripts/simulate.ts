@@ -96,7 +96,7 @@ function describe(name: string, r: LedgerResult, u: LedgerResult | null) {
   );
   console.log(
     `  look-ups: ${n(r.lookups)}; reports filed: ${n(r.filed)}; after_lookup flags: honest ${r.flagged.honest}, careless ${r.flagged.careless}, ` +
-      `feedback ${r.flagged.feedback}; cleared ${r.cleared}; counted and still flagged at NOW ${r.flaggedAtNow}` +
+      `feedback ${r.flagged.feedback} (of which filed because of its look-up: ${r.echoes.flagged} of ${r.echoes.filed}); cleared ${r.cleared}; counted and still flagged at NOW ${r.flaggedAtNow}` +
       (u ? ` (no clearing: ${u.flaggedAtNow})` : ""),
   );
   console.log(
@@ -195,7 +195,7 @@ for (const row of rows) {
 }
 console.log("");
 console.log(
-  "| scenario | trust at NOW | collusion groups | `after_lookup` flags: honest members (cleared), feedback platform; counted and flagged at NOW | disputes; voided, withdrawn, retracted |",
+  "| scenario | trust at NOW | collusion groups | `after_lookup` flags: honest members' (cleared), the feedback platform's (its reports filed because of its look-up: flagged of filed); counted and flagged at NOW | disputes; voided, withdrawn, retracted |",
 );
 console.log("| --- | --- | --- | --- | --- |");
 for (const row of rows) {
@@ -209,7 +209,7 @@ for (const row of rows) {
   console.log(
     `| ${row.name} | honest ${Math.min(...honest).toFixed(2)}–${Math.max(...honest).toFixed(2)}; ${others.join("; ")} | ` +
       `${sets || "none"}${ever.length ? `; honest ever grouped: ${ever.join(", ")}` : "; no honest platform ever"} | ` +
-      `${n(r.flagged.honest + r.flagged.careless)} (${n(r.cleared)}), ${n(r.flagged.feedback)}; ${n(r.flaggedAtNow)} | ` +
+      `${n(r.flagged.honest + r.flagged.careless)} (${n(r.cleared)}), ${n(r.flagged.feedback)}${r.echoes.filed ? ` (${n(r.echoes.flagged)} of ${n(r.echoes.filed)})` : ""}; ${n(r.flaggedAtNow)} | ` +
       `${n(r.disputes)}; ${n(r.closed.voided)}, ${n(r.closed.withdrawn)}, ${n(r.closed.retracted)} |`,
   );
 }

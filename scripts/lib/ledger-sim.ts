@@ -4,9 +4,11 @@
  *
  * - every claim is looked up when it arrives: `evaluate` over the buyer's records as they stand
  *   then (each platform's trust, flags and collusion group as the job last computed them);
- * - a report is filed when its investigation ends, flagged `after_lookup` when its reporter's own
- *   look-up of the buyer within `AFTER_LOOKUP_WINDOW_DAYS` before it answered review or worse
- *   (docs/scoring.md §3c); admins clear a stated share of honest members' flagged reports;
+ * - a report is filed when its investigation ends, flagged `after_lookup` when one of its
+ *   reporter's own look-ups of the buyer within `AFTER_LOOKUP_WINDOW_DAYS` before it answered
+ *   review or worse, as the ledger reconstructs that answer (`bandAt` of
+ *   worker/services/after-lookup.ts: the other members' records as they stood then, today's
+ *   trust and groups; docs/scoring.md §3c); admins clear a stated share of honest members' flags;
  * - buyers dispute, reporters withdraw or uphold, openers escalate, admins decide (docs/due-process.md);
  *   reporters retract some reports on their own;
  * - every `trustEveryDays` the job's work: collusion groups by `findCollusion` over the exact
@@ -20,6 +22,8 @@ import type { ReportStatus } from "../../schema";
 import { COLLUSION, type CollusionSet, findCollusion } from "../../worker/scoring/collusion";
 import { type Band, DEFAULT_MODEL, evaluate, type ScoreRecord } from "../../worker/scoring/model";
 import { TRUST, type TrustCounts, trustOf } from "../../worker/scoring/trust";
+import { AFTER_LOOKUP_PER_KEY, bandAt } from "../../worker/services/after-lookup";
+import type { PastRow } from "../../worker/services/scores";
 import {
   atLeast,
   type BuyerKind,
@@ -44,6 +48,8 @@ import {
 export const AFTER_LOOKUP_WINDOW_DAYS = 7;
 /** Days a dispute (or an escalation) stays open before it is overdue (`DISPUTE_DEADLINE_DAYS`). */
 export const DISPUTE_DEADLINE_DAYS = 20;
+/** Counted records the ledger reads per subject key and platform (`MAX_ACTIVE_REPORTS_PER_SUBJECT`). */
+export const MAX_ACTIVE_REPORTS_PER_SUBJECT = 50;
 
 /** What happens to reports once filed: the ledger's side of the simulation. */
 export interface LedgerParams {
@@ -102,6 +108,18 @@ interface Held extends MarketRecord {
   cleared: boolean;
   /** How it closed: retracted by the reporter alone, withdrawn under a dispute, voided by an admin. */
   closed: "retracted" | "withdrawn" | "voided" | null;
+  /** When it closed. */
+  closedAt: number | null;
+  /**
+   * Its dispute as the ledger keeps it: opened when first opened, decided when finally decided
+   * (an escalation undoes the reporter's decision), the latest deadline.
+   */
+  dispute: { opened: number; decided: number | null; deadline: number } | null;
+  /** Filed by the feedback platform because its look-up answered review or worse. */
+  echo: boolean;
+  /** The look-up it was flagged after, and when an admin cleared the flag. */
+  flaggedAfter: number | null;
+  clearedAt: number | null;
   /** Seeded draws for its outcome. */
   u: Draws;
 }
@@ -228,6 +246,8 @@ export interface LedgerResult {
   sets: CollusionSet[];
   groups: Map<string, string>;
   everGrouped: Map<string, number>;
+  /** The feedback platform's reports filed because of its look-up's answer, and how many were flagged. */
+  echoes: { filed: number; flagged: number };
   /** Look-ups made, reports filed, flagged (by the reporter's role), cleared, still flagged and counted at NOW. */
   lookups: number;
   filed: number;
@@ -256,12 +276,18 @@ export function runLedger(market: Market, ledger: LedgerParams = DEFAULT_LEDGER)
       flagged: false,
       cleared: false,
       closed: null,
+      closedAt: null,
+      dispute: null,
+      echo: false,
+      flaggedAfter: null,
+      clearedAt: null,
       u: draws(random),
     };
   });
   /** Per buyer: the reports filed so far, and each platform's look-ups (time, band). */
   const filedOf = new Map<number, Held[]>();
-  const lookupsOf = new Map<number, Map<string, { at: number; band: Band }[]>>();
+  /** Per buyer and platform: the times of its look-ups (the inquiry log keeps who and when, not the answer). */
+  const lookupsOf = new Map<number, Map<string, number[]>>();
   const disputes = new Map<number, boolean>();
   const disputes_ = (buyer: number) => {
     let d = disputes.get(buyer);
@@ -304,6 +330,27 @@ export function runLedger(market: Market, ledger: LedgerParams = DEFAULT_LEDGER)
     trust: trustFor(h.platformId),
     afterLookup: flagStands(h),
     group: groups.get(h.platformId) ?? null,
+  });
+
+  /** A record as the ledger's past read returns it (`pastScoreReadSql`), with today's trust and group. */
+  const pastRow = (h: Held, key: string): PastRow => ({
+    subject_key: key,
+    id: h.ref,
+    platform_id: h.platformId,
+    category: h.category,
+    confirmation: h.confirmation,
+    incident_at: h.incidentAt,
+    created_at: h.createdAt,
+    amount_value: h.amountValue,
+    amount_currency: h.amountCurrency,
+    status: h.status as ReportStatus,
+    updated_at: h.closedAt ?? h.createdAt,
+    confirmation_verified_at: h.verified ? h.createdAt : null,
+    after_lookup_at: h.flaggedAfter,
+    after_lookup_cleared_at: h.clearedAt,
+    disputes: h.dispute ? JSON.stringify([[h.dispute.opened, h.dispute.decided, h.dispute.deadline]]) : null,
+    trust: trustFor(h.platformId),
+    group_id: groups.get(h.platformId) ?? null,
   });
 
   /** The job: groups over the exact sets of counted, unflagged reporters; then trust (§2a, §3d). */
@@ -370,6 +417,7 @@ export function runLedger(market: Market, ledger: LedgerParams = DEFAULT_LEDGER)
   let disputeCount = 0;
   const flagged: Record<Role, number> = { honest: 0, careless: 0, feedback: 0, malicious: 0 };
   let feedbackRefs = 0;
+  const echoes = { filed: 0, flagged: 0 };
 
   const lookUp = (claim: Claim, at: number) => {
     const role = roles.get(claim.platformId) as Role;
@@ -379,9 +427,9 @@ export function runLedger(market: Market, ledger: LedgerParams = DEFAULT_LEDGER)
     const list = filedOf.get(claim.buyer) ?? [];
     const band = list.length === 0 ? "none" : evaluate(list.map(view), at, DEFAULT_MODEL).band;
     lookups++;
-    const byPlatform = lookupsOf.get(claim.buyer) ?? new Map<string, { at: number; band: Band }[]>();
+    const byPlatform = lookupsOf.get(claim.buyer) ?? new Map<string, number[]>();
     const mine = byPlatform.get(claim.platformId) ?? [];
-    mine.push({ at, band });
+    mine.push(at);
     byPlatform.set(claim.platformId, mine);
     lookupsOf.set(claim.buyer, byPlatform);
     // The feedback platform reports whoever its look-up shows at review or worse, right away
@@ -413,6 +461,11 @@ export function runLedger(market: Market, ledger: LedgerParams = DEFAULT_LEDGER)
         flagged: false,
         cleared: false,
         closed: null,
+        closedAt: null,
+        dispute: null,
+        echo: true,
+        flaggedAfter: null,
+        clearedAt: null,
         u: draws(random),
       };
       held.push(rec);
@@ -433,12 +486,37 @@ export function runLedger(market: Market, ledger: LedgerParams = DEFAULT_LEDGER)
     filed++;
     list.push(rec);
     filedOf.set(rec.buyer, list);
-    const mine = lookupsOf.get(rec.buyer)?.get(rec.platformId) ?? [];
-    rec.flagged = mine.some(
-      (l) => l.at <= at && at - l.at <= AFTER_LOOKUP_WINDOW_DAYS * DAY && atLeast(l.band, "medium"),
-    );
+    // The ledger's check (docs/scoring.md §3c, `bandAt`): each of the reporter's own look-ups of
+    // the buyer in the window, newest first, answered again from the other members' records as
+    // they stood then, with today's trust and groups; the latest at review or worse flags it.
+    const key = `buyer:${rec.buyer}`;
+    const window = (lookupsOf.get(rec.buyer)?.get(rec.platformId) ?? [])
+      .filter((l) => l <= at && at - l <= AFTER_LOOKUP_WINDOW_DAYS * DAY)
+      .sort((a, b) => b - a)
+      .slice(0, AFTER_LOOKUP_PER_KEY);
+    if (window.length > 0) {
+      const rows = list.filter((h) => h !== rec).map((h) => pastRow(h, key));
+      rec.flaggedAfter =
+        window.find((l) =>
+          atLeast(
+            bandAt(
+              rows,
+              { at: l, keys: [key] },
+              MAX_ACTIVE_REPORTS_PER_SUBJECT,
+              DEFAULT_MODEL,
+              rec.platformId,
+            ),
+            "medium",
+          ),
+        ) ?? null;
+    }
+    rec.flagged = rec.flaggedAfter !== null;
     const role = roles.get(rec.platformId) as Role;
     const u = rec.u;
+    if (rec.echo) {
+      echoes.filed++;
+      echoes.flagged += rec.flagged ? 1 : 0;
+    }
     if (rec.flagged) {
       flagged[role]++;
       if ((role === "honest" || role === "careless") && u.clear < ledger.clearShare) {
@@ -496,6 +574,7 @@ export function runLedger(market: Market, ledger: LedgerParams = DEFAULT_LEDGER)
         if (rec.status === "active") {
           rec.status = "retracted";
           rec.closed = "retracted";
+          rec.closedAt = at;
         }
         return;
       case "dispute":
@@ -503,6 +582,7 @@ export function runLedger(market: Market, ledger: LedgerParams = DEFAULT_LEDGER)
           disputeCount++;
           rec.status = "disputed";
           rec.disputeDeadlineAt = at + DISPUTE_DEADLINE_DAYS * DAY;
+          rec.dispute = { opened: at, decided: null, deadline: rec.disputeDeadlineAt };
           queue.push(at + uniform(u.respond, [1, 10]), { kind: "respond", rec });
         }
         return;
@@ -510,9 +590,13 @@ export function runLedger(market: Market, ledger: LedgerParams = DEFAULT_LEDGER)
         if (rec.status !== "disputed") {
           return;
         }
+        if (rec.dispute) {
+          rec.dispute.decided = at;
+        }
         if (rec.wrong && role !== "malicious" && u.withdraw < ledger.withdrawShare) {
           rec.status = "retracted";
           rec.closed = "withdrawn";
+          rec.closedAt = at;
           return;
         }
         // Upheld: the record counts fully again; the buyer's platform escalates a mistake or a
@@ -527,6 +611,11 @@ export function runLedger(market: Market, ledger: LedgerParams = DEFAULT_LEDGER)
         if (rec.status === "active") {
           rec.status = "disputed";
           rec.disputeDeadlineAt = at + DISPUTE_DEADLINE_DAYS * DAY;
+          if (rec.dispute) {
+            // As the ledger keeps an escalation: undecided again, with the new deadline.
+            rec.dispute.decided = null;
+            rec.dispute.deadline = rec.disputeDeadlineAt;
+          }
           queue.push(at + uniform(u.decide, [3, 17]), { kind: "decide", rec });
         }
         return;
@@ -535,12 +624,17 @@ export function runLedger(market: Market, ledger: LedgerParams = DEFAULT_LEDGER)
           // Admins decide on the evidence: a mistake or a lie is voided, a forgery stands.
           rec.status = rec.wrong ? "voided" : "active";
           rec.closed = rec.wrong ? "voided" : null;
+          rec.closedAt = rec.wrong ? at : null;
           rec.disputeDeadlineAt = null;
+          if (rec.dispute) {
+            rec.dispute.decided = at;
+          }
         }
         return;
       case "clear":
         if (rec.flagged && !rec.cleared) {
           rec.cleared = true;
+          rec.clearedAt = at;
           cleared++;
         }
         return;
@@ -622,6 +716,7 @@ export function runLedger(market: Market, ledger: LedgerParams = DEFAULT_LEDGER)
     sets,
     groups,
     everGrouped,
+    echoes,
     lookups,
     filed,
     flagged,
