@@ -270,6 +270,31 @@ describe("a report filed after the reporter's own look-up", () => {
     expect((await report(b, buyer)).afterLookup).toMatchObject({ band: "medium" });
   });
 
+  it("an admin verifying the report's police reference clears its flag too: a checked police report is independent evidence", async () => {
+    const [a, b, asker] = await Promise.all([newPlatform(), newPlatform(), newPlatform()]);
+    const buyer = await newBuyer();
+    await report(a, buyer);
+    expect((await scoreOk<Answer>(b, buyer)).band).toBe("medium");
+    const police = await report(b, buyer, {
+      confirmation: "police_report",
+      confirmationRef: `POLICE-${uniqueId("ref")}`,
+    });
+    expect(police.afterLookup).toMatchObject({ band: "medium", clearedAt: null });
+    const verified = await callJson<Report>(`/v1/admin/reports/${police.id}/verify-confirmation`, {
+      token: await adminToken(),
+      body: { note: "Reference confirmed with the issuing police station." },
+    });
+    expect(verified.status, JSON.stringify(verified.body)).toBe(200);
+    expect(verified.body.afterLookup?.clearedAt).toEqual(expect.any(String));
+    expect((await listed()).map((r) => r.id)).not.toContain(police.id);
+    const rows = await auditRowsEventually(verified.headers.get("x-request-id"));
+    expect(JSON.parse(rows[0]?.details ?? "{}")).toMatchObject({ afterLookupCleared: true });
+    const answer = await scoreOk<Answer>(asker, buyer);
+    expect(codes(answer)).not.toContain("AFTER_LOOKUP");
+    expect(codes(answer)).toContain("STRONG_CONFIRMATION");
+    expect(answer.band).not.toBe("medium");
+  });
+
   it("the answer is the one the look-up got then: a record filed after the look-up does not flag; one retracted since still does", async () => {
     const [a, b] = await Promise.all([newPlatform(), newPlatform()]);
     // B looks up first (nothing on record), then A reports, then B: at B's look-up the answer was none.
