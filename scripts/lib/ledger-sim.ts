@@ -519,7 +519,13 @@ export function runLedger(market: Market, ledger: LedgerParams = DEFAULT_LEDGER)
     }
     if (rec.flagged) {
       flagged[role]++;
-      if ((role === "honest" || role === "careless") && u.clear < ledger.clearShare) {
+      if (rec.verified && (rec.confirmation === "police_report" || rec.confirmation === "court_ruling")) {
+        // Verifying a police or court reference clears the flag too (§3c); the simulation takes
+        // honest members' references as verified when filed.
+        rec.cleared = true;
+        rec.clearedAt = at;
+        cleared++;
+      } else if ((role === "honest" || role === "careless") && u.clear < ledger.clearShare) {
         queue.push(at + uniform(u.clearDelay, ledger.clearAfterDays), { kind: "clear", rec });
       }
     }
