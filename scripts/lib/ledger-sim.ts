@@ -8,7 +8,8 @@
  *   reporter's own look-ups of the buyer within `AFTER_LOOKUP_WINDOW_DAYS` before it answered
  *   review or worse, as the ledger reconstructs that answer (`bandAt` of
  *   worker/services/after-lookup.ts: the other members' records as they stood then, today's
- *   trust and groups; docs/scoring.md §3c); admins clear a stated share of honest members' flags;
+ *   trust and groups; docs/scoring.md §3c); admins clear honest members' flags on their evidence
+ *   (all of them by default, a stated share to measure slower admins);
  * - buyers dispute, reporters withdraw or uphold, openers escalate, admins decide (docs/due-process.md);
  *   reporters retract some reports on their own;
  * - every `trustEveryDays` the job's work: collusion groups by `findCollusion` over the exact
@@ -70,7 +71,9 @@ export interface LedgerParams {
   retractAfterDays: [number, number];
   /**
    * Share of honest and careless members' flagged reports an admin clears on their own evidence,
-   * `clearAfterDays` after filing; never the feedback platform's nor a malicious platform's.
+   * `clearAfterDays` after filing; never the feedback platform's nor a malicious platform's. The
+   * designed process is 1: admins review every flagged report (docs/scoring.md §3c); lower shares
+   * measure what slower admins cost.
    */
   clearShare: number;
   clearAfterDays: [number, number];
@@ -91,7 +94,7 @@ export const DEFAULT_LEDGER: LedgerParams = {
   retractWrong: 0.2,
   retractRight: 0.01,
   retractAfterDays: [14, 120],
-  clearShare: 0.5,
+  clearShare: 1,
   clearAfterDays: [7, 30],
   trustEveryDays: 7,
   memberDaysAtStart: 365,

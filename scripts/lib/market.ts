@@ -539,6 +539,12 @@ export interface PhotoMetrics {
   switchedByBand: Record<Band, number>;
   /** The same, for fresh accounts whose photo had been confirmed on 2 or more platforms. */
   switchedMultiByBand: Record<Band, number>;
+  /**
+   * Those of them below `high`: the claim's copy within the match distance of only one platform's
+   * fingerprints, or of two or more platforms' with a match under dispute (half weight) or flagged
+   * `after_lookup` and uncleared (no consensus).
+   */
+  switchedMultiBelowHigh: { onePlatform: number; disputedOrFlagged: number };
   /** Forgers claiming again on their own account with a reused photo: answers that changed. */
   ownAccountMoved: number;
   /** Innocent buyers (honest, wrongly confirmed, malicious victims), each claiming with a photo… */
@@ -668,6 +674,7 @@ export function simulatePhotos(buyers: SimBuyer[], params: MarketParams = DEFAUL
     switchedConfirmedMissed: 0,
     switchedByBand: bands(),
     switchedMultiByBand: bands(),
+    switchedMultiBelowHigh: { onePlatform: 0, disputedOrFlagged: 0 },
     ownAccountMoved: 0,
     innocent: 0,
     innocentMatched: 0,
@@ -688,7 +695,8 @@ export function simulatePhotos(buyers: SimBuyer[], params: MarketParams = DEFAUL
       if (random() < params.switchShare) {
         // A fresh account: no record, one claim with a perturbed copy of one of the photos.
         const origin = pool[Math.floor(random() * pool.length)] as Chunks;
-        const fresh = evaluate([], NOW, model, undefined, [matchesOf(perturb(origin))]);
+        const matches = matchesOf(perturb(origin));
+        const fresh = evaluate([], NOW, model, undefined, [matches]);
         const platforms = confirmedPlatforms(origin);
         metrics.switched++;
         metrics.switchedConfirmedBefore += platforms > 0 ? 1 : 0;
@@ -696,6 +704,10 @@ export function simulatePhotos(buyers: SimBuyer[], params: MarketParams = DEFAUL
         metrics.switchedByBand[fresh.band]++;
         if (platforms >= 2) {
           metrics.switchedMultiByBand[fresh.band]++;
+          if (!atLeast(fresh.band, "high")) {
+            const matched = new Set(matches.map((m) => m.platformId)).size;
+            metrics.switchedMultiBelowHigh[matched >= 2 ? "disputedOrFlagged" : "onePlatform"]++;
+          }
         }
       }
     } else {

@@ -38,10 +38,10 @@ export const SCENARIOS: Scenario[] = [
 /** The same baseline under other assumptions: how much the answers lean on them. */
 export const SENSITIVITY: { id: string; name: string; market: MarketParams; ledger: LedgerParams }[] = [
   {
-    id: "clear_all",
-    name: "admins clear every honest flagged report",
+    id: "clear_half",
+    name: "admins clear only half the honest flagged reports (at random), not all",
     market: DEFAULT_MARKET,
-    ledger: { ...DEFAULT_LEDGER, clearShare: 1 },
+    ledger: { ...DEFAULT_LEDGER, clearShare: 0.5 },
   },
   {
     id: "disputes_25",
@@ -78,10 +78,18 @@ export const SENSITIVITY: { id: string; name: string; market: MarketParams; ledg
 /** Days between the figures' snapshots of every buyer's band. */
 export const TRACK_EVERY_DAYS = 7;
 
-/** Runs a scenario with admins clearing flagged reports (the default, tracked over time) and without. */
-export function runScenario(s: Scenario): { cleared: LedgerResult; uncleared: LedgerResult } {
+/** A scenario's runs: admins clear every honest flag (the default, tracked over time), half, none. */
+export interface ScenarioRuns {
+  cleared: LedgerResult;
+  half: LedgerResult;
+  uncleared: LedgerResult;
+}
+
+/** Runs a scenario as the ledger is designed (admins clear every honest flag), and with slower admins. */
+export function runScenario(s: Scenario): ScenarioRuns {
   return {
     cleared: simulate(s.market, { ...DEFAULT_LEDGER, trackEveryDays: TRACK_EVERY_DAYS }),
+    half: simulate(s.market, { ...DEFAULT_LEDGER, clearShare: 0.5 }),
     uncleared: simulate(s.market, { ...DEFAULT_LEDGER, clearShare: 0 }),
   };
 }
@@ -93,13 +101,18 @@ export interface TargetCheck {
   review: boolean;
 }
 
-/** Issue 13's targets; `reference` is pixiu-score/1 on the baseline market (`scoreAsV1`). */
+/**
+ * Issue 13's targets. The recall target compares with `pixiu-score/1` reading the same simulated
+ * ledger (`LedgerResult.v1`): the disputes, retractions and investigations still open at NOW happen
+ * whatever the model, so only that comparison measures what the model's rules cost. The idealised
+ * reference (`scoreAsV1`: every report in at once, none disputed) is printed beside it.
+ */
 export const REVIEW_TARGET = 0.007;
-export function checkTargets(m: Metrics, reference: Metrics): TargetCheck {
+export function checkTargets(m: Metrics, sameLedgerV1: Metrics): TargetCheck {
   return {
     precision: m.precision === 1,
     victims: m.honestHigh === 0,
-    recall: m.recall >= reference.recall && m.recallDetected >= reference.recallDetected,
+    recall: m.recall >= sameLedgerV1.recall && m.recallDetected >= sameLedgerV1.recallDetected,
     review: m.honestReviewShare <= REVIEW_TARGET,
   };
 }
