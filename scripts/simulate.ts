@@ -110,7 +110,7 @@ function describe(name: string, runs: ScenarioRuns) {
       `this ledger with every platform at trust 1 ${pct(rescore(r, (x) => ({ ...x, trust: 1 })).recall)}`,
   );
   console.log(
-    `  pixiu-score/1 on this ledger: precision ${pct(r.v1.precision, 2)}, innocents at ≥ high ${r.v1.honestHigh} (malicious victims ${r.v1.maliciousVictimsHigh}), at review or worse ${n(r.v1.honestReviewOrWorse)} (${pct(r.v1.honestReviewShare, 3)})`,
+    `  pixiu-score/1 on this ledger: forgers at ≥ high ${n(r.v1.flaggedHigh - r.v1.honestHigh)}, precision ${pct(r.v1.precision, 2)}, innocents at ≥ high ${r.v1.honestHigh} (malicious victims ${r.v1.maliciousVictimsHigh}), at review or worse ${n(r.v1.honestReviewOrWorse)} (${pct(r.v1.honestReviewShare, 3)})`,
   );
   console.log(
     `  innocent buyers at review or worse: ${n(m.honestReviewOrWorse)} of ${n(m.honest)} (${pct(m.honestReviewShare, 3)}); at ≥ high: ${m.honestHigh}`,

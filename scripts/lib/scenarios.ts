@@ -44,6 +44,12 @@ export const SENSITIVITY: { id: string; name: string; market: MarketParams; ledg
     ledger: { ...DEFAULT_LEDGER, clearShare: 0.5 },
   },
   {
+    id: "clear_fast",
+    name: "admins clear each honest flag 1–3 days after filing, not 7–30",
+    market: DEFAULT_MARKET,
+    ledger: { ...DEFAULT_LEDGER, clearAfterDays: [1, 3] },
+  },
+  {
     id: "disputes_25",
     name: "a quarter of wrongly reported buyers dispute (not half)",
     market: DEFAULT_MARKET,
