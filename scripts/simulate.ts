@@ -154,6 +154,14 @@ function describe(name: string, runs: ScenarioRuns) {
       `feedback ${r.flagged.feedback} (of which filed because of its look-up: ${r.echoes.flagged} of ${r.echoes.filed}); cleared ${r.cleared}; counted and still flagged at NOW ${r.flaggedAtNow}` +
       ` (half cleared: ${half.flaggedAtNow}; none cleared: ${u.flaggedAtNow})`,
   );
+  const careless = [...r.platforms].find(([, p]) => p.role === "careless")?.[0];
+  if (careless) {
+    // What the careless member's trust buys and costs: the same ledger with it alone at trust 1.
+    const full = rescore(r, (x) => (x.platformId === careless ? { ...x, trust: 1 } : x));
+    console.log(
+      `  the same ledger with ${careless} at trust 1: recall ${recallOf(full)}; innocents at review or worse ${n(full.honestReviewOrWorse)}, at ≥ high ${full.honestHigh}`,
+    );
+  }
   if (r.echoes.filed > 0) {
     // The feedback platform's reports filed because of its look-up's answer (refs `f…`): whom they
     // were about, and what admins leaving its other flagged reports (its own detections) cost.
@@ -298,8 +306,12 @@ if (process.argv.includes("--daily")) {
     const most = r.track.reduce((a, b) => (b.innocentHigh > a.innocentHigh ? b : a));
     console.log("## the coalition with the job recomputing every day");
     for (const id of ["m1", "m2", "m3"]) {
-      const grouped = r.everGrouped.get(id);
-      console.log(`  ${id}: in a group from ${grouped ? day(grouped) : "never"}`);
+      const grouped = r.everGrouped.get(id) ?? Number.POSITIVE_INFINITY;
+      const before = r.trust.filter((x) => x.at < grouped);
+      const top = before.reduce((a, b) => ((b.trust[id] ?? 0) > (a.trust[id] ?? 0) ? b : a));
+      console.log(
+        `  ${id}: in a group from ${Number.isFinite(grouped) ? day(grouped) : "never"}; highest trust before ${(top.trust[id] ?? 0).toFixed(2)} (${day(top.at)})`,
+      );
     }
     console.log(
       `  innocents at ≥ high on ${high.length} days (${high.map((x) => day(x.at)).join(", ")}), at most ${most.innocentHigh} at once, ${r.everHigh} ever; ` +
