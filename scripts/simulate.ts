@@ -286,7 +286,7 @@ console.log(
   `  of them, photo confirmed on 2+ platforms: ${multi}; by band: ${byBand(p.switchedMultiByBand)}; at review or worse: ${review(p.switchedMultiByBand)} (${pct(review(p.switchedMultiByBand) / Math.max(1, multi))}); at band ≥ high: ${high(p.switchedMultiByBand)} (${pct(high(p.switchedMultiByBand) / Math.max(1, multi))})`,
 );
 console.log(
-  `    below high: the copy matched only one platform's fingerprints ${p.switchedMultiBelowHigh.onePlatform}; two or more platforms', one under dispute or flagged ${p.switchedMultiBelowHigh.disputedOrFlagged}`,
+  `    below high: the copy within the match distance of fewer than two platforms' fingerprints ${p.switchedMultiBelowHigh.onePlatform} (of none: ${p.switchedMultiByBand.none}); of two or more, one under dispute or flagged ${p.switchedMultiBelowHigh.disputedOrFlagged}`,
 );
 console.log(
   `  forgers claiming again on their own account with a reused photo: answers changed ${p.ownAccountMoved}`,

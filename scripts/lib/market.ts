@@ -540,9 +540,9 @@ export interface PhotoMetrics {
   /** The same, for fresh accounts whose photo had been confirmed on 2 or more platforms. */
   switchedMultiByBand: Record<Band, number>;
   /**
-   * Those of them below `high`: the claim's copy within the match distance of only one platform's
-   * fingerprints, or of two or more platforms' with a match under dispute (half weight) or flagged
-   * `after_lookup` and uncleared (no consensus).
+   * Those of them below `high`: the claim's copy within the match distance of fewer than two
+   * platforms' fingerprints (`onePlatform`: one or none), or of two or more platforms' with a match
+   * under dispute (half weight) or flagged `after_lookup` and uncleared (no consensus).
    */
   switchedMultiBelowHigh: { onePlatform: number; disputedOrFlagged: number };
   /** Forgers claiming again on their own account with a reused photo: answers that changed. */
