@@ -91,7 +91,10 @@ describe("reporter trust", () => {
     );
     // 50 adverse of 1000: exactly the allowance, so still clean; corroboration 0.3 ≥ 0.2.
     expect(careless.trust).toBe(1);
-    const worse = trustOf({ reports: 1000, corroborated: 300, voided: 120, withdrawn: 30, retracted: 0 }, 400);
+    const worse = trustOf(
+      { reports: 1000, corroborated: 300, voided: 120, withdrawn: 30, retracted: 0 },
+      400,
+    );
     // 15%: clean = 1 − 4 × 0.10 = 0.6.
     expect(worse.trust).toBeCloseTo(0.6, 10);
   });
