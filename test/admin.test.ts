@@ -793,6 +793,7 @@ describe("POST /v1/admin/maintenance/run", () => {
       [
         "archived",
         "checkpoint",
+        "collusion",
         "complete",
         "disputesMarkedOverdue",
         "eventsPurged",
