@@ -11,7 +11,9 @@ export const TRUST_CHUNK = 100;
  * Recomputes the reporter trust of the platforms with no row or a row older than
  * `TRUST.recomputeMs` (docs/scoring.md §2a): counts their reports' outcomes in one read, applies
  * the pure rule, writes every row in one statement. Corroboration is an index probe per counted
- * report (`report_subjects` by report, then by key): the job's work, never a score query's.
+ * report (`report_subjects` by report, then by key): the job's work, never a score query's. A
+ * member of the platform's own collusion group (docs/scoring.md §3d) does not corroborate it: a
+ * coalition cannot earn full trust by confirming itself.
  */
 export async function recomputeTrust(d1: Db, now: number): Promise<number> {
   const rows = await all<TrustCounts & { platform_id: string; created_at: number }>(
@@ -31,7 +33,10 @@ export async function recomputeTrust(d1: Db, now: number): Promise<number> {
         (SELECT count(*) FROM reports r WHERE r.platform_id = due.id AND r.status IN ('active', 'disputed')
           AND EXISTS (SELECT 1 FROM report_subjects s CROSS JOIN report_subjects o
             ON o.subject_key = s.subject_key AND o.counted = 1 AND o.platform_id <> due.id
-            WHERE s.report_id = r.id)) AS corroborated
+            WHERE s.report_id = r.id
+              AND NOT EXISTS (SELECT 1 FROM platform_groups mine CROSS JOIN platform_groups theirs
+                ON theirs.group_id = mine.group_id
+                WHERE mine.platform_id = due.id AND theirs.platform_id = o.platform_id))) AS corroborated
       FROM due`,
   );
   if (rows.length === 0) {
