@@ -103,6 +103,26 @@ describe("findCollusion", () => {
     expect(findCollusion([["a"], ["b"]]).groups.size).toBe(0);
   });
 
+  it("reproduces the worked example of docs/scoring.md §3d", () => {
+    const all = ["a", "b", "c", "d", "e", "f", "x", "y"];
+    const pairs = all.flatMap((p, i) => all.slice(i + 1).map((q) => [p, q]));
+    const market = pairs.flatMap((pair) => copies(10, pair));
+    const r = findCollusion([...market, ...copies(50, ["x", "y"])]);
+    expect(r.sets).toHaveLength(1);
+    const [set] = r.sets;
+    expect(set?.members).toEqual(["x", "y"]);
+    expect(set?.observed).toBe(60);
+    // μ = 270 / 27 = 10; sd(ln μ) = 0.2; μ° = 10 e^0.6.
+    expect(set?.expected).toBeCloseTo(10 * Math.exp(0.6), 6);
+    expect(set?.pValue).toBeCloseTo(9.0e-15, 16);
+    expect([...r.groups]).toEqual([
+      ["x", "x"],
+      ["y", "x"],
+    ]);
+    // 30 more instead: beyond chance at face value (40 ≥ 3 × 10), not at its most cautious.
+    expect(findCollusion([...market, ...copies(30, ["x", "y"])]).sets).toEqual([]);
+  });
+
   it("never flags a set with fewer than minShared buyers, whatever the rest", () => {
     fc.assert(
       fc.property(
