@@ -122,8 +122,22 @@ export function normalise(type: IdentifierType, input: string): string {
 
 /** Imports the consortium key (32 random bytes, base64url) for HMAC-SHA256. */
 export async function consortiumKey(base64url: string): Promise<CryptoKey> {
-  const b64 = base64url.replace(/-/g, "+").replace(/_/g, "/");
-  const raw = Uint8Array.from(atob(b64 + "=".repeat((4 - (b64.length % 4)) % 4)), (c) => c.charCodeAt(0));
+  if (typeof base64url !== "string" || base64url.trim() === "") {
+    // `consortiumKey(process.env.PIXIU_CONSORTIUM_KEY)` with the variable unset.
+    throw new IdentifierError(
+      "no consortium key: pass the consortium's shared key (32 bytes or more, base64url), e.g. from PIXIU_CONSORTIUM_KEY",
+    );
+  }
+  const b64 = base64url.trim().replace(/-/g, "+").replace(/_/g, "/");
+  let decoded: string;
+  try {
+    decoded = atob(b64 + "=".repeat((4 - (b64.length % 4)) % 4));
+  } catch {
+    throw new IdentifierError(
+      "the consortium key is not base64url (quotes or other characters around it?); the value is not shown: it is a secret",
+    );
+  }
+  const raw = Uint8Array.from(decoded, (c) => c.charCodeAt(0));
   if (raw.length < 32) {
     throw new IdentifierError("the consortium key must be at least 32 bytes");
   }

@@ -12,10 +12,12 @@ export {
   type BackfillOptions,
   type BackfillSummary,
   backfill,
+  lockFileFor,
   rejectsFileFor,
   stateFileFor,
 } from "./cli/backfill.ts";
 export { readJwkFile } from "./cli/config.ts";
+export { LockedError } from "./cli/lock.ts";
 export { BACKFILL_COLUMNS, type BackfillRow, prepareRow, type RowResult } from "./cli/rows.ts";
 
 /** What `pixiu fingerprint <path>` prints. */

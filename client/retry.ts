@@ -27,9 +27,41 @@ export const DEFAULT_RETRY: RetryOptions = {
   baseDelayMs: 250,
   maxDelayMs: 8_000,
   maxRetryAfterMs: 60_000,
-  sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+  // setTimeout fires at once beyond 2^31 − 1 ms (about 24.8 days): wait in steps instead.
+  sleep: longSleep,
   random: Math.random,
 };
+
+/**
+ * The defaults with the caller's options over them; an option given as `undefined` keeps its
+ * default (spread as it was, `{ attempts: undefined }` switched retries off), and numbers that
+ * are not numbers are refused rather than read as "never" or "at once".
+ */
+export function retryOptions(partial: Partial<RetryOptions> = {}): RetryOptions {
+  const given = Object.fromEntries(Object.entries(partial).filter(([, value]) => value !== undefined));
+  const options = { ...DEFAULT_RETRY, ...given } as RetryOptions;
+  if (!Number.isInteger(options.attempts) || options.attempts < 1) {
+    throw new RangeError("retry.attempts must be a whole number of at least 1");
+  }
+  for (const name of ["baseDelayMs", "maxDelayMs", "maxRetryAfterMs"] as const) {
+    if (!(options[name] >= 0)) {
+      throw new RangeError(`retry.${name} must be a number of milliseconds, 0 or more`);
+    }
+  }
+  return options;
+}
+
+const MAX_TIMEOUT_MS = 2_147_483_647;
+
+/** Sleeps `ms`, however long: one timer per 2^31 − 1 ms, since a longer one would fire at once. */
+async function longSleep(ms: number): Promise<void> {
+  let left = ms;
+  do {
+    const step = Math.min(Math.max(0, left), MAX_TIMEOUT_MS);
+    await new Promise((resolve) => setTimeout(resolve, step));
+    left -= step;
+  } while (left > 0);
+}
 
 /** `Retry-After` as seconds: delta-seconds or an HTTP date; null when absent or unreadable. */
 export function parseRetryAfter(value: string | null, now = Date.now()): number | null {

@@ -9,9 +9,9 @@
  */
 import type { JWK } from "jose";
 import createClient, { type Client } from "openapi-fetch";
-import { PixiuError, type Problem, syntheticProblem } from "./errors.ts";
+import { PixiuError, PROBLEM_BASE, type Problem, syntheticProblem } from "./errors.ts";
 import type { components, paths } from "./generated/openapi.ts";
-import { backoffMs, DEFAULT_RETRY, isRetryableStatus, parseRetryAfter, type RetryOptions } from "./retry.ts";
+import { backoffMs, isRetryableStatus, parseRetryAfter, type RetryOptions, retryOptions } from "./retry.ts";
 import { signToken } from "./token.ts";
 
 type Schemas = components["schemas"];
@@ -52,8 +52,18 @@ export const MAX_BATCH_PHOTOS = 64;
 export const BOOKMARK_HEADER = "Pixiu-Bookmark";
 
 export interface PixiuClientOptions {
-  /** The ledger, e.g. `http://127.0.0.1:8787`. */
+  /**
+   * The ledger, e.g. `https://ledger.example` (a path prefix such as `https://gw.example/pixiu`
+   * is kept). `https://`, or `http://` to this machine only (127.0.0.0/8, ::1, localhost): tokens
+   * and buyer hashes never cross a network in clear unless `allowInsecureHttp` says so. No
+   * credentials, query or fragment.
+   */
   baseUrl: string;
+  /**
+   * Allows `http://` to another host (a network you trust end to end). Also implied by your own
+   * `fetch`, whose transport is yours (a service binding, a proxy agent, a test double).
+   */
+  allowInsecureHttp?: boolean;
   /** The calling platform's id: the tokens' issuer. */
   platformId: string;
   /** The platform's private JWK (EdDSA or ES256), as `pixiu keygen` writes it. */
@@ -76,7 +86,11 @@ export interface PixiuClientOptions {
   bookmark?: string;
 }
 
-/** How one route is called: the scopes any of which it accepts, and whether a lost answer may be asked again. */
+/**
+ * How one route is called: the scopes any of which it accepts (in order of preference: a token
+ * carries the first one the platform holds, never several), and whether a lost answer may be
+ * asked again.
+ */
 interface RoutePolicy {
   method: string;
   path: RegExp;
@@ -85,7 +99,11 @@ interface RoutePolicy {
   repeatable: boolean;
 }
 
-const ANY: Scope[] = [...SCOPES];
+/**
+ * Routes any scope opens (the event feed, the webhook). A token asks for one of them, the read
+ * scope first: a token is never broader than the one scope its route needs.
+ */
+const ANY: Scope[] = ["scores:read", "disputes:write", "reports:write"];
 
 /** Every platform route, from the route guards (docs/api.md); one table, so no call can pick its own. */
 const ROUTES: RoutePolicy[] = [
@@ -114,6 +132,41 @@ const ROUTES: RoutePolicy[] = [
   { method: "DELETE", path: /^\/v1\/webhook$/, scopes: ANY, repeatable: false },
 ];
 
+/** Whether a URL's host is this machine (127.0.0.0/8, ::1, localhost). */
+export function isLoopbackHost(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(hostname);
+}
+
+/**
+ * The checked base URL: parsed, without credentials (they would be echoed by fetch's own errors
+ * and land in a back-fill's state file), query or fragment, and over https unless it is this
+ * machine or `insecure` allows http. Messages never repeat the URL's credentials.
+ */
+export function checkBaseUrl(baseUrl: string, insecure: boolean): URL {
+  let url: URL;
+  try {
+    url = new URL(baseUrl);
+  } catch {
+    throw new TypeError("PixiuClient: baseUrl is not an absolute URL (e.g. https://ledger.example)");
+  }
+  if (url.username || url.password) {
+    throw new TypeError(
+      "PixiuClient: baseUrl must not carry credentials (user:password@); the ledger authenticates by the signed token",
+    );
+  }
+  if (url.search || url.hash) {
+    throw new TypeError("PixiuClient: baseUrl must not carry a query or a fragment");
+  }
+  if (url.protocol === "https:" || (url.protocol === "http:" && (insecure || isLoopbackHost(url.hostname)))) {
+    return url;
+  }
+  throw new TypeError(
+    url.protocol === "http:"
+      ? `PixiuClient: baseUrl must be https:// for ${url.hostname} (http:// is for a ledger on this machine): tokens and buyer hashes would cross the network in clear; set allowInsecureHttp on a network you trust end to end`
+      : `PixiuClient: baseUrl must be https:// (or http:// to this machine), not ${url.protocol}`,
+  );
+}
+
 function policyFor(method: string, pathname: string): RoutePolicy {
   const policy = ROUTES.find((r) => r.method === method && r.path.test(pathname));
   if (!policy) {
@@ -127,6 +180,34 @@ function isJson(response: Response): boolean {
   return /json/i.test(response.headers.get("content-type") ?? "");
 }
 
+/** Statuses whose answers have no body (a Response with one cannot be built). */
+const NULL_BODY_STATUSES = new Set([204, 205]);
+
+/** The ledger's own 429 and 503 (problem+json): it refused the request before doing anything. */
+function isLedgerRefusal(problem: Problem): boolean {
+  return problem.type === `${PROBLEM_BASE}rate-limited` || problem.type === `${PROBLEM_BASE}unavailable`;
+}
+
+function isRedirect(response: Response): boolean {
+  return (response.type as string) === "opaqueredirect" || (response.status >= 300 && response.status < 400);
+}
+
+/** A redirect is never followed: the request's body (buyer hashes, a report) goes to the ledger only. */
+function redirectProblem(response: Response): Problem {
+  let to = "";
+  try {
+    const location = response.headers.get("location");
+    to = location ? ` to ${new URL(location, response.url || undefined).origin}` : "";
+  } catch {
+    // an unreadable Location: name no target
+  }
+  void response.body?.cancel().catch(() => undefined);
+  return syntheticProblem(
+    response.status,
+    `the answer is a redirect${to}, which the client does not follow (a request's body goes to the ledger only): set baseUrl to the ledger's own address`,
+  );
+}
+
 export class PixiuClient {
   /**
    * The typed openapi-fetch client underneath, for routes without a method here; its requests are
@@ -137,6 +218,8 @@ export class PixiuClient {
   readonly #retry: RetryOptions;
   readonly #fetch: (request: Request) => Promise<Response>;
   readonly #granted: readonly Scope[];
+  /** The base URL's path (`/pixiu` behind a gateway), which route policies are matched without. */
+  readonly #prefix: string;
   #bookmark: string | null;
 
   constructor(options: PixiuClientOptions) {
@@ -146,13 +229,18 @@ export class PixiuClient {
     if (!(options.kid ?? options.privateJwk?.kid)) {
       throw new TypeError("PixiuClient needs a kid: in the JWK or as the kid option");
     }
+    const base = checkBaseUrl(
+      options.baseUrl,
+      options.allowInsecureHttp === true || options.fetch !== undefined,
+    );
     this.#options = options;
-    this.#retry = { ...DEFAULT_RETRY, ...options.retry };
+    this.#retry = retryOptions(options.retry);
     this.#fetch = options.fetch ?? ((request) => globalThis.fetch(request));
     this.#granted = options.grantedScopes ?? SCOPES;
     this.#bookmark = options.bookmark ?? null;
+    this.#prefix = base.pathname.replace(/\/+$/, "");
     this.api = createClient<paths>({
-      baseUrl: options.baseUrl.replace(/\/+$/, ""),
+      baseUrl: `${base.origin}${this.#prefix}`,
       fetch: (request) => this.#send(request),
     });
   }
@@ -176,9 +264,17 @@ export class PixiuClient {
   async reportBulk(reports: ReportBody[], options: { concurrency?: number } = {}): Promise<BulkItemResult[]> {
     const chunks = chunk(reports, MAX_BULK_REPORTS);
     const results = await mapConcurrent(chunks, options.concurrency ?? 1, async (part, n) => {
-      const { data } = await this.api.POST("/v1/reports/bulk", { body: { reports: part } });
+      const { data, response } = await this.api.POST("/v1/reports/bulk", { body: { reports: part } });
+      // One result per report of the call, each index once: anything else is not an answer to it.
+      const answered = [...(data?.results ?? [])].sort((a, b) => a.index - b.index);
+      if (answered.length !== part.length || answered.some((r, i) => r.index !== i)) {
+        throw mismatch(
+          response,
+          `a bulk call of ${part.length} reports was answered with ${answered.length} results that do not name each once`,
+        );
+      }
       const offset = n * MAX_BULK_REPORTS;
-      return (data?.results ?? []).map((r) => ({ ...r, index: r.index + offset }));
+      return answered.map((r) => ({ ...r, index: r.index + offset }));
     });
     return results.flat();
   }
@@ -252,10 +348,19 @@ export class PixiuClient {
       batches.push(current);
     }
     const answers = await mapConcurrent(batches, options.concurrency ?? 1, async (part) => {
-      const { data } = await this.api.POST("/v1/scores/batch", {
+      const { data, response } = await this.api.POST("/v1/scores/batch", {
         body: { purpose: options.purpose ?? "refund_review", queries: part },
       });
-      return data?.results ?? [];
+      // The answers are matched to the buyers by place: a short or reordered answer would put one
+      // buyer's score on another, so it is refused whole.
+      const results = data?.results ?? [];
+      if (results.length !== part.length || results.some((r, i) => r.ref !== part[i]?.ref)) {
+        throw mismatch(
+          response,
+          `a batch of ${part.length} buyers was answered with ${results.length} results not in their order`,
+        );
+      }
+      return results;
     });
     return answers.flat();
   }
@@ -313,15 +418,19 @@ export class PixiuClient {
   /**
    * Every request goes through here: a fresh token per attempt (a new jti, the route's narrowest
    * scope), the newest bookmark, retries by the policy, and an error thrown for anything but 2xx.
+   * Redirects are not followed (a body of buyer hashes goes to the ledger or nowhere), and the
+   * answer is read whole here, so a connection lost mid-answer is a network failure like any
+   * other.
    */
   async #send(request: Request): Promise<Response> {
     const url = new URL(request.url);
-    const policy = policyFor(request.method, url.pathname);
-    const scopes = policy.scopes.filter((s) => this.#granted.includes(s));
-    const scope = (scopes.length > 0 ? scopes : policy.scopes).join(" ");
+    const policy = policyFor(request.method, this.#routePath(url.pathname));
+    // One scope, the first the platform holds: a token that leaks opens one kind of route.
+    const scope = policy.scopes.find((s) => this.#granted.includes(s)) ?? (policy.scopes[0] as Scope);
     const body =
       request.method === "GET" || request.method === "DELETE" ? undefined : await request.arrayBuffer();
     const retry = this.#retry;
+    const notRetried = policy.repeatable ? "" : " (not retried: the request may have taken effect)";
     for (let attempt = 1; ; attempt++) {
       const headers = new Headers(request.headers);
       headers.set("authorization", `Bearer ${await this.#token(scope)}`);
@@ -329,15 +438,20 @@ export class PixiuClient {
         headers.set(BOOKMARK_HEADER, this.#bookmark);
       }
       let response: Response;
+      let bytes: ArrayBuffer | null = null;
       try {
         response = await this.#fetch(
           new Request(url, {
             method: request.method,
             headers,
             body,
+            redirect: "manual",
             signal: AbortSignal.timeout(this.#options.timeoutMs ?? 30_000),
           }),
         );
+        if (response.ok) {
+          bytes = await response.arrayBuffer();
+        }
       } catch (cause) {
         if (policy.repeatable && attempt < retry.attempts) {
           await retry.sleep(backoffMs(retry, attempt, null));
@@ -347,34 +461,60 @@ export class PixiuClient {
           status: 0,
           problem: syntheticProblem(
             0,
-            `${request.method} ${url.pathname}: ${(cause as Error)?.message ?? cause}${policy.repeatable ? "" : " (not retried: the request may have taken effect)"}`,
+            `${request.method} ${url.pathname}: ${(cause as Error)?.message ?? cause}${notRetried}`,
           ),
           attempts: attempt,
           cause,
         });
       }
       this.#keepBookmark(response.headers.get(BOOKMARK_HEADER));
-      if (response.ok) {
-        return response;
+      if (response.ok && bytes !== null) {
+        if (bytes.byteLength > 0 && !isJson(response)) {
+          // A captive portal's or a proxy's page answered 200: not the ledger's answer.
+          throw new PixiuError({
+            status: response.status,
+            problem: syntheticProblem(
+              response.status,
+              `${request.method} ${url.pathname}: the answer is ${response.headers.get("content-type") || "untyped"}, not JSON: not the ledger's`,
+            ),
+            requestId: response.headers.get("x-request-id"),
+            attempts: attempt,
+          });
+        }
+        return new Response(NULL_BODY_STATUSES.has(response.status) ? null : bytes, {
+          status: response.status,
+          statusText: response.statusText,
+          headers: response.headers,
+        });
       }
       const retryAfter = parseRetryAfter(response.headers.get("retry-after"));
+      const problem = isRedirect(response) ? redirectProblem(response) : await readProblem(response);
       if (
         isRetryableStatus(response.status) &&
         attempt < retry.attempts &&
-        (retryAfter === null || retryAfter * 1000 <= retry.maxRetryAfterMs)
+        (retryAfter === null || retryAfter * 1000 <= retry.maxRetryAfterMs) &&
+        // A write is sent again only after the ledger's own refusal, which comes before any work;
+        // an edge's or a proxy's 503 may come after the ledger committed.
+        (policy.repeatable || isLedgerRefusal(problem))
       ) {
-        await response.body?.cancel();
         await retry.sleep(backoffMs(retry, attempt, retryAfter));
         continue;
       }
       throw new PixiuError({
         status: response.status,
-        problem: await readProblem(response),
+        problem,
         requestId: response.headers.get("x-request-id"),
         retryAfter,
         attempts: attempt,
       });
     }
+  }
+
+  /** A request's path as the route table names it: without the base URL's own path. */
+  #routePath(pathname: string): string {
+    return this.#prefix && pathname.startsWith(`${this.#prefix}/`)
+      ? pathname.slice(this.#prefix.length)
+      : pathname;
   }
 
   /** Bookmarks are ordered as strings (D1's are fixed-width hex); the newest seen wins. */
@@ -423,12 +563,19 @@ export function chunk<T>(items: readonly T[], size: number): T[][] {
   return out;
 }
 
-/** `fn` over `items`, at most `concurrency` at a time; results in the order of `items`. */
+/**
+ * `fn` over `items`, at most `concurrency` at a time; results in the order of `items`. A
+ * concurrency that is not a number of at least 1 is refused (NaN once meant no worker at all:
+ * nothing sent, an empty result, no error).
+ */
 export async function mapConcurrent<T, R>(
   items: readonly T[],
   concurrency: number,
   fn: (item: T, index: number) => Promise<R>,
 ): Promise<R[]> {
+  if (!(concurrency >= 1)) {
+    throw new RangeError(`concurrency must be a number of at least 1, not ${concurrency}`);
+  }
   const results: R[] = new Array(items.length);
   let next = 0;
   const worker = async () => {
@@ -437,6 +584,16 @@ export async function mapConcurrent<T, R>(
       results[i] = await fn(items[i] as T, i);
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, items.length)) }, worker));
+  await Promise.all(Array.from({ length: Math.min(Math.floor(concurrency), items.length) }, worker));
   return results;
+}
+
+/** A 2xx whose content does not answer the request it came for. */
+function mismatch(response: Response, detail: string): PixiuError {
+  return new PixiuError({
+    status: response.status,
+    problem: { ...syntheticProblem(response.status, detail), title: "Answer does not match the request" },
+    requestId: response.headers.get("x-request-id"),
+    attempts: 1,
+  });
 }

@@ -77,6 +77,10 @@ export const reports = sqliteTable(
     index("reports_after_lookup")
       .on(t.afterLookupAt, t.id)
       .where(sql`after_lookup_at IS NOT NULL AND after_lookup_cleared_at IS NULL`),
+    /** The admins' list of flagged reports an admin cleared, most recently cleared first. */
+    index("reports_after_lookup_cleared")
+      .on(t.afterLookupClearedAt, t.id)
+      .where(sql`after_lookup_cleared_at IS NOT NULL`),
   ],
 );
 
@@ -110,6 +114,12 @@ export const reportSubjects = sqliteTable(
     index("report_subjects_counted")
       .on(t.subjectKey, t.platformId, t.incidentAt, t.reportId)
       .where(sql`counted = 1`),
+    /**
+     * A key's links of closed reports: the after-look-up check (docs/scoring.md §3c) reads the
+     * records a past look-up saw, and those closed since are among them; with this index it reads
+     * the buyer's closed links, never the counted ones (bounded by `report_subjects_counted`).
+     */
+    index("report_subjects_closed").on(t.subjectKey, t.reportId).where(sql`counted = 0`),
     index("report_subjects_closed_by_process")
       .on(t.subjectKey, t.platformId, t.incidentAt)
       .where(sql`blocks_refiling = 1`),

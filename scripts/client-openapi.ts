@@ -85,8 +85,14 @@ export function documentText(doc: unknown): string {
 
 /** openapi-typescript's types for a document, with the generated-file header. */
 export async function typesText(doc: unknown): Promise<string> {
+  // defaultNonNullable off: a request field the API defaults (a report's `evidence`, subject
+  // access's `limit`) is optional to send; openapi-typescript's default typed it as required.
   // biome-ignore lint/suspicious/noExplicitAny: openapi-typescript takes its own OpenAPI3 type
-  const ast = await openapiTS(doc as any, { alphabetize: false, exportType: false });
+  const ast = await openapiTS(doc as any, {
+    alphabetize: false,
+    exportType: false,
+    defaultNonNullable: false,
+  });
   return HEADER + astToString(ast);
 }
 

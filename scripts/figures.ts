@@ -1,6 +1,7 @@
 /**
- * `npm run figures`: draws docs/figures/*.svg from the real scoring code and the simulation,
- * so the pictures in docs/scoring.md can never drift from the model, and the PDQ distance
+ * `npm run figures`: draws docs/figures/*.svg from the real scoring code and the simulation (the
+ * same scenario runs as `npm run simulate`: scripts/lib/scenarios.ts), so the pictures in
+ * docs/scoring.md can never drift from the model, and the PDQ distance
  * histogram of docs/evidence.md from the real hasher (`client/pdq.ts`) and the fixture photos.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -9,9 +10,11 @@ import type { Confirmation } from "../worker/schemas/reports";
 import { type Band, DEFAULT_MODEL, evaluate, type ScoreRecord } from "../worker/scoring/model";
 import { MAX_EXACT_DISTANCE } from "../worker/services/fingerprints";
 import { chunksOfHex, distance, Population, realPhotos } from "./lib/fingerprint-population";
+import { DEFAULT_LEDGER, type LedgerResult, simulate } from "./lib/ledger-sim";
 import { ROOT } from "./lib/local";
-import { DAY, DEFAULT_MARKET, NOW, rng, simulate, simulatePhotos } from "./lib/market";
+import { DAY, DEFAULT_MARKET, NOW, rng, type SimBuyer, START, simulatePhotos } from "./lib/market";
 import type { Photo } from "./lib/photos";
+import { SCENARIOS, type Scenario, TRACK_EVERY_DAYS } from "./lib/scenarios";
 
 const OUT = join(ROOT, "docs", "figures");
 
@@ -137,6 +140,8 @@ function rec(platformId: string, confirmation: Confirmation, ageDays: number): S
     amountValue: 29900,
     amountCurrency: "CNY",
     status: "active",
+    // A police or court line shows such a confirmation once an admin verified it (docs/scoring.md §2).
+    verified: true,
   };
 }
 
@@ -206,39 +211,143 @@ function decayFigure(): string {
   });
 }
 
-function distributionFigure(): string {
-  const buyers = simulate(DEFAULT_MARKET);
+/** Charts side by side and in rows, in one picture (each chart keeps its own axes and legend). */
+function panels(charts: string[], cols: number, width = 1000): string {
+  const rows = Math.ceil(charts.length / cols);
+  const inner = charts.map((svg, i) =>
+    svg
+      .trim()
+      .replace(
+        '<svg xmlns="http://www.w3.org/2000/svg" ',
+        `<svg x="${(i % cols) * W}" y="${Math.floor(i / cols) * H}" `,
+      ),
+  );
+  return `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${cols * W} ${rows * H}" width="${width}" height="${Math.round((width * rows * H) / (cols * W))}" font-family="system-ui, sans-serif">\n<rect width="${cols * W}" height="${rows * H}" fill="#fff"/>\n${inner.join("\n")}\n</svg>\n`;
+}
+
+type Run = { scenario: Scenario; result: LedgerResult };
+
+/** Per scenario: the score distribution at NOW of forgers and innocent buyers with a record. */
+function distributionFigure(runs: Run[]): string {
   const groups = [
-    { name: "forgers", color: "#b91c1c", filter: (k: string) => k === "forger" },
-    { name: "wrongly confirmed", color: "#2563eb", filter: (k: string) => k === "wrongly_confirmed" },
-    { name: "malicious victims", color: "#f59e0b", filter: (k: string) => k === "malicious_victim" },
+    { name: "forgers", color: "#b91c1c", kind: "forger" },
+    { name: "wrongly confirmed", color: "#2563eb", kind: "wrongly_confirmed" },
+    { name: "malicious victims", color: "#f59e0b", kind: "malicious_victim" },
   ];
   const bins = Array.from({ length: 10 }, (_, i) => i * 10);
-  const series = groups.map((g) => {
-    const members = buyers.filter((b) => g.filter(b.kind) && b.records.length > 0);
-    return {
-      name: `${g.name} (${members.length})`,
-      color: g.color,
-      points: bins.map((lo) => {
-        const n = members.filter(
-          (b) =>
-            b.evaluation.score >= lo &&
-            (b.evaluation.score < lo + 10 || (lo === 90 && b.evaluation.score === 100)),
-        ).length;
-        return [lo, (100 * n) / Math.max(1, members.length)] as [number, number];
-      }),
-    };
+  const charts = runs.map(({ scenario, result }) => {
+    const series = groups.map((g) => {
+      const members = result.buyers.filter((b) => b.kind === g.kind && b.records.length > 0);
+      return {
+        name: `${g.name} (${members.length})`,
+        color: g.color,
+        points: bins.map((lo) => {
+          const k = members.filter(
+            (b) =>
+              b.evaluation.score >= lo &&
+              (b.evaluation.score < lo + 10 || (lo === 90 && b.evaluation.score === 100)),
+          ).length;
+          return [lo, (100 * k) / Math.max(1, members.length)] as [number, number];
+        }),
+      };
+    });
+    return chart({
+      title: SHORT[scenario.id] ?? scenario.id,
+      x: {
+        label: "score at NOW (bins of 10; band high from 50)",
+        min: 0,
+        max: 100,
+        ticks: [0, 20, 40, 60, 80, 100],
+      },
+      y: { label: "% of the group with a record", min: 0, max: 100, ticks: [0, 20, 40, 60, 80, 100] },
+      vlines: [{ x: DEFAULT_MODEL.bands.high, label: "high", right: true }],
+      series,
+      bars: true,
+    });
+  });
+  return panels(charts, 2);
+}
+
+const SHORT: Record<string, string> = {
+  baseline: "Baseline",
+  forged_police: "Malicious platform forges police reports",
+  feedback: "A platform reports whoever the ledger flags",
+  coalition: "Coalition of 3 malicious platforms",
+  careless: "Careless honest platform (10× mistakes)",
+};
+
+/** Legend names, short enough for the legend column. */
+const LEGEND: Record<string, string> = {
+  baseline: "baseline",
+  forged_police: "forged police reports",
+  feedback: "feedback platform",
+  coalition: "coalition of 3",
+  careless: "careless platform",
+};
+
+const years = (at: number) => (at - START) / (365 * DAY);
+
+/** Trust over the three years, recomputed weekly as the job does, of honest and other members. */
+function trustFigure(runs: Run[]): string {
+  const of = (id: string) => runs.find((r) => r.scenario.id === id)?.result as LedgerResult;
+  const line = (name: string, color: string, run: string, platform: string, dashed = false): Series => ({
+    name,
+    color,
+    dashed,
+    points: of(run).trust.map((p) => [years(p.at), p.trust[platform] ?? 0]),
   });
   return chart({
-    title: "Simulated score distribution of buyers with at least one record",
-    x: { label: "score (bins of 10)", min: 0, max: 100, ticks: [0, 20, 40, 60, 80, 100] },
-    y: { label: "% of the group", min: 0, max: 70, ticks: [0, 10, 20, 30, 40, 50, 60, 70] },
-    series,
-    bars: true,
+    title: "Reporter trust over the simulated years (recomputed weekly)",
+    x: {
+      label: "years since the simulated ledger opened",
+      min: 0,
+      max: 3.05,
+      ticks: [0, 0.5, 1, 1.5, 2, 2.5, 3],
+    },
+    y: { label: "trust t", min: 0, max: 1, ticks: [0, 0.2, 0.4, 0.6, 0.8, 1] },
+    hlines: [{ y: 0.5, label: "probation (fewer than 20 reports)" }],
+    series: [
+      line("honest member (p2)", "#16a34a", "baseline", "p2"),
+      line("feedback platform (p7)", "#9333ea", "feedback", "p7", true),
+      line("careless member (p1)", "#2563eb", "careless", "p1"),
+      line("malicious platform (mal)", "#f59e0b", "baseline", "mal"),
+      line("coalition member (m2)", "#b91c1c", "coalition", "m2", true),
+    ],
   });
 }
 
-function photoReuseFigure(buyers: ReturnType<typeof simulate>): string {
+/** Innocent buyers at review or worse, every week, per scenario: what a table at NOW hides. */
+function innocentsFigure(runs: Run[]): string {
+  const colors = ["#16a34a", "#9333ea", "#0891b2", "#b91c1c", "#2563eb"];
+  const top =
+    Math.ceil(Math.max(...runs.flatMap((r) => r.result.track.map((t) => t.innocentReview))) / 20) * 20;
+  return chart({
+    title: "Innocent buyers at review or worse, week by week",
+    x: {
+      label: "years since the simulated ledger opened",
+      min: 0,
+      max: 3.05,
+      ticks: [0, 0.5, 1, 1.5, 2, 2.5, 3],
+    },
+    y: {
+      label: "innocent buyers (of 198,021)",
+      min: 0,
+      max: top,
+      ticks: Array.from({ length: top / 20 + 1 }, (_, k) => k * 20),
+    },
+    // The baseline last, on top: the other lines follow it except where their scenario bites.
+    series: runs
+      .map(({ scenario, result }, i) => ({
+        name: LEGEND[scenario.id] ?? scenario.id,
+        color: colors[i % colors.length] as string,
+        dashed: scenario.id === "forged_police" || scenario.id === "feedback",
+        points: result.track.map((t): [number, number] => [years(t.at), t.innocentReview]),
+      }))
+      .reverse(),
+  });
+}
+
+function photoReuseFigure(buyers: SimBuyer[]): string {
   const p = simulatePhotos(buyers, DEFAULT_MARKET);
   const bands: Band[] = ["none", "low", "medium", "high", "critical"];
   const share = (counts: Record<Band, number>): [number, number][] => {
@@ -376,7 +485,15 @@ function distanceFigure(): string {
 mkdirSync(OUT, { recursive: true });
 writeFileSync(join(OUT, "score-vs-platforms.svg"), scoreVsPlatforms());
 writeFileSync(join(OUT, "decay.svg"), decayFigure());
-writeFileSync(join(OUT, "simulated-distribution.svg"), distributionFigure());
-writeFileSync(join(OUT, "photo-reuse.svg"), photoReuseFigure(simulate(DEFAULT_MARKET)));
+const runs: Run[] = SCENARIOS.map((scenario) => ({
+  scenario,
+  result: simulate(scenario.market, { ...DEFAULT_LEDGER, trackEveryDays: TRACK_EVERY_DAYS }),
+}));
+writeFileSync(join(OUT, "simulated-distribution.svg"), distributionFigure(runs));
+writeFileSync(join(OUT, "trust-over-time.svg"), trustFigure(runs));
+writeFileSync(join(OUT, "innocents-over-time.svg"), innocentsFigure(runs));
+writeFileSync(join(OUT, "photo-reuse.svg"), photoReuseFigure((runs[0] as Run).result.buyers));
 writeFileSync(join(OUT, "pdq-distances.svg"), distanceFigure());
-console.log(`wrote ${OUT}/{score-vs-platforms,decay,simulated-distribution,photo-reuse,pdq-distances}.svg`);
+console.log(
+  `wrote ${OUT}/{score-vs-platforms,decay,simulated-distribution,trust-over-time,innocents-over-time,photo-reuse,pdq-distances}.svg`,
+);

@@ -745,6 +745,25 @@ async function scoreWith(p: TestPlatform, subjects: Subject[], evidence?: unknow
 const codesOf = (a: PhotoScore) => a.reasons.map((r) => r.code);
 
 describe("score queries with the claim's photos", () => {
+  it("photo matches obey reporter trust: a member on probation's confirmation weighs half and barely multiplies (issue 13, point 5)", async () => {
+    const [a, fresh, asker] = await Promise.all([
+      newPlatform(),
+      newPlatform({ probation: true }),
+      newPlatform(),
+    ]);
+    const stored = randomHash();
+    await report(a, [pdq(stored)], { category: "edited_image" });
+    await report(fresh, [pdq(stored)], { category: "ai_generated_image" });
+    const answer = (await scoreWith(asker, await newBuyer(), [{ pdq: flip(stored, randomBits(4)) }])).body;
+    // docs/scoring.md §2a, §3b: E = (1 × 0.75 + 0.5 × 0.75) × (1 + 0.5 × (1.5 − 1)) = 1.40625 → 37;
+    // with both members established it would be 53 (high): probation keeps it at review.
+    expect(answer.score).toBe(scoreFor((PHOTO + 0.5 * PHOTO) * 1.25));
+    expect(answer.score).toBe(37);
+    expect(answer.band).toBe("medium");
+    expect(codesOf(answer)).toEqual(["PHOTO_MATCH_NO_RECORDS", "PHOTO_MATCH", "REPORTER_TRUST"]);
+    expect(JSON.stringify(answer)).not.toContain(fresh.id);
+  });
+
   it("a fresh account whose photo matches fingerprints confirmed on two platforms moves to high, with the photo reasons, and nothing about the cases", async () => {
     const [a, b, asker] = await Promise.all([newPlatform(), newPlatform(), newPlatform()]);
     const stored = randomHash();

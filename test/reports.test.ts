@@ -126,6 +126,7 @@ describe("POST /v1/reports", () => {
     const report = (await res.json()) as Report;
     expect(Object.keys(report).sort()).toEqual(
       [
+        "afterLookup",
         "amount",
         "caseId",
         "category",
@@ -154,6 +155,7 @@ describe("POST /v1/reports", () => {
       platformId: p.id,
       status: "active",
       disputeId: null,
+      afterLookup: null,
       category: "ai_generated_image",
       incidentAt: "2026-01-02T10:00:00Z",
       confirmedAt: "2026-01-05T16:30:00Z",

@@ -579,6 +579,294 @@ describe("pixiu-score/2 properties: records", () => {
 });
 
 // ---------------------------------------------------------------------------------------------
+// Trust tables, after_lookup flags and collusion groups (docs/scoring.md §2a, §3c, §3d)
+// ---------------------------------------------------------------------------------------------
+
+const PLATFORMS = ["p0", "p1", "p2", "p3", "p4"] as const;
+
+/** One state of the ledger's tables: each platform's trust and collusion group. */
+interface World {
+  trust: Record<string, number>;
+  group: Record<string, string | null>;
+}
+
+const trustArb = fc.oneof(
+  fc.constant(1),
+  fc.constantFrom(0.05, 0.5),
+  fc.double({ min: 0.05, max: 1, noNaN: true }),
+);
+const worldArb: fc.Arbitrary<World> = fc.record({
+  trust: fc.record(Object.fromEntries(PLATFORMS.map((p) => [p, trustArb]))) as fc.Arbitrary<
+    Record<string, number>
+  >,
+  group: fc.record(
+    Object.fromEntries(PLATFORMS.map((p) => [p, fc.constantFrom<string | null>(null, null, "g1", "g2")])),
+  ) as fc.Arbitrary<Record<string, string | null>>,
+});
+
+/** Records as the score read gives them in `world`: each with its platform's trust and group. */
+function inWorld(
+  records: readonly ScoreRecord[],
+  world: World,
+  flags: readonly boolean[] = [],
+): ScoreRecord[] {
+  return records.map((r, i) => ({
+    ...r,
+    trust: world.trust[r.platformId] ?? 1,
+    group: world.group[r.platformId] ?? null,
+    afterLookup: flags[i % Math.max(1, flags.length)] === true,
+  }));
+}
+
+/** Matches as the read gives them in `world`. */
+function matchesInWorld(photos: readonly (readonly PhotoMatchInput[])[], world: World): PhotoMatchInput[][] {
+  return photos.map((p) =>
+    p.map((m) => ({ ...m, trust: world.trust[m.platformId] ?? 1, group: world.group[m.platformId] ?? null })),
+  );
+}
+
+const flagsArb = fc.array(fc.boolean(), { minLength: 1, maxLength: 14 });
+
+describe("pixiu-score/2 properties: any trust table, after_lookup flags and collusion groups", () => {
+  it("adding a counted record, flagged or not, never lowers the score", () => {
+    fc.assert(
+      fc.property(
+        recordSet(14),
+        worldArb,
+        flagsArb,
+        countedDraft,
+        fc.boolean(),
+        (base, world, flags, draft, flag) => {
+          const records = inWorld(base, world, flags);
+          const added = {
+            ...inWorld([{ ref: "rpt_added", ...draft }], world)[0],
+            afterLookup: flag,
+          } as ScoreRecord;
+          const before = evaluate(records, NOW);
+          const after = evaluate([...records, added], NOW);
+          expect(after.evidence).toBeGreaterThanOrEqual(before.evidence - 1e-12);
+          expect(after.score).toBeGreaterThanOrEqual(before.score);
+          expect(BAND_RANK[after.band]).toBeGreaterThanOrEqual(BAND_RANK[before.band]);
+          expect(after.score).toBeGreaterThanOrEqual(1);
+        },
+      ),
+      { numRuns: 1000 },
+    );
+  });
+
+  it("adding a photo match never lowers the score", () => {
+    fc.assert(
+      fc.property(
+        recordSet(10),
+        worldArb,
+        flagsArb,
+        photosArb,
+        matchArb(),
+        fc.boolean(),
+        (base, world, flags, photos, m, flag) => {
+          const records = inWorld(base, world, flags);
+          const before = evaluate(records, NOW, M, undefined, matchesInWorld(photos, world));
+          const more = matchesInWorld([...photos.slice(0, -1), [...(photos.at(-1) ?? []), m]], world);
+          const last = more.at(-1);
+          if (last && last.length > 0) {
+            last[last.length - 1] = { ...(last.at(-1) as PhotoMatchInput), afterLookup: flag };
+          }
+          const after = evaluate(records, NOW, M, undefined, more);
+          expect(after.evidence).toBeGreaterThanOrEqual(before.evidence - 1e-12);
+          expect(after.score).toBeGreaterThanOrEqual(before.score);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it("raising a platform's trust never lowers the score", () => {
+    fc.assert(
+      fc.property(
+        recordSet(14),
+        worldArb,
+        flagsArb,
+        fc.constantFrom(...PLATFORMS),
+        trustArb,
+        (base, world, flags, p, t) => {
+          const low = { ...world, trust: { ...world.trust, [p]: Math.min(t, world.trust[p] ?? 1) } };
+          const high = { ...world, trust: { ...world.trust, [p]: Math.max(t, world.trust[p] ?? 1) } };
+          const a = evaluate(inWorld(base, low, flags), NOW);
+          const b = evaluate(inWorld(base, high, flags), NOW);
+          expect(b.evidence).toBeGreaterThanOrEqual(a.evidence - 1e-12);
+          expect(b.score).toBeGreaterThanOrEqual(a.score);
+        },
+      ),
+      { numRuns: 1000 },
+    );
+  });
+
+  it("a retracted, voided, expired or past-retention record changes nothing, whatever its platform's trust, group or flag", () => {
+    fc.assert(
+      fc.property(
+        recordSet(12),
+        worldArb,
+        flagsArb,
+        neverCountedDraft,
+        fc.boolean(),
+        (base, world, flags, draft, flag) => {
+          const records = inWorld(base, world, flags);
+          const closed = {
+            ...inWorld([{ ref: "rpt_closed", ...draft }], world)[0],
+            afterLookup: flag,
+          } as ScoreRecord;
+          expect(evaluate([...records, closed], NOW)).toStrictEqual(evaluate(records, NOW));
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it("is bounded, zero exactly when nothing counts, with band and action rising with the score", () => {
+    fc.assert(
+      fc.property(recordSet(20), worldArb, flagsArb, photosArb, (base, world, flags, photos) => {
+        const e = evaluate(inWorld(base, world, flags), NOW, M, undefined, matchesInWorld(photos, world));
+        expect(Number.isInteger(e.score)).toBe(true);
+        expect(e.score).toBeGreaterThanOrEqual(0);
+        expect(e.score).toBeLessThanOrEqual(100);
+        expect(e.band).toBe(bandOf(e.score, e.band !== "none", M));
+        expect(e.action).toBe(actionOf(e.band));
+        expect(e.score === 0).toBe(e.band === "none");
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it("no single platform reaches high without a verified police report or court ruling, whatever its trust, group or flags", () => {
+    fc.assert(
+      fc.property(
+        fc.array(draftArb({ platform: fc.constant("p0"), confirmation: fc.constantFrom(...WEAK) }), {
+          minLength: 1,
+          maxLength: 40,
+        }),
+        fc.array(matchArb({ platform: fc.constant("p0") }), { maxLength: 6 }),
+        worldArb,
+        flagsArb,
+        (solo, matches, world, flags) => {
+          const e = evaluate(
+            inWorld(withRefs(solo), world, flags),
+            NOW,
+            M,
+            undefined,
+            matchesInWorld([matches], world),
+          );
+          expect(e.evidence).toBeLessThanOrEqual(M.platformCap);
+          expect(e.score).toBeLessThanOrEqual(39);
+          expect(e.action).not.toBe("require_return");
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it("is deterministic for the same records, trust table, flags, groups and time, in any order", () => {
+    fc.assert(
+      fc.property(
+        recordSet(20).chain((rs) =>
+          fc.tuple(fc.constant(rs), fc.shuffledSubarray(rs, { minLength: rs.length, maxLength: rs.length })),
+        ),
+        worldArb,
+        ([records, shuffled], world) => {
+          // Flags follow the record, not its position: derived from its ref.
+          const flagOf = (r: ScoreRecord) => r.ref.endsWith("1") || r.ref.endsWith("4");
+          const put = (rs: readonly ScoreRecord[]) =>
+            inWorld(rs, world).map((r) => ({ ...r, afterLookup: flagOf(r) }));
+          const first = evaluate(put(records), NOW);
+          expect(evaluate(put(shuffled), NOW)).toStrictEqual(first);
+          expect(evaluate(put(records), NOW)).toStrictEqual(first);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it("a platform whose records are all flagged adds no consensus: E is the larger of the others' E and its own alone", () => {
+    fc.assert(
+      fc.property(recordSet(14), worldArb, fc.constantFrom(...PLATFORMS), (base, world, flagged) => {
+        const records = inWorld(base, world).map((r) => ({ ...r, afterLookup: r.platformId === flagged }));
+        const others = records.filter((r) => r.platformId !== flagged);
+        const alone = records.filter((r) => r.platformId === flagged);
+        const e = evaluate(records, NOW);
+        const expected = Math.max(evaluate(others, NOW).evidence, evaluate(alone, NOW).evidence);
+        expect(e.evidence).toBeCloseTo(expected, 12);
+        if (alone.some((r) => counts(r))) {
+          expect(codes(e)).toContain("AFTER_LOOKUP");
+        }
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it("clearing every flag gives exactly the answer without flags, and flags never raise a score", () => {
+    fc.assert(
+      fc.property(recordSet(14), worldArb, flagsArb, (base, world, flags) => {
+        const flagged = evaluate(inWorld(base, world, flags), NOW);
+        const cleared = evaluate(inWorld(base, world), NOW);
+        expect(flagged.evidence).toBeLessThanOrEqual(cleared.evidence + 1e-12);
+        expect(flagged.score).toBeLessThanOrEqual(cleared.score);
+        expect(codes(cleared)).not.toContain("AFTER_LOOKUP");
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it("a collusion group counts once: its members alone score as the heaviest of them, and grouping never raises a score", () => {
+    fc.assert(
+      fc.property(
+        fc.array(draftArb({ platform: fc.constantFrom("p0", "p1", "p2") }), { minLength: 1, maxLength: 14 }),
+        worldArb,
+        (drafts, world) => {
+          const records = withRefs(drafts);
+          const grouped: World = { ...world, group: { ...world.group, p0: "g", p1: "g", p2: "g" } };
+          const apart: World = { ...world, group: { ...world.group, p0: null, p1: null, p2: null } };
+          const together = evaluate(inWorld(records, grouped), NOW);
+          const each = ["p0", "p1", "p2"].map(
+            (p) =>
+              evaluate(
+                inWorld(
+                  records.filter((r) => r.platformId === p),
+                  grouped,
+                ),
+                NOW,
+              ).evidence,
+          );
+          expect(together.evidence).toBeCloseTo(Math.max(...each), 12);
+          expect(together.evidence).toBeLessThanOrEqual(
+            evaluate(inWorld(records, apart), NOW).evidence + 1e-12,
+          );
+          const contributors = new Set(records.filter((r) => counts(r)).map((r) => r.platformId));
+          if (contributors.size > 1) {
+            expect(codes(together)).toContain("LINKED_PLATFORMS");
+          } else {
+            expect(codes(together)).not.toContain("LINKED_PLATFORMS");
+          }
+        },
+      ),
+      { numRuns: 1000 },
+    );
+  });
+
+  it("with every trust 1, no flag and no group, the answer is exactly pixiu-score/1.1's", () => {
+    fc.assert(
+      fc.property(recordSet(20), (records) => {
+        const plain = records.map(({ trust: _t, group: _g, afterLookup: _a, ...r }) => r);
+        const world: World = {
+          trust: Object.fromEntries(PLATFORMS.map((p) => [p, 1])),
+          group: Object.fromEntries(PLATFORMS.map((p) => [p, null])),
+        };
+        expect(evaluate(inWorld(records, world), NOW)).toStrictEqual(evaluate(plain, NOW));
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
 // The claim's photos (docs/scoring.md §3b)
 // ---------------------------------------------------------------------------------------------
 
@@ -890,6 +1178,52 @@ describe("worked examples of docs/scoring.md §6 (evaluated on 2026-11-25)", () 
         platforms: 3,
         amounts: [{ currency: "CNY", value: 615_700 }],
       });
+    }
+  });
+
+  it("§6 a report filed right after a look-up adds no consensus: 27 until cleared, then 53", () => {
+    for (const now of times) {
+      const a = rec("rpt_a", "A", "platform_forensics", "ai_generated_image", 129_900, 40, now);
+      const b = { ...rec("rpt_b", "B", "manual_review", "edited_image", 25_900, 1, now), afterLookup: true };
+      expect(recordWeight(b, now)).toBeCloseTo(0.5989, 4);
+      expect(evaluate([a], now).score).toBe(27);
+      const flagged = evaluate([a, b], now);
+      expect(flagged.evidence).toBeCloseTo(0.9269, 4);
+      expect(flagged.score).toBe(27);
+      expect(flagged.band).toBe("medium");
+      expect(codes(flagged)).toContain("AFTER_LOOKUP");
+      expect(flagged.records.map((r) => r.afterLookup)).toEqual([true, false]);
+      const cleared = evaluate([a, { ...b, afterLookup: false }], now);
+      expect(cleared.evidence).toBeCloseTo(2.2886, 4);
+      expect(cleared.score).toBe(53);
+      expect(cleared.band).toBe("high");
+    }
+  });
+
+  it("§6 two platforms of one collusion group count as one: 28, where unrelated they give 62", () => {
+    for (const now of times) {
+      const x = {
+        ...rec("rpt_x", "X", "platform_forensics", "ai_generated_image", 129_900, 10, now),
+        group: "X",
+      };
+      const y = {
+        ...rec("rpt_y", "Y", "merchant_evidence", "ai_generated_image", 459_900, 12, now),
+        group: "X",
+      };
+      const linked = evaluate([x, y], now);
+      expect(linked.evidence).toBeCloseTo(0.9812, 4);
+      expect(linked.score).toBe(28);
+      expect(codes(linked)).toContain("LINKED_PLATFORMS");
+      const apart = evaluate(
+        [
+          { ...x, group: null },
+          { ...y, group: null },
+        ],
+        now,
+      );
+      expect(apart.evidence).toBeCloseTo(2.938, 3);
+      expect(apart.score).toBe(62);
+      expect(codes(apart)).not.toContain("LINKED_PLATFORMS");
     }
   });
 

@@ -544,6 +544,13 @@ const ROUTES: RouteCase[] = [
   },
   {
     method: "GET",
+    path: "/v1/admin/reports/after-lookup",
+    access: "`admin`",
+    expected: ADMIN_ONLY(200),
+    build: async () => ({ path: "/v1/admin/reports/after-lookup?limit=5" }),
+  },
+  {
+    method: "GET",
     path: "/v1/admin/reports/{id}",
     access: "`admin`",
     expected: ADMIN_ONLY(200),
@@ -579,6 +586,29 @@ const ROUTES: RouteCase[] = [
         probe: async () =>
           (await env.DB.prepare("SELECT confirmation_verified_at, updated_at FROM reports WHERE id = ?")
             .bind(report.id)
+            .first()) ?? "none",
+      };
+    },
+  },
+  {
+    method: "POST",
+    path: "/v1/admin/reports/{id}/clear-after-lookup",
+    access: "`admin`",
+    expected: ADMIN_ONLY(200),
+    build: async (w) => {
+      const { reportId } = await freshReport(w);
+      // Flagged as filed after the owner's own look-up (docs/scoring.md §3c).
+      await env.DB.prepare(
+        "UPDATE reports SET after_lookup_at = ?, after_lookup_band = 'medium' WHERE id = ?",
+      )
+        .bind(Date.now() - 60_000, reportId)
+        .run();
+      return {
+        path: `/v1/admin/reports/${reportId}/clear-after-lookup`,
+        body: { reason: REASON },
+        probe: async () =>
+          (await env.DB.prepare("SELECT after_lookup_cleared_at, updated_at FROM reports WHERE id = ?")
+            .bind(reportId)
             .first()) ?? "none",
       };
     },

@@ -77,14 +77,25 @@ describe("reporter trust", () => {
   });
 
   it("an established member loses trust by voided records and regains weight only by corroboration", () => {
+    // An ordinary error rate costs nothing: 2 adverse of 200 is within the 5% allowance.
     const good = trustOf({ reports: 200, corroborated: 80, voided: 1, withdrawn: 0, retracted: 2 }, 400);
-    expect(good).toEqual({ trust: 0.96, probation: false });
+    expect(good).toEqual({ trust: 1, probation: false });
+    // 9 of 100 is 4 points beyond it: clean = 1 − 4 × 0.04 = 0.84.
+    const sloppy = trustOf({ reports: 100, corroborated: 40, voided: 6, withdrawn: 2, retracted: 2 }, 400);
+    expect(sloppy.trust).toBeCloseTo(0.84, 10);
     const liar = trustOf({ reports: 2000, corroborated: 0, voided: 30, withdrawn: 0, retracted: 0 }, 400);
     expect(liar).toEqual({ trust: TRUST.floor, probation: false });
     const careless = trustOf(
       { reports: 1000, corroborated: 300, voided: 40, withdrawn: 10, retracted: 0 },
       400,
     );
-    expect(careless.trust).toBeCloseTo(0.8, 10);
+    // 50 adverse of 1000: exactly the allowance, so still clean; corroboration 0.3 ≥ 0.2.
+    expect(careless.trust).toBe(1);
+    const worse = trustOf(
+      { reports: 1000, corroborated: 300, voided: 120, withdrawn: 30, retracted: 0 },
+      400,
+    );
+    // 15%: clean = 1 − 4 × 0.10 = 0.6.
+    expect(worse.trust).toBeCloseTo(0.6, 10);
   });
 });

@@ -127,6 +127,12 @@ export const envSchema = z.object({
    * store; unset, as long as the records (RETENTION_DAYS). docs/due-process.md, docs/audit.md.
    */
   INQUIRY_RETENTION_DAYS: z.coerce.number().int().min(1).max(36500).optional(),
+  /**
+   * The feedback window (docs/scoring.md §3c): a report filed within this many days after its
+   * reporter's own look-up of one of its subjects answered `review` or worse is flagged
+   * `after_lookup` and adds no consensus weight until an admin clears it.
+   */
+  AFTER_LOOKUP_WINDOW_DAYS: intVar(7, 1, 90),
   DISPUTE_DEADLINE_DAYS: intVar(20, 1, 365),
   PLATFORM_CACHE_TTL_SECONDS: intVar(30, 0, 3600),
   /** Events (and their webhook deliveries) are kept this many days; at least the 30 promised. */

@@ -23,6 +23,10 @@ import {
   registerAdminReportsList,
   registerAdminReportsVoid,
 } from "./routes/admin-reports";
+import {
+  registerAdminReportsAfterLookupList,
+  registerAdminReportsClearAfterLookup,
+} from "./routes/admin-reports-after-lookup";
 import { registerAdminReportsVerifyConfirmation } from "./routes/admin-reports-verify";
 import { registerAdminReportsVoidBulk } from "./routes/admin-reports-void-bulk";
 import { registerAdminStats } from "./routes/admin-stats";
@@ -96,12 +100,14 @@ registerAdminPlatformsGet(app);
 registerAdminPlatformsPatch(app);
 registerAdminPlatformsKeys(app);
 
-// Admin: reports
+// Admin: reports (the static after-lookup path before `{id}`, which would otherwise take it)
 registerAdminReportsList(app);
+registerAdminReportsAfterLookupList(app);
 registerAdminReportsGet(app);
 registerAdminReportsVoid(app);
 registerAdminReportsVoidBulk(app);
 registerAdminReportsVerifyConfirmation(app);
+registerAdminReportsClearAfterLookup(app);
 
 // Admin: disputes and maintenance
 registerAdminDisputesList(app);

@@ -8,11 +8,17 @@
  * range is added to the state file `<file>.pixiu-state.json`, rewritten atomically (temporary
  * file, fsync, rename). A run that stops (Ctrl-C, a crash, SIGKILL) is resumed by the same
  * command: rows in answered ranges are skipped, the rejects file is cut back to the length the
- * state recorded, and only batches without a recorded answer are sent again, which the bulk API
- * answers 200 "already present" for what it had already written (idempotent by caseId).
+ * state recorded (only when those bytes are still what the state recorded: a file the operator
+ * edited is kept as it is), and only batches without a recorded answer are sent again, which the
+ * bulk API answers 200 "already present" for what it had already written (idempotent by caseId).
+ *
+ * The state is resumed only for the same input (size and SHA-256 of the whole file), ledger,
+ * platform and consortium key (a fingerprint of it); anything else is refused, naming --fresh.
+ * A run holds the lock file `<file>.pixiu-lock` (client/cli/lock.ts) throughout, so a second run
+ * of the same file refuses to start.
  */
 
-import { createHash } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
 import {
   closeSync,
   createReadStream,
@@ -32,12 +38,14 @@ import { parse } from "csv-parse";
 import type { FieldError } from "../errors.ts";
 import { PixiuError } from "../errors.ts";
 import { MAX_BULK_REPORTS, type PixiuClient, type ReportBody } from "../sdk.ts";
+import { acquireLock } from "./lock.ts";
 import { type Counts, progress } from "./progress.ts";
 import { BACKFILL_COLUMNS, type BackfillRow, prepareRow } from "./rows.ts";
 
 /** The bulk route takes 1 MiB; batches stop short of it whatever their notes hold. */
 const MAX_BATCH_BYTES = 900_000;
-const STATE_VERSION = 1;
+/** 2: the input identified by the SHA-256 of the whole file (1 hashed its first 64 KiB), and the consortium key by a fingerprint. */
+const STATE_VERSION = 2;
 
 export interface BackfillOptions {
   file: string;
@@ -85,14 +93,18 @@ export interface BackfillSummary {
 
 interface BackfillState {
   version: number;
-  input: { name: string; size: number; head: string };
+  input: { name: string; size: number; sha256: string };
   ledger: string;
   platform: string;
+  /** keyFingerprint(): which consortium key the rows were hashed under (never the key itself). */
+  consortiumKeyFingerprint: string;
   /** Inclusive ranges of rows (1 = the first data row) whose outcome is recorded. */
   done: [number, number][];
   counts: Counts;
   /** Length of the rejects file when this state was written; a resumed run cuts it back to this. */
   rejectsBytes: number;
+  /** SHA-256 of those bytes: a resumed run cuts the file back only when they are still there. */
+  rejectsSha256: string;
   complete: boolean;
   updatedAt: string;
 }
@@ -119,29 +131,64 @@ export function stateFileFor(file: string): string {
   return `${file}.pixiu-state.json`;
 }
 
+export function lockFileFor(file: string): string {
+  return `${file}.pixiu-lock`;
+}
+
 export function rejectsFileFor(file: string): string {
   return `${file}.rejects.csv`;
 }
 
-/** Size and a hash of the first 64 KiB: enough to notice the file was replaced or rewritten. */
-function inputIdentity(file: string) {
-  const size = statSync(file).size;
-  const fd = openSync(file, "r");
-  const buffer = Buffer.alloc(Math.min(size, 65_536));
-  try {
-    readSync(fd, buffer, 0, buffer.length, 0);
-  } finally {
-    closeSync(fd);
+/**
+ * The input's identity in the state file: its name, size and the SHA-256 of the whole file
+ * (an edit anywhere, even one that keeps the size, is noticed), with the count of its data rows
+ * for the progress bar, all in one streamed pass (about 1 s a GB: a hash is cheap next to the
+ * hashing and sending of the rows themselves).
+ */
+async function scanInput(file: string, csv: boolean) {
+  const hash = createHash("sha256");
+  let size = 0;
+  let lines = 0;
+  let lastByte = 10;
+  for await (const chunk of createReadStream(file)) {
+    const buf = chunk as Buffer;
+    hash.update(buf);
+    size += buf.length;
+    for (let i = buf.indexOf(10); i !== -1; i = buf.indexOf(10, i + 1)) {
+      lines++;
+    }
+    lastByte = buf[buf.length - 1] ?? lastByte;
   }
-  return { name: basename(file), size, head: createHash("sha256").update(buffer).digest("hex") };
+  if (lastByte !== 10) {
+    lines++;
+  }
+  return {
+    identity: { name: basename(file), size, sha256: hash.digest("hex") },
+    /** Lines, less the CSV header: the rows, near enough for a progress bar. */
+    rows: Math.max(0, lines - (csv ? 1 : 0)),
+  };
+}
+
+/**
+ * A fingerprint of the consortium key, for the state file: the first 16 bytes of an HMAC under the
+ * key of a fixed label. It tells two keys apart and reveals nothing of the key; the label names no
+ * identifier type, so it is no identifier's hash either.
+ */
+async function keyFingerprint(key: CryptoKey): Promise<string> {
+  const mac = await crypto.subtle.sign(
+    "HMAC",
+    key,
+    new TextEncoder().encode("pixiu backfill state: consortium key fingerprint"),
+  );
+  return Buffer.from(mac.slice(0, 16)).toString("hex");
 }
 
 /** Writes `text` to `path` so that a reader sees the old file or the new one, never a part. */
-export function writeAtomic(path: string, text: string): void {
+export function writeAtomic(path: string, text: string | Uint8Array): void {
   const tmp = `${path}.${process.pid}.tmp`;
   const fd = openSync(tmp, "w", 0o600);
   try {
-    writeSync(fd, text);
+    writeSync(fd, typeof text === "string" ? Buffer.from(text) : text);
     fsyncSync(fd);
   } finally {
     closeSync(fd);
@@ -177,31 +224,76 @@ function csvField(value: unknown): string {
 
 const REJECT_HEADER = ["row", "status", "problem", ...BACKFILL_COLUMNS];
 
+/** The SHA-256 state of the first `bytes` bytes of `path`, or null when it is shorter. */
+function hashPrefix(path: string, bytes: number): Hash | null {
+  if (statSync(path).size < bytes) {
+    return null;
+  }
+  const hash = createHash("sha256");
+  const buffer = Buffer.alloc(Math.min(bytes, 1 << 20));
+  const fd = openSync(path, "r");
+  try {
+    for (let at = 0; at < bytes; ) {
+      const n = readSync(fd, buffer, 0, Math.min(buffer.length, bytes - at), at);
+      if (n === 0) {
+        return null;
+      }
+      hash.update(buffer.subarray(0, n));
+      at += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return hash;
+}
+
+/**
+ * Readies the rejects file for a run and returns the hash of what it holds, which the run keeps
+ * up as it appends (state.rejectsBytes and state.rejectsSha256 are set to match):
+ *
+ * - none yet, or none recorded (a fresh start): the header alone;
+ * - the bytes the state recorded still there: cut back to them, as what a stopped run appended
+ *   after its last state is written again by the batches redone now;
+ * - else the operator edited it (removed the rows they fixed, say): kept as it is, never cut or
+ *   padded; only a header for an emptied file, or a final newline, is added, and new rejects go
+ *   after it.
+ */
+function readyRejects(path: string, state: BackfillState, say: NodeJS.WriteStream): Hash {
+  const header = Buffer.from(`${REJECT_HEADER.join(",")}\n`);
+  let content: Buffer;
+  if (state.rejectsBytes === 0 || !existsSync(path)) {
+    content = header;
+    writeAtomic(path, content);
+  } else {
+    const prefix = hashPrefix(path, state.rejectsBytes);
+    if (prefix && prefix.copy().digest("hex") === state.rejectsSha256) {
+      truncateSync(path, state.rejectsBytes);
+      return prefix;
+    }
+    const found = readFileSync(path);
+    content =
+      found.toString("utf8").trim() === ""
+        ? header
+        : found[found.length - 1] === 10
+          ? found
+          : Buffer.concat([found, Buffer.from("\n")]);
+    if (content !== found) {
+      writeAtomic(path, content);
+    }
+    say.write(`${path} was edited since the last run: kept as it is, new rejects are added after it\n`);
+  }
+  state.rejectsBytes = content.length;
+  const hash = createHash("sha256").update(content);
+  state.rejectsSha256 = hash.copy().digest("hex");
+  return hash;
+}
+
 function rejectLine(r: Reject): string {
   return `${[r.row, r.status, r.problem, ...BACKFILL_COLUMNS.map((c) => r.record[c])].map(csvField).join(",")}\n`;
 }
 
 function describe(errors: FieldError[]): string {
   return errors.map((e) => `${e.path}: ${e.message}`).join("; ");
-}
-
-/** Counts the data rows quickly (lines, less the CSV header), for the progress bar. */
-async function countRows(file: string, csv: boolean): Promise<number> {
-  let lines = 0;
-  let lastByte = 10;
-  for await (const chunk of createReadStream(file)) {
-    const buf = chunk as Buffer;
-    for (let i = 0; i < buf.length; i++) {
-      if (buf[i] === 10) {
-        lines++;
-      }
-    }
-    lastByte = buf[buf.length - 1] ?? lastByte;
-  }
-  if (lastByte !== 10) {
-    lines++;
-  }
-  return Math.max(0, lines - (csv ? 1 : 0));
 }
 
 /** The rows of the file with their numbers (1 = first data row); a row that cannot be read is an error. */
@@ -262,57 +354,86 @@ async function* readRows(
   }
 }
 
+/**
+ * Runs a back-fill (a dry run when `client` is null). A real run holds the lock file
+ * `<file>.pixiu-lock` throughout, so a second run of the same file refuses (LockedError) instead
+ * of writing the same state and rejects files.
+ */
 export async function backfill(options: BackfillOptions): Promise<BackfillSummary> {
+  const lock =
+    options.client === null ? null : acquireLock(lockFileFor(options.file), `back-fill of ${options.file}`);
+  try {
+    return await run(options);
+  } finally {
+    lock?.release();
+  }
+}
+
+async function run(options: BackfillOptions): Promise<BackfillSummary> {
   const { file, client } = options;
   const dryRun = client === null;
   const csv = ![".ndjson", ".jsonl"].includes(extname(file).toLowerCase());
   const now = options.now ?? Date.now;
   const concurrency = Math.max(1, options.concurrency ?? 8);
+  // NaN passed every bound below (`inflight.size >= NaN` is never true): every batch at once.
+  for (const [name, value] of Object.entries({ concurrency, retentionDays: options.retentionDays ?? 1 })) {
+    if (!(value >= 1) || !Number.isFinite(value)) {
+      throw new RangeError(`${name} must be a number of at least 1`);
+    }
+  }
   const batchSize = Math.min(MAX_BULK_REPORTS, Math.max(1, options.batchSize ?? MAX_BULK_REPORTS));
   const stateFile = stateFileFor(file);
   const rejectsFile = rejectsFileFor(file);
-  const identity = inputIdentity(file);
   const started = Date.now();
+  const { identity, rows: total } = await scanInput(file, csv);
+  const keyId = await keyFingerprint(options.key);
 
   let state: BackfillState = {
     version: STATE_VERSION,
     input: identity,
     ledger: options.ledger,
     platform: options.platform,
+    consortiumKeyFingerprint: keyId,
     done: [],
     counts: { created: 0, present: 0, rejected: 0 },
     rejectsBytes: 0,
+    rejectsSha256: "",
     complete: false,
     updatedAt: new Date().toISOString(),
   };
   if (!dryRun && !options.fresh && existsSync(stateFile)) {
     const saved = JSON.parse(readFileSync(stateFile, "utf8")) as BackfillState;
     if (saved.version !== STATE_VERSION) {
-      throw new Error(`${stateFile} is of another version; rerun with --fresh`);
+      throw new Error(
+        `${stateFile} was written by another version of pixiu (state version ${saved.version}, this one reads ${STATE_VERSION}); rerun with --fresh to go through the whole file again (the ledger answers "already present" for what it holds, nothing is created twice)`,
+      );
     }
-    if (saved.input.size !== identity.size || saved.input.head !== identity.head) {
-      throw new Error(`${file} changed since ${stateFile} was written; rerun with --fresh to start over`);
+    if (saved.input.size !== identity.size || saved.input.sha256 !== identity.sha256) {
+      throw new Error(
+        `${file} changed since ${stateFile} was written (its SHA-256 differs), so the rows that state records as done may not be the rows in it now; rerun with --fresh to go through the whole file again (the ledger answers "already present" for what it holds, nothing is created twice)`,
+      );
     }
     if (saved.ledger !== options.ledger || saved.platform !== options.platform) {
       throw new Error(
         `${stateFile} is a back-fill of ${saved.platform} at ${saved.ledger}; rerun with --fresh to start over`,
       );
     }
+    if (saved.consortiumKeyFingerprint !== keyId) {
+      // The rows it records as done went to the ledger hashed under that other key.
+      throw new Error(
+        `${stateFile} was written under another consortium key (fingerprint ${saved.consortiumKeyFingerprint}; this run's is ${keyId}), so the rows it records as sent went out hashed under that key. If that key is the right one, run again with it (--consortium-key or PIXIU_CONSORTIUM_KEY). If this one is, the reports that run created carry wrong hashes: retract them, and send those cases again under new case ids (the ledger keeps a retracted report's case id: sent again, it answers 409); --fresh starts this file over under this key`,
+      );
+    }
     state = saved;
   }
   const resumedRows = state.done.reduce((n, [a, b]) => n + b - a + 1, 0);
+  /** The hash of the rejects file as written so far, kept up as lines are appended. */
+  let rejectsHash = createHash("sha256");
   if (!dryRun) {
-    // What a crashed run appended after its last state is written again by the batches redone now.
-    if (!existsSync(rejectsFile) || state.rejectsBytes === 0) {
-      writeAtomic(rejectsFile, `${REJECT_HEADER.join(",")}\n`);
-      state.rejectsBytes = statSync(rejectsFile).size;
-    } else {
-      truncateSync(rejectsFile, state.rejectsBytes);
-    }
+    rejectsHash = readyRejects(rejectsFile, state, options.progressStream ?? process.stderr);
     writeAtomic(stateFile, `${JSON.stringify(state, null, 2)}\n`);
   }
 
-  const total = await countRows(file, csv);
   const bar = progress({
     stream: options.progressStream ?? process.stderr,
     total,
@@ -328,19 +449,22 @@ export async function backfill(options: BackfillOptions): Promise<BackfillSummar
 
   const record = (batch: Batch) => {
     if (!dryRun && batch.rejects.length > 0) {
+      const lines = Buffer.from(batch.rejects.map(rejectLine).join(""));
       const fd = openSync(rejectsFile, "a");
       try {
-        writeSync(fd, batch.rejects.map(rejectLine).join(""));
+        writeSync(fd, lines);
         fsyncSync(fd);
       } finally {
         closeSync(fd);
       }
+      rejectsHash.update(lines);
+      state.rejectsBytes += lines.length;
+      state.rejectsSha256 = rejectsHash.copy().digest("hex");
     }
     counts.rejected += batch.rejects.length;
     rowsDone += batch.rows;
     if (!dryRun) {
       state.done = addRange(state.done, batch.first, batch.last);
-      state.rejectsBytes = statSync(rejectsFile).size;
       state.updatedAt = new Date().toISOString();
       writeAtomic(stateFile, `${JSON.stringify(state, null, 2)}\n`);
     }

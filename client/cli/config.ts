@@ -4,9 +4,10 @@
  * private.jwk.json`, `.dev.vars` and `wrangler.toml`, found by walking up from the working
  * directory, the way `npm run token` finds them (scripts/lib/local.ts).
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import type { JWK } from "jose";
+import { isLoopbackHost } from "../sdk.ts";
 
 /** The public demo consortium key `npm start` uses (scripts/lib/local.ts); only ever a local fallback. */
 export const DEMO_CONSORTIUM_KEY = "cGl4aXUtZGVtby1jb25zb3J0aXVtLWtleS0yMDI2LW9ubHkh";
@@ -28,6 +29,10 @@ export function localRoot(from = process.cwd()): string | null {
   }
 }
 
+/**
+ * A private JWK from a file. As ssh does with its keys, a file that group or others may read or
+ * write is refused on POSIX systems (Windows has no such mode bits: not checked there).
+ */
 export function readJwkFile(path: string): JWK {
   let jwk: JWK;
   try {
@@ -37,6 +42,12 @@ export function readJwkFile(path: string): JWK {
   }
   if (!jwk.d) {
     throw new Error(`${path} holds no private key (no "d")`);
+  }
+  const mode = process.platform === "win32" ? 0 : statSync(path).mode & 0o777;
+  if ((mode & 0o077) !== 0) {
+    throw new Error(
+      `${path} holds a private key and is open to group or others (mode ${mode.toString(8).padStart(3, "0")}): a private key must be readable by its owner only; run \`chmod 600 ${path}\``,
+    );
   }
   return jwk;
 }
@@ -73,6 +84,25 @@ function devVar(name: string): string | undefined {
 }
 
 /**
+ * How to give the consortium key: never as an argument, which every user of the machine reads in
+ * the process list (and the shell keeps in its history).
+ */
+const GIVE_KEY = "set PIXIU_CONSORTIUM_KEY or give --consortium-key-file <file>";
+
+/** The consortium key kept in a file (`--consortium-key-file`): its first line, trimmed. */
+export function readConsortiumKeyFile(path: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new Error(
+      `cannot read the consortium key from ${path}: ${(err as NodeJS.ErrnoException).code ?? "unreadable"}`,
+    );
+  }
+  return (text.split(/\r?\n/)[0] ?? "").trim();
+}
+
+/**
  * `--consortium-key`, else PIXIU_CONSORTIUM_KEY, else (locally) .dev.vars, else (locally, and
  * only against a ledger on this machine) the demo key: a hash under the published demo key can be
  * reversed by trying every phone number, so it never goes to a ledger elsewhere.
@@ -82,7 +112,7 @@ export function consortiumKeyValue(flag: string | undefined, ledger?: string): s
   if (value && value === DEMO_CONSORTIUM_KEY && ledger !== undefined && !isLoopback(ledger)) {
     // The demo key found anywhere (`npm start` writes it into .dev.vars) is still the demo key.
     throw new Error(
-      `the consortium key is the public demo key, and ${ledger} is not a ledger on this machine; give --consortium-key <base64url> or set PIXIU_CONSORTIUM_KEY`,
+      `the consortium key is the public demo key, and ${ledger} is not a ledger on this machine; ${GIVE_KEY}`,
     );
   }
   if (value) {
@@ -93,17 +123,16 @@ export function consortiumKeyValue(flag: string | undefined, ledger?: string): s
   }
   if (ledger !== undefined && !isLoopback(ledger)) {
     throw new Error(
-      `no consortium key for ${ledger}: the demo key is for a ledger on this machine only; give --consortium-key <base64url> or set PIXIU_CONSORTIUM_KEY`,
+      `no consortium key for ${ledger}: the demo key is for a ledger on this machine only; ${GIVE_KEY}`,
     );
   }
-  throw new Error("no consortium key: give --consortium-key <base64url> or set PIXIU_CONSORTIUM_KEY");
+  throw new Error(`no consortium key: ${GIVE_KEY}`);
 }
 
 /** Whether a ledger URL names this machine (127.0.0.0/8, ::1, localhost). */
 export function isLoopback(url: string): boolean {
   try {
-    const host = new URL(url).hostname;
-    return host === "localhost" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host);
+    return isLoopbackHost(new URL(url).hostname);
   } catch {
     return false;
   }

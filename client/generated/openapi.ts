@@ -49,7 +49,7 @@ export interface paths {
         put?: never;
         /**
          * Report up to 500 cases
-         * @description Each item is processed as if posted alone (201, 200 replay, 409, 422, including 422 for an item over the per-subject cap MAX_ACTIVE_REPORTS_PER_SUBJECT, counting the earlier items of the same call); one bad item fails only itself. The valid items are written in one D1 batch.
+         * @description Each item is processed as if posted alone (201, 200 replay, 409, 422, including 422 for an item over the per-subject cap MAX_ACTIVE_REPORTS_PER_SUBJECT, counting the earlier items of the same call); one bad item fails only itself. The valid items are written in one D1 batch. Each item is checked for the after-look-up flag as a single report is (docs/scoring.md §3c), all in one read of the inquiry log; 503 when it cannot be read (nothing written).
          */
         post: operations["createReportsBulk"];
         delete?: never;
@@ -70,7 +70,7 @@ export interface paths {
         put?: never;
         /**
          * Report a confirmed case
-         * @description Idempotent per `caseId`: the same content again answers 200 with the same report; different content answers 409. A platform holds at most MAX_ACTIVE_REPORTS_PER_SUBJECT active or disputed reports per subject: one more answers 422 and writes nothing.
+         * @description Idempotent per `caseId`: the same content again answers 200 with the same report; different content answers 409. A platform holds at most MAX_ACTIVE_REPORTS_PER_SUBJECT active or disputed reports per subject: one more answers 422 and writes nothing. A report filed within AFTER_LOOKUP_WINDOW_DAYS after the platform's own look-up of one of its subjects answered `review` or worse is flagged (`afterLookup`) and adds no consensus weight until an admin clears it (docs/scoring.md §3c); 503 when the inquiry log cannot be read for that check (nothing written).
          */
         post: operations["createReport"];
         delete?: never;
@@ -398,6 +398,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/reports/after-lookup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Reports flagged as filed after their reporter's own look-up, newest look-up first
+         * @description The reports filed within AFTER_LOOKUP_WINDOW_DAYS after their reporter's own look-up of one of their subjects answered `review` or worse (docs/scoring.md §3c), still waiting to be cleared (whatever their status: a closed one counts nowhere and cannot be cleared), newest look-up first; with `cleared=true`, those an admin cleared, most recently cleared first, with who and when.
+         */
+        get: operations["listAdminAfterLookupReports"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/reports/{id}": {
         parameters: {
             query?: never;
@@ -466,6 +486,26 @@ export interface paths {
          * @description An admin who checked the report's `confirmationRef` with the police or court marks it verified: only then does the record weigh as `police_report`/`court_ruling` and lift its platform's cap (docs/scoring.md §2). Idempotent: verifying again answers the report unchanged. 404 for no such report; 409 when its confirmation is not a police report or court ruling, it carries no reference, or it no longer counts (retracted, voided, expired).
          */
         post: operations["verifyAdminReportConfirmation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/reports/{id}/clear-after-lookup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Clear a report's after-look-up flag, so it counts towards the consensus again
+         * @description An admin who found that the report stands on the platform's own evidence, not on the ledger's answer, clears its `after_lookup` flag: the record then counts as any other, in the consensus and in reporter trust (docs/scoring.md §3c, §2a). Audited as `report.clear_after_lookup` with the reason. Idempotent: clearing again answers the report unchanged. 404 for no such report; 409 when it is not flagged, or no longer counts (retracted, voided, expired).
+         */
+        post: operations["clearAdminReportAfterLookup"];
         delete?: never;
         options?: never;
         head?: never;
@@ -728,6 +768,7 @@ export interface components {
              * @example dsp_01JD3X5Z8YQ4W2E6R7T9V0B1N2
              */
             disputeId: string | null;
+            afterLookup: components["schemas"]["AfterLookupFlag"];
             /**
              * Format: date-time
              * @example 2026-11-24T08:00:00Z
@@ -801,6 +842,26 @@ export interface components {
                 dateTimeOriginal: string | null;
             } | null;
         };
+        /** @description Set when the report was filed within AFTER_LOOKUP_WINDOW_DAYS after the reporting platform's own look-up of one of its subjects answered `review` or worse: until an admin clears it, the record counts as its platform's own evidence but adds no consensus weight (docs/scoring.md §3c). Null when not flagged. */
+        AfterLookupFlag: {
+            /**
+             * Format: date-time
+             * @description When the reporting platform's own look-up of one of the report's subjects was made
+             * @example 2026-11-24T08:00:00Z
+             */
+            lookedUpAt: string;
+            /**
+             * @description What that look-up answered (reconstructed)
+             * @enum {string}
+             */
+            band: "medium" | "high" | "critical";
+            /**
+             * Format: date-time
+             * @description When a consortium admin cleared the flag (the record then counts as any other); null until then
+             * @example 2026-11-24T08:00:00Z
+             */
+            clearedAt: string | null;
+        } | null;
         ReportBody: {
             /** @example JD-2026-000123 */
             caseId: string;
@@ -826,7 +887,7 @@ export interface components {
             confirmationRef?: string | null;
             amount: components["schemas"]["Amount"];
             /** @default [] */
-            evidence: components["schemas"]["Evidence"][];
+            evidence?: components["schemas"]["Evidence"][];
             note?: string | null;
             /**
              * Format: date-time
@@ -1099,7 +1160,7 @@ export interface components {
              * Format: int32
              * @default 100
              */
-            limit: number;
+            limit?: number;
         };
         EventPage: {
             items: components["schemas"]["Event"][];
@@ -1312,6 +1373,46 @@ export interface components {
             items: components["schemas"]["Report"][];
             nextCursor: string | null;
         };
+        AfterLookupReportPage: {
+            items: components["schemas"]["AfterLookupReport"][];
+            nextCursor: string | null;
+        };
+        AfterLookupReport: {
+            /** @example rpt_01JD3X5Z8YQ4W2E6R7T9V0B1N2 */
+            id: string;
+            platformId: string;
+            caseId: string;
+            /** @enum {string} */
+            status: "active" | "disputed" | "retracted" | "voided" | "expired";
+            /** @enum {string} */
+            category: "ai_generated_image" | "edited_image" | "reused_image" | "staged_damage" | "other_forgery";
+            /** @enum {string} */
+            confirmation: "manual_review" | "merchant_evidence" | "platform_forensics" | "police_report" | "court_ruling";
+            /**
+             * Format: date-time
+             * @example 2026-11-24T08:00:00Z
+             */
+            createdAt: string;
+            /**
+             * Format: date-time
+             * @description When the reporter's own look-up was made
+             * @example 2026-11-24T08:00:00Z
+             */
+            afterLookupAt: string;
+            /**
+             * @description What that look-up answered (reconstructed, docs/scoring.md §3c)
+             * @enum {string}
+             */
+            afterLookupBand: "medium" | "high" | "critical";
+            /**
+             * Format: date-time
+             * @description When an admin cleared the flag; null while it stands
+             * @example 2026-11-24T08:00:00Z
+             */
+            clearedAt: string | null;
+            /** @description The admin who cleared it (`admin:<kid>`); null while it stands */
+            clearedBy: string | null;
+        };
         ReportBulkVoidResult: {
             /** @description The reports this call voided */
             voided: string[];
@@ -1349,6 +1450,13 @@ export interface components {
              * @example Case number confirmed by phone with the issuing police station.
              */
             note: string;
+        };
+        ClearAfterLookupBody: {
+            /**
+             * @description Why the report stands on its own evidence, for the audit log
+             * @example The platform's forensic report predates its look-up; the case was opened on 2026-11-02.
+             */
+            reason: string;
         };
         DisputePage: {
             items: components["schemas"]["Dispute"][];
@@ -1723,6 +1831,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The inquiry log could not be read to check whether the report follows the platform's own look-up of the buyer, so nothing was written; retry after Retry-After */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
         };
     };
     listReports: {
@@ -1949,6 +2067,16 @@ export interface operations {
             500: {
                 headers: {
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The inquiry log could not be read to check whether the report follows the platform's own look-up of the buyer, so nothing was written; retry after Retry-After */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4383,6 +4511,113 @@ export interface operations {
             };
         };
     };
+    listAdminAfterLookupReports: {
+        parameters: {
+            query?: {
+                /** @description `true`: the flags admins cleared instead of those waiting */
+                cleared?: "true" | "false";
+                cursor?: string;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of flagged reports */
+            200: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AfterLookupReportPage"];
+                };
+            };
+            /** @description Malformed JSON */
+            400: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid, expired or replayed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Suspended platform or missing scope */
+            403: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content type is not application/json */
+            415: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` lists each field */
+            422: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited (the route class's limit per principal, or the daily look-up cap); see Retry-After */
+            429: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     getAdminReport: {
         parameters: {
             query?: never;
@@ -4749,6 +4984,134 @@ export interface operations {
         };
         responses: {
             /** @description The report, its confirmation verified */
+            200: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Report"];
+                };
+            };
+            /** @description Malformed JSON */
+            400: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing, invalid, expired or replayed token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Suspended platform or missing scope */
+            403: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (also for another platform's resources) */
+            404: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content type is not application/json */
+            415: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Validation failed; `errors` lists each field */
+            422: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limited (the route class's limit per principal, or the daily look-up cap); see Retry-After */
+            429: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal error */
+            500: {
+                headers: {
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    clearAdminReportAfterLookup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ClearAfterLookupBody"];
+            };
+        };
+        responses: {
+            /** @description The report, its flag cleared */
             200: {
                 headers: {
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];

@@ -2,7 +2,7 @@
  * Local state for `npm start`, `npm run token` and `npm run hash`: the demo platforms' and the
  * admin's key pairs (git-ignored, under .local/keys), and the values in .dev.vars.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { exportJWK, generateKeyPair, type JWK } from "jose";
 
@@ -63,6 +63,11 @@ function keyPath(name: string): string {
 export async function ensureKey(name: string, alg: "EdDSA" | "ES256", kid: string): Promise<JWK> {
   const path = keyPath(name);
   if (existsSync(path)) {
+    // The CLI refuses a private key others may read (client/cli/config.ts): one made loose (a
+    // copy, an old checkout) is tightened here, so `npm start` leaves keys the CLI takes.
+    if (process.platform !== "win32" && (statSync(path).mode & 0o077) !== 0) {
+      chmodSync(path, 0o600);
+    }
     return JSON.parse(readFileSync(path, "utf8")) as JWK;
   }
   mkdirSync(KEYS_DIR, { recursive: true });

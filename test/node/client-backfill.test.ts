@@ -42,13 +42,13 @@ interface Summary {
 }
 
 /** The CLI in a process of its own (one process: node with tsx's loader), as a platform runs it. */
-function cli(args: string[]) {
+function cli(args: string[], url = ledger.base) {
   const child = spawn(
     process.execPath,
     ["--import", "tsx", join(ROOT, "client", "cli", "main.ts"), ...args],
     {
       cwd: ROOT,
-      env: { ...process.env, PIXIU_URL: ledger.base },
+      env: { ...process.env, PIXIU_URL: url },
       stdio: ["ignore", "pipe", "pipe"],
     },
   );
@@ -71,8 +71,8 @@ function cli(args: string[]) {
   return { child, done };
 }
 
-async function backfill(args: string[]) {
-  const result = await cli(["backfill", ...args]).done;
+async function backfill(args: string[], url?: string) {
+  const result = await cli(["backfill", ...args], url).done;
   const last = result.stdout.trim().split("\n").at(-1) ?? "";
   return { ...result, summary: JSON.parse(last) as Summary };
 }
@@ -225,5 +225,38 @@ describe("pixiu backfill", () => {
     expect(held.size).toBe(killed.valid);
     expect([...held.values()].every((n) => n === 1)).toBe(true);
     expect(killed.caseIds.filter((id) => !held.has(id))).toEqual([]);
+  });
+  it("stops cleanly on SIGTERM (state written, lock released) and resumes under the same ledger spelled with a slash", async () => {
+    const termed = writeFixture(join(dir, "termed.csv"), 4_000, `KT${run}`);
+    const state = `${termed.path}.pixiu-state.json`;
+    const first = cli(["backfill", termed.path, "--platform", "demo-shop-b", "--concurrency", "2"]);
+    // Stop once some batches are recorded.
+    const deadline = Date.now() + 60_000;
+    let doneRows = 0;
+    while (Date.now() < deadline && doneRows === 0) {
+      try {
+        const s = JSON.parse(readFileSync(state, "utf8")) as { done: [number, number][] };
+        doneRows = s.done.reduce((n, [a, b]) => n + b - a + 1, 0);
+      } catch {
+        // not written yet, or being replaced: read again
+      }
+      await sleep(20);
+    }
+    first.child.kill("SIGTERM");
+    const stopped = await first.done;
+    expect(stopped.signal).toBeNull();
+    expect(stopped.code, stopped.stderr).toBe(130);
+    expect(stopped.stderr).toContain("run the same command again to resume");
+    expect(existsSync(`${termed.path}.pixiu-lock`)).toBe(false);
+    expect((JSON.parse(readFileSync(state, "utf8")) as { complete: boolean }).complete).toBe(false);
+
+    const resumed = await backfill([termed.path, "--platform", "demo-shop-b"], `${ledger.base}/`);
+    expect(resumed.code, resumed.stderr).toBe(1);
+    expect(resumed.summary.complete).toBe(true);
+    expect(resumed.summary.resumed).toBeGreaterThan(0);
+    expect(resumed.summary.created + resumed.summary.present).toBe(termed.valid);
+    const held = await heldCaseIds("demo-shop-b", `KT${run}`);
+    expect(held.size).toBe(termed.valid);
+    expect([...held.values()].every((n) => n === 1)).toBe(true);
   });
 });

@@ -1,7 +1,7 @@
 /**
  * Red team (issue 12): the platform-facing tooling, attacked from outside: a careless operator
- * running a back-fill, an integrator, and a hostile server or proxy. Every test here is a finding
- * and FAILS on the code as it stands; the assertion states the property that should hold.
+ * running a back-fill, an integrator, and a hostile server or proxy. Every test here was a finding
+ * that failed on the code of its day; the assertion states the property that holds since.
  *
  * No ledger is started: the SDK is given a fake `fetch` that answers as the ledger's bulk route
  * answers (201 new, 200 a case id seen before with the same content), or as a proxy would.
@@ -162,9 +162,8 @@ describe("back-fill exactly-once", () => {
     expect(second.calls).toBeGreaterThan(0);
   });
 
-  // Known gap, issue 12 still open (red team of 2026-11-29; left for the next session).
-
-  it.skip("an edit past the first 64 KiB (same size) is noticed, not silently resumed over", async () => {
+  // Guards the state's input identity: a hash of the whole file, not of its first 64 KiB.
+  it("an edit past the first 64 KiB (same size) is noticed, not silently resumed over", async () => {
     // Attack: the operator fixes a rejected row in place (as the README invites: "ready to fix and
     // feed back") and runs the same command. The state's identity is size + sha256(first 64 KiB),
     // so an edit further down with the same length is invisible: the fixed row is skipped forever.
@@ -197,9 +196,8 @@ describe("back-fill exactly-once", () => {
     ).toBe(true);
   });
 
-  // Known gap, issue 12 still open (red team of 2026-11-29; left for the next session).
-
-  it.skip("a state file written under another consortium key is not resumed", async () => {
+  // Guards the state's consortium key fingerprint: a resume under another key is refused.
+  it("a state file written under another consortium key is not resumed", async () => {
     // Attack: run 1 hashed with the wrong consortium key (inside a checkout the CLI silently falls
     // back to the public demo key). The operator sets the right key and runs the same command: the
     // state (tied to file, ledger and platform only) says every row is done, nothing is re-sent,
@@ -223,9 +221,8 @@ describe("back-fill exactly-once", () => {
     ).toBe(true);
   });
 
-  // Known gap, issue 12 still open (red team of 2026-11-29; left for the next session).
-
-  it.skip("two back-fills of the same file at once: one refuses (a lock), or the rejects file still holds each row once", async () => {
+  // Guards the lock file: a second back-fill of a file being back-filled refuses to start.
+  it("two back-fills of the same file at once: one refuses (a lock), or the rejects file still holds each row once", async () => {
     // Attack: the operator starts the command twice (two terminals, a cron overlap). There is no
     // lock: both truncate/append the same rejects file and overwrite each other's state.
     const rows = [row(1), row(2, { amount: "abc" }), row(3), row(4, { category: "nope" })];
@@ -244,9 +241,8 @@ describe("back-fill exactly-once", () => {
     ).toBe(true);
   });
 
-  // Known gap, issue 12 still open (red team of 2026-11-29; left for the next session).
-
-  it.skip("a rejects file shorter than the state recorded (the operator removed fixed rows) is not padded with NUL bytes", async () => {
+  // Guards the resume of an edited rejects file: kept as it is, never padded (nor cut).
+  it("a rejects file shorter than the state recorded (the operator removed fixed rows) is not padded with NUL bytes", async () => {
     const file = writeCsv("nul.csv", [row(1), row(2, { amount: "abc" })]);
     const ledger = fakeLedger();
     await run(file, client(ledger.fetch));
@@ -393,8 +389,8 @@ describe("SDK against a hostile server or proxy", () => {
 });
 
 describe("the CLI's keys", () => {
-  // Known gap, issue 12 still open (red team of 2026-11-29; left for the next session).
-  it.skip("a private key file readable by group and others is refused (or at least warned about)", () => {
+  // Guards the key file's mode: a private key others may read is refused, as ssh refuses one.
+  it("a private key file readable by group and others is refused (or at least warned about)", () => {
     const path = join(dir, "loose.private.jwk.json");
     writeFileSync(path, JSON.stringify(jwk));
     chmodSync(path, 0o644);

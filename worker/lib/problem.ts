@@ -179,6 +179,19 @@ export const logUnavailableResponse = {
   },
 } as const;
 
+/**
+ * The report writes' extra answer: the inquiry log could not be read for the after-look-up check
+ * (docs/scoring.md §3c), so nothing was written.
+ */
+export const logReadUnavailableResponse = {
+  503: {
+    ...problem(
+      "The inquiry log could not be read to check whether the report follows the platform's own look-up of the buyer, so nothing was written; retry after Retry-After",
+    ),
+    headers: retryHeaders,
+  },
+} as const;
+
 /** Spread into every route's `responses` so the OpenAPI document lists the problems. */
 export const problemResponses = {
   400: problem("Malformed JSON"),

@@ -1,5 +1,5 @@
 import type { Config } from "../env";
-import type { AppendInput, AppendResult, LogShard } from "./shard";
+import type { AppendInput, AppendResult, LogShard, OwnLookup } from "./shard";
 
 /**
  * The Worker's side of the log store: which shard an actor writes to, and the calls every
@@ -23,10 +23,13 @@ export function shardStub(config: LogConfig, shard: number): DurableObjectStub<L
   return config.LOG.get(config.LOG.idFromName(`log-shard-${shard}`));
 }
 
-/** Thrown when the log store could not commit an append: the caller answers 503, never unlogged. */
+/**
+ * Thrown when the log store could not commit an append (the caller answers 503, never unlogged),
+ * or could not answer a read a write depends on (the caller answers 503, writing nothing).
+ */
 export class LogUnavailable extends Error {
-  constructor(cause: unknown) {
-    super(`the log store did not commit: ${String((cause as Error)?.message ?? cause)}`);
+  constructor(cause: unknown, what = "commit") {
+    super(`the log store did not ${what}: ${String((cause as Error)?.message ?? cause)}`);
     this.name = "LogUnavailable";
   }
 }
@@ -47,6 +50,34 @@ export async function appendLog(config: LogConfig, actor: string, input: AppendI
     }
   }
   throw new LogUnavailable(lastError);
+}
+
+/**
+ * A platform's own look-ups of any of `keys` in `[since, until]`, from its shard (the one its
+ * look-ups are appended to: `shardOf(actor, LOG_SHARDS)`), in one call; retried once. Throws
+ * `LogUnavailable` when the shard cannot answer.
+ */
+export async function readOwnLookups(
+  config: LogConfig,
+  q: {
+    platformId: string;
+    actor: string;
+    keys: readonly string[];
+    since: number;
+    until: number;
+    perKey: number;
+  },
+): Promise<OwnLookup[]> {
+  const shard = shardOf(q.actor, config.LOG_SHARDS);
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      return (await shardStub(config, shard).lookupsOf(q)) as OwnLookup[];
+    } catch (err) {
+      lastError = err;
+    }
+  }
+  throw new LogUnavailable(lastError, "answer");
 }
 
 /** Calls every shard, in parallel, in shard order. */

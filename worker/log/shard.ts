@@ -7,6 +7,7 @@ import {
   entryHash,
   expectedInquiries,
   GENESIS_HASH,
+  isPhotoKey,
   type JsonObject,
   keysCommitment,
   type LogEntry,
@@ -75,6 +76,13 @@ export interface InquiryRow {
   at: number;
   purpose: string;
   platformId: string;
+}
+
+/** A platform's own look-up of one buyer (`LogShard.lookupsOf`): when, and the buyer's subject keys. */
+export interface OwnLookup {
+  at: number;
+  /** Sorted, without `photo:` keys. */
+  keys: string[];
 }
 
 export interface ShardVerdict {
@@ -149,6 +157,17 @@ const SCHEMA = [
   // id), until the outbox's accounting passes them (worker/log/outbox.ts, "accounting").
   `CREATE TABLE IF NOT EXISTS outbox_appended (id INTEGER PRIMARY KEY, seq INTEGER NOT NULL)`,
 ];
+
+/**
+ * A platform's inquiries of some keys in a time range, the newest `?5` per key (`lookupsOf`): one
+ * `inquiries_subject_at` range per key. Parameters: keys (JSON), since, until, platform, per key.
+ */
+export const OWN_LOOKUPS_SQL = `SELECT subject_key, at, request_id FROM (
+    SELECT i.subject_key, i.at, i.request_id,
+      row_number() OVER (PARTITION BY i.subject_key ORDER BY i.at DESC) AS n
+    FROM json_each(?) j CROSS JOIN inquiries i ON i.subject_key = j.value
+    WHERE i.at >= ? AND i.at <= ? AND i.platform_id = ?)
+  WHERE n <= ?`;
 
 /** How old the outbox watermark's entry may grow before it is written again (see advanceOutboxWatermark). */
 const ACCOUNTING_REFRESH_MS = 86_400_000;
@@ -835,6 +854,76 @@ export class LogShard extends DurableObject {
       purpose: r.purpose,
       platformId: r.platform_id,
     }));
+  }
+
+  /**
+   * One platform's own look-ups of any of `keys` made in `[since, until]` (docs/scoring.md §3c,
+   * the after-look-up check on a report write): per buyer looked up, the time and that buyer's
+   * subject keys as the look-up sent them (its entry's keys, every subject of the query, not only
+   * those in `keys`; `photo:` keys left out). At most the `perKey` newest look-ups of each key.
+   *
+   * Rows read: the `inquiries_subject_at` range of each key within the window (every platform's
+   * look-ups of that buyer on this shard, filtered to `platformId`), then per look-up its entries by
+   * request id (`entries_request`) and their keys by primary key. A look-up whose entry moved to
+   * the archive is found through its `archived_lookups` row (same time and request id); one
+   * whose keys are gone (erased) counts with the keys of `keys` it was inquired under.
+   */
+  lookupsOf(q: {
+    platformId: string;
+    actor: string;
+    keys: readonly string[];
+    since: number;
+    until: number;
+    perKey: number;
+  }): OwnLookup[] {
+    const hits = this.sql
+      .exec<{ subject_key: string; at: number; request_id: string }>(
+        OWN_LOOKUPS_SQL,
+        JSON.stringify([...new Set(q.keys)]),
+        q.since,
+        q.until,
+        q.platformId,
+        q.perKey,
+      )
+      .toArray();
+    // One inquiry per (request, key): a request's look-ups are its entries (one per buyer).
+    const requests = new Map<string, { at: number; requestId: string; keys: Set<string> }>();
+    for (const h of hits) {
+      const id = `${h.at} ${h.request_id}`;
+      const r = requests.get(id) ?? { at: h.at, requestId: h.request_id, keys: new Set<string>() };
+      r.keys.add(h.subject_key);
+      requests.set(id, r);
+    }
+    const found = new Map<string, OwnLookup>();
+    for (const r of requests.values()) {
+      let buyers = this.sql
+        .exec<{ keys: string }>(
+          `SELECT k.keys FROM entries e CROSS JOIN entry_keys k ON k.seq = e.seq
+           WHERE e.request_id = ? AND e.actor = ?`,
+          r.requestId,
+          q.actor,
+        )
+        .toArray();
+      if (buyers.length === 0) {
+        buyers = this.sql
+          .exec<{ keys: string }>(
+            `SELECT k.keys FROM archived_lookups a CROSS JOIN entry_keys k ON k.seq = a.seq
+             WHERE a.at = ? AND a.request_id = ? AND a.platform_id = ?`,
+            r.at,
+            r.requestId,
+            q.platformId,
+          )
+          .toArray();
+      }
+      const sets = buyers
+        .map((b) => (JSON.parse(b.keys) as string[]).filter((k) => !isPhotoKey(k)))
+        .filter((keys) => keys.some((k) => r.keys.has(k)));
+      for (const keys of sets.length > 0 ? sets : [[...r.keys]]) {
+        const sorted = [...new Set(keys)].sort();
+        found.set(`${r.at} ${sorted.join(",")}`, { at: r.at, keys: sorted });
+      }
+    }
+    return [...found.values()].sort((a, b) => b.at - a.at);
   }
 
   /**

@@ -80,15 +80,28 @@ export function registerAdminReportsVerifyConfirmation(app: App) {
       throw new ProblemError("conflict", `report ${id} is ${row.status}: it no longer counts`);
     }
     const { readBack } = await commitNamed(scope, {
-      // A second verification changes nothing: the first admin and time stand.
+      // A second verification changes nothing: the first admin and time stand. A police report or
+      // court ruling the consortium checked is independent evidence, so verifying it also clears
+      // an after-look-up flag (docs/scoring.md §3c), by the same admin at the same time.
       verify: sql`UPDATE reports SET confirmation_verified_at = ${scope.now},
-          confirmation_verified_by = ${scope.principal.actor}, updated_at = ${scope.now}
+          confirmation_verified_by = ${scope.principal.actor}, updated_at = ${scope.now},
+          after_lookup_cleared_at = CASE WHEN after_lookup_at IS NOT NULL AND after_lookup_cleared_at IS NULL
+            THEN ${scope.now} ELSE after_lookup_cleared_at END,
+          after_lookup_cleared_by = CASE WHEN after_lookup_at IS NOT NULL AND after_lookup_cleared_at IS NULL
+            THEN ${scope.principal.actor} ELSE after_lookup_cleared_by END
         WHERE id = ${id} AND confirmation_verified_at IS NULL AND status IN ('active', 'disputed')
           AND confirmation IN ('police_report', 'court_ruling') AND confirmation_ref IS NOT NULL`,
       audit: requestAudit(scope, {
         target: id,
         outcome: already ? "replayed" : "ok",
-        details: { confirmation: row.confirmation, confirmationRef: row.confirmation_ref, note },
+        details: {
+          confirmation: row.confirmation,
+          confirmationRef: row.confirmation_ref,
+          note,
+          ...(!already && row.after_lookup_at !== null && row.after_lookup_cleared_at === null
+            ? { afterLookupCleared: true }
+            : {}),
+        },
       }),
       readBack: reportByIdSql(id, null),
     });

@@ -1,10 +1,17 @@
 import { z } from "@hono/zod-openapi";
 import type { App } from "../app";
-import { fieldErrors, ProblemError, ProblemSchema, toProblem } from "../lib/problem";
+import {
+  fieldErrors,
+  logReadUnavailableResponse,
+  ProblemError,
+  ProblemSchema,
+  toProblem,
+} from "../lib/problem";
 import { authenticatedRoute } from "../lib/route";
 import { callerPlatform, guard } from "../middleware/auth";
 import { idOf, int } from "../schemas/common";
 import { ReportBodySchema } from "../schemas/reports";
+import { flagAfterLookups } from "../services/after-lookup";
 import { type AuditEntry, auditInsertMany } from "../services/audit";
 import { commitNamed } from "../services/commit";
 import {
@@ -32,7 +39,7 @@ const route = authenticatedRoute({
   tags: ["Reports"],
   summary: "Report up to 500 cases",
   description:
-    "Each item is processed as if posted alone (201, 200 replay, 409, 422, including 422 for an item over the per-subject cap MAX_ACTIVE_REPORTS_PER_SUBJECT, counting the earlier items of the same call); one bad item fails only itself. The valid items are written in one D1 batch.",
+    "Each item is processed as if posted alone (201, 200 replay, 409, 422, including 422 for an item over the per-subject cap MAX_ACTIVE_REPORTS_PER_SUBJECT, counting the earlier items of the same call); one bad item fails only itself. The valid items are written in one D1 batch. Each item is checked for the after-look-up flag as a single report is (docs/scoring.md §3c), all in one read of the inquiry log; 503 when it cannot be read (nothing written).",
   middleware: [guard("report.create", "reports:write")] as const,
   request: {
     body: {
@@ -56,6 +63,7 @@ const route = authenticatedRoute({
         },
       },
     },
+    ...logReadUnavailableResponse,
   },
 });
 
@@ -103,8 +111,9 @@ export function registerReportsBulk(app: App) {
     }
     const cap = config.MAX_ACTIVE_REPORTS_PER_SUBJECT;
     const ctx = { platformId, actor: principal.actor, action: c.var.action, requestId, now, cap };
+    const flagged = await flagAfterLookups(c.var.scope, prepared);
     const written = await commitNamed(c.var.scope, {
-      ...reportWriteStatements(ctx, prepared, positions),
+      ...reportWriteStatements(ctx, flagged, positions),
       rejected: auditInsertMany({ requestId, now }, rejected),
     });
     for (const result of writeResults(written)) {

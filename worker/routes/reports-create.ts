@@ -1,8 +1,9 @@
 import type { App } from "../app";
-import { conflictResponse, ProblemError } from "../lib/problem";
+import { conflictResponse, logReadUnavailableResponse, ProblemError } from "../lib/problem";
 import { authenticatedRoute } from "../lib/route";
 import { callerPlatform, guard } from "../middleware/auth";
 import { ReportBodySchema, ReportSchema } from "../schemas/reports";
+import { flagAfterLookups } from "../services/after-lookup";
 import { commitNamed } from "../services/commit";
 import {
   checkReportTimes,
@@ -20,7 +21,7 @@ const route = authenticatedRoute({
   tags: ["Reports"],
   summary: "Report a confirmed case",
   description:
-    "Idempotent per `caseId`: the same content again answers 200 with the same report; different content answers 409. A platform holds at most MAX_ACTIVE_REPORTS_PER_SUBJECT active or disputed reports per subject: one more answers 422 and writes nothing.",
+    "Idempotent per `caseId`: the same content again answers 200 with the same report; different content answers 409. A platform holds at most MAX_ACTIVE_REPORTS_PER_SUBJECT active or disputed reports per subject: one more answers 422 and writes nothing. A report filed within AFTER_LOOKUP_WINDOW_DAYS after the platform's own look-up of one of its subjects answered `review` or worse is flagged (`afterLookup`) and adds no consensus weight until an admin clears it (docs/scoring.md §3c); 503 when the inquiry log cannot be read for that check (nothing written).",
   middleware: [guard("report.create", "reports:write")] as const,
   request: { body: { required: true, content: { "application/json": { schema: ReportBodySchema } } } },
   responses: {
@@ -30,6 +31,7 @@ const route = authenticatedRoute({
       content: { "application/json": { schema: ReportSchema } },
     },
     ...conflictResponse,
+    ...logReadUnavailableResponse,
   },
 });
 
@@ -42,7 +44,10 @@ export function registerReportsCreate(app: App) {
     if (errors.length > 0) {
       throw new ProblemError("validation", "The report's times are not acceptable; see errors.", { errors });
     }
-    const prepared = await prepareReport(body, config.LEDGER_PEPPER);
+    const [prepared] = await flagAfterLookups(c.var.scope, [await prepareReport(body, config.LEDGER_PEPPER)]);
+    if (!prepared) {
+      throw new Error("the after-look-up check lost the report");
+    }
     const cap = config.MAX_ACTIVE_REPORTS_PER_SUBJECT;
     const ctx = { platformId, actor: principal.actor, action: c.var.action, requestId, now, cap };
     const [result] = writeResults(await commitNamed(c.var.scope, reportWriteStatements(ctx, [prepared])));

@@ -266,6 +266,10 @@ export const EvidenceSchema = z
 
 export type Evidence = z.infer<typeof EvidenceSchema>;
 
+/** The bands a look-up may have answered for a report filed after it to be flagged (§3c). */
+export const AFTER_LOOKUP_BANDS = ["medium", "high", "critical"] as const;
+export type AfterLookupBand = (typeof AFTER_LOOKUP_BANDS)[number];
+
 /** Confirmations a consortium admin verifies before they weigh as strong (docs/scoring.md §2). */
 export const STRONG_CONFIRMATIONS: readonly Confirmation[] = ["police_report", "court_ruling"];
 
@@ -346,6 +350,24 @@ export const ReportSchema = z
     disputeId: idOf("dsp")
       .nullable()
       .openapi({ description: "The record's open or latest dispute (`GET /v1/disputes/{id}`), or null" }),
+    afterLookup: z
+      .object({
+        lookedUpAt: DateTime.openapi({
+          description: "When the reporting platform's own look-up of one of the report's subjects was made",
+        }),
+        band: z
+          .enum(AFTER_LOOKUP_BANDS)
+          .openapi({ description: "What that look-up answered (reconstructed)" }),
+        clearedAt: DateTime.nullable().openapi({
+          description:
+            "When a consortium admin cleared the flag (the record then counts as any other); null until then",
+        }),
+      })
+      .nullable()
+      .openapi("AfterLookupFlag", {
+        description:
+          "Set when the report was filed within AFTER_LOOKUP_WINDOW_DAYS after the reporting platform's own look-up of one of its subjects answered `review` or worse: until an admin clears it, the record counts as its platform's own evidence but adds no consensus weight (docs/scoring.md §3c). Null when not flagged.",
+      }),
     createdAt: DateTime,
     updatedAt: DateTime,
   })

@@ -16,7 +16,13 @@ export const TRUST = {
   probationTrust: 0.5,
   /** Share of a member's reports independently corroborated by another member that earns full trust. */
   corroborationTarget: 0.2,
-  /** Each adverse outcome per report costs this many times its share of the member's reports. */
+  /**
+   * Share of a member's reports that may be overturned (voided, withdrawn, half of the plain
+   * retractions) at no cost: the error rate of a careful member. Honest members err too, and the
+   * dispute process catches it; trust measures being worse than that.
+   */
+  errorAllowance: 0.05,
+  /** Each adverse outcome beyond the allowance costs this many times its share of the member's reports. */
   adversePenalty: 4,
   /** A plain retraction (no dispute) is an honest correction: it counts this much of an adverse outcome. */
   retractionWeight: 0.5,
@@ -51,17 +57,17 @@ const round4 = (x: number) => Math.round(x * 10_000) / 10_000;
 /**
  * Trust from outcomes:
  *   n = max(reports, probationReports)
- *   clean = max(0, 1 − adversePenalty × (voided + withdrawn + retractionWeight × retracted) / n)
+ *   clean = max(0, 1 − adversePenalty × max(0, (voided + withdrawn + retractionWeight × retracted) / n − errorAllowance))
  *   corroboration = min(1, (corroborated / n) / corroborationTarget)
  *   on probation: min(probationTrust, clean); otherwise corroboration × clean; at least `floor`.
  *
- * @example trustOf({ reports: 100, corroborated: 40, voided: 1, withdrawn: 0, retracted: 2 }, 200)
- *   // { trust: 0.92, probation: false }
+ * @example trustOf({ reports: 100, corroborated: 40, voided: 6, withdrawn: 2, retracted: 2 }, 200)
+ *   // adverse 9 of 100: clean = 1 − 4 × (0.09 − 0.05) = 0.84 → { trust: 0.84, probation: false }
  */
 export function trustOf(c: TrustCounts, memberDays: number): Trust {
   const n = Math.max(c.reports, TRUST.probationReports);
   const adverse = c.voided + c.withdrawn + TRUST.retractionWeight * c.retracted;
-  const clean = Math.max(0, 1 - (TRUST.adversePenalty * adverse) / n);
+  const clean = Math.max(0, 1 - TRUST.adversePenalty * Math.max(0, adverse / n - TRUST.errorAllowance));
   const probation = memberDays < TRUST.probationDays || c.reports < TRUST.probationReports;
   const corroboration = Math.min(1, c.corroborated / n / TRUST.corroborationTarget);
   const raw = probation ? Math.min(TRUST.probationTrust, clean) : corroboration * clean;

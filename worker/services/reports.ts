@@ -6,6 +6,7 @@ import { newId } from "../lib/ids";
 import { type FieldError, ProblemError } from "../lib/problem";
 import { DAY_MS, toRfc3339, toRfc3339OrNull } from "../lib/time";
 import {
+  type AfterLookupBand,
   type Category,
   type Confirmation,
   type Evidence,
@@ -14,6 +15,7 @@ import {
   STRONG_CONFIRMATIONS,
 } from "../schemas/reports";
 import { DEFAULT_MODEL } from "../scoring/model";
+import type { AfterLookupFlag } from "./after-lookup";
 import { AUDIT_INSERT } from "./audit";
 import { fingerprintWriteStatements, uncountFingerprintsSql } from "./fingerprints";
 import { type KeyedSubject, pepperSubjects } from "./subjects";
@@ -49,6 +51,12 @@ export interface PreparedReport {
   /** Where each of `subjects` (sorted by key) stands in the request body, for error paths. */
   subjectPositions: number[];
   contentHash: string;
+  /**
+   * Set by `flagAfterLookups` (worker/services/after-lookup.ts) when the report follows its
+   * reporter's own look-up that answered `review` or worse; written with the report, never part of
+   * its content (a replay is decided on the content alone and leaves a held report's flag as it is).
+   */
+  afterLookup?: AfterLookupFlag | null;
 }
 
 /** The time rules of CONTRACT §4 that depend on the clock and the retention period. */
@@ -121,7 +129,8 @@ export async function prepareReport(body: ReportBody, pepper: string): Promise<P
 export const REPORT_COLUMNS = sql.raw(`r.id, r.case_id, r.platform_id, r.status, r.category, r.confirmation,
   r.incident_at, r.confirmed_at, r.amount_value, r.amount_currency, r.evidence, r.note,
   r.subject_notified_at, r.status_reason, r.statement, r.dispute_id, r.created_at, r.updated_at,
-  r.confirmation_ref, r.confirmation_verified_at,
+  r.confirmation_ref, r.confirmation_verified_at, r.after_lookup_at, r.after_lookup_band,
+  r.after_lookup_cleared_at,
   (SELECT json_group_array(json_object('type', s.subject_type, 'key', s.subject_key))
      FROM report_subjects s WHERE s.report_id = r.id) AS subjects`);
 
@@ -146,6 +155,9 @@ export interface ReportRow {
   updated_at: number;
   confirmation_ref: string | null;
   confirmation_verified_at: number | null;
+  after_lookup_at: number | null;
+  after_lookup_band: string | null;
+  after_lookup_cleared_at: number | null;
   subjects: string;
 }
 
@@ -169,6 +181,14 @@ export function toReport(row: ReportRow): Report {
     statusReason: row.status_reason,
     statement: row.statement,
     disputeId: row.dispute_id,
+    afterLookup:
+      row.after_lookup_at === null
+        ? null
+        : {
+            lookedUpAt: toRfc3339(row.after_lookup_at),
+            band: row.after_lookup_band as AfterLookupBand,
+            clearedAt: toRfc3339OrNull(row.after_lookup_cleared_at),
+          },
     createdAt: toRfc3339(row.created_at),
     updatedAt: toRfc3339(row.updated_at),
   };
@@ -240,7 +260,13 @@ export function reportWriteStatements(
   itemIndexes?: readonly number[],
 ) {
   const json = JSON.stringify(
-    items.map((r, i) => ({ ...r, keys: r.subjects.map((s) => s.key), item: itemIndexes?.[i] ?? i })),
+    items.map(({ afterLookup, ...r }, i) => ({
+      ...r,
+      keys: r.subjects.map((s) => s.key),
+      item: itemIndexes?.[i] ?? i,
+      afterLookupAt: afterLookup?.at ?? null,
+      afterLookupBand: afterLookup?.band ?? null,
+    })),
   );
   const refused = refusedCte(ctx.platformId, ctx.cap, json);
   // json_each stays outermost (LEFT JOIN): one (platform_id, case_id) index probe per item,
@@ -254,12 +280,12 @@ export function reportWriteStatements(
     reports: sql`${refused}
       INSERT INTO reports (id, platform_id, case_id, status, category, confirmation, incident_at,
         confirmed_at, amount_value, amount_currency, evidence, note, subject_notified_at, content_hash,
-        status_reason, confirmation_ref, created_at, updated_at)
+        status_reason, confirmation_ref, after_lookup_at, after_lookup_band, created_at, updated_at)
       SELECT j.value ->> 'id', ${ctx.platformId}, j.value ->> 'caseId', 'active', j.value ->> 'category',
         j.value ->> 'confirmation', j.value ->> 'incidentAt', j.value ->> 'confirmedAt',
         j.value ->> 'amountValue', j.value ->> 'amountCurrency', j.value -> 'evidence', j.value ->> 'note',
         j.value ->> 'subjectNotifiedAt', j.value ->> 'contentHash', NULL, j.value ->> 'confirmationRef',
-        ${ctx.now}, ${ctx.now}
+        j.value ->> 'afterLookupAt', j.value ->> 'afterLookupBand', ${ctx.now}, ${ctx.now}
       FROM json_each(${json}) j WHERE j.key NOT IN (SELECT item FROM refused)
       ON CONFLICT (platform_id, case_id) DO NOTHING`,
     // The report's platform and incident time are copied onto its links (counted from the start):
@@ -274,9 +300,13 @@ export function reportWriteStatements(
     audit: sql`${refused} ${AUDIT_INSERT}
       SELECT ${ctx.now}, ${ctx.actor}, ${ctx.action}, r.id, ${ctx.requestId},
         CASE WHEN r.id IS NULL THEN 'invalid' ELSE ${outcome} END,
-        json_object('caseId', j.value ->> 'caseId', 'item', j.value ->> 'item', 'subjectKeys', j.value -> 'keys',
+        json_patch(json_object('caseId', j.value ->> 'caseId', 'item', j.value ->> 'item', 'subjectKeys', j.value -> 'keys',
           'error', CASE WHEN r.id IS NULL THEN (SELECT x.reason FROM refused x WHERE x.item = j.key) END,
-          'cap', CASE WHEN r.id IS NULL THEN ${ctx.cap} END)
+          'cap', CASE WHEN r.id IS NULL THEN ${ctx.cap} END),
+          -- A report created flagged says so in its entry: the look-up it follows, and its answer.
+          CASE WHEN r.id = j.value ->> 'id' AND r.after_lookup_at IS NOT NULL
+            THEN json_object('afterLookup', json_object('at', r.after_lookup_at, 'band', r.after_lookup_band))
+            ELSE '{}' END)
       ${matched} ORDER BY j.key`,
     readBack: sql`SELECT j.key AS item, ${outcome} AS outcome, ${REPORT_COLUMNS}
       ${matched} ORDER BY j.key`,

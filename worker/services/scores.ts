@@ -95,7 +95,7 @@ export type TaggedReadRow = ({ kind: "record" } & MatchRow) | ({ kind: "photo" }
 let configured: { config: Config; model: ScoreModel; version: string } | undefined;
 
 /** The model with this deployment's configuration applied, built once per isolate. */
-function modelOf(config: Config): { model: ScoreModel; version: string } {
+export function modelOf(config: Config): { model: ScoreModel; version: string } {
   if (configured?.config !== config) {
     configured = { config, ...configureModel(config) };
   }
@@ -199,6 +199,66 @@ export function scoreWithPhotosReadSql(keysJson: string, perPlatform: number, ch
     WHERE f.counted = 1`;
 }
 
+/**
+ * The records a past look-up may have seen (the after-look-up check, docs/scoring.md §3c): for
+ * the keys (a JSON array, one bound parameter), the records created by `until` (the latest
+ * look-up) that still count, read exactly as `scoreReadSql` reads them (the newest `perPlatform`
+ * per (key, platform) through the counted index), and beside them (UNION ALL) the records closed
+ * (retracted, voided, expired) after `since` (the earliest look-up), through the partial index
+ * of closed links (`report_subjects_closed`). Each with what the Worker needs to put the record
+ * back as it stood at a look-up's time (`recordAt` in worker/services/after-lookup.ts): when it
+ * closed (`updated_at`: nothing changes a closed report), when its confirmation was verified, when
+ * it was flagged and cleared, and its disputes' times (one index probe, only for a record that was
+ * ever disputed); trust and collusion group as the score read takes them, today's.
+ *
+ * One statement; rows read follow the buyer's own records: what the score read reads, plus the
+ * buyer's closed links and, per record ever disputed, its disputes.
+ */
+export function pastScoreReadSql(keysJson: string, perPlatform: number, since: number, until: number) {
+  return sql`WITH RECURSIVE ${platformsCte(keysJson)}
+    SELECT platforms.subject_key, ${PAST_COLUMNS}, platforms.trust, platforms.group_id
+    ${recordsFrom(perPlatform)}
+      AND r.created_at <= ${until}
+    UNION ALL
+    SELECT s.subject_key, ${PAST_COLUMNS}, ${trustOfPlatform(sql`r.platform_id`)},
+      ${groupOfPlatform(sql`r.platform_id`)}
+    FROM json_each(${keysJson}) k
+      CROSS JOIN report_subjects s ON s.subject_key = k.value AND s.counted = 0
+      CROSS JOIN reports r ON r.id = s.report_id
+    WHERE r.updated_at > ${since} AND r.created_at <= ${until}
+      AND +r.status NOT IN ('active', 'disputed')`;
+}
+
+const PAST_COLUMNS = sql`r.id, r.platform_id, r.category, r.confirmation, r.incident_at, r.created_at,
+      r.amount_value, r.amount_currency, r.status, r.updated_at, r.confirmation_verified_at,
+      r.after_lookup_at, r.after_lookup_cleared_at,
+      CASE WHEN r.dispute_id IS NULL THEN NULL ELSE (
+        SELECT json_group_array(json_array(d.opened_at, d.decided_at, d.deadline_at))
+        FROM disputes d WHERE d.report_id = r.id) END AS disputes`;
+
+/** A row of `pastScoreReadSql`: a record on one of the keys, with the times that date its state. */
+export interface PastRow {
+  subject_key: string;
+  id: string;
+  platform_id: string;
+  category: Category;
+  confirmation: Confirmation;
+  incident_at: number;
+  created_at: number;
+  amount_value: number;
+  amount_currency: string;
+  status: ReportStatus;
+  /** When it closed, for a closed record (nothing updates a report once closed). */
+  updated_at: number;
+  confirmation_verified_at: number | null;
+  after_lookup_at: number | null;
+  after_lookup_cleared_at: number | null;
+  /** JSON `[[opened_at, decided_at, deadline_at], …]`, or null when never disputed. */
+  disputes: string | null;
+  trust: number;
+  group_id: string | null;
+}
+
 /** The platform walk of the score read: (subject key, platform) pairs with counted links. */
 function platformsCte(keysJson: string) {
   return sql`platforms (subject_key, platform_id) AS (
@@ -255,18 +315,17 @@ function recordsFrom(perPlatform: number) {
  * Keeps the `cap` most recent rows of each (subject key, platform) of a read that asked for one
  * more: whether any group had more tells whether records were left unread.
  */
-export function capPerPlatform(
-  rows: readonly MatchRow[],
-  cap: number,
-): { kept: MatchRow[]; cappedKeys: Set<string> } {
-  const groups = new Map<string, MatchRow[]>();
+export function capPerPlatform<
+  R extends Pick<MatchRow, "subject_key" | "platform_id" | "incident_at" | "id">,
+>(rows: readonly R[], cap: number): { kept: R[]; cappedKeys: Set<string> } {
+  const groups = new Map<string, R[]>();
   for (const row of rows) {
     const group = `${row.subject_key} ${row.platform_id}`;
     const list = groups.get(group) ?? [];
     list.push(row);
     groups.set(group, list);
   }
-  const kept: MatchRow[] = [];
+  const kept: R[] = [];
   const cappedKeys = new Set<string>();
   for (const list of groups.values()) {
     if (list.length > cap) {

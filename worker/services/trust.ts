@@ -4,6 +4,14 @@ import type { Db } from "../lib/db";
 import { DAY_MS } from "../lib/time";
 import { TRUST, type TrustCounts, trustOf } from "../scoring/trust";
 
+/**
+ * A report that may corroborate or be corroborated: not flagged after its reporter's own look-up,
+ * or cleared (docs/scoring.md §2a, §3c). An echo of the ledger's answer is not independent
+ * confirmation, in either direction.
+ */
+const INDEPENDENT = (r: "r" | "x") =>
+  sql.raw(`(${r}.after_lookup_at IS NULL OR ${r}.after_lookup_cleared_at IS NOT NULL)`);
+
 /** Platforms whose trust one run recomputes at most; the rest wait for the next run. */
 export const TRUST_CHUNK = 100;
 
@@ -11,9 +19,11 @@ export const TRUST_CHUNK = 100;
  * Recomputes the reporter trust of the platforms with no row or a row older than
  * `TRUST.recomputeMs` (docs/scoring.md §2a): counts their reports' outcomes in one read, applies
  * the pure rule, writes every row in one statement. Corroboration is an index probe per counted
- * report (`report_subjects` by report, then by key): the job's work, never a score query's. A
- * member of the platform's own collusion group (docs/scoring.md §3d) does not corroborate it: a
- * coalition cannot earn full trust by confirming itself.
+ * report (`report_subjects` by report, then by key, then the other report by primary key): the
+ * job's work, never a score query's. A report flagged after its reporter's own look-up and not
+ * cleared neither is corroborated nor corroborates another's (§3c). A member of the platform's
+ * own collusion group (§3d) does not corroborate it: a coalition cannot earn full trust by
+ * confirming itself.
  */
 export async function recomputeTrust(d1: Db, now: number): Promise<number> {
   const rows = await all<TrustCounts & { platform_id: string; created_at: number }>(
@@ -31,9 +41,11 @@ export async function recomputeTrust(d1: Db, now: number): Promise<number> {
         (SELECT count(*) FROM reports r WHERE r.platform_id = due.id AND r.status = 'retracted'
           AND r.dispute_id IS NULL) AS retracted,
         (SELECT count(*) FROM reports r WHERE r.platform_id = due.id AND r.status IN ('active', 'disputed')
+          AND ${INDEPENDENT("r")}
           AND EXISTS (SELECT 1 FROM report_subjects s CROSS JOIN report_subjects o
             ON o.subject_key = s.subject_key AND o.counted = 1 AND o.platform_id <> due.id
-            WHERE s.report_id = r.id
+            CROSS JOIN reports x ON x.id = o.report_id
+            WHERE s.report_id = r.id AND ${INDEPENDENT("x")}
               AND NOT EXISTS (SELECT 1 FROM platform_groups mine CROSS JOIN platform_groups theirs
                 ON theirs.group_id = mine.group_id
                 WHERE mine.platform_id = due.id AND theirs.platform_id = o.platform_id))) AS corroborated

@@ -1,0 +1,2 @@
+CREATE INDEX `report_subjects_closed` ON `report_subjects` (`subject_key`,`report_id`) WHERE counted = 0;--> statement-breakpoint
+CREATE INDEX `reports_after_lookup_cleared` ON `reports` (`after_lookup_cleared_at`,`id`) WHERE after_lookup_cleared_at IS NOT NULL;
