@@ -39,11 +39,21 @@ export const platformGroups = sqliteTable("platform_groups", {
 export const collusionSets = sqliteTable("collusion_sets", {
   /** The member platform ids, sorted, comma-separated. */
   members: text("members").primaryKey(),
-  /** Subject keys reported by exactly these platforms. */
+  /** Buyers reported by exactly these platforms (docs/scoring.md §3d: how buyers are counted). */
   observed: integer("observed").notNull(),
-  /** How many chance would give them, from each platform's share of such keys. */
+  /** How many chance would give them (§3d), at its most cautious. */
   expected: real("expected").notNull(),
   /** Poisson upper tail P(X ≥ observed) at `expected`. */
   pValue: real("p_value").notNull(),
   computedAt: epochMs("computed_at").notNull(),
+});
+
+/**
+ * When each job that runs less often than the Cron Trigger last ran (docs/operations.md): the
+ * collusion job claims its run here, at most once an hour, before its full pass over the shared
+ * buyers, so two overlapping runs never both make it.
+ */
+export const jobRuns = sqliteTable("job_runs", {
+  job: text("job").primaryKey(),
+  ranAt: epochMs("ran_at").notNull(),
 });

@@ -274,10 +274,12 @@ describe("GET /v1/admin/platforms", () => {
 
     const one = await admin<Platform>(`/v1/admin/platforms/${mine[0]?.id}`);
     expect(one.status).toBe(200);
-    // The list's view, plus the reporter trust only this admin read shows (docs/scoring.md §2a).
-    const { trust, ...listed } = one.body as Platform & { trust: unknown };
+    // The list's view, plus the reporter trust and the collusion group only this admin read
+    // shows (docs/scoring.md §2a, §3d).
+    const { trust, group, ...listed } = one.body as Platform & { trust: unknown; group: unknown };
     expect(listed).toEqual(seen.find((p) => p.id === mine[0]?.id));
     expect(trust).toMatchObject({ trust: 1, probation: false });
+    expect(group).toBeNull();
     expect(one.body.scopes).toEqual(ALL_PLATFORM_SCOPES);
 
     expect((await admin(`/v1/admin/platforms/${uniqueId("none")}`)).status).toBe(404);
@@ -793,6 +795,7 @@ describe("POST /v1/admin/maintenance/run", () => {
       [
         "archived",
         "checkpoint",
+        "collusion",
         "complete",
         "disputesMarkedOverdue",
         "eventsPurged",

@@ -556,7 +556,7 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Run the scheduled job now: retention purge, overdue disputes, expired rows, webhook re-sends, reporter trust, audit checkpoint
+         * Run the scheduled job now: retention purge, overdue disputes, expired rows, webhook re-sends, collusion groups, reporter trust, audit checkpoint
          * @description Idempotent; the same job the Cron Trigger runs every minute. Send `{}`. Claims the token's `jti` like every admin write: a replayed token is a 401 and runs nothing.
          */
         post: operations["runAdminMaintenance"];
@@ -671,7 +671,7 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Counts by status, queries per day, and each platform's look-ups against its reports
+         * Counts by status, queries per day, each platform's look-ups against its reports, and collusion groups
          * @description `usage` lists, per platform over the last 30 days, score queries, subject keys looked up and reports filed. A platform that looks up far more buyers than it reports (`lookupsPerReport`) may be enumerating the ledger. Beside them, its subject-access pages (`subjectAccess`) and the disputes it opened (`disputesOpened`): buyers' own requests, which a platform could otherwise use to read files without a score query.
          */
         get: operations["getAdminStats"];
@@ -1354,7 +1354,15 @@ export interface components {
                     retracted: number;
                 } | null;
             };
+            group: components["schemas"]["CollusionGroup"];
         };
+        /** @description The platform's collusion group (docs/scoring.md §3d), as the scheduled job last found it; null: in none */
+        CollusionGroup: {
+            /** @description The group's id: its smallest member id */
+            id: string;
+            /** @description Sorted */
+            members: string[];
+        } | null;
         PlatformPatch: {
             /** @enum {string} */
             status?: "active" | "suspended";
@@ -1580,6 +1588,36 @@ export interface components {
                  */
                 distinctSubjectsToday: number;
             }[];
+            /** @description Collusion (docs/scoring.md §3d): platforms whose reports overlap on buyers no other platform reports, beyond what chance explains. Such overlap does not multiply the consensus. */
+            collusion: {
+                /**
+                 * Format: date-time
+                 * @description When the collusion job last ran (at most once an hour); null: never
+                 * @example 2026-11-24T08:00:00Z
+                 */
+                computedAt: string | null;
+                /** @description Exact sets of reporters whose shared buyers (reported by these platforms and no other) are beyond chance, the smallest p-value first, at most 1000 */
+                sets: {
+                    /** @description Sorted */
+                    members: string[];
+                    /**
+                     * Format: int64
+                     * @description Buyers reported by exactly these platforms
+                     */
+                    observed: number;
+                    /** @description What chance predicts, at its most cautious */
+                    expected: number;
+                    /** @description Poisson P(X ≥ observed) at `expected` */
+                    pValue: number;
+                    /**
+                     * Format: date-time
+                     * @example 2026-11-24T08:00:00Z
+                     */
+                    computedAt: string;
+                }[];
+                /** @description Platforms of overlapping sets: each group counts as one platform in the consensus */
+                groups: components["schemas"]["CollusionGroup"][];
+            };
             audit: {
                 /**
                  * Format: int64
@@ -4027,7 +4065,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The platform, with its reporter trust (admins only) */
+            /** @description The platform, with its reporter trust and collusion group (admins only) */
             200: {
                 headers: {
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
@@ -5458,6 +5496,26 @@ export interface operations {
                          * @description Platforms whose reporter trust this run recomputed (docs/scoring.md §2a)
                          */
                         trustRecomputed: number;
+                        /** @description The collusion job (docs/scoring.md §3d); null when it ran within the last hour (docs/operations.md) */
+                        collusion: {
+                            /**
+                             * Format: int64
+                             * @description Shared buyers counted (two or more reporting platforms)
+                             */
+                            buyers: number;
+                            /**
+                             * Format: int64
+                             * @description Collusion sets found
+                             */
+                            sets: number;
+                            /**
+                             * Format: int64
+                             * @description Platforms in a collusion group
+                             */
+                            grouped: number;
+                            /** @description Whether the groups changed (audited as `collusion.groups`) */
+                            changed: boolean;
+                        } | null;
                         complete: boolean;
                         log: {
                             /** Format: int64 */

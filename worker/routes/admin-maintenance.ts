@@ -12,7 +12,7 @@ const route = authenticatedRoute({
   operationId: "runAdminMaintenance",
   tags: ["Admin: maintenance"],
   summary:
-    "Run the scheduled job now: retention purge, overdue disputes, expired rows, webhook re-sends, reporter trust, audit checkpoint",
+    "Run the scheduled job now: retention purge, overdue disputes, expired rows, webhook re-sends, collusion groups, reporter trust, audit checkpoint",
   description:
     "Idempotent; the same job the Cron Trigger runs every minute. Send `{}`. Claims the token's `jti` like every admin write: a replayed token is a 401 and runs nothing.",
   middleware: [guard("maintenance.trigger", "admin")] as const,
@@ -32,6 +32,22 @@ const route = authenticatedRoute({
             trustRecomputed: count().openapi({
               description: "Platforms whose reporter trust this run recomputed (docs/scoring.md §2a)",
             }),
+            collusion: z
+              .object({
+                buyers: count().openapi({
+                  description: "Shared buyers counted (two or more reporting platforms)",
+                }),
+                sets: count().openapi({ description: "Collusion sets found" }),
+                grouped: count().openapi({ description: "Platforms in a collusion group" }),
+                changed: z
+                  .boolean()
+                  .openapi({ description: "Whether the groups changed (audited as `collusion.groups`)" }),
+              })
+              .nullable()
+              .openapi({
+                description:
+                  "The collusion job (docs/scoring.md §3d); null when it ran within the last hour (docs/operations.md)",
+              }),
             complete: z.boolean(),
             log: z.object({ keysErased: count(), inquiriesPurged: count() }),
             outbox: z.object({ drained: count(), failed: count() }).openapi({
@@ -76,7 +92,7 @@ export function registerAdminMaintenance(app: App) {
     // An admin write like any other: a replayed token runs nothing.
     await claimToken(c.var.scope);
     const result = await scheduledJob(config, { actor: principal.actor, requestId, now }, c.var.db);
-    // The job writes its own entries (maintenance.run, retention.purge) under this request id.
+    // The job writes its own entries (maintenance.run, retention.purge, collusion.groups) under this request id.
     c.set("audited", true);
     return c.json(result, 200);
   });

@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
-import { asc, eq, gt } from "drizzle-orm";
-import { platforms, platformTrust } from "../../schema";
+import { asc, eq, gt, sql } from "drizzle-orm";
+import { platformGroups, platforms, platformTrust } from "../../schema";
 import type { App } from "../app";
 import { decodeCursor, pageOf } from "../lib/cursor";
 import { orm } from "../lib/db";
@@ -9,7 +9,7 @@ import { authenticatedRoute } from "../lib/route";
 import { toRfc3339 } from "../lib/time";
 import { guard } from "../middleware/auth";
 import { CursorQuery, count, DateTime, LimitQuery, page } from "../schemas/common";
-import { PlatformParam, PlatformSchema } from "../schemas/platforms";
+import { CollusionGroupSchema, PlatformParam, PlatformSchema } from "../schemas/platforms";
 import { TRUST } from "../scoring/trust";
 import { platformById, toPlatform } from "../services/platforms";
 
@@ -36,6 +36,10 @@ const AdminPlatformSchema = PlatformSchema.extend({
       description:
         "The platform's reporter trust and the outcome counts behind it, recomputed by the scheduled job",
     }),
+  group: CollusionGroupSchema.nullable().openapi({
+    description:
+      "The platform's collusion group (docs/scoring.md §3d), as the scheduled job last found it; null: in none",
+  }),
 }).openapi("AdminPlatform");
 
 const list = authenticatedRoute({
@@ -64,7 +68,7 @@ const get = authenticatedRoute({
   request: { params: PlatformParam },
   responses: {
     200: {
-      description: "The platform, with its reporter trust (admins only)",
+      description: "The platform, with its reporter trust and collusion group (admins only)",
       content: { "application/json": { schema: AdminPlatformSchema } },
     },
     ...notFoundResponse,
@@ -95,7 +99,17 @@ export function registerAdminPlatformsGet(app: App) {
     if (!row) {
       throw new ProblemError("not_found", `no platform ${id}`);
     }
-    const [t] = await db.select().from(platformTrust).where(eq(platformTrust.platformId, id));
+    const [[t], members] = await Promise.all([
+      db.select().from(platformTrust).where(eq(platformTrust.platformId, id)),
+      // The platform's group, every member of it (none when it is in no group).
+      db
+        .select({ platformId: platformGroups.platformId, groupId: platformGroups.groupId })
+        .from(platformGroups)
+        .where(
+          sql`${platformGroups.groupId} = (SELECT group_id FROM platform_groups WHERE platform_id = ${id})`,
+        )
+        .orderBy(asc(platformGroups.platformId)),
+    ]);
     const trust = t
       ? {
           trust: t.trust,
@@ -110,6 +124,10 @@ export function registerAdminPlatformsGet(app: App) {
           },
         }
       : { trust: TRUST.probationTrust, probation: true, computedAt: null, counts: null };
-    return c.json({ ...toPlatform(row), trust }, 200);
+    const group =
+      members.length > 0
+        ? { id: (members[0] as (typeof members)[number]).groupId, members: members.map((m) => m.platformId) }
+        : null;
+    return c.json({ ...toPlatform(row), trust, group }, 200);
   });
 }

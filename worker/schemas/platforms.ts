@@ -109,3 +109,18 @@ export const PlatformParam = z.object({
     .max(63)
     .openapi({ param: { name: "id", in: "path" }, example: "shop-a" }),
 });
+
+/** Platforms a group or a stats table lists at most: a ceiling for the document, not enforced. */
+export const MAX_LISTED_PLATFORMS = 10_000;
+
+/**
+ * A collusion group as admins see it (docs/scoring.md §3d): platforms whose reports overlap on
+ * buyers no other platform reports beyond chance, counted as one in the consensus. Never shown to
+ * members.
+ */
+export const CollusionGroupSchema = z
+  .object({
+    id: PlatformRef.openapi({ description: "The group's id: its smallest member id" }),
+    members: z.array(PlatformRef).min(2).max(MAX_LISTED_PLATFORMS).openapi({ description: "Sorted" }),
+  })
+  .openapi("CollusionGroup");

@@ -10,6 +10,7 @@ import { archiveLog } from "../log/archive";
 import { everyShard, shardStub } from "../log/client";
 import { accountOutbox, drainAll, OUTBOX_APPEND_RETENTION_MS } from "../log/outbox";
 import { AUDIT_INSERT, auditInsert } from "./audit";
+import { type CollusionRun, recomputeCollusion } from "./collusion";
 import { markOverdueDisputes } from "./disputes";
 import { deliveriesOf, reportEvents, sendDeliveries } from "./events";
 import { purgeFingerprintsSql } from "./fingerprints";
@@ -50,6 +51,8 @@ export interface MaintenanceResult {
   webhooksResent: number;
   /** Platforms whose reporter trust was recomputed (docs/scoring.md §2a). */
   trustRecomputed: number;
+  /** The collusion job (docs/scoring.md §3d), or null when it ran within the last hour. */
+  collusion: CollusionRun | null;
   /** False when the retention backlog was larger than one run handles. */
   complete: boolean;
   /** The log store's retention, over every shard. */
@@ -93,8 +96,11 @@ async function purgeLog(d1: Db, run: MaintenanceRun, targets: string[]) {
  * - disputes open past their deadline are marked `overdue` for the admins' list;
  * - events (and their webhook deliveries) older than the event retention period are deleted.
  * - webhook deliveries no receiver acknowledged in time are put on the queue again;
- * - reporter trust is recomputed for platforms not scored within the last hour (§2a of
- *   docs/scoring.md), after the purge, so purged records no longer count.
+ * - collusion groups are recomputed, at most once an hour (§3d of docs/scoring.md), after the
+ *   purge, and audited when they change;
+ * - reporter trust is recomputed for platforms not scored within the last hour and for those
+ *   whose group just changed (§2a of docs/scoring.md), after the purge and the groups, so purged
+ *   records no longer count and a group's members no longer corroborate each other.
  * Purged reports and overdue disputes tell their reporters (`report.expired`, `dispute.overdue`)
  * in the same batch; the webhook deliveries this creates go on the queue at the end of the run.
  */
@@ -161,6 +167,7 @@ export async function runMaintenance(d1: Db, run: MaintenanceRun): Promise<Maint
   const eventsPurged = await purgeEvents(d1, run.now - run.eventRetentionDays * DAY_MS);
   await sendDeliveries(run.webhooks, deliveries);
   const webhooksResent = await resendDue(run.webhooks, d1, run.now);
+  const collusion = await recomputeCollusion(d1, { now: run.now, requestId: run.requestId });
   const trustRecomputed = await recomputeTrust(d1, run.now);
   const result = {
     reportsPurged,
@@ -170,6 +177,7 @@ export async function runMaintenance(d1: Db, run: MaintenanceRun): Promise<Maint
     eventsPurged,
     webhooksResent,
     trustRecomputed,
+    collusion,
     complete,
     log,
   };

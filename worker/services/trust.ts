@@ -21,7 +21,9 @@ export const TRUST_CHUNK = 100;
  * the pure rule, writes every row in one statement. Corroboration is an index probe per counted
  * report (`report_subjects` by report, then by key, then the other report by primary key): the
  * job's work, never a score query's. A report flagged after its reporter's own look-up and not
- * cleared neither is corroborated nor corroborates another's (§3c).
+ * cleared neither is corroborated nor corroborates another's (§3c). A member of the platform's
+ * own collusion group (§3d) does not corroborate it: a coalition cannot earn full trust by
+ * confirming itself.
  */
 export async function recomputeTrust(d1: Db, now: number): Promise<number> {
   const rows = await all<TrustCounts & { platform_id: string; created_at: number }>(
@@ -43,7 +45,10 @@ export async function recomputeTrust(d1: Db, now: number): Promise<number> {
           AND EXISTS (SELECT 1 FROM report_subjects s CROSS JOIN report_subjects o
             ON o.subject_key = s.subject_key AND o.counted = 1 AND o.platform_id <> due.id
             CROSS JOIN reports x ON x.id = o.report_id
-            WHERE s.report_id = r.id AND ${INDEPENDENT("x")})) AS corroborated
+            WHERE s.report_id = r.id AND ${INDEPENDENT("x")}
+              AND NOT EXISTS (SELECT 1 FROM platform_groups mine CROSS JOIN platform_groups theirs
+                ON theirs.group_id = mine.group_id
+                WHERE mine.platform_id = due.id AND theirs.platform_id = o.platform_id))) AS corroborated
       FROM due`,
   );
   if (rows.length === 0) {
