@@ -213,6 +213,31 @@ describe("the score read with 150,000 records on one subject key", () => {
   }, 120_000);
 });
 
+describe("the score read with trust rows and collusion groups", () => {
+  it("each (key, platform) pair probes the trust and group tables once: the bound holds with every row present", async () => {
+    const [a, b] = [await newPlatform(), await newPlatform()];
+    const buyer = await newBuyer();
+    const first = await createReport(a, buyer);
+    await createReport(b, buyer);
+    const keys = first.subjects.map((s) => s.key);
+    const without = await measuredRead(keys);
+    expect(without.rows).toBe(4); // 2 reports × 2 keys
+    await env.DB.prepare(
+      "INSERT INTO platform_groups (platform_id, group_id, computed_at) VALUES (?1, ?1, 0), (?2, ?1, 0)",
+    )
+      .bind(a.id, b.id)
+      .run();
+    const grouped = await measuredRead(keys);
+    expect(grouped.rows).toBe(4);
+    // One group row per (key, platform) pair at most, and the documented bound still holds.
+    expect(grouped.rowsRead - without.rowsRead).toBeLessThanOrEqual(4);
+    expect(grouped.rowsRead).toBeLessThanOrEqual(
+      scoreRowsBound({ matches: grouped.rows, keys: 2, pairs: 4 }),
+    );
+    await env.DB.prepare("DELETE FROM platform_groups WHERE platform_id IN (?1, ?2)").bind(a.id, b.id).run();
+  });
+});
+
 describe("per-subject cap on writes", () => {
   it("single POST: the report past the cap is 422 naming the subject's place and type, never its key; nothing written", async () => {
     const p = await newPlatform();

@@ -435,8 +435,9 @@ export async function spendRateLimit(limiter: RateLimiter, key: string, n: numbe
  * range. `matches` is at most (MAX_ACTIVE_REPORTS_PER_SUBJECT + 1) × pairs, whatever the table.
  */
 export function scoreRowsBound(x: { matches: number; keys: number; pairs: number }): number {
-  // 5 per pair: the walk's probes and the platform's trust (docs/scoring.md §2a).
-  return 3 * x.matches + 4 * x.keys + 5 * x.pairs;
+  // 6 per pair: the walk's probes, the platform's trust (docs/scoring.md §2a) and its collusion
+  // group (§3d), each a primary-key probe.
+  return 3 * x.matches + 4 * x.keys + 6 * x.pairs;
 }
 
 /** What `GET /v1/admin/audit/verify` answers, as the red-team tests read it. */
