@@ -384,7 +384,10 @@ export function runLedger(market: Market, ledger: LedgerParams = DEFAULT_LEDGER)
     for (const list of filedOf.values()) {
       for (const h of list) {
         const c = counts.get(h.platformId) as TrustCounts;
-        c.reports++;
+        // An echo still standing (flagged, uncleared, counted) is not one of its reports (§2a).
+        if (!(counted(h) && flagStands(h))) {
+          c.reports++;
+        }
         if (h.closed === "voided") {
           c.voided++;
         } else if (h.closed === "withdrawn") {

@@ -34,7 +34,10 @@ export const TRUST = {
 
 /** What the job counts for one platform, over its reports still in the ledger (within retention). */
 export interface TrustCounts {
-  /** All its reports, whatever their status. */
+  /**
+   * All its reports, whatever their status, but those flagged after its own look-up, uncleared and
+   * still counting: an echo of the ledger's answer dilutes no adverse rate (docs/scoring.md §2a).
+   */
   reports: number;
   /** Its counted reports that share a subject key with another member's counted report. */
   corroborated: number;

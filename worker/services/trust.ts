@@ -21,7 +21,10 @@ export const TRUST_CHUNK = 100;
  * the pure rule, writes every row in one statement. Corroboration is an index probe per counted
  * report (`report_subjects` by report, then by key, then the other report by primary key): the
  * job's work, never a score query's. A report flagged after its reporter's own look-up and not
- * cleared neither is corroborated nor corroborates another's (§3c). A member of the platform's
+ * cleared neither is corroborated nor corroborates another's (§3c), nor, while it counts, is it
+ * one of the platform's `reports`: an echo of the ledger's answer says nothing of the member's own
+ * care, so it neither dilutes the adverse rate nor takes the member off probation (overturned, it
+ * counts as any report). A member of the platform's
  * own collusion group (§3d) does not corroborate it: a coalition cannot earn full trust by
  * confirming itself.
  */
@@ -34,7 +37,8 @@ export async function recomputeTrust(d1: Db, now: number): Promise<number> {
         WHERE t.platform_id IS NULL OR t.computed_at < ${now - TRUST.recomputeMs}
         ORDER BY p.id LIMIT ${TRUST_CHUNK})
       SELECT due.id AS platform_id, due.created_at,
-        (SELECT count(*) FROM reports r WHERE r.platform_id = due.id) AS reports,
+        (SELECT count(*) FROM reports r WHERE r.platform_id = due.id
+          AND NOT (r.status IN ('active', 'disputed') AND NOT ${INDEPENDENT("r")})) AS reports,
         (SELECT count(*) FROM reports r WHERE r.platform_id = due.id AND r.status = 'voided') AS voided,
         (SELECT count(*) FROM reports r WHERE r.platform_id = due.id AND r.status = 'retracted'
           AND r.dispute_id IS NOT NULL) AS withdrawn,
