@@ -125,20 +125,10 @@ describe("red team: reporter trust (§2a)", () => {
     expect(row?.probation).toBe(1);
   });
 
-  // Known gap: corroboration counts reports, not buyers. A member reporting ONE buyer another
-  // member also reported, 20 times (20 incidents, under the per-subject cap of 50), has 20
-  // corroborated reports: with 80 more about buyers nobody else reports, (20 / 100) / 0.2 = 1, full
-  // trust, and each of those 80 uncorroborated victims is at `review` (one forensics record at
-  // t = 1: score 28) instead of `low` (t = 0.05: score 2). The collusion test (§3d) never sees it:
-  // one shared buyer is far below `minShared`. The partner needs no sock puppet: any honest
-  // member's record of a known forger will do. What would fix it (a model change, so a new
-  // version with the simulation re-run, §9): count at most one corroborated report per (platform,
-  // buyer), e.g. a corroborated report counts only if no earlier counted report of the same
-  // platform shares a subject key with it. Measured on the simulation (scripts/lib/ledger-sim.ts
-  // changed the same way): honest members fall from ~72% to ~40% corroborated, still twice the
-  // target, every honest trust stays 1.00, and the coalition's worst week has 2 victims at `high`
-  // instead of 3; but most numbers of §8 move and must be re-measured.
-  it.skip("one shared buyer reported 20 times does not earn full trust for 80 uncorroborated reports", async () => {
+  // Corroboration counts buyers, not reports (§2a): a member reporting ONE buyer another member
+  // also reported, 20 times, has one corroborated buyer, not 20 corroborated reports, so 80 more
+  // reports about buyers nobody else reports do not ride on it to full trust.
+  it("one shared buyer reported 20 times does not earn full trust for 80 uncorroborated reports", async () => {
     const farmer = await newPlatform({ probation: true });
     const honest = await newPlatform();
     const anchor = await newBuyer();

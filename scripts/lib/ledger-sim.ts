@@ -382,6 +382,8 @@ export function runLedger(market: Market, ledger: LedgerParams = DEFAULT_LEDGER)
       platforms.map((p) => [p, { reports: 0, corroborated: 0, voided: 0, withdrawn: 0, retracted: 0 }]),
     );
     for (const list of filedOf.values()) {
+      // Corroboration counts buyers, not reports: at most one per platform and buyer (§2a).
+      const corroboratedHere = new Set<string>();
       for (const h of list) {
         const c = counts.get(h.platformId) as TrustCounts;
         // An echo still standing (flagged, uncleared, counted) is not one of its reports (§2a).
@@ -397,17 +399,19 @@ export function runLedger(market: Market, ledger: LedgerParams = DEFAULT_LEDGER)
         }
         // Corroborated: a counted report, not flagged, sharing the buyer with a counted, unflagged
         // report of another platform outside its collusion group.
-        if (counted(h) && !flagStands(h)) {
+        if (counted(h) && !flagStands(h) && !corroboratedHere.has(h.platformId)) {
           const group = groups.get(h.platformId);
-          c.corroborated += list.some(
+          const corroborated = list.some(
             (o) =>
               o.platformId !== h.platformId &&
               counted(o) &&
               !flagStands(o) &&
               (group === undefined || groups.get(o.platformId) !== group),
-          )
-            ? 1
-            : 0;
+          );
+          if (corroborated) {
+            corroboratedHere.add(h.platformId);
+            c.corroborated++;
+          }
         }
       }
     }

@@ -20,7 +20,9 @@ export const TRUST_CHUNK = 100;
  * `TRUST.recomputeMs` (docs/scoring.md §2a): counts their reports' outcomes in one read, applies
  * the pure rule, writes every row in one statement. Corroboration is an index probe per counted
  * report (`report_subjects` by report, then by key, then the other report by primary key): the
- * job's work, never a score query's. A report flagged after its reporter's own look-up and not
+ * job's work, never a score query's. It counts buyers, not reports: a corroborated report counts
+ * by its smallest corroborated subject key, each key once, so twenty reports about one buyer that
+ * another member also reported corroborate once, not twenty times. A report flagged after its reporter's own look-up and not
  * cleared neither is corroborated nor corroborates another's (§3c), nor, while it counts, is it
  * one of the platform's `reports`: an echo of the ledger's answer says nothing of the member's own
  * care, so it neither dilutes the adverse rate nor takes the member off probation (overturned, it
@@ -44,15 +46,16 @@ export async function recomputeTrust(d1: Db, now: number): Promise<number> {
           AND r.dispute_id IS NOT NULL) AS withdrawn,
         (SELECT count(*) FROM reports r WHERE r.platform_id = due.id AND r.status = 'retracted'
           AND r.dispute_id IS NULL) AS retracted,
-        (SELECT count(*) FROM reports r WHERE r.platform_id = due.id AND r.status IN ('active', 'disputed')
-          AND ${INDEPENDENT("r")}
-          AND EXISTS (SELECT 1 FROM report_subjects s CROSS JOIN report_subjects o
-            ON o.subject_key = s.subject_key AND o.counted = 1 AND o.platform_id <> due.id
-            CROSS JOIN reports x ON x.id = o.report_id
-            WHERE s.report_id = r.id AND ${INDEPENDENT("x")}
-              AND NOT EXISTS (SELECT 1 FROM platform_groups mine CROSS JOIN platform_groups theirs
-                ON theirs.group_id = mine.group_id
-                WHERE mine.platform_id = due.id AND theirs.platform_id = o.platform_id))) AS corroborated
+        (SELECT count(DISTINCT (SELECT min(s.subject_key) FROM report_subjects s
+            WHERE s.report_id = r.id AND EXISTS (SELECT 1 FROM report_subjects o
+              CROSS JOIN reports x ON x.id = o.report_id
+              WHERE o.subject_key = s.subject_key AND o.counted = 1 AND o.platform_id <> due.id
+                AND ${INDEPENDENT("x")}
+                AND NOT EXISTS (SELECT 1 FROM platform_groups mine CROSS JOIN platform_groups theirs
+                  ON theirs.group_id = mine.group_id
+                  WHERE mine.platform_id = due.id AND theirs.platform_id = o.platform_id))))
+          FROM reports r WHERE r.platform_id = due.id AND r.status IN ('active', 'disputed')
+            AND ${INDEPENDENT("r")}) AS corroborated
       FROM due`,
   );
   if (rows.length === 0) {
