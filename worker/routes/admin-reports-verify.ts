@@ -1,7 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import { sql } from "drizzle-orm";
 import type { App } from "../app";
-import { rowsOf } from "../lib/batch";
+import { abortUnlessChanged, rowsOf } from "../lib/batch";
 import { conflictResponse, notFoundResponse, ProblemError } from "../lib/problem";
 import { authenticatedRoute } from "../lib/route";
 import { guard } from "../middleware/auth";
@@ -83,7 +83,11 @@ export function registerAdminReportsVerifyConfirmation(app: App) {
       // A second verification changes nothing: the first admin and time stand. A police report or
       // court ruling the consortium checked is independent evidence, so verifying it also clears
       // an after-look-up flag (docs/scoring.md §3c), by the same admin at the same time.
-      verify: sql`UPDATE reports SET confirmation_verified_at = ${scope.now},
+      // One closed or verified since it was read rolls the batch back (409), as clearing a flag does.
+      verify: already
+        ? []
+        : [
+            sql`UPDATE reports SET confirmation_verified_at = ${scope.now},
           confirmation_verified_by = ${scope.principal.actor}, updated_at = ${scope.now},
           after_lookup_cleared_at = CASE WHEN after_lookup_at IS NOT NULL AND after_lookup_cleared_at IS NULL
             THEN ${scope.now} ELSE after_lookup_cleared_at END,
@@ -91,6 +95,8 @@ export function registerAdminReportsVerifyConfirmation(app: App) {
             THEN ${scope.principal.actor} ELSE after_lookup_cleared_by END
         WHERE id = ${id} AND confirmation_verified_at IS NULL AND status IN ('active', 'disputed')
           AND confirmation IN ('police_report', 'court_ruling') AND confirmation_ref IS NOT NULL`,
+            abortUnlessChanged(),
+          ],
       audit: requestAudit(scope, {
         target: id,
         outcome: already ? "replayed" : "ok",
