@@ -13,8 +13,9 @@ import { describe, expect, it } from "vitest";
 import { loadConfig } from "../worker/env";
 import { toRfc3339 } from "../worker/lib/time";
 import { shardOf } from "../worker/log/client";
-import { OWN_LOOKUPS_SQL } from "../worker/log/shard";
-import { pastScoreReadSql } from "../worker/services/scores";
+import { LATEST_LOOKUPS_IN_SQL, OWN_LOOKUPS_SQL } from "../worker/log/shard";
+import { AFTER_LOOKUP_PER_KEY, missedRanges } from "../worker/services/after-lookup";
+import { modelOf, type PastRow, pastScoreReadSql } from "../worker/services/scores";
 import {
   adminToken,
   auditRowsEventually,
@@ -562,6 +563,56 @@ describe("the reads of the check", () => {
         expect(step, text).toMatch(/VIRTUAL TABLE|^SCAN \(subquery-\d+\)$/);
       }
     }
+  });
+
+  it("the second shard call reads each (key, interval) off the (subject_key, at) index", async () => {
+    const p = await newPlatform();
+    const plan = await runInDurableObject(logShardOf(`platform:${p.id}`), (_o, state) =>
+      state.storage.sql
+        .exec<{ detail: string }>(`EXPLAIN QUERY PLAN ${LATEST_LOOKUPS_IN_SQL}`, p.id, '[["k", 0, 1]]')
+        .toArray()
+        .map((r) => r.detail),
+    );
+    const text = plan.join(" | ");
+    expect(text).toMatch(/SEARCH i USING INDEX inquiries_subject_at \(subject_key=\? AND at>\? AND at<\?\)/);
+    for (const step of plan) {
+      if (step.startsWith("SCAN ")) {
+        expect(step, text).toMatch(/VIRTUAL TABLE/);
+      }
+    }
+  });
+
+  it("what the second call asks follows the buyer's records, not how many look-ups were made", () => {
+    const { model } = modelOf(loadConfig(env));
+    const t0 = Date.UTC(2026, 0, 10);
+    // Another platform's record on k1, created at t0 + 1 day, retracted at t0 + 3 days.
+    const row: PastRow = {
+      subject_key: "k1",
+      id: "r1",
+      platform_id: "other",
+      category: "ai_generated_image",
+      confirmation: "platform_forensics",
+      incident_at: t0,
+      created_at: t0 + DAY,
+      amount_value: 129900,
+      amount_currency: "CNY",
+      status: "retracted",
+      updated_at: t0 + 3 * DAY,
+      confirmation_verified_at: null,
+      after_lookup_at: null,
+      after_lookup_cleared_at: null,
+      disputes: null,
+      trust: 1,
+      group_id: null,
+    };
+    const asks = (n: number) => {
+      const lookups = Array.from({ length: n }, (_, i) => ({ at: t0 + 3 * DAY + i, keys: ["k1", "k2"] }));
+      return missedRanges([row], lookups, new Set(["k1"]), t0, t0 + 3 * DAY + n, 50, model, "me");
+    };
+    const one = asks(AFTER_LOOKUP_PER_KEY);
+    // The one interval the record counted in, once for the report's one key.
+    expect(one.map(({ key, from, to }) => [key, from, to])).toEqual([["k1", t0 + DAY, t0 + 3 * DAY - 1]]);
+    expect(asks(500)).toEqual(one);
   });
 
   it("the ledger read walks the counted index as the score read does and the closed links by their own index", async () => {

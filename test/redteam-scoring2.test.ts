@@ -149,18 +149,12 @@ describe("red team: reporter trust (§2a)", () => {
 });
 
 describe("red team: after_lookup (§3c)", () => {
-  // Known gap: only the newest AFTER_LOOKUP_PER_KEY (20) look-ups of a key in the window are
-  // reconstructed, and look-ups of a key already counted today are free under the daily cap (it
-  // counts distinct keys). So: B looks X up and sees `review` (A's record); A retracts it (half an
-  // adverse outcome); B looks X up 20 more times (each answers `none`); B reports X, unflagged,
-  // and A files its record again (a plain retraction does not block re-filing): B's echo now joins
-  // the consensus. docs/scoring.md §3c lists "many look-ups of one key" as a limit; what makes it
-  // an attack is that the flood costs nothing. What would fix it: collapse look-ups per key to the
-  // newest one per distinct record state (the answer changes only when a record is created,
-  // closed, disputed, decided, verified or cleared), or keep, beside the newest 20, the look-ups
-  // just before each of those events in the window; or count repeat look-ups of a key against
-  // the daily cap.
-  it.skip("a flood of newer look-ups does not hide the look-up that answered review", async () => {
+  // Only the newest AFTER_LOOKUP_PER_KEY (20) look-ups of a key are read first, and repeat
+  // look-ups of a key are free under the daily cap (it counts distinct keys). So: B looks X up
+  // and sees `review` (A's record); A retracts it; B looks X up 20 more times (each answers
+  // `none`); B reports X. The check cuts the window at the instants the records change and asks
+  // the shard about the `review` interval the first call did not reach (§3c): still flagged.
+  it("a flood of newer look-ups does not hide the look-up that answered review", async () => {
     const a = await newPlatform();
     const b = await newPlatform();
     const buyer = await newBuyer();

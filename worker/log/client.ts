@@ -1,5 +1,5 @@
 import type { Config } from "../env";
-import type { AppendInput, AppendResult, LogShard, OwnLookup } from "./shard";
+import type { AppendInput, AppendResult, LogShard, OwnLookups } from "./shard";
 
 /**
  * The Worker's side of the log store: which shard an actor writes to, and the calls every
@@ -67,12 +67,32 @@ export async function readOwnLookups(
     until: number;
     perKey: number;
   },
-): Promise<OwnLookup[]> {
+): Promise<OwnLookups> {
   const shard = shardOf(q.actor, config.LOG_SHARDS);
   let lastError: unknown;
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      return (await shardStub(config, shard).lookupsOf(q)) as OwnLookup[];
+      return (await shardStub(config, shard).lookupsOf(q)) as OwnLookups;
+    } catch (err) {
+      lastError = err;
+    }
+  }
+  throw new LogUnavailable(lastError, "answer");
+}
+
+/**
+ * The platform's latest look-up of each (key, from, to) in its actor's log shard
+ * (`LogShard.latestLookupsIn`), null for none, in order; like `readOwnLookups`, one retry.
+ */
+export async function readLatestLookupsIn(
+  config: LogConfig,
+  q: { platformId: string; actor: string; ranges: readonly [string, number, number][] },
+): Promise<(number | null)[]> {
+  const shard = shardOf(q.actor, config.LOG_SHARDS);
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      return await shardStub(config, shard).latestLookupsIn({ platformId: q.platformId, ranges: q.ranges });
     } catch (err) {
       lastError = err;
     }

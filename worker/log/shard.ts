@@ -85,6 +85,17 @@ export interface OwnLookup {
   keys: string[];
 }
 
+/** `LogShard.lookupsOf`: the look-ups found, and how far back the list is complete. */
+export interface OwnLookups {
+  /** Newest first. */
+  lookups: OwnLookup[];
+  /**
+   * Null when every look-up of the keys in the range was read; else some key had more than
+   * `perKey`, and look-ups made at this time or before it may be missing (after it, none are).
+   */
+  completeAfter: number | null;
+}
+
 export interface ShardVerdict {
   shard: number;
   ok: boolean;
@@ -168,6 +179,15 @@ export const OWN_LOOKUPS_SQL = `SELECT subject_key, at, request_id FROM (
     FROM json_each(?) j CROSS JOIN inquiries i ON i.subject_key = j.value
     WHERE i.at >= ? AND i.at <= ? AND i.platform_id = ?)
   WHERE n <= ?`;
+
+/**
+ * The latest of a platform's inquiries within each (key, from, to) triple of a JSON array
+ * (`latestLookupsIn`), null for none: one `inquiries_subject_at` range per triple.
+ */
+export const LATEST_LOOKUPS_IN_SQL = `SELECT (SELECT max(i.at) FROM inquiries i
+    WHERE i.subject_key = j.value ->> 0 AND i.at >= j.value ->> 1 AND i.at <= j.value ->> 2
+      AND i.platform_id = ?) AS at
+  FROM json_each(?) j ORDER BY j.key`;
 
 /** How old the outbox watermark's entry may grow before it is written again (see advanceOutboxWatermark). */
 const ACCOUNTING_REFRESH_MS = 86_400_000;
@@ -875,7 +895,7 @@ export class LogShard extends DurableObject {
     since: number;
     until: number;
     perKey: number;
-  }): OwnLookup[] {
+  }): OwnLookups {
     const hits = this.sql
       .exec<{ subject_key: string; at: number; request_id: string }>(
         OWN_LOOKUPS_SQL,
@@ -886,6 +906,18 @@ export class LogShard extends DurableObject {
         q.perKey,
       )
       .toArray();
+    // A key with `perKey` rows may have more, older ones: the list is complete only after its oldest.
+    const perKey = new Map<string, { n: number; oldest: number }>();
+    for (const h of hits) {
+      const k = perKey.get(h.subject_key) ?? { n: 0, oldest: h.at };
+      perKey.set(h.subject_key, { n: k.n + 1, oldest: Math.min(k.oldest, h.at) });
+    }
+    let completeAfter: number | null = null;
+    for (const { n, oldest } of perKey.values()) {
+      if (n >= q.perKey) {
+        completeAfter = Math.max(completeAfter ?? oldest, oldest);
+      }
+    }
     // One inquiry per (request, key): a request's look-ups are its entries (one per buyer).
     const requests = new Map<string, { at: number; requestId: string; keys: Set<string> }>();
     for (const h of hits) {
@@ -923,7 +955,18 @@ export class LogShard extends DurableObject {
         found.set(`${r.at} ${sorted.join(",")}`, { at: r.at, keys: sorted });
       }
     }
-    return [...found.values()].sort((a, b) => b.at - a.at);
+    return { lookups: [...found.values()].sort((a, b) => b.at - a.at), completeAfter };
+  }
+
+  /**
+   * For each (key, from, to), the time of the platform's latest inquiry of that key within
+   * [from, to], or null. Rows read: the inquiries of those keys in those ranges.
+   */
+  latestLookupsIn(q: { platformId: string; ranges: readonly [string, number, number][] }): (number | null)[] {
+    return this.sql
+      .exec<{ at: number | null }>(LATEST_LOOKUPS_IN_SQL, q.platformId, JSON.stringify(q.ranges))
+      .toArray()
+      .map((r) => r.at);
   }
 
   /**

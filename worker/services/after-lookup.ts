@@ -3,7 +3,7 @@ import { ledgerFor } from "../lib/db";
 import { ProblemError } from "../lib/problem";
 import type { RequestScope } from "../lib/scope";
 import { DAY_MS } from "../lib/time";
-import { LogUnavailable, readOwnLookups } from "../log/client";
+import { LogUnavailable, readLatestLookupsIn, readOwnLookups } from "../log/client";
 import type { OwnLookup } from "../log/shard";
 import { type Band, evaluate, type ScoreModel, type ScoreRecord } from "../scoring/model";
 import type { PreparedReport } from "./reports";
@@ -23,7 +23,10 @@ import { capPerPlatform, LOG_RETRY_AFTER_SECONDS, modelOf, type PastRow, pastSco
  * only have raised the answer).
  */
 
-/** The newest look-ups per subject key the check reconstructs; older ones in the window are not read. */
+/**
+ * The newest look-ups per subject key the first shard call returns; when a key has more, the
+ * intervals that answered `medium` or worse before them are asked about in one more call.
+ */
 export const AFTER_LOOKUP_PER_KEY = 20;
 
 /** A look-up that answered one of these is a look-up the report must not follow. */
@@ -44,6 +47,13 @@ export interface AfterLookupFlag {
  * of the records those look-ups saw. Per item, the latest of the reporter's look-ups of any of its
  * keys whose reconstructed answer was `medium` or worse (the highest band on a tie), or none.
  *
+ * The first call reads at most the newest `AFTER_LOOKUP_PER_KEY` look-ups per key. When a key had
+ * more, the answer still does not depend on how many: between two instants at which a buyer's
+ * records change (`changeInstants`) the answer only decays, so the window is cut into intervals,
+ * each scored at its end, and one more call asks the shard for the platform's latest look-up of
+ * the report's keys inside each interval that answered `medium` or worse and that the first call
+ * may not have covered (`missedRanges`).
+ *
  * If the log store cannot answer, nothing is decided and nothing is written: 503 with
  * Retry-After, as for a look-up that cannot be logged.
  */
@@ -56,16 +66,72 @@ export async function flagAfterLookups(
     return [...items];
   }
   const keys = [...new Set(items.flatMap((item) => item.subjects.map((s) => s.key)))];
-  let lookups: OwnLookup[];
-  try {
-    lookups = await readOwnLookups(config, {
+  const windowStart = now - config.AFTER_LOOKUP_WINDOW_DAYS * DAY_MS;
+  const { lookups, completeAfter } = await fromLog(scope, () =>
+    readOwnLookups(config, {
       platformId: principal.platformId,
       actor: principal.actor,
       keys,
-      since: now - config.AFTER_LOOKUP_WINDOW_DAYS * DAY_MS,
+      since: windowStart,
       until: now,
       perKey: AFTER_LOOKUP_PER_KEY,
-    });
+    }),
+  );
+  if (lookups.length === 0) {
+    return [...items];
+  }
+  const cap = config.MAX_ACTIVE_REPORTS_PER_SUBJECT;
+  const { model } = modelOf(config);
+  const rows = await pastRows(scope, lookups, completeAfter === null ? null : windowStart);
+  const reporter = principal.platformId;
+  const answers: { at: number; band: Band; keys: readonly string[] }[] = [];
+  for (const lookup of lookups) {
+    const band = bandAt(rows, lookup, cap, model, reporter);
+    if (FLAGGED_BANDS.has(band)) {
+      answers.push({ at: lookup.at, band, keys: lookup.keys });
+    }
+  }
+  if (completeAfter !== null) {
+    const asks = missedRanges(rows, lookups, new Set(keys), windowStart, completeAfter, cap, model, reporter);
+    if (asks.length > 0) {
+      const found = await fromLog(scope, () =>
+        readLatestLookupsIn(config, {
+          platformId: reporter,
+          actor: principal.actor,
+          ranges: asks.map((a) => [a.key, a.from, a.to] as [string, number, number]),
+        }),
+      );
+      for (const [i, at] of found.entries()) {
+        const ask = asks[i];
+        if (at === null || at === undefined || !ask) {
+          continue;
+        }
+        const band = bandAt(rows, { at, keys: ask.buyer }, cap, model, reporter);
+        if (FLAGGED_BANDS.has(band)) {
+          answers.push({ at, band, keys: [ask.key] });
+        }
+      }
+    }
+  }
+  return items.map((item) => {
+    const own = new Set(item.subjects.map((s) => s.key));
+    let flag: AfterLookupFlag | null = null;
+    for (const { at, band, keys: named } of answers) {
+      if (!named.some((k) => own.has(k))) {
+        continue;
+      }
+      if (!flag || at > flag.at || (at === flag.at && BAND_RANK[band] > BAND_RANK[flag.band])) {
+        flag = { at, band };
+      }
+    }
+    return { ...item, afterLookup: flag };
+  });
+}
+
+/** A call to the log store; if it cannot answer, 503 with Retry-After (nothing was written). */
+async function fromLog<T>(scope: RequestScope, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
   } catch (err) {
     if (!(err instanceof LogUnavailable)) {
       throw err;
@@ -77,47 +143,117 @@ export async function flagAfterLookups(
       { headers: { "retry-after": String(LOG_RETRY_AFTER_SECONDS) } },
     );
   }
-  if (lookups.length === 0) {
-    return [...items];
-  }
-  const bands = await answersAt(scope, lookups, principal.platformId);
-  return items.map((item) => {
-    const own = new Set(item.subjects.map((s) => s.key));
-    let flag: AfterLookupFlag | null = null;
-    for (const [i, lookup] of lookups.entries()) {
-      const band = bands[i] as Band;
-      if (!FLAGGED_BANDS.has(band) || !lookup.keys.some((k) => own.has(k))) {
-        continue;
-      }
-      if (!flag || lookup.at > flag.at || (lookup.at === flag.at && BAND_RANK[band] > BAND_RANK[flag.band])) {
-        flag = { at: lookup.at, band };
-      }
-    }
-    return { ...item, afterLookup: flag };
-  });
 }
 
-/** The band each look-up answered, reconstructed from one read of the records on their keys. */
-async function answersAt(
+/**
+ * One read of the records on the look-ups' keys as they stood from `since` (the earliest look-up
+ * when null) through the latest look-up.
+ */
+async function pastRows(
   scope: RequestScope,
   lookups: readonly OwnLookup[],
-  reporter: string,
-): Promise<Band[]> {
-  const { config } = scope;
+  since: number | null,
+): Promise<PastRow[]> {
   const keys = [...new Set(lookups.flatMap((l) => l.keys))];
-  let since = Number.POSITIVE_INFINITY;
+  let from = Number.POSITIVE_INFINITY;
   let until = Number.NEGATIVE_INFINITY;
   for (const l of lookups) {
-    since = Math.min(since, l.at);
+    from = Math.min(from, l.at);
     until = Math.max(until, l.at);
   }
-  const cap = config.MAX_ACTIVE_REPORTS_PER_SUBJECT;
-  const rows = await all<PastRow>(
+  const cap = scope.config.MAX_ACTIVE_REPORTS_PER_SUBJECT;
+  return all<PastRow>(
     ledgerFor(scope.db, keys),
-    pastScoreReadSql(JSON.stringify(keys), cap + 1, since, until),
+    pastScoreReadSql(JSON.stringify(keys), cap + 1, Math.min(from, since ?? from), until),
   );
-  const { model } = modelOf(config);
-  return lookups.map((l) => bandAt(rows, l, cap, model, reporter));
+}
+
+/**
+ * The instants in (`from`, `to`] at which `bandAt` over these rows can change other than by
+ * decay: a record created, closed, out of retention (the ms after), a dispute opened, decided or
+ * past its deadline, a record verified, a flag cleared. In between, the records and their states
+ * are fixed and every weight only decays, so the band at an interval's last ms is its lowest.
+ */
+export function changeInstants(
+  rows: readonly PastRow[],
+  from: number,
+  to: number,
+  model: ScoreModel,
+): number[] {
+  const out = new Set<number>();
+  const add = (t: number | null | undefined) => {
+    if (t !== null && t !== undefined && t > from && t <= to) {
+      out.add(t);
+    }
+  };
+  for (const r of rows) {
+    add(r.created_at);
+    if (!OPEN.has(r.status)) {
+      add(r.updated_at);
+    }
+    add(r.incident_at + model.retentionDays * DAY_MS + 1);
+    add(r.confirmation_verified_at);
+    add(r.after_lookup_cleared_at);
+    if (r.disputes !== null) {
+      for (const [opened, decided, deadline] of JSON.parse(r.disputes) as [number, number | null, number][]) {
+        add(opened);
+        add(decided);
+        add(deadline);
+      }
+    }
+  }
+  return [...out].sort((a, b) => a - b);
+}
+
+/**
+ * The (key, from, to) ranges to ask the shard about: for each buyer as the first call's look-ups
+ * named it, the intervals of [`since`, `completeAfter`] (between its records' change instants)
+ * whose answer at their last ms was `medium` or worse, adjacent ones merged, once per report key
+ * the buyer has. Their number follows the buyer's records, not the look-ups made.
+ */
+export function missedRanges(
+  rows: readonly PastRow[],
+  lookups: readonly OwnLookup[],
+  reportKeys: ReadonlySet<string>,
+  since: number,
+  completeAfter: number,
+  cap: number,
+  model: ScoreModel,
+  reporter: string,
+): { key: string; from: number; to: number; buyer: string[] }[] {
+  const asks: { key: string; from: number; to: number; buyer: string[] }[] = [];
+  const buyers = new Map<string, string[]>();
+  for (const l of lookups) {
+    buyers.set(l.keys.join(","), l.keys);
+  }
+  for (const buyer of buyers.values()) {
+    const named = new Set(buyer);
+    const asked = buyer.filter((k) => reportKeys.has(k));
+    const theirs = rows.filter((r) => r.platform_id !== reporter && named.has(r.subject_key));
+    if (asked.length === 0 || theirs.length === 0) {
+      continue;
+    }
+    const starts = [since, ...changeInstants(theirs, since, completeAfter, model)];
+    const ranges: [number, number][] = [];
+    for (const [i, from] of starts.entries()) {
+      const to = i + 1 < starts.length ? (starts[i + 1] as number) - 1 : completeAfter;
+      if (!FLAGGED_BANDS.has(bandAt(theirs, { at: to, keys: buyer }, cap, model, reporter))) {
+        continue;
+      }
+      const last = ranges[ranges.length - 1];
+      if (last && last[1] === from - 1) {
+        last[1] = to;
+      } else {
+        ranges.push([from, to]);
+      }
+    }
+    for (const [from, to] of ranges) {
+      for (const key of asked) {
+        asks.push({ key, from, to, buyer });
+      }
+    }
+  }
+  return asks;
 }
 
 /**
