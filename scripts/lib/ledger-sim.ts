@@ -23,7 +23,7 @@ import type { ReportStatus } from "../../schema";
 import { COLLUSION, type CollusionSet, findCollusion } from "../../worker/scoring/collusion";
 import { type Band, DEFAULT_MODEL, evaluate, type ScoreRecord } from "../../worker/scoring/model";
 import { TRUST, type TrustCounts, trustOf } from "../../worker/scoring/trust";
-import { AFTER_LOOKUP_PER_KEY, bandAt } from "../../worker/services/after-lookup";
+import { bandAt } from "../../worker/services/after-lookup";
 import type { PastRow } from "../../worker/services/scores";
 import {
   atLeast,
@@ -499,11 +499,12 @@ export function runLedger(market: Market, ledger: LedgerParams = DEFAULT_LEDGER)
     // The ledger's check (docs/scoring.md §3c, `bandAt`): each of the reporter's own look-ups of
     // the buyer in the window, newest first, answered again from the other members' records as
     // they stood then, with today's trust and groups; the latest at review or worse flags it.
+    // Every look-up: the ledger's second shard call finds those beyond the newest 20 per key
+    // wherever the answer was review or worse (§3c, step 4).
     const key = `buyer:${rec.buyer}`;
     const window = (lookupsOf.get(rec.buyer)?.get(rec.platformId) ?? [])
       .filter((l) => l <= at && at - l <= AFTER_LOOKUP_WINDOW_DAYS * DAY)
-      .sort((a, b) => b - a)
-      .slice(0, AFTER_LOOKUP_PER_KEY);
+      .sort((a, b) => b - a);
     if (window.length > 0) {
       const rows = list.filter((h) => h !== rec).map((h) => pastRow(h, key));
       rec.flaggedAfter =
