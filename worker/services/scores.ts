@@ -237,26 +237,29 @@ const PAST_COLUMNS = sql`r.id, r.platform_id, r.category, r.confirmation, r.inci
         FROM disputes d WHERE d.report_id = r.id) END AS disputes`;
 
 /** A row of `pastScoreReadSql`: a record on one of the keys, with the times that date its state. */
-export interface PastRow {
-  subject_key: string;
-  id: string;
-  platform_id: string;
-  category: Category;
-  confirmation: Confirmation;
-  incident_at: number;
-  created_at: number;
-  amount_value: number;
-  amount_currency: string;
-  status: ReportStatus;
+export interface PastRow
+  extends Pick<
+    MatchRow,
+    | "subject_key"
+    | "id"
+    | "platform_id"
+    | "category"
+    | "confirmation"
+    | "incident_at"
+    | "created_at"
+    | "amount_value"
+    | "amount_currency"
+    | "status"
+    | "confirmation_verified_at"
+    | "trust"
+    | "group_id"
+  > {
   /** When it closed, for a closed record (nothing updates a report once closed). */
   updated_at: number;
-  confirmation_verified_at: number | null;
   after_lookup_at: number | null;
   after_lookup_cleared_at: number | null;
   /** JSON `[[opened_at, decided_at, deadline_at], …]`, or null when never disputed. */
   disputes: string | null;
-  trust: number;
-  group_id: string | null;
 }
 
 /** The platform walk of the score read: (subject key, platform) pairs with counted links. */
