@@ -90,17 +90,14 @@ export type BuyerKind = "forger" | "honest" | "wrongly_confirmed" | "malicious_v
 export type Role = "honest" | "careless" | "feedback" | "malicious";
 
 /** A report a platform will file (once its investigation ends), before the ledger sees it. */
-export interface MarketRecord {
-  ref: string;
+export interface MarketRecord
+  extends Pick<
+    ScoreRecord,
+    "ref" | "platformId" | "category" | "confirmation" | "incidentAt" | "amountValue" | "amountCurrency"
+  > {
   buyer: number;
-  platformId: string;
-  category: Category;
-  confirmation: Confirmation;
-  incidentAt: number;
   /** When the reporter files it: the incident plus its investigation (`INVESTIGATION_DAYS`). */
   createdAt: number;
-  amountValue: number;
-  amountCurrency: string;
   /** A police or court reference the consortium verified: honest members' only. */
   verified: boolean;
   /** The buyer is not a forger: the record is a mistake or a lie. */

@@ -27,7 +27,7 @@ import {
 } from "../schemas/reports";
 import { requestAudit } from "../services/audit";
 import { commitNamed } from "../services/commit";
-import { REPORT_ID, reportById, reportByIdSql } from "../services/report-queries";
+import { REPORT_ID, reportById, reportByIdSql, requireCountingUnlessDone } from "../services/report-queries";
 import { type ReportRow, toReport } from "../services/reports";
 
 const AfterLookupReportSchema = z
@@ -192,7 +192,6 @@ export function registerAdminReportsAfterLookupList(app: App) {
 }
 
 /** Statuses in which a report still counts, so its flag is worth clearing. */
-const OPEN = ["active", "disputed"];
 
 export function registerAdminReportsClearAfterLookup(app: App) {
   app.openapi(clear, async (c) => {
@@ -211,9 +210,7 @@ export function registerAdminReportsClearAfterLookup(app: App) {
       );
     }
     const already = row.after_lookup_cleared_at !== null;
-    if (!already && !OPEN.includes(row.status)) {
-      throw new ProblemError("conflict", `report ${id} is ${row.status}: it no longer counts`);
-    }
+    requireCountingUnlessDone(row, already);
     const { readBack } = await commitNamed(scope, {
       // A second clearing changes nothing: the first admin and time stand. Only an open report is
       // cleared (a closed report's `updated_at` is when it closed, which the after-look-up check

@@ -9,7 +9,7 @@ import { freeText, IdParam } from "../schemas/common";
 import { ReportSchema, STRONG_CONFIRMATIONS } from "../schemas/reports";
 import { requestAudit } from "../services/audit";
 import { commitNamed } from "../services/commit";
-import { reportById, reportByIdSql } from "../services/report-queries";
+import { reportById, reportByIdSql, requireCountingUnlessDone } from "../services/report-queries";
 import { type ReportRow, toReport } from "../services/reports";
 
 const route = authenticatedRoute({
@@ -51,7 +51,6 @@ const route = authenticatedRoute({
 });
 
 /** Statuses in which a report still counts, so its confirmation is worth verifying. */
-const OPEN = ["active", "disputed"];
 
 export function registerAdminReportsVerifyConfirmation(app: App) {
   app.openapi(route, async (c) => {
@@ -76,9 +75,7 @@ export function registerAdminReportsVerifyConfirmation(app: App) {
       );
     }
     const already = row.confirmation_verified_at !== null;
-    if (!already && !OPEN.includes(row.status)) {
-      throw new ProblemError("conflict", `report ${id} is ${row.status}: it no longer counts`);
-    }
+    requireCountingUnlessDone(row, already);
     const { readBack } = await commitNamed(scope, {
       // A second verification changes nothing: the first admin and time stand. A police report or
       // court ruling the consortium checked is independent evidence, so verifying it also clears

@@ -77,6 +77,17 @@ export async function listReports(
 const OPEN_STATUSES: readonly ReportStatus[] = ["active", "disputed"];
 
 /**
+ * An admin action on a report's standing (verifying its confirmation, clearing its after-look-up
+ * flag) acts only while the report counts: 409 for a closed one, unless the action was already
+ * done (`already`), which is answered as a replay whatever the report's status since.
+ */
+export function requireCountingUnlessDone(row: Pick<ReportRow, "id" | "status">, already: boolean): void {
+  if (!already && !OPEN_STATUSES.includes(row.status)) {
+    throw new ProblemError("conflict", `report ${row.id} is ${row.status}: it no longer counts`);
+  }
+}
+
+/**
  * Retracts (reporter) or voids (admin) a report: read it (404 when absent or another
  * tenant's), refuse if already closed (409), then update it and audit the change in one batch.
  */
