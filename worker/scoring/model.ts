@@ -402,10 +402,11 @@ function photoAnswer(index: number, kept: readonly { match: PhotoMatchInput }[])
 /**
  * Scores one buyer's records at time `now`, and, when the claim's photos are given, their
  * matches with confirmed fingerprints (`photos[i]`: the matches of the claim's photo i).
- * Deterministic: the same records, photos and `now` give the same answer, whatever the order of
- * the records or of each photo's matches. `read` says the records are the most recent
- * `cappedAt` per subject key and platform of more (reason RECORDS_CAPPED). Without `photos`
- * the answer is exactly pixiu-score/1's.
+ * Deterministic: the same records (with their platforms' trust, groups and flags), photos and
+ * `now` give the same answer, whatever the order of the records or of each photo's matches.
+ * `read` says the records are the most recent `cappedAt` per subject key and platform of more
+ * (reason RECORDS_CAPPED). Without `photos`, with every police or court confirmation verified,
+ * every trust 1, no flagged record and no group, the answer is exactly pixiu-score/1's.
  */
 export function evaluate(
   records: readonly ScoreRecord[],
