@@ -2,7 +2,7 @@ import { z } from "@hono/zod-openapi";
 import { sql } from "drizzle-orm";
 import { reportStatuses } from "../../schema";
 import type { App } from "../app";
-import { abortUnlessChanged, all, rowsOf } from "../lib/batch";
+import { all } from "../lib/batch";
 import { decodeTimeIdCursor, pageByTimeOf } from "../lib/cursor";
 import { conflictResponse, notFoundResponse, ProblemError } from "../lib/problem";
 import { authenticatedRoute } from "../lib/route";
@@ -25,10 +25,7 @@ import {
   CONFIRMATIONS,
   ReportSchema,
 } from "../schemas/reports";
-import { requestAudit } from "../services/audit";
-import { commitNamed } from "../services/commit";
-import { REPORT_ID, reportById, reportByIdSql, requireCountingUnlessDone } from "../services/report-queries";
-import { type ReportRow, toReport } from "../services/reports";
+import { changeStanding, REPORT_ID, reportById } from "../services/report-queries";
 
 const AfterLookupReportSchema = z
   .object({
@@ -191,8 +188,6 @@ export function registerAdminReportsAfterLookupList(app: App) {
   });
 }
 
-/** Statuses in which a report still counts, so its flag is worth clearing. */
-
 export function registerAdminReportsClearAfterLookup(app: App) {
   app.openapi(clear, async (c) => {
     const { id } = c.req.valid("param");
@@ -210,35 +205,16 @@ export function registerAdminReportsClearAfterLookup(app: App) {
       );
     }
     const already = row.after_lookup_cleared_at !== null;
-    requireCountingUnlessDone(row, already);
-    const { readBack } = await commitNamed(scope, {
-      // A second clearing changes nothing: the first admin and time stand. Only an open report is
-      // cleared (a closed report's `updated_at` is when it closed, which the after-look-up check
-      // reads); one closed since it was read rolls the batch back (409).
-      clear: already
-        ? []
-        : [
-            sql`UPDATE reports SET after_lookup_cleared_at = ${scope.now},
-                after_lookup_cleared_by = ${scope.principal.actor}, updated_at = ${scope.now}
-              WHERE id = ${id} AND after_lookup_at IS NOT NULL AND after_lookup_cleared_at IS NULL
-                AND status IN ('active', 'disputed')`,
-            abortUnlessChanged(),
-          ],
-      audit: requestAudit(scope, {
-        target: id,
-        outcome: already ? "replayed" : "ok",
-        details: {
-          afterLookupAt: row.after_lookup_at,
-          afterLookupBand: row.after_lookup_band,
-          reason,
-        },
-      }),
-      readBack: reportByIdSql(id, null),
+    // A second clearing changes nothing: the first admin and time stand. Only an open report is
+    // cleared (a closed report's `updated_at` is when it closed, which the after-look-up check reads).
+    const report = await changeStanding(scope, row, {
+      already,
+      update: sql`UPDATE reports SET after_lookup_cleared_at = ${scope.now},
+          after_lookup_cleared_by = ${scope.principal.actor}, updated_at = ${scope.now}
+        WHERE id = ${id} AND after_lookup_at IS NOT NULL AND after_lookup_cleared_at IS NULL
+          AND status IN ('active', 'disputed')`,
+      details: { afterLookupAt: row.after_lookup_at, afterLookupBand: row.after_lookup_band, reason },
     });
-    const [updated] = rowsOf<ReportRow>(readBack);
-    if (!updated) {
-      throw new Error(`report ${id} vanished while its after-look-up flag was cleared`);
-    }
-    return c.json(toReport(updated), 200);
+    return c.json(report, 200);
   });
 }

@@ -1,16 +1,12 @@
 import { z } from "@hono/zod-openapi";
 import { sql } from "drizzle-orm";
 import type { App } from "../app";
-import { abortUnlessChanged, rowsOf } from "../lib/batch";
 import { conflictResponse, notFoundResponse, ProblemError } from "../lib/problem";
 import { authenticatedRoute } from "../lib/route";
 import { guard } from "../middleware/auth";
 import { freeText, IdParam } from "../schemas/common";
 import { ReportSchema, STRONG_CONFIRMATIONS } from "../schemas/reports";
-import { requestAudit } from "../services/audit";
-import { commitNamed } from "../services/commit";
-import { reportById, reportByIdSql, requireCountingUnlessDone } from "../services/report-queries";
-import { type ReportRow, toReport } from "../services/reports";
+import { changeStanding, reportById } from "../services/report-queries";
 
 const route = authenticatedRoute({
   method: "post",
@@ -50,8 +46,6 @@ const route = authenticatedRoute({
   },
 });
 
-/** Statuses in which a report still counts, so its confirmation is worth verifying. */
-
 export function registerAdminReportsVerifyConfirmation(app: App) {
   app.openapi(route, async (c) => {
     const { id } = c.req.valid("param");
@@ -75,16 +69,13 @@ export function registerAdminReportsVerifyConfirmation(app: App) {
       );
     }
     const already = row.confirmation_verified_at !== null;
-    requireCountingUnlessDone(row, already);
-    const { readBack } = await commitNamed(scope, {
-      // A second verification changes nothing: the first admin and time stand. A police report or
-      // court ruling the consortium checked is independent evidence, so verifying it also clears
-      // an after-look-up flag (docs/scoring.md §3c), by the same admin at the same time.
-      // One closed or verified since it was read rolls the batch back (409), as clearing a flag does.
-      verify: already
-        ? []
-        : [
-            sql`UPDATE reports SET confirmation_verified_at = ${scope.now},
+    // A second verification changes nothing: the first admin and time stand. A police report or
+    // court ruling the consortium checked is independent evidence, so verifying it also clears
+    // an after-look-up flag (docs/scoring.md §3c), by the same admin at the same time.
+    const clearsFlag = row.after_lookup_at !== null && row.after_lookup_cleared_at === null;
+    const report = await changeStanding(scope, row, {
+      already,
+      update: sql`UPDATE reports SET confirmation_verified_at = ${scope.now},
           confirmation_verified_by = ${scope.principal.actor}, updated_at = ${scope.now},
           after_lookup_cleared_at = CASE WHEN after_lookup_at IS NOT NULL AND after_lookup_cleared_at IS NULL
             THEN ${scope.now} ELSE after_lookup_cleared_at END,
@@ -92,26 +83,13 @@ export function registerAdminReportsVerifyConfirmation(app: App) {
             THEN ${scope.principal.actor} ELSE after_lookup_cleared_by END
         WHERE id = ${id} AND confirmation_verified_at IS NULL AND status IN ('active', 'disputed')
           AND confirmation IN ('police_report', 'court_ruling') AND confirmation_ref IS NOT NULL`,
-            abortUnlessChanged(),
-          ],
-      audit: requestAudit(scope, {
-        target: id,
-        outcome: already ? "replayed" : "ok",
-        details: {
-          confirmation: row.confirmation,
-          confirmationRef: row.confirmation_ref,
-          note,
-          ...(!already && row.after_lookup_at !== null && row.after_lookup_cleared_at === null
-            ? { afterLookupCleared: true }
-            : {}),
-        },
-      }),
-      readBack: reportByIdSql(id, null),
+      details: {
+        confirmation: row.confirmation,
+        confirmationRef: row.confirmation_ref,
+        note,
+        ...(!already && clearsFlag ? { afterLookupCleared: true } : {}),
+      },
     });
-    const [updated] = rowsOf<ReportRow>(readBack);
-    if (!updated) {
-      throw new Error(`report ${id} vanished while its confirmation was verified`);
-    }
-    return c.json(toReport(updated), 200);
+    return c.json(report, 200);
   });
 }

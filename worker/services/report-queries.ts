@@ -78,13 +78,33 @@ const OPEN_STATUSES: readonly ReportStatus[] = ["active", "disputed"];
 
 /**
  * An admin action on a report's standing (verifying its confirmation, clearing its after-look-up
- * flag) acts only while the report counts: 409 for a closed one, unless the action was already
- * done (`already`), which is answered as a replay whatever the report's status since.
+ * flag), in one batch: refused with 409 once the report no longer counts, unless it was already
+ * done (`already`: answered as a replay, audited `replayed`, nothing written, whatever the
+ * report's status since); otherwise the guarded `update` runs and a report closed or changed
+ * since it was read rolls the batch back (409). Answers the report as it now stands.
  */
-export function requireCountingUnlessDone(row: Pick<ReportRow, "id" | "status">, already: boolean): void {
-  if (!already && !OPEN_STATUSES.includes(row.status)) {
+export async function changeStanding(
+  scope: RequestScope,
+  row: ReportRow,
+  change: { already: boolean; update: SQL; details: Record<string, unknown> },
+): Promise<Report> {
+  if (!change.already && !OPEN_STATUSES.includes(row.status)) {
     throw new ProblemError("conflict", `report ${row.id} is ${row.status}: it no longer counts`);
   }
+  const { readBack } = await commitNamed(scope, {
+    change: change.already ? [] : [change.update, abortUnlessChanged()],
+    audit: requestAudit(scope, {
+      target: row.id,
+      outcome: change.already ? "replayed" : "ok",
+      details: change.details,
+    }),
+    readBack: reportByIdSql(row.id, null),
+  });
+  const [updated] = rowsOf<ReportRow>(readBack);
+  if (!updated) {
+    throw new Error(`report ${row.id} vanished while its standing changed`);
+  }
+  return toReport(updated);
 }
 
 /**
