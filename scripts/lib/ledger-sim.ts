@@ -154,6 +154,22 @@ const draws = (random: () => number): Draws => ({
   clearDelay: random(),
 });
 
+/** A report as the ledger first holds it: not filed yet, nothing decided; `echo` for the feedback platform's. */
+const pending = (r: MarketRecord, echo: boolean, random: () => number): Held => ({
+  ...r,
+  status: "pending",
+  disputeDeadlineAt: null,
+  flagged: false,
+  cleared: false,
+  closed: null,
+  closedAt: null,
+  dispute: null,
+  echo,
+  flaggedAfter: null,
+  clearedAt: null,
+  u: draws(random),
+});
+
 type Event =
   | { kind: "recompute" }
   | { kind: "track" }
@@ -270,23 +286,9 @@ export function runLedger(market: Market, ledger: LedgerParams = DEFAULT_LEDGER)
   const started = performance.now();
   const { params, kinds, roles } = market;
   const queue = new Queue();
-  const held: Held[] = market.records.map((r) => {
-    const random = keyedRng(params.seed, `outcome:${r.ref}`);
-    return {
-      ...r,
-      status: "pending",
-      disputeDeadlineAt: null,
-      flagged: false,
-      cleared: false,
-      closed: null,
-      closedAt: null,
-      dispute: null,
-      echo: false,
-      flaggedAfter: null,
-      clearedAt: null,
-      u: draws(random),
-    };
-  });
+  const held: Held[] = market.records.map((r) =>
+    pending(r, false, keyedRng(params.seed, `outcome:${r.ref}`)),
+  );
   /** Per buyer: the reports filed so far, and each platform's look-ups (time, band). */
   const filedOf = new Map<number, Held[]>();
   /** Per buyer and platform: the times of its look-ups (the inquiry log keeps who and when, not the answer). */
@@ -451,33 +453,26 @@ export function runLedger(market: Market, ledger: LedgerParams = DEFAULT_LEDGER)
     ) {
       const random = keyedRng(params.seed, `feedback:${claim.key}`);
       const normal = Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
-      const rec: Held = {
-        ref: `f${++feedbackRefs}`,
-        buyer: claim.buyer,
-        platformId: claim.platformId,
-        category: pick(random, [
-          ["ai_generated_image", 0.5],
-          ["edited_image", 0.5],
-        ]),
-        confirmation: "manual_review",
-        incidentAt: at,
-        createdAt: at + 3_600_000,
-        amountValue: Math.max(5, Math.round(250 * Math.exp(1.3 * normal))) * 100,
-        amountCurrency: "CNY",
-        verified: true,
-        wrong: kinds[claim.buyer] !== "forger",
-        status: "pending",
-        disputeDeadlineAt: null,
-        flagged: false,
-        cleared: false,
-        closed: null,
-        closedAt: null,
-        dispute: null,
-        echo: true,
-        flaggedAfter: null,
-        clearedAt: null,
-        u: draws(random),
-      };
+      const rec = pending(
+        {
+          ref: `f${++feedbackRefs}`,
+          buyer: claim.buyer,
+          platformId: claim.platformId,
+          category: pick(random, [
+            ["ai_generated_image", 0.5],
+            ["edited_image", 0.5],
+          ]),
+          confirmation: "manual_review",
+          incidentAt: at,
+          createdAt: at + 3_600_000,
+          amountValue: Math.max(5, Math.round(250 * Math.exp(1.3 * normal))) * 100,
+          amountCurrency: "CNY",
+          verified: true,
+          wrong: kinds[claim.buyer] !== "forger",
+        },
+        true,
+        random,
+      );
       held.push(rec);
       queue.push(rec.createdAt, { kind: "file", rec });
     }
