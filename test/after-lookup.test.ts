@@ -23,6 +23,7 @@ import {
   countRows,
   createReport,
   logShardOf,
+  lookupAppend,
   newBuyer,
   newPlatform,
   platformOnShard,
@@ -119,26 +120,10 @@ async function listed(cleared = false): Promise<Listed[]> {
 async function lookUpAt(p: TestPlatform, keys: string[], at: number) {
   const actor = `platform:${p.id}`;
   const id = uniqueId("req");
-  const result = await logShardOf(actor).append(shardOf(actor, Number(env.LOG_SHARDS ?? 1)), {
-    id,
-    entries: [
-      {
-        at,
-        actor,
-        action: "score.query",
-        requestId: id,
-        outcome: "ok",
-        details: { purpose: "refund_review", inquired: true },
-        subjectKeys: keys,
-      },
-    ],
-    inquiries: keys.map((subjectKey) => ({
-      subjectKey,
-      platformId: p.id,
-      purpose: "refund_review",
-      requestId: id,
-    })),
-  });
+  const result = await logShardOf(actor).append(
+    shardOf(actor, Number(env.LOG_SHARDS ?? 1)),
+    lookupAppend(id, at, actor, keys, p.id),
+  );
   expect(result.ok).toBe(true);
 }
 

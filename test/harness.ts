@@ -272,8 +272,19 @@ export function logShardOf(actor: string): DurableObjectStub<LogShard> {
   return shardStub(env as unknown as LogConfig, shardOf(actor, shards));
 }
 
-/** A look-up's log append written at `at` (e.g. long ago, for the archive), straight to a shard. */
-export function lookupAppend(id: string, at: number, actor: string, subjectKey: string): AppendInput {
+/**
+ * A look-up's log append written at `at` (e.g. long ago, for the archive), straight to a shard.
+ * With `inquiredBy` (the platform's id) it also writes the inquiry rows, as `logLookups` does for
+ * a look-up of the buyer's subjects.
+ */
+export function lookupAppend(
+  id: string,
+  at: number,
+  actor: string,
+  subjectKeys: string | string[],
+  inquiredBy?: string,
+): AppendInput {
+  const keys = typeof subjectKeys === "string" ? [subjectKeys] : subjectKeys;
   return {
     id,
     entries: [
@@ -283,10 +294,20 @@ export function lookupAppend(id: string, at: number, actor: string, subjectKey: 
         action: "score.query",
         requestId: id,
         outcome: "ok",
-        details: { purpose: "refund_review" },
-        subjectKeys: [subjectKey],
+        details: inquiredBy ? { purpose: "refund_review", inquired: true } : { purpose: "refund_review" },
+        subjectKeys: keys,
       },
     ],
+    ...(inquiredBy
+      ? {
+          inquiries: keys.map((subjectKey) => ({
+            subjectKey,
+            platformId: inquiredBy,
+            purpose: "refund_review",
+            requestId: id,
+          })),
+        }
+      : {}),
   };
 }
 
