@@ -1,5 +1,5 @@
 import type { Config } from "../env";
-import type { AppendInput, AppendResult, LogShard, OwnLookups } from "./shard";
+import type { AppendInput, AppendResult, LogShard, OwnLookups, OwnLookupsQuery } from "./shard";
 
 /**
  * The Worker's side of the log store: which shard an actor writes to, and the calls every
@@ -57,17 +57,7 @@ export async function appendLog(config: LogConfig, actor: string, input: AppendI
  * look-ups are appended to: `shardOf(actor, LOG_SHARDS)`), in one call; retried once. Throws
  * `LogUnavailable` when the shard cannot answer.
  */
-export async function readOwnLookups(
-  config: LogConfig,
-  q: {
-    platformId: string;
-    actor: string;
-    keys: readonly string[];
-    since: number;
-    until: number;
-    perKey: number;
-  },
-): Promise<OwnLookups> {
+export async function readOwnLookups(config: LogConfig, q: OwnLookupsQuery): Promise<OwnLookups> {
   const shard = shardOf(q.actor, config.LOG_SHARDS);
   let lastError: unknown;
   for (let attempt = 0; attempt < 2; attempt++) {

@@ -86,6 +86,17 @@ export interface OwnLookup {
 }
 
 /** `LogShard.lookupsOf`: the look-ups found, and how far back the list is complete. */
+/** Which of a platform's own look-ups `LogShard.lookupsOf` reads: its actor's, of these keys, in [since, until]. */
+export interface OwnLookupsQuery {
+  platformId: string;
+  actor: string;
+  keys: readonly string[];
+  since: number;
+  until: number;
+  /** Newest look-ups read per key. */
+  perKey: number;
+}
+
 export interface OwnLookups {
   /** Newest first. */
   lookups: OwnLookup[];
@@ -888,14 +899,7 @@ export class LogShard extends DurableObject {
    * the archive is found through its `archived_lookups` row (same time and request id); one
    * whose keys are gone (erased) counts with the keys of `keys` it was inquired under.
    */
-  lookupsOf(q: {
-    platformId: string;
-    actor: string;
-    keys: readonly string[];
-    since: number;
-    until: number;
-    perKey: number;
-  }): OwnLookups {
+  lookupsOf(q: OwnLookupsQuery): OwnLookups {
     const hits = this.sql
       .exec<{ subject_key: string; at: number; request_id: string }>(
         OWN_LOOKUPS_SQL,
